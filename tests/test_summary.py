@@ -1,0 +1,73 @@
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from vggcore import ARCHS, build, summary, totals
+from vggcore.cli import main
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("head", ["paper", "torchvision", "gap"])
+def test_analytic_macs_equal_measured_flops(arch, head):
+    model = build(arch, width=0.125, image_size=64, head=head, num_classes=10)
+    with FlopCounterMode(display=False) as counter:
+        model(torch.randn(3, 3, 64, 64))
+    assert totals(summary(model, batch_size=3))["macs"] * 2 == counter.get_total_flops()
+
+
+def test_full_size_macs_measured_on_meta():
+    with torch.device("meta"):
+        model = build("A")
+        with FlopCounterMode(display=False) as counter:
+            model(torch.empty(1, 3, 224, 224))
+    assert totals(summary("A"))["macs"] * 2 == counter.get_total_flops()
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("batch_norm", [False, True])
+@pytest.mark.parametrize("head,dropout", [("paper", 0.5), ("torchvision", 0.0), ("gap", 0.5)])
+def test_saved_bytes_equal_autograd_saved_tensors(arch, batch_norm, head, dropout):
+    model = build(arch, width=0.125, image_size=64, head=head, batch_norm=batch_norm, dropout=dropout,
+                  num_classes=10).train()
+    own = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in own:
+            seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    x = torch.randn(2, 3, 64, 64)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(x)
+    assert totals(summary(model, batch_size=2))["saved_bytes"] == sum(seen.values())
+
+
+def test_summary_columns_and_shapes():
+    table = summary("D", image_size=32, width=0.25, batch_size=4)
+    assert list(table.columns) == ["layer", "kind", "output_shape", "params", "macs", "activation_bytes",
+                                   "saved_bytes"]
+    assert table.iloc[-1]["output_shape"] == (4, 1000)
+    assert table["layer"].iloc[0] == "features.0"
+    assert (table["macs"] >= 0).all()
+
+
+def test_cli_summary_and_list(capsys):
+    assert main(["summary", "D", "--image-size", "32", "--width", "0.25", "--format", "csv"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("layer,kind,output_shape")
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "138357544" in out and "15.47" in out
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["summary", "vgg17"], "unknown architecture 'vgg17'"),
+    (["summary", "A", "--image-size", "20"], "at least 32"),
+    (["summary", "A", "--head", "max"], "unknown head"),
+])
+def test_cli_errors_are_one_line(argv, match, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert match in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err

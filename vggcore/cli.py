@@ -1,0 +1,93 @@
+"""Command line for the core.
+
+    python -m vggcore list                                  # every architecture: parameters, GMACs at 224
+    python -m vggcore summary D                             # per-layer table with totals
+    python -m vggcore summary vgg16_bn --image-size 32 --width 0.25 --format csv
+    python -m vggcore train --arch A --batch-norm --dataset digits --image-size 32 --width 0.25 --out runs/a
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .archs import ARCHS
+
+
+def _cmd_list(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .config import VGGConfig
+    from .summary import summary, totals
+
+    rows = []
+    for arch in ARCHS:
+        for bn in (False, True):
+            t = totals(summary(VGGConfig(arch=arch, batch_norm=bn)))
+            rows.append(dict(arch=arch + ("_bn" if bn else ""), params=t["params"], gmacs_224=round(t["macs"] / 1e9, 3)))
+    print(pd.DataFrame(rows).to_string(index=False))
+
+
+def _cmd_summary(args: argparse.Namespace) -> None:
+    from .config import VGGConfig
+    from .summary import summary, totals
+
+    config = VGGConfig(arch=args.arch, batch_norm=args.batch_norm or False, image_size=args.image_size,
+                       width=args.width, head=args.head, num_classes=args.num_classes)
+    table = summary(config, batch_size=args.batch_size)
+    t = totals(table)
+    if args.format == "csv":
+        print(table.to_csv(index=False), end="")
+    elif args.format == "markdown":
+        print(table.to_markdown(index=False))
+    else:
+        print(table.to_string(index=False))
+    if args.format != "csv":
+        print(f"\n{config.name} at {config.image_size}x{config.image_size}, batch {args.batch_size}: "
+              f"{t['params']:,} parameters, {t['macs'] / 1e9:.3f} GMACs, "
+              f"{t['activation_bytes'] / 2**20:.1f} MiB of activations, "
+              f"{t['saved_bytes'] / 2**20:.1f} MiB kept for backward")
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from .train_cli import run_from_args
+
+    run_from_args(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m vggcore", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list architectures with parameters and GMACs at 224").set_defaults(func=_cmd_list)
+
+    s = sub.add_parser("summary", help="per-layer shapes, parameters, MACs and memory of one architecture")
+    s.add_argument("arch", help="A, A-LRN, B, C, D, E or vgg11/13/16/19[_bn]")
+    s.add_argument("--batch-norm", action="store_true", default=None, help="BatchNorm after every conv")
+    s.add_argument("--image-size", type=int, default=224)
+    s.add_argument("--width", type=float, default=1.0, help="channel and FC-width multiplier")
+    s.add_argument("--head", default="paper", help="paper, torchvision or gap")
+    s.add_argument("--num-classes", type=int, default=1000)
+    s.add_argument("--batch-size", type=int, default=1)
+    s.add_argument("--format", choices=("table", "csv", "markdown"), default="table")
+    s.set_defaults(func=_cmd_summary)
+
+    from .train_cli import add_train_arguments
+
+    t = sub.add_parser("train", help="train one network and evaluate it on the test split")
+    add_train_arguments(t)
+    t.set_defaults(func=_cmd_train)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
