@@ -1,9 +1,11 @@
 import pytest
 import torch
 
-from vggcore import ARCHS
+from vggcore import summary
 
-PAPER_ARCHS = list(ARCHS)
+# Building on the meta device lazily imports torch._dynamo and friends. Do it once up front: pytester restores
+# sys.modules after each test, and a torch module imported again re-registers its operator library and fails.
+summary("A", image_size=32, width=0.125)
 
 
 @pytest.fixture(autouse=True)
@@ -13,3 +15,5 @@ def _seed():
 
 def pytest_configure(config):
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+
+pytest_plugins = ["pytester"]

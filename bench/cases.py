@@ -1,0 +1,145 @@
+"""Benchmark cases: what one timed measurement is, and how the command-line options expand into cases."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from vggcore.archs import ARCHS, TORCHVISION_NAMES, resolve_arch
+from vggcore.measure import DEVICES, DTYPES, device_available, dtype_unsupported_reason
+
+MODES = ("forward", "forward_backward", "train_step")
+IMPLEMENTATIONS = ("vggcore", "torchvision")
+GRIDS = {
+    # name: defaults for options the user did not give (per device where it matters)
+    "quick": dict(archs=["A", "D"], batch_sizes={"cpu": [1, 4], "cuda": [32, 64], "mps": [8, 16]}, dtypes=None),
+    "full": dict(archs=list(ARCHS), batch_sizes={"cpu": [1, 8, 32], "cuda": [1, 16, 64, 128, 256],
+                                                 "mps": [1, 8, 32, 64]}, dtypes="all"),
+}
+
+
+@dataclass(frozen=True)
+class BenchCase:
+    arch: str               # paper configuration, "_bn" suffix for BatchNorm
+    mode: str               # forward (inference), forward_backward (loss + backward), train_step (+ SGD step)
+    batch_size: int         # images per step
+    image_size: int         # square input side, pixels
+    width: float            # channel/FC width multiplier (1.0 = the paper)
+    device: str             # cpu, cuda or mps
+    dtype: str              # fp32, or bf16/fp16 under autocast
+    channels_last: bool     # NHWC memory format for model and input
+    compiled: bool          # torch.compile'd model
+    implementation: str     # vggcore or torchvision
+
+    @property
+    def id(self) -> str:
+        extras = "-cl" if self.channels_last else ""
+        extras += "-compiled" if self.compiled else ""
+        return (f"{self.arch}-{self.mode}-{self.device}-{self.dtype}-{self.image_size}px-w{self.width:g}"
+                f"-b{self.batch_size}{extras}-{self.implementation}")
+
+    @property
+    def group(self) -> str:
+        """One pytest-benchmark table per (arch, mode, device, dtype, image size, width, layout)."""
+        layout = " channels_last" if self.channels_last else ""
+        layout += " compiled" if self.compiled else ""
+        return (f"{self.arch} {self.mode} {self.device} {self.dtype} {self.image_size}px width {self.width:g}"
+                f"{layout}")
+
+    def skip_reason(self) -> str | None:
+        reason = dtype_unsupported_reason(self.device, self.dtype)
+        if reason:
+            return reason
+        if self.implementation == "torchvision":
+            arch = self.arch.removesuffix("_bn")
+            if arch not in TORCHVISION_NAMES:
+                return f"torchvision has no configuration {arch} (only A/B/D/E as vgg11/13/16/19)"
+            if self.width != 1:
+                return "torchvision's VGG has fixed widths; its reference runs at --vgg-width 1 only"
+        return None
+
+
+class OptionError(ValueError):
+    """A bad --vgg-* value: becomes a pytest usage error."""
+
+
+def split(option: str, raw: str | None) -> list[str] | None:
+    if raw is None:
+        return None
+    values = [v.strip() for v in raw.split(",") if v.strip()]
+    if not values:
+        raise OptionError(f"{option}: empty list")
+    return values
+
+
+def choose(option: str, values: list[str], allowed: tuple[str, ...] | list[str]) -> list[str]:
+    for v in values:
+        if v not in allowed:
+            raise OptionError(f"{option}: unknown value {v!r}; allowed: {', '.join(allowed)}")
+    return values
+
+
+def positive_ints(option: str, values: list[str]) -> list[int]:
+    out = []
+    for v in values:
+        if not v.isdigit() or int(v) <= 0:
+            raise OptionError(f"{option}: {v!r} is not a positive integer")
+        out.append(int(v))
+    return out
+
+
+def canonical_arch(option: str, name: str) -> str:
+    try:
+        arch, bn = resolve_arch(name)
+    except ValueError as err:
+        raise OptionError(f"{option}: {err}") from None
+    return arch + ("_bn" if bn else "")
+
+
+def expand(options: dict[str, str | None], *, compiled: bool, channels_last: bool,
+           reference: bool) -> list[BenchCase]:
+    """All cases for the given raw option strings (None = not given, take the grid's default)."""
+    grid_name = options.get("grid") or "quick"
+    if grid_name not in GRIDS:
+        raise OptionError(f"--vgg-grid: unknown value {grid_name!r}; allowed: {', '.join(GRIDS)}")
+    grid = GRIDS[grid_name]
+
+    archs = [canonical_arch("--vgg-archs", a) for a in split("--vgg-archs", options.get("archs")) or grid["archs"]]
+    devices = split("--vgg-devices", options.get("devices"))
+    if devices is None:
+        devices = [d for d in DEVICES if device_available(d)]
+    else:
+        choose("--vgg-devices", devices, DEVICES)
+        for d in devices:
+            if not device_available(d):
+                raise OptionError(f"--vgg-devices: {d!r} is not available on this machine; "
+                                  f"available: {', '.join(x for x in DEVICES if device_available(x))}")
+    modes = choose("--vgg-modes", split("--vgg-modes", options.get("modes")) or list(MODES), MODES)
+    dtypes_raw = split("--vgg-dtypes", options.get("dtypes"))
+    if dtypes_raw is not None:
+        choose("--vgg-dtypes", dtypes_raw, tuple(DTYPES))
+    sizes_raw = split("--vgg-batch-sizes", options.get("batch_sizes"))
+    batch_sizes = positive_ints("--vgg-batch-sizes", sizes_raw) if sizes_raw else None
+    image_size = positive_ints("--vgg-image-size", [options.get("image_size") or "224"])[0]
+    if image_size < 32:
+        raise OptionError(f"--vgg-image-size: {image_size} is below 32, the smallest input five max-pools take")
+    if image_size % 32:
+        raise OptionError(f"--vgg-image-size: {image_size} is not a multiple of 32, which the paper's head "
+                          f"(flatten the last max-pool) needs; try {image_size // 32 * 32}")
+    try:
+        width = float(options.get("width") or "1")
+    except ValueError:
+        raise OptionError(f"--vgg-width: {options.get('width')!r} is not a number") from None
+    if width <= 0:
+        raise OptionError(f"--vgg-width: {width:g} must be positive")
+
+    cases = []
+    impls = IMPLEMENTATIONS if reference else IMPLEMENTATIONS[:1]
+    for device in devices:
+        dtypes = dtypes_raw or (list(DTYPES) if grid["dtypes"] == "all" else ["fp32"])
+        for arch, mode, dtype, bs, impl in itertools.product(
+                archs, modes, dtypes, batch_sizes or grid["batch_sizes"][device], impls):
+            cases.append(BenchCase(arch=arch, mode=mode, batch_size=bs, image_size=image_size, width=width,
+                                   device=device, dtype=dtype, channels_last=channels_last, compiled=compiled,
+                                   implementation=impl))
+    return cases

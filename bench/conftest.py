@@ -1,0 +1,96 @@
+"""Options and fixtures of the VGG benchmark suite.
+
+    pytest bench --benchmark-only                                    # quick grid: A and D, every device here
+    pytest bench --benchmark-only --vgg-reference                    # torchvision's VGG side by side
+    pytest bench --benchmark-only --vgg-dtypes fp32,bf16 --vgg-channels-last
+    pytest bench --benchmark-only --vgg-grid full --vgg-devices cuda # all six configs, batch up to 256
+    pytest bench --benchmark-only --benchmark-json out.json          # every figure in extra_info
+"""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+import torch
+
+from vggcore.measure import matmul_peak_flops
+
+from .cases import OptionError, expand
+
+OPTIONS = {
+    "archs": "architectures, comma-separated (A, A-LRN, B, C, D, E, vgg16_bn, ...); default A,D",
+    "batch-sizes": "batch sizes, comma-separated positive integers; default per device from --vgg-grid",
+    "image-size": "square input side in pixels, a multiple of 32 (default 224)",
+    "devices": "cpu, cuda, mps, comma-separated; default every available one",
+    "dtypes": "fp32, bf16, fp16 (the latter two under autocast); default fp32 (full grid: all)",
+    "modes": "forward, forward_backward, train_step; default all three",
+    "width": "channel and FC-width multiplier (default 1, the paper's VGG)",
+    "grid": "quick (default) or full: all six configurations, batch sizes up to 256, every dtype",
+    "max-time": "seconds of timed rounds per case (default 2); at least 3 rounds always run",
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("vggbench", "VGG benchmark grid")
+    for name, help_text in OPTIONS.items():
+        group.addoption(f"--vgg-{name}", default=None, help=help_text)
+    group.addoption("--vgg-channels-last", action="store_true", help="NHWC memory format for model and input")
+    group.addoption("--vgg-compile", action="store_true", help="torch.compile the model (compile time is not timed)")
+    group.addoption("--vgg-reference", action="store_true", help="also time torchvision's VGG for every case")
+
+
+def _raw_options(config: pytest.Config) -> dict[str, str | None]:
+    return {name.replace("-", "_"): config.getoption(f"--vgg-{name}") for name in OPTIONS}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        config._vgg_cases = expand(_raw_options(config), compiled=config.getoption("--vgg-compile"),
+                                   channels_last=config.getoption("--vgg-channels-last"),
+                                   reference=config.getoption("--vgg-reference"))
+        max_time = config.getoption("--vgg-max-time")
+        config._vgg_max_time = float(max_time) if max_time is not None else 2.0
+    except OptionError as err:
+        raise pytest.UsageError(str(err)) from None
+    except ValueError:
+        raise pytest.UsageError(f"--vgg-max-time: {config.getoption('--vgg-max-time')!r} is not a number") from None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "case" in metafunc.fixturenames:
+        cases = metafunc.config._vgg_cases
+        metafunc.parametrize("case", cases, ids=[c.id for c in cases])
+
+
+@pytest.fixture(scope="session")
+def peak_flops():
+    """The device's measured matmul peak per dtype, measured once per session, in this run."""
+    cache: dict[tuple[str, str], float] = {}
+
+    def get(device: str, dtype: str) -> float:
+        if (device, dtype) not in cache:
+            cache[(device, dtype)] = matmul_peak_flops(device, dtype)
+        return cache[(device, dtype)]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def model_cache():
+    """The last model built, reused by the next case that needs the same network (batch sizes, modes)."""
+    cache: dict = {}
+    yield cache
+    cache.clear()
+
+
+@pytest.fixture
+def max_time(request) -> float:
+    return request.config._vgg_max_time
+
+
+def free_memory(cache: dict) -> None:
+    cache.clear()
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

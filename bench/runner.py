@@ -1,0 +1,116 @@
+"""Build the model and the step for one `BenchCase`, and measure what the timing alone cannot tell."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Callable
+
+import torch
+from torch import nn
+
+from vggcore import VGGConfig, build, summary, totals
+from vggcore.archs import TORCHVISION_NAMES
+from vggcore.measure import (autocast, device_name, measure_peak_memory, saved_activation_bytes, synchronize,
+                             threads)
+
+from .cases import BenchCase
+
+NUM_CLASSES = 1000
+# The paper's SGD (section 3.1); the learning rate does not change the cost of a step.
+SGD = dict(lr=1e-2, momentum=0.9, weight_decay=5e-4)
+
+
+def model_config(case: BenchCase) -> VGGConfig:
+    return VGGConfig(arch=case.arch, image_size=case.image_size, width=case.width, num_classes=NUM_CLASSES)
+
+
+def make_model(case: BenchCase) -> nn.Module:
+    if case.implementation == "torchvision":
+        import torchvision
+
+        config = model_config(case)
+        name = TORCHVISION_NAMES[config.arch] + ("_bn" if config.batch_norm else "")
+        model = getattr(torchvision.models, name)(weights=None, num_classes=NUM_CLASSES)
+    else:
+        model = build(model_config(case))
+    model = model.to(case.device)
+    if case.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+class Step:
+    """One benchmarked step of a case: inputs made and seeded up front, `__call__` is what gets timed."""
+
+    def __init__(self, case: BenchCase, model: nn.Module) -> None:
+        self.case, self.model = case, model
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(case.batch_size, 3, case.image_size, case.image_size, generator=gen)
+        self.x = x.to(case.device, memory_format=torch.channels_last if case.channels_last else torch.contiguous_format)
+        self.y = torch.randint(0, NUM_CLASSES, (case.batch_size,), generator=gen).to(case.device)
+        self.runner = torch.compile(model) if case.compiled else model
+        self.optimizer = torch.optim.SGD(model.parameters(), **SGD) if case.mode == "train_step" else None
+        model.train(case.mode != "forward")
+
+    def forward_loss(self) -> torch.Tensor:
+        with autocast(self.case.device, self.case.dtype):
+            return nn.functional.cross_entropy(self.runner(self.x), self.y)
+
+    def __call__(self) -> None:
+        if self.case.mode == "forward":
+            with torch.inference_mode(), autocast(self.case.device, self.case.dtype):
+                self.runner(self.x)
+        else:
+            self.model.zero_grad(set_to_none=True)
+            self.forward_loss().backward()
+            if self.optimizer is not None:
+                self.optimizer.step()
+        synchronize(self.case.device)  # the timed call ends when the device is done
+
+    def activation_bytes(self) -> int:
+        """What this case's forward keeps for backward (0 for inference)."""
+        if self.case.mode == "forward":
+            return 0
+        with autocast(self.case.device, self.case.dtype):
+            return saved_activation_bytes(self.model, lambda: self.runner(self.x))
+
+
+def flops_per_image(case: BenchCase) -> tuple[int, int]:
+    """(forward MACs per image, FLOPs per image of this case's step).
+
+    Backward costs two forward's worth of MACs (input and weight gradients) except the first conv, whose input
+    needs no gradient. The SGD update's elementwise work is not counted.
+    """
+    table = summary(model_config(case))
+    macs = totals(table)["macs"]
+    if case.mode == "forward":
+        return macs, 2 * macs
+    first_conv = int(table.loc[table["kind"].str.startswith("conv"), "macs"].iloc[0])
+    return macs, 2 * (3 * macs - first_conv)
+
+
+def measure(case: BenchCase, step: Step, timed: Callable[[], float], peak_flops: float) -> dict:
+    """Run the timing (`timed` returns the median seconds per step), then one step under the memory probe."""
+    median = timed()
+    with measure_peak_memory(case.device) as peak:
+        step()
+    macs, step_flops = flops_per_image(case)
+    images_per_s = case.batch_size / median
+    achieved = step_flops * images_per_s
+    param_bytes = sum(p.numel() * p.element_size() for p in step.model.parameters())
+    return {
+        **asdict(case),
+        "device_name": device_name(case.device),
+        "images_per_s": round(images_per_s, 3),
+        "macs_per_image": macs,
+        "flops_per_image": step_flops,
+        "achieved_flops": achieved,
+        "peak_flops": peak_flops,
+        "mfu": round(achieved / peak_flops, 4) if peak_flops else None,
+        "peak_memory_bytes": peak.bytes,
+        "memory_method": peak.method,
+        "activation_bytes": step.activation_bytes(),
+        "param_bytes": param_bytes,
+        "torch_version": torch.__version__,
+        "threads": threads(),
+    }

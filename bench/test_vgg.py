@@ -1,0 +1,51 @@
+"""Forward, backward and training-step throughput and memory of VGG, one benchmark per `BenchCase`."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from vggcore.measure import is_out_of_memory
+
+from .cases import BenchCase
+from .conftest import free_memory
+from .runner import Step, make_model, measure
+
+MIN_ROUNDS, MAX_ROUNDS = 3, 50
+
+
+def _model(case: BenchCase, cache: dict):
+    key = (case.implementation, case.arch, case.width, case.image_size, case.device, case.channels_last)
+    if key not in cache:
+        cache.clear()  # one network in memory at a time
+        cache[key] = make_model(case)
+    return cache[key]
+
+
+def test_vgg(benchmark, case: BenchCase, peak_flops, model_cache, max_time):
+    reason = case.skip_reason()
+    if reason:
+        pytest.skip(reason)
+    benchmark.group = case.group
+    try:
+        step = Step(case, _model(case, model_cache))
+        start = time.perf_counter()
+        step()  # calibration call; also compiles, and allocates gradients and optimizer state
+        estimate = time.perf_counter() - start
+        rounds = max(MIN_ROUNDS, min(MAX_ROUNDS, int(max_time / max(estimate, 1e-6))))
+
+        def timed() -> float:
+            benchmark.pedantic(step, rounds=rounds, warmup_rounds=1, iterations=1)
+            if benchmark.stats is None:  # --benchmark-disable: the step ran once, untimed
+                return estimate
+            return benchmark.stats.stats.median
+
+        info = measure(case, step, timed, peak_flops(case.device, case.dtype))
+    except Exception as err:
+        if not is_out_of_memory(err):
+            raise
+        free_memory(model_cache)
+        pytest.skip(f"out of memory on {case.device} at batch {case.batch_size}: {str(err).splitlines()[0]}")
+    info["rounds"] = rounds
+    benchmark.extra_info.update(info)

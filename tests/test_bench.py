@@ -1,0 +1,138 @@
+"""The benchmark suite driven through pytester on a tiny grid (width 0.125, 32x32)."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench.cases import OptionError, expand
+from vggcore import VGGConfig, summary, totals
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+TINY = ["--benchmark-only", "-p", "no:cacheprovider", "--vgg-width=0.125", "--vgg-image-size=32",
+        "--vgg-max-time=0.02", "--vgg-devices=cpu"]
+KEYS = {"arch", "mode", "batch_size", "image_size", "width", "device", "device_name", "dtype", "channels_last",
+        "compiled", "implementation", "images_per_s", "macs_per_image", "achieved_flops", "peak_flops", "mfu",
+        "peak_memory_bytes", "activation_bytes", "param_bytes", "torch_version", "threads"}
+
+
+@pytest.fixture
+def suite(pytester):
+    shutil.copytree(BENCH, pytester.path / "bench", ignore=shutil.ignore_patterns("__pycache__"))
+    return pytester
+
+
+def run(suite, *args):
+    result = suite.runpytest_subprocess("bench", *TINY, *args)
+    data = json.loads((suite.path / "out.json").read_text()) if (suite.path / "out.json").exists() else None
+    return result, data
+
+
+def test_tiny_grid_records_every_figure(suite):
+    result, data = run(suite, "--vgg-archs=A,C_bn", "--vgg-batch-sizes=2", "--vgg-dtypes=fp32,bf16,fp16",
+                       "--vgg-reference", "--benchmark-json=out.json", "-rs")
+    assert result.ret == 0
+    # 2 archs x 3 modes x 3 dtypes x 2 implementations; fp16 on CPU and every torchvision case at width 0.125
+    # are skipped, each with its reason
+    result.assert_outcomes(passed=12, skipped=24)
+    for reason in ("fp16 autocast on CPU", "torchvision's VGG has fixed widths", "torchvision has no configuration C"):
+        result.stdout.fnmatch_lines([f"SKIPPED*{reason}*"])
+    benches = data["benchmarks"]
+    assert len(benches) == 12
+    for b in benches:
+        info = b["extra_info"]
+        assert KEYS <= set(info), KEYS - set(info)
+        assert info["implementation"] == "vggcore" and info["dtype"] in ("fp32", "bf16")
+        assert info["images_per_s"] == pytest.approx(info["batch_size"] / b["stats"]["median"], rel=1e-3)
+        assert info["achieved_flops"] > 0 and info["peak_flops"] > 1e9 and 0 < info["mfu"] < 5
+        assert info["peak_memory_bytes"] >= 0 and info["threads"] >= 1
+        config = VGGConfig(arch=info["arch"], image_size=32, width=0.125)
+        assert info["macs_per_image"] == totals(summary(config))["macs"]
+        assert info["param_bytes"] == totals(summary(config))["params"] * 4
+        if info["mode"] == "forward":
+            assert info["activation_bytes"] == 0
+        elif info["dtype"] == "fp32":  # the hooks' count equals the analytic one
+            assert info["activation_bytes"] == totals(summary(config, batch_size=2))["saved_bytes"]
+        assert b["group"] == f"{info['arch']} {info['mode']} cpu {info['dtype']} 32px width 0.125"
+
+
+def test_torchvision_reference_side_by_side(suite):
+    result, data = run(suite, "--vgg-archs=A", "--vgg-width=1", "--vgg-modes=forward", "--vgg-batch-sizes=1",
+                       "--vgg-reference", "--benchmark-json=out.json")
+    assert result.ret == 0
+    impls = {b["extra_info"]["implementation"]: b for b in data["benchmarks"]}
+    assert set(impls) == {"vggcore", "torchvision"}
+    assert impls["vggcore"]["group"] == impls["torchvision"]["group"]
+    assert impls["vggcore"]["extra_info"]["macs_per_image"] == impls["torchvision"]["extra_info"]["macs_per_image"]
+
+
+OOM_PLUGIN = """
+import torch
+import bench.runner
+
+real_call = bench.runner.Step.__call__
+
+def fake_oom(self):
+    if self.case.batch_size == 4:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB (simulated)")
+    return real_call(self)
+
+bench.runner.Step.__call__ = fake_oom
+"""
+
+
+def test_out_of_memory_case_is_skipped_and_session_goes_on(suite, monkeypatch):
+    suite.makepyfile(oom_plugin=OOM_PLUGIN)
+    monkeypatch.setenv("PYTHONPATH", str(suite.path))
+    result, data = run(suite, "-p", "oom_plugin", "--vgg-archs=A", "--vgg-modes=forward,train_step",
+                       "--vgg-batch-sizes=2,4", "--benchmark-json=out.json", "-rs")
+    assert result.ret == 0
+    result.assert_outcomes(passed=2, skipped=2)
+    result.stdout.fnmatch_lines(["*out of memory on cpu at batch 4*"])
+    assert sorted(b["extra_info"]["batch_size"] for b in data["benchmarks"]) == [2, 2]
+
+
+def test_autosave_and_compare_fail(suite):
+    args = ("--vgg-archs=A", "--vgg-modes=forward", "--vgg-batch-sizes=1")
+    first, _ = run(suite, *args, "--benchmark-autosave")
+    assert first.ret == 0 and list((suite.path / ".benchmarks").rglob("*.json"))
+    second, _ = run(suite, *args, "--benchmark-compare", "--benchmark-compare-fail=median:10000%")
+    assert second.ret == 0
+    third, _ = run(suite, *args, "--benchmark-compare", "--benchmark-compare-fail=min:-100%")
+    assert third.ret != 0  # a threshold every run fails proves the comparison is live
+
+
+@pytest.mark.parametrize("option,message", [
+    ("--vgg-archs=A,vgg17", "--vgg-archs: unknown architecture 'vgg17'; valid names: A, A-LRN"),
+    ("--vgg-dtypes=fp64", "--vgg-dtypes: unknown value 'fp64'; allowed: fp32, bf16, fp16"),
+    ("--vgg-modes=backward", "--vgg-modes: unknown value 'backward'; allowed: forward, forward_backward, train_step"),
+    ("--vgg-devices=tpu", "--vgg-devices: unknown value 'tpu'; allowed: cpu, cuda, mps"),
+    ("--vgg-batch-sizes=2,0", "--vgg-batch-sizes: '0' is not a positive integer"),
+    ("--vgg-batch-sizes=two", "--vgg-batch-sizes: 'two' is not a positive integer"),
+    ("--vgg-image-size=48", "--vgg-image-size: 48 is not a multiple of 32*"),
+    ("--vgg-grid=huge", "--vgg-grid: unknown value 'huge'; allowed: quick, full"),
+])
+def test_bad_options_are_usage_errors(suite, option, message):
+    result = suite.runpytest_subprocess("bench", "--benchmark-only", option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{message}*"])
+
+
+def test_unavailable_device_is_a_usage_error():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(OptionError, match="--vgg-devices: 'cuda' is not available on this machine; available: cpu"):
+        expand({"devices": "cuda"}, compiled=False, channels_last=False, reference=False)
+
+
+def test_grids_expand():
+    quick = expand({"devices": "cpu"}, compiled=False, channels_last=False, reference=True)
+    assert {c.arch for c in quick} == {"A", "D"} and {c.dtype for c in quick} == {"fp32"}
+    assert len(quick) == 2 * 3 * 2 * 2
+    full = expand({"devices": "cpu", "grid": "full"}, compiled=False, channels_last=False, reference=False)
+    assert {c.arch for c in full} == {"A", "A-LRN", "B", "C", "D", "E"}
+    assert {c.dtype for c in full} == {"fp32", "bf16", "fp16"}
+    assert len({c.id for c in full}) == len(full)

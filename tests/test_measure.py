@@ -1,0 +1,43 @@
+import pytest
+import torch
+
+from vggcore import build, summary, totals
+from vggcore.measure import matmul_peak_flops, measure_peak_memory, saved_activation_bytes
+
+MB = 2 ** 20
+
+
+@pytest.mark.parametrize("megabytes", [64, 200])
+def test_cpu_peak_memory_sees_a_known_allocation(megabytes):
+    with measure_peak_memory("cpu") as peak:
+        t = torch.ones(megabytes * MB // 4)  # touched, so resident
+        del t
+    assert peak.bytes == pytest.approx(megabytes * MB, rel=0.10)
+    assert peak.method in ("linux_vmhwm", "rss_sampling")
+
+
+def test_cpu_peak_memory_after_warm_up_still_counts():
+    # A freed block kept by the allocator would hide a second allocation of the same size without malloc_trim.
+    for _ in range(2):
+        with measure_peak_memory("cpu") as peak:
+            t = torch.ones(16 * MB // 4)
+            del t
+    assert peak.bytes == pytest.approx(16 * MB, rel=0.10)
+
+
+def test_saved_activation_bytes_matches_summary():
+    model = build("B", width=0.125, image_size=32, batch_norm=True).train()
+    x = torch.randn(3, 3, 32, 32)
+    assert saved_activation_bytes(model, lambda: model(x)) == totals(summary(model, batch_size=3))["saved_bytes"]
+
+
+def test_matmul_peak_is_positive():
+    assert matmul_peak_flops("cpu", "fp32", n=256, repeats=2) > 1e8
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_peak_memory_sees_a_known_allocation():
+    with measure_peak_memory("cuda") as peak:
+        t = torch.ones(64 * MB // 4, device="cuda")
+        del t
+    assert peak.bytes == 64 * MB and peak.method == "cuda_max_memory_allocated"

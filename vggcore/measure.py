@@ -1,0 +1,211 @@
+"""Measurement helpers shared by the benchmarks and training: devices, dtypes, peak memory, saved activations,
+the machine's own matmul peak. See ../shared/NOTES.md for why each method was chosen.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import torch
+from torch import nn
+
+DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DEVICES = ("cpu", "cuda", "mps")
+
+
+def device_available(device: str) -> bool:
+    if device == "cpu":
+        return True
+    if device == "cuda":
+        return torch.cuda.is_available()
+    if device == "mps":
+        return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    return False
+
+
+def available_devices() -> list[str]:
+    return [d for d in DEVICES if device_available(d)]
+
+
+def dtype_unsupported_reason(device: str, dtype: str) -> str | None:
+    """Why `dtype` autocast is not benchmarked on `device`, or None when it is."""
+    if dtype == "fp32":
+        return None
+    if device == "cpu" and dtype == "fp16":
+        return "fp16 autocast on CPU has no fast kernels; use bf16 on CPU"
+    if device == "cuda" and dtype == "bf16" and not torch.cuda.is_bf16_supported():
+        return "this GPU has no bf16 support"
+    if device == "mps" and dtype == "bf16":
+        return "bf16 autocast is not supported on MPS"
+    return None
+
+
+def device_name(device: str) -> str:
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    if device == "cpu":
+        try:
+            with open("/proc/cpuinfo") as f:
+                for line in f:
+                    if line.startswith("model name"):
+                        return line.split(":", 1)[1].strip()
+        except OSError:
+            pass
+        return platform.processor() or platform.machine()
+    return device
+
+
+def synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+    elif device == "mps":
+        torch.mps.synchronize()
+
+
+@contextmanager
+def autocast(device: str, dtype: str) -> Iterator[None]:
+    """bf16/fp16 autocast on `device`; fp32 runs as is."""
+    if dtype == "fp32":
+        yield
+    else:
+        with torch.autocast(device_type=device, dtype=DTYPES[dtype]):
+            yield
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    if isinstance(err, torch.OutOfMemoryError):
+        return True
+    return isinstance(err, RuntimeError) and ("out of memory" in str(err).lower()
+                                              or "can't allocate memory" in str(err).lower())
+
+
+# ---------------------------------------------------------------------------------------------- peak memory
+@dataclass
+class PeakMemory:
+    """Peak memory used by the code inside `measure_peak_memory` beyond what was in use when it started."""
+
+    bytes: int = 0
+    method: str = ""
+
+
+def _read_status(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise OSError(f"{field} not in /proc/self/status")
+
+
+def _release_free_heap() -> None:
+    """Hand freed heap pages back to the OS so the next allocation shows up in the resident size."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _can_reset_hwm() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        _read_status("VmHWM")
+        return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def measure_peak_memory(device: str) -> Iterator[PeakMemory]:
+    """On CUDA the caching allocator's peak; on Linux CPU the resident-size high-water mark (reset through
+    /proc/self/clear_refs); elsewhere a thread sampling the resident size every millisecond. `method` says which.
+    """
+    result = PeakMemory()
+    if device == "cuda":
+        synchronize(device)
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        yield result
+        synchronize(device)
+        result.bytes, result.method = torch.cuda.max_memory_allocated() - before, "cuda_max_memory_allocated"
+        return
+    _release_free_heap()
+    if _can_reset_hwm():
+        before = _read_status("VmRSS")
+        yield result
+        synchronize(device)
+        result.bytes, result.method = max(0, _read_status("VmHWM") - before), "linux_vmhwm"
+        return
+    yield from _sampled_peak(device, result)
+
+
+def _sampled_peak(device: str, result: PeakMemory) -> Iterator[PeakMemory]:
+    import psutil  # only where /proc is missing (macOS); not a hard dependency
+
+    proc = psutil.Process()
+    before, peak, stop = proc.memory_info().rss, [0], threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], proc.memory_info().rss)
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield result
+        synchronize(device)
+    finally:
+        stop.set()
+        thread.join()
+    result.bytes, result.method = max(0, peak[0] - before), "rss_sampling"
+
+
+# ---------------------------------------------------------------------------------------- saved activations
+def saved_activation_bytes(model: nn.Module, fn: Callable[[], object]) -> int:
+    """Bytes autograd keeps for backward while `fn()` runs, counted once per storage and excluding the model's
+    own parameters and buffers (what `vggcore.summary`'s `saved_bytes` predicts)."""
+    own = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in own:
+            seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(seen.values())
+
+
+# ------------------------------------------------------------------------------------------- machine peak
+def matmul_peak_flops(device: str, dtype: str, n: int | None = None, repeats: int = 5) -> float:
+    """FLOP/s of the best of `repeats` n x n matmuls in `dtype`: the machine's practical dense peak."""
+    n = n or (8192 if device == "cuda" else 2048)
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=gen).to(device=device, dtype=DTYPES[dtype])
+    b = torch.randn(n, n, generator=gen).to(device=device, dtype=DTYPES[dtype])
+    a @ b  # warm-up: kernel selection, first-touch of the output
+    synchronize(device)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best
+
+
+def threads() -> int:
+    return torch.get_num_threads()
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
