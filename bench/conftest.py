@@ -14,7 +14,7 @@ import gc
 import pytest
 import torch
 
-from vggcore.measure import matmul_peak_flops
+from vggcore.measure import peak_flops as measure_peak_flops
 
 from .cases import OptionError, expand
 
@@ -65,12 +65,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture(scope="session")
 def peak_flops():
-    """The device's measured matmul peak per dtype, measured once per session, in this run."""
-    cache: dict[tuple[str, str], float] = {}
+    """The device's measured peak per dtype (`vggcore.measure.peak_flops`), once per session, in this run."""
+    cache: dict[tuple[str, str], dict[str, float]] = {}
 
-    def get(device: str, dtype: str) -> float:
+    def get(device: str, dtype: str) -> dict[str, float]:
         if (device, dtype) not in cache:
-            cache[(device, dtype)] = matmul_peak_flops(device, dtype)
+            cache[(device, dtype)] = measure_peak_flops(device, dtype)
         return cache[(device, dtype)]
 
     return get

@@ -89,7 +89,7 @@ def flops_per_image(case: BenchCase) -> tuple[int, int]:
     return macs, 2 * (3 * macs - first_conv)
 
 
-def measure(case: BenchCase, step: Step, timed: Callable[[], float], peak_flops: float) -> dict:
+def measure(case: BenchCase, step: Step, timed: Callable[[], float], peaks: dict[str, float]) -> dict:
     """Run the timing (`timed` returns the median seconds per step), then one step under the memory probe."""
     median = timed()
     with measure_peak_memory(case.device) as peak:
@@ -105,8 +105,8 @@ def measure(case: BenchCase, step: Step, timed: Callable[[], float], peak_flops:
         "macs_per_image": macs,
         "flops_per_image": step_flops,
         "achieved_flops": achieved,
-        "peak_flops": peak_flops,
-        "mfu": round(achieved / peak_flops, 4) if peak_flops else None,
+        **peaks,
+        "mfu": round(achieved / peaks["peak_flops"], 4),
         "peak_memory_bytes": peak.bytes,
         "memory_method": peak.method,
         "activation_bytes": step.activation_bytes(),

@@ -45,7 +45,8 @@ def test_tiny_grid_records_every_figure(suite):
         assert KEYS <= set(info), KEYS - set(info)
         assert info["implementation"] == "vggcore" and info["dtype"] in ("fp32", "bf16")
         assert info["images_per_s"] == pytest.approx(info["batch_size"] / b["stats"]["median"], rel=1e-3)
-        assert info["achieved_flops"] > 0 and info["peak_flops"] > 1e9 and 0 < info["mfu"] < 5
+        assert info["achieved_flops"] > 0 and 0 < info["mfu"] < 1.5
+        assert info["peak_flops"] == max(info["peak_flops_matmul"], info["peak_flops_conv"]) > 1e9
         assert info["peak_memory_bytes"] >= 0 and info["threads"] >= 1
         config = VGGConfig(arch=info["arch"], image_size=32, width=0.125)
         assert info["macs_per_image"] == totals(summary(config))["macs"]

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from vggcore import build, summary, totals
-from vggcore.measure import matmul_peak_flops, measure_peak_memory, saved_activation_bytes
+from vggcore.measure import conv_peak_flops, matmul_peak_flops, measure_peak_memory, saved_activation_bytes
 
 MB = 2 ** 20
 
@@ -31,8 +31,9 @@ def test_saved_activation_bytes_matches_summary():
     assert saved_activation_bytes(model, lambda: model(x)) == totals(summary(model, batch_size=3))["saved_bytes"]
 
 
-def test_matmul_peak_is_positive():
+def test_peaks_are_measured():
     assert matmul_peak_flops("cpu", "fp32", n=256, repeats=2) > 1e8
+    assert conv_peak_flops("cpu", "fp32", batch=1, repeats=1) > 1e8
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

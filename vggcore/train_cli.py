@@ -1,2 +1,75 @@
-def add_train_arguments(p):
-    pass
+"""`python -m vggcore train`: one training run from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .config import VGGConfig
+from .data import DATASETS, DataConfig
+from .schedules import SCHEDULES
+from .train import TrainConfig, train
+from .transforms import PRESETS
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", default="A", help="A, A-LRN, B, C, D, E or vgg11/13/16/19[_bn] (default A)")
+    p.add_argument("--dataset", default="digits", help=f"{', '.join(DATASETS)} (default digits, embedded)")
+    p.add_argument("--data-root", help="folder with the CIFAR python files or an ImageNet-style train/ val/ tree")
+    p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--width", type=float, default=0.25, help="channel and FC-width multiplier (default 0.25)")
+    p.add_argument("--head", default="paper", help="paper, torchvision or gap")
+    p.add_argument("--dropout", type=float, default=0.5)
+    p.add_argument("--batch-norm", action="store_true")
+    p.add_argument("--init", default="kaiming", help="kaiming, paper or xavier")
+    p.add_argument("--init-from-a", type=int, default=0, metavar="EPOCHS",
+                   help="pre-train net A for EPOCHS and copy it in (the paper's pre-initialisation)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--micro-batch", type=int, help="images per forward pass; accumulates up to --batch-size")
+    p.add_argument("--lr", type=float, default=1e-2)
+    p.add_argument("--augment", default="crop_flip", help=", ".join(PRESETS))
+    p.add_argument("--schedule", default="plateau", help=", ".join(SCHEDULES))
+    p.add_argument("--warmup-epochs", type=int, default=0)
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="run folder: checkpoint after each epoch, metrics.json; rerun to resume")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def configs_from_args(args: argparse.Namespace) -> tuple[VGGConfig, DataConfig, TrainConfig]:
+    model = VGGConfig(arch=args.arch, batch_norm=args.batch_norm, image_size=args.image_size, width=args.width,
+                      head=args.head, dropout=args.dropout, init=args.init)
+    data = DataConfig(dataset=args.dataset, data_root=args.data_root, augment=args.augment)
+    tr = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, micro_batch=args.micro_batch, lr=args.lr,
+                     schedule=args.schedule, warmup_epochs=args.warmup_epochs, bf16=args.bf16,
+                     channels_last=args.channels_last, device=args.device, seed=args.seed,
+                     init_from_a_epochs=args.init_from_a)
+    return model, data, tr
+
+
+def run_from_args(args: argparse.Namespace) -> None:
+    model, data, tr = configs_from_args(args)
+    result = train(model, data, tr, out=args.out, progress=not args.quiet,
+                   on_epoch=None if args.quiet else _print_epoch)
+    if result.get("resumed") == "complete":
+        print(f"run in {args.out} is already complete", file=sys.stderr)
+    final, history = result.get("final"), result["history"]
+    if result["status"] == "diverged":
+        print(f"{model.name}: diverged in epoch {result['diverged_epoch']} ({result['error']})")
+        return
+    seconds = final["train_seconds"]
+    data_share = sum(h["data_seconds"] for h in history) / max(seconds, 1e-9)
+    print(f"{model.name} on {data.dataset}: test top-1 error {final['test_top1_error']:.4f} "
+          f"(accuracy {1 - final['test_top1_error']:.2%}), top-5 error {final['test_top5_error']:.4f}; "
+          f"{final['epochs']} epochs in {seconds:.1f} s of training, data pipeline {data_share:.1%} of it"
+          + (f"; results in {args.out}/metrics.json" if args.out else ""))
+
+
+def _print_epoch(row: dict) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"epoch {row['epoch']:3d}  lr {row['lr']:.2g}  train loss {row['train_loss']:.4f}  "
+               f"val top-1 err {row['val_top1_error']:.4f}  {row['images_per_s']:.0f} img/s")

@@ -1,0 +1,58 @@
+"""Atomic writes and guarded reads for checkpoints and JSON results."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or metrics file that cannot be trusted: the run refuses to go on rather than start over."""
+
+
+def atomic_write(path: Path, write) -> None:
+    """Write through a temporary file in the same folder, fsync, then rename over `path`: a crash leaves the
+    old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_json(path: Path, data: Any) -> None:
+    atomic_write(path, lambda f: f.write((json.dumps(data, indent=2, default=str) + "\n").encode()))
+
+
+def load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path} is corrupt ({err}); move it away to start this run over") from None
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    atomic_write(path, lambda f: torch.save(state, f))
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many kinds for a damaged file
+        raise CheckpointError(f"checkpoint {path} is corrupt or unreadable ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0] if str(err) else ''}); refusing to start over on top of "
+                              "it: move it away to retrain from scratch") from None
+    if not isinstance(state, dict) or state.get("format") != 1:
+        raise CheckpointError(f"checkpoint {path} is not a vggbench checkpoint")
+    return state

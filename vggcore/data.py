@@ -1,0 +1,174 @@
+"""Datasets by name, held as whole uint8 tensors when they fit in memory (the fast path), plus ImageFolder.
+
+    digits       scikit-learn's 1,797 real handwritten digits (shipped inside scikit-learn: no download),
+                 upscaled to the stored size and given 3 channels; fixed seeded 70/15/15 train/val/test split
+    cifar10      CIFAR-10 / CIFAR-100 in their python-pickle format, read from `data_root`
+    cifar100     (train: 45k/50k for training, 5k seeded validation split; test: the official test batch)
+    imagefolder  `data_root/train/<class>/*` and `data_root/val/<class>/*` (ImageNet layout); val serves as
+                 the validation and the test split, as in the paper, which reports on ILSVRC's validation set
+    synthetic    random images and labels of the configured shape, for smoke tests and benchmarks
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .transforms import PRESETS
+
+DATASETS = ("digits", "cifar10", "cifar100", "imagefolder", "synthetic")
+CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "digits"          # one of DATASETS
+    data_root: str | None = None     # folder holding cifar/imagefolder files
+    augment: str = "crop_flip"       # preset in vggcore.transforms.PRESETS
+    scale: int | None = None         # S, the training images' smaller side before cropping; None: size * 256/224
+    scale_max: int | None = None     # upper end of scale jittering; None: 2 * scale (the paper's [256, 512])
+    val_fraction: float = 0.15       # held-out share of the training data (digits, cifar) for validation
+    split_seed: int = 0              # fixes the train/val/test split, independently of the training seed
+    synthetic_samples: int = 512     # size of the synthetic dataset
+    synthetic_classes: int = 10
+    num_workers: int = 2             # DataLoader workers (imagefolder only)
+
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
+        if self.augment not in PRESETS:
+            raise ValueError(f"unknown augmentation {self.augment!r}; choose one of {', '.join(PRESETS)}")
+        if self.dataset in ("cifar10", "cifar100", "imagefolder") and not self.data_root:
+            raise ValueError(f"dataset {self.dataset!r} needs a data_root (--data-root DIR)")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+
+    def scales(self, image_size: int) -> tuple[int, int]:
+        """(S_min, S_max) for the training size: fixed S unless the preset jitters."""
+        s = self.scale or round(image_size * 256 / 224)
+        if s < image_size:
+            raise ValueError(f"scale S={s} is smaller than the {image_size}px training crop")
+        jitter = PRESETS[self.augment].jitter
+        s_max = (self.scale_max or 2 * s) if jitter else s
+        if s_max < s:
+            raise ValueError(f"scale_max {s_max} is below scale {s}")
+        return s, s_max
+
+
+@dataclass
+class Split:
+    images: torch.Tensor   # (N, 3, R, R) uint8
+    labels: torch.Tensor   # (N,) int64
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class Dataset:
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    num_classes: int
+    mean_rgb: torch.Tensor   # (3,) in [0, 1], from the training split
+
+    def to(self, device: torch.device | str) -> "Dataset":
+        move = lambda s: Split(s.images.to(device), s.labels.to(device))  # noqa: E731
+        return Dataset(self.name, move(self.train), move(self.val), move(self.test), self.num_classes,
+                       self.mean_rgb)
+
+
+def load(config: DataConfig, image_size: int) -> Dataset:
+    """The in-memory splits of a dataset, images stored at the largest training scale (digits, synthetic) or
+    their native size (CIFAR)."""
+    _, s_max = config.scales(image_size)
+    if config.dataset == "digits":
+        images, labels = _digits(s_max)
+        return _split_three(config, images, labels, 10)
+    if config.dataset == "synthetic":
+        gen = torch.Generator().manual_seed(config.split_seed)
+        images = torch.randint(0, 256, (config.synthetic_samples, 3, s_max, s_max), dtype=torch.uint8, generator=gen)
+        labels = torch.randint(0, config.synthetic_classes, (config.synthetic_samples,), generator=gen)
+        return _split_three(config, images, labels, config.synthetic_classes)
+    if config.dataset in ("cifar10", "cifar100"):
+        return _cifar(config)
+    raise ValueError("imagefolder data is streamed: use vggcore.folder.loaders()")
+
+
+def _digits(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = torch.from_numpy(digits.images).float()[:, None] / 16.0              # (1797, 1, 8, 8) in [0, 1]
+    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    x = (x.clamp(0, 1) * 255).round().to(torch.uint8).expand(-1, 3, -1, -1).contiguous()   # (1797, 3, S, S)
+    return x, torch.from_numpy(digits.target).long()
+
+
+def _mean_rgb(images: torch.Tensor) -> torch.Tensor:
+    return images.float().mean(dim=(0, 2, 3)) / 255
+
+
+def _permutation(n: int, seed: int) -> torch.Tensor:
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+
+
+def _split_three(config: DataConfig, images: torch.Tensor, labels: torch.Tensor, classes: int) -> Dataset:
+    perm = _permutation(len(labels), config.split_seed)
+    n_hold = round(len(labels) * config.val_fraction)
+    val, test, train = perm[:n_hold], perm[n_hold:2 * n_hold], perm[2 * n_hold:]
+    split = lambda idx: Split(images[idx], labels[idx])  # noqa: E731
+    return Dataset(config.dataset, split(train), split(val), split(test), classes, _mean_rgb(images[train]))
+
+
+# ------------------------------------------------------------------------------------------------- CIFAR
+CIFAR_LAYOUT = {
+    "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], "test_batch", b"labels", 10),
+    "cifar100": ("cifar-100-python", ["train"], "test", b"fine_labels", 100),
+}
+
+
+def _cifar_dir(config: DataConfig) -> Path:
+    folder, train_files, test_file, _, _ = CIFAR_LAYOUT[config.dataset]
+    root = Path(config.data_root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"data root {root} is not a directory")
+    for candidate in (root, root / folder):
+        if all((candidate / f).is_file() for f in [*train_files, test_file]):
+            return candidate
+    raise FileNotFoundError(
+        f"no {config.dataset} files under {root}: expected {', '.join([*train_files, test_file])} in {root} or "
+        f"{root / folder}. Get the python version from {CIFAR_URL} and extract it there (vggbench never downloads)")
+
+
+def read_cifar_file(path: Path, label_key: bytes) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pickled CIFAR batch -> uint8 (N, 3, 32, 32) and int64 labels."""
+    try:
+        with open(path, "rb") as f:
+            batch = pickle.load(f, encoding="bytes")
+        data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        labels = np.asarray(batch[label_key], dtype=np.int64)
+    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError) as err:
+        raise ValueError(f"{path} is not a CIFAR python-format batch ({type(err).__name__}: {err})") from None
+    if len(data) != len(labels):
+        raise ValueError(f"{path}: {len(data)} images but {len(labels)} labels")
+    return torch.from_numpy(data.copy()), torch.from_numpy(labels)
+
+
+def _cifar(config: DataConfig) -> Dataset:
+    folder, train_files, test_file, label_key, classes = CIFAR_LAYOUT[config.dataset]
+    root = _cifar_dir(config)
+    parts = [read_cifar_file(root / f, label_key) for f in train_files]
+    images, labels = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    test = Split(*read_cifar_file(root / test_file, label_key))
+    perm = _permutation(len(labels), config.split_seed)
+    n_val = round(len(labels) * config.val_fraction)
+    val, train = perm[:n_val], perm[n_val:]
+    return Dataset(config.dataset, Split(images[train], labels[train]), Split(images[val], labels[val]), test,
+                   classes, _mean_rgb(images[train]))

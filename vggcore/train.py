@@ -1,0 +1,312 @@
+"""Training with the paper's protocol (section 3.1), resumable from a checkpoint after every epoch.
+
+    >>> from vggcore import VGGConfig
+    >>> from vggcore.data import DataConfig
+    >>> from vggcore.train import TrainConfig, train
+    >>> result = train(VGGConfig("A", batch_norm=True, width=0.25, image_size=32),
+    ...                DataConfig("digits", augment="crop_flip"), TrainConfig(epochs=10, batch_size=64),
+    ...                out="runs/a")
+    >>> result["status"], result["final"]["test_top1_error"]
+
+Every epoch re-seeds from (seed, epoch), so a run resumed from its checkpoint repeats exactly what the
+uninterrupted run would have done on the same device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import CheckpointError, load_checkpoint, load_json, save_checkpoint, save_json
+from .config import VGGConfig
+from .data import DataConfig, Dataset, load
+from .evaluate import centre_batches, score
+from .measure import device_available, synchronize
+from .model import VGG, build, init_from
+from .provenance import provenance
+from .schedules import SCHEDULES, Schedule
+from .transforms import Augment, augment_batch, preset
+
+STATUSES = ("ok", "diverged", "failed")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 74                 # the paper's 370K iterations at batch 256 on ImageNet
+    batch_size: int = 256            # effective batch: images per SGD step
+    micro_batch: int | None = None   # images per forward/backward; smaller than batch_size -> accumulation
+    lr: float = 1e-2
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "plateau"        # plateau (the paper), step, cosine, constant
+    warmup_epochs: int = 0           # linear lr warm-up epochs
+    gamma: float = 0.1               # lr factor of plateau and step
+    step_epochs: int = 10            # step: epochs between drops
+    patience: int = 2                # plateau: epochs without val-accuracy gain before a drop
+    max_drops: int = 3               # plateau: the paper dropped 3 times
+    bf16: bool = False               # bf16 autocast for forward/backward
+    channels_last: bool = False      # NHWC memory format
+    device: str = "cpu"
+    seed: int = 0                    # init, batch order, augmentation and dropout
+    eval_batch_size: int = 500
+    init_from_a_epochs: int = 0      # > 0: first train net A this long and copy it in (the paper's pre-init)
+    threads: int | None = None       # torch intra-op threads; None leaves torch's default
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.micro_batch is not None and not 1 <= self.micro_batch <= self.batch_size:
+            raise ValueError(f"micro_batch must be between 1 and batch_size ({self.batch_size}), got {self.micro_batch}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise ValueError(f"lr must be positive, got {self.lr!r}")
+        if self.device.split(":")[0] not in ("cpu", "cuda", "mps"):
+            raise ValueError(f"unknown device {self.device!r}; choose cpu, cuda or mps")
+
+
+class Diverged(Exception):
+    pass
+
+
+def seed_for(seed: int, epoch: int, stream: int = 0) -> int:
+    return (seed * 1_000_003 + epoch * 101 + stream) % (2 ** 63)
+
+
+def resolved_config(model: VGGConfig, data: DataConfig, train: TrainConfig) -> dict:
+    return {"model": dataclasses.asdict(model), "data": dataclasses.asdict(data), "train": dataclasses.asdict(train)}
+
+
+# --------------------------------------------------------------------------------------------- the data side
+class Batches:
+    """Training and evaluation batches as float tensors on the device, from either data path."""
+
+    def __init__(self, data_config: DataConfig, model_config: VGGConfig, train_config: TrainConfig) -> None:
+        self.size = model_config.image_size
+        self.scale_min, self.scale_max = data_config.scales(self.size)
+        self.aug: Augment = preset(data_config.augment)
+        self.device = train_config.device
+        self.batch_size, self.eval_batch_size = train_config.batch_size, train_config.eval_batch_size
+        self.memory_format = torch.channels_last if train_config.channels_last else torch.contiguous_format
+        self.folder = data_config.dataset == "imagefolder"
+        if self.folder:
+            from .folder import loaders
+
+            self.train_loader, self.val_loader, self.num_classes, self.mean_rgb = loaders(
+                data_config, self.size, train_config.batch_size, train_config.seed)
+            self.data: Dataset | None = None
+            self.train_size = len(self.train_loader.dataset)
+        else:
+            self.data = load(data_config, self.size).to(self.device)
+            self.num_classes, self.mean_rgb = self.data.num_classes, self.data.mean_rgb
+            self.train_size = len(self.data.train)
+            if self.train_size < 2:
+                raise ValueError("the training split has fewer than 2 images")
+
+    def _ready(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=self.memory_format)
+
+    def train(self, epoch: int, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        gen = torch.Generator().manual_seed(seed_for(seed, epoch, 1))
+        if self.folder:
+            self.train_loader.generator.manual_seed(seed_for(seed, epoch, 2))
+            colour_only = Augment(color=self.aug.color)
+            for images, labels in self.train_loader:
+                images = images.to(self.device, non_blocking=True)
+                x = augment_batch(images, self.size, self.size, self.size, colour_only, self.mean_rgb, gen)
+                yield self._ready(x), labels.to(self.device, non_blocking=True)
+            return
+        split = self.data.train
+        n = len(split)
+        perm = torch.randperm(n, generator=gen).to(self.device)
+        # Drop a last batch smaller than half a batch (BatchNorm needs >1 image; tiny batches add noise).
+        stop = n if n % self.batch_size >= max(2, self.batch_size // 2) else n - n % self.batch_size or n
+        for i in range(0, stop, self.batch_size):
+            idx = perm[i:i + self.batch_size]
+            x = augment_batch(split.images[idx], self.size, self.scale_min, self.scale_max, self.aug,
+                              self.mean_rgb, gen)
+            yield self._ready(x), split.labels[idx]
+
+    def evaluation(self, which: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if self.folder:  # val/ serves as the test split, as in the paper
+            for images, labels in self.val_loader:
+                x = images.to(self.device).float().div_(255) - self.mean_rgb.to(self.device)[None, :, None, None]
+                yield self._ready(x), labels.to(self.device)
+            return
+        split = getattr(self.data, which)
+        for x, y in centre_batches(split.images, split.labels, self.mean_rgb, self.size, self.scale_min,
+                                   self.eval_batch_size):
+            yield self._ready(x), y
+
+
+# -------------------------------------------------------------------------------------------- the loop
+def _epoch(model: VGG, optimizer: torch.optim.Optimizer, batches: Iterator, config: TrainConfig,
+           epoch: int) -> dict:
+    model.train()
+    micro = config.micro_batch or config.batch_size
+    autocast = dict(device_type=config.device.split(":")[0], dtype=torch.bfloat16, enabled=config.bf16)
+    seen, loss_sum, correct, data_s = 0, 0.0, 0, 0.0
+    start = time.perf_counter()
+    while True:
+        t0 = time.perf_counter()
+        try:
+            x, y = next(batches)
+        except StopIteration:
+            break
+        synchronize(config.device)
+        data_s += time.perf_counter() - t0
+        optimizer.zero_grad(set_to_none=True)
+        batch_loss = 0.0
+        for xs, ys in zip(x.split(micro), y.split(micro)):
+            with torch.autocast(**autocast):
+                logits = model(xs)
+                loss = F.cross_entropy(logits.float(), ys)
+            (loss * (len(ys) / len(y))).backward()  # accumulation keeps the effective batch's mean gradient
+            batch_loss += float(loss.detach()) * len(ys)
+            correct += int((logits.argmax(1) == ys).sum())
+        if not math.isfinite(batch_loss):
+            raise Diverged(f"non-finite training loss in epoch {epoch + 1}")
+        optimizer.step()
+        seen += len(y)
+        loss_sum += batch_loss
+    synchronize(config.device)
+    seconds = time.perf_counter() - start
+    return {"train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1),
+            "epoch_seconds": seconds, "images_per_s": seen / seconds, "data_seconds": data_s,
+            "data_fraction": data_s / seconds}
+
+
+def train(model_config: VGGConfig, data_config: DataConfig, train_config: TrainConfig, *,
+          out: str | Path | None = None, progress: bool = True,
+          on_epoch: Callable[[dict], None] | None = None) -> dict:
+    """Train, evaluate on the test split, and return the result record (also `out/metrics.json`).
+
+    With `out`, a checkpoint is written after every epoch and an existing one is resumed; a finished run is
+    returned as is. The model's num_classes is taken from the dataset.
+    """
+    return _fit(model_config, data_config, train_config, out=out, progress=progress, on_epoch=on_epoch)[1]
+
+
+def _fit(model_config: VGGConfig, data_config: DataConfig, train_config: TrainConfig, *, out, progress,
+         on_epoch) -> tuple[VGG | None, dict]:
+    if not device_available(train_config.device.split(":")[0]):
+        raise ValueError(f"device {train_config.device!r} is not available on this machine")
+    if train_config.threads:
+        torch.set_num_threads(train_config.threads)
+    out = Path(out) if out is not None else None
+    batches = Batches(data_config, model_config, train_config)
+    model_config = dataclasses.replace(model_config, num_classes=batches.num_classes)
+    config = resolved_config(model_config, data_config, train_config)
+    ckpt_path, metrics_path = (out / "checkpoint.pt", out / "metrics.json") if out else (None, None)
+
+    if metrics_path is not None and metrics_path.exists():
+        done = load_json(metrics_path)
+        _same_config(done.get("config"), config, metrics_path)
+        if done.get("status") in STATUSES:
+            return None, {**done, "resumed": "complete"}
+
+    torch.manual_seed(train_config.seed)
+    model = build(model_config).to(train_config.device)
+    pretrain = None
+    if train_config.init_from_a_epochs and model_config.arch != "A":
+        a_model, pretrain = _fit(dataclasses.replace(model_config, arch="A"), data_config,
+                                 dataclasses.replace(train_config, epochs=train_config.init_from_a_epochs,
+                                                     init_from_a_epochs=0),
+                                 out=out / "pretrain-A" if out else None, progress=progress, on_epoch=None)
+        if a_model is None:  # finished earlier: its weights are in its checkpoint
+            a_model = build(dataclasses.replace(model_config, arch="A"))
+            a_model.load_state_dict(load_checkpoint(out / "pretrain-A" / "checkpoint.pt")["model"])
+        init_from(model, a_model.to(train_config.device))
+        pretrain = {"epochs": train_config.init_from_a_epochs, "final": pretrain.get("final")}
+    if train_config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=train_config.lr, momentum=train_config.momentum,
+                                weight_decay=train_config.weight_decay)
+    schedule = Schedule(train_config.schedule, train_config.lr, train_config.epochs,
+                        warmup_epochs=train_config.warmup_epochs, gamma=train_config.gamma,
+                        step_epochs=train_config.step_epochs, patience=train_config.patience,
+                        max_drops=train_config.max_drops)
+    history: list[dict] = []
+    resumed_from = 0
+    if ckpt_path is not None and ckpt_path.exists():
+        state = load_checkpoint(ckpt_path)
+        _same_config(state["config"], config, ckpt_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        history, resumed_from = state["history"], state["epoch"]
+        pretrain = state.get("pretrain", pretrain)
+
+    record = {"config": config, "status": "running", "history": history, "final": None,
+              "provenance": provenance(train_config.device.split(":")[0]), "resumed_from_epoch": resumed_from,
+              "pretrain": pretrain}
+    bar = _progress(progress, train_config.epochs, resumed_from, model_config.name)
+    autocast_dtype = torch.bfloat16 if train_config.bf16 else None
+    try:
+        for epoch in range(resumed_from, train_config.epochs):
+            torch.manual_seed(seed_for(train_config.seed, epoch))  # dropout; data draws have their own
+            lr = schedule.lr(epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            stats = _epoch(model, optimizer, batches.train(epoch, train_config.seed), train_config, epoch)
+            val = score(model, batches.evaluation("val"), autocast_dtype=autocast_dtype)
+            schedule.report(epoch, 1 - val["top1_error"])
+            row = {"epoch": epoch + 1, "lr": lr, **stats, "val_loss": val["loss"],
+                   "val_top1_error": val["top1_error"], "val_top5_error": val["top5_error"]}
+            history.append(row)
+            if ckpt_path is not None:
+                save_checkpoint(ckpt_path, {"format": 1, "config": config, "epoch": epoch + 1,
+                                            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                            "schedule": schedule.state_dict(), "history": history,
+                                            "pretrain": pretrain, "rng": {"torch": torch.get_rng_state()}})
+                save_json(metrics_path, record)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_err=f"{row['val_top1_error']:.3f}",
+                                lr=f"{lr:.2g}")
+            if on_epoch is not None:
+                on_epoch(row)
+    except Diverged as err:
+        record.update(status="diverged", diverged_epoch=len(history) + 1, error=str(err))
+    finally:
+        if bar is not None:
+            bar.close()
+    if record["status"] == "running":
+        test = score(model, batches.evaluation("test"), autocast_dtype=autocast_dtype)
+        record.update(status="ok", final={
+            "test_top1_error": test["top1_error"], "test_top5_error": test["top5_error"], "test_loss": test["loss"],
+            "val_top1_error": history[-1]["val_top1_error"] if history else None,
+            "train_seconds": sum(h["epoch_seconds"] for h in history),
+            "epochs": len(history)})
+    if metrics_path is not None:
+        save_json(metrics_path, record)
+    return model, record
+
+
+def _same_config(saved: dict | None, current: dict, path: Path) -> None:
+    if saved == current:
+        return
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{path} has no recorded configuration; refusing to mix runs")
+    diffs = [f"{section}.{key}: {saved.get(section, {}).get(key)!r} there, {value!r} now"
+             for section, fields in current.items() for key, value in fields.items()
+             if saved.get(section, {}).get(key) != value]
+    raise CheckpointError(f"{path.parent} holds a run with a different configuration ({'; '.join(diffs[:3])}); "
+                          "use another output folder")
+
+
+def _progress(enabled: bool, total: int, initial: int, name: str):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=f"train {name}", unit="epoch", leave=False)
