@@ -88,6 +88,11 @@ def positive_ints(option: str, values: list[str]) -> list[int]:
     return out
 
 
+def switches(option: str, raw: str) -> list[bool]:
+    """'on', 'off' or a list of both -> the settings to benchmark."""
+    return [v == "on" for v in choose(option, split(option, raw), ("off", "on"))]
+
+
 def canonical_arch(option: str, name: str) -> str:
     try:
         arch, bn = resolve_arch(name)
@@ -96,8 +101,8 @@ def canonical_arch(option: str, name: str) -> str:
     return arch + ("_bn" if bn else "")
 
 
-def expand(options: dict[str, str | None], *, compiled: bool, channels_last: bool,
-           reference: bool) -> list[BenchCase]:
+def expand(options: dict[str, str | None], *, compiled: list[bool] = (False,),
+           channels_last: list[bool] = (False,), reference: bool = False) -> list[BenchCase]:
     """All cases for the given raw option strings (None = not given, take the grid's default)."""
     grid_name = options.get("grid") or "quick"
     if grid_name not in GRIDS:
@@ -137,9 +142,9 @@ def expand(options: dict[str, str | None], *, compiled: bool, channels_last: boo
     impls = IMPLEMENTATIONS if reference else IMPLEMENTATIONS[:1]
     for device in devices:
         dtypes = dtypes_raw or (list(DTYPES) if grid["dtypes"] == "all" else ["fp32"])
-        for arch, mode, dtype, bs, impl in itertools.product(
-                archs, modes, dtypes, batch_sizes or grid["batch_sizes"][device], impls):
+        for arch, mode, dtype, cl, comp, bs, impl in itertools.product(
+                archs, modes, dtypes, channels_last, compiled, batch_sizes or grid["batch_sizes"][device], impls):
             cases.append(BenchCase(arch=arch, mode=mode, batch_size=bs, image_size=image_size, width=width,
-                                   device=device, dtype=dtype, channels_last=channels_last, compiled=compiled,
+                                   device=device, dtype=dtype, channels_last=cl, compiled=comp,
                                    implementation=impl))
     return cases

@@ -2,7 +2,7 @@
 
     pytest bench --benchmark-only                                    # quick grid: A and D, every device here
     pytest bench --benchmark-only --vgg-reference                    # torchvision's VGG side by side
-    pytest bench --benchmark-only --vgg-dtypes fp32,bf16 --vgg-channels-last
+    pytest bench --benchmark-only --vgg-dtypes fp32,bf16 --vgg-channels-last off,on --vgg-compile off,on
     pytest bench --benchmark-only --vgg-grid full --vgg-devices cuda # all six configs, batch up to 256
     pytest bench --benchmark-only --benchmark-json out.json          # every figure in extra_info
 """
@@ -16,7 +16,7 @@ import torch
 
 from vggcore.measure import peak_flops as measure_peak_flops
 
-from .cases import OptionError, expand
+from .cases import OptionError, expand, switches
 
 OPTIONS = {
     "archs": "architectures, comma-separated (A, A-LRN, B, C, D, E, vgg16_bn, ...); default A,D",
@@ -35,9 +35,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("vggbench", "VGG benchmark grid")
     for name, help_text in OPTIONS.items():
         group.addoption(f"--vgg-{name}", default=None, help=help_text)
-    group.addoption("--vgg-channels-last", action="store_true", help="NHWC memory format for model and input")
-    group.addoption("--vgg-compile", action="store_true", help="torch.compile the model (compile time is not timed)")
+    group.addoption("--vgg-channels-last", nargs="?", const="on", default="off", metavar="on|off|off,on",
+                    help="NHWC memory format for model and input; 'off,on' benchmarks both")
+    group.addoption("--vgg-compile", nargs="?", const="on", default="off", metavar="on|off|off,on",
+                    help="torch.compile the model (compile time is not timed); 'off,on' benchmarks both")
     group.addoption("--vgg-reference", action="store_true", help="also time torchvision's VGG for every case")
+    group.addoption("--vgg-ab", action="store_true",
+                    help="also time vggcore and torchvision alternately, step by step (a drift-free ratio)")
 
 
 def _raw_options(config: pytest.Config) -> dict[str, str | None]:
@@ -46,8 +50,10 @@ def _raw_options(config: pytest.Config) -> dict[str, str | None]:
 
 def pytest_configure(config: pytest.Config) -> None:
     try:
-        config._vgg_cases = expand(_raw_options(config), compiled=config.getoption("--vgg-compile"),
-                                   channels_last=config.getoption("--vgg-channels-last"),
+        config._vgg_cases = expand(_raw_options(config),
+                                   compiled=switches("--vgg-compile", config.getoption("--vgg-compile")),
+                                   channels_last=switches("--vgg-channels-last",
+                                                          config.getoption("--vgg-channels-last")),
                                    reference=config.getoption("--vgg-reference"))
         max_time = config.getoption("--vgg-max-time")
         config._vgg_max_time = float(max_time) if max_time is not None else 2.0
@@ -61,6 +67,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "case" in metafunc.fixturenames:
         cases = metafunc.config._vgg_cases
         metafunc.parametrize("case", cases, ids=[c.id for c in cases])
+    if "ab_case" in metafunc.fixturenames:
+        cases = [c for c in metafunc.config._vgg_cases if c.implementation == "vggcore"]
+        metafunc.parametrize("ab_case", cases, ids=[c.id.removesuffix("-vggcore") for c in cases])
+
+
+def pytest_ignore_collect(collection_path, config):
+    if collection_path.name == "test_ab.py" and not config.getoption("--vgg-ab"):
+        return True
+    return None
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,23 @@ def _model(case: BenchCase, cache: dict):
     return cache[key]
 
 
+def calibrate(step: Step, max_time: float) -> tuple[int, float]:
+    """Two untimed calls (the first compiles and allocates gradients and optimizer state); the second sizes
+    the rounds so the case takes about `max_time` seconds."""
+    step()
+    start = time.perf_counter()
+    step()
+    estimate = time.perf_counter() - start
+    return max(MIN_ROUNDS, min(MAX_ROUNDS, int(max_time / max(estimate, 1e-6)))), estimate
+
+
+def skip_oom(err: Exception, case: BenchCase, cache: dict) -> None:
+    if not is_out_of_memory(err):
+        raise err
+    free_memory(cache)
+    pytest.skip(f"out of memory on {case.device} at batch {case.batch_size}: {str(err).splitlines()[0]}")
+
+
 def test_vgg(benchmark, case: BenchCase, peak_flops, model_cache, max_time):
     reason = case.skip_reason()
     if reason:
@@ -30,10 +47,7 @@ def test_vgg(benchmark, case: BenchCase, peak_flops, model_cache, max_time):
     benchmark.group = case.group
     try:
         step = Step(case, _model(case, model_cache))
-        start = time.perf_counter()
-        step()  # calibration call; also compiles, and allocates gradients and optimizer state
-        estimate = time.perf_counter() - start
-        rounds = max(MIN_ROUNDS, min(MAX_ROUNDS, int(max_time / max(estimate, 1e-6))))
+        rounds, estimate = calibrate(step, max_time)
 
         def timed() -> float:
             benchmark.pedantic(step, rounds=rounds, warmup_rounds=1, iterations=1)
@@ -43,9 +57,6 @@ def test_vgg(benchmark, case: BenchCase, peak_flops, model_cache, max_time):
 
         info = measure(case, step, timed, peak_flops(case.device, case.dtype))
     except Exception as err:
-        if not is_out_of_memory(err):
-            raise
-        free_memory(model_cache)
-        pytest.skip(f"out of memory on {case.device} at batch {case.batch_size}: {str(err).splitlines()[0]}")
+        skip_oom(err, case, model_cache)
     info["rounds"] = rounds
     benchmark.extra_info.update(info)

@@ -113,6 +113,7 @@ def test_autosave_and_compare_fail(suite):
     ("--vgg-batch-sizes=two", "--vgg-batch-sizes: 'two' is not a positive integer"),
     ("--vgg-image-size=48", "--vgg-image-size: 48 is not a multiple of 32*"),
     ("--vgg-grid=huge", "--vgg-grid: unknown value 'huge'; allowed: quick, full"),
+    ("--vgg-channels-last=yes", "--vgg-channels-last: unknown value 'yes'; allowed: off, on"),
 ])
 def test_bad_options_are_usage_errors(suite, option, message):
     result = suite.runpytest_subprocess("bench", "--benchmark-only", option)
@@ -126,14 +127,30 @@ def test_unavailable_device_is_a_usage_error():
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     with pytest.raises(OptionError, match="--vgg-devices: 'cuda' is not available on this machine; available: cpu"):
-        expand({"devices": "cuda"}, compiled=False, channels_last=False, reference=False)
+        expand({"devices": "cuda"})
 
 
 def test_grids_expand():
-    quick = expand({"devices": "cpu"}, compiled=False, channels_last=False, reference=True)
+    quick = expand({"devices": "cpu"}, reference=True)
     assert {c.arch for c in quick} == {"A", "D"} and {c.dtype for c in quick} == {"fp32"}
     assert len(quick) == 2 * 3 * 2 * 2
-    full = expand({"devices": "cpu", "grid": "full"}, compiled=False, channels_last=False, reference=False)
+    full = expand({"devices": "cpu", "grid": "full"})
     assert {c.arch for c in full} == {"A", "A-LRN", "B", "C", "D", "E"}
     assert {c.dtype for c in full} == {"fp32", "bf16", "fp16"}
     assert len({c.id for c in full}) == len(full)
+    both = expand({"devices": "cpu", "archs": "A", "modes": "forward", "batch_sizes": "1"},
+                  channels_last=[False, True], compiled=[False, True])
+    assert {(c.channels_last, c.compiled) for c in both} == {(False, False), (False, True), (True, False), (True, True)}
+
+
+def test_interleaved_ab_comparison(suite):
+    result, data = run(suite, "--vgg-archs=A", "--vgg-width=1", "--vgg-modes=forward", "--vgg-batch-sizes=1",
+                       "--vgg-ab", "--benchmark-json=out.json")
+    assert result.ret == 0
+    ab = [b for b in data["benchmarks"] if b["name"].startswith("test_vggcore_vs_torchvision_interleaved")]
+    assert len(ab) == 1
+    info = ab[0]["extra_info"]
+    assert info["vggcore_median_s"] > 0 and info["torchvision_median_s"] > 0
+    assert info["vggcore_over_torchvision_speed"] == pytest.approx(
+        info["torchvision_median_s"] / info["vggcore_median_s"])
+    assert ab[0]["group"].endswith("interleaved")

@@ -1,0 +1,146 @@
+"""The driver: expand a study, skip what is recorded, run the rest on an executor, append each record.
+
+Executors: "local" runs in this process (--workers 1) or a pool of processes, each pinned to its share of
+the cores; "ray" submits each run as a Ray task. Either way the driver alone writes results.jsonl.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from .execute import execute
+from .store import Store
+from .study import RunSpec, Study, expand
+
+EXECUTORS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    executor: str = "local"
+    workers: int = 1
+    ray_address: str | None = None
+    num_cpus: float | None = None       # per run on Ray; default: the study's
+    num_gpus: float | None = None
+    retry_failed: bool = False
+    progress: bool = True
+
+
+def pending(study: Study, store: Store, retry_failed: bool = False) -> tuple[list[RunSpec], list[RunSpec], dict]:
+    """(all runs, runs still to do, records already there)."""
+    runs = expand(study)
+    records = store.read().records
+    todo = [r for r in runs if r.run_id not in records
+            or (retry_failed and records[r.run_id].get("status") == "failed")]
+    return runs, todo, records
+
+
+def _cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _local(todo: list[RunSpec], store: Store, workers: int) -> Iterator[dict]:
+    threads = max(1, _cpu_count() // workers)
+    if workers == 1:
+        for run in todo:
+            yield execute(run.to_json(), str(store.run_dir(run)), threads)
+        return
+    import multiprocessing
+
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        queue = list(todo)
+        running = {}
+        while queue or running:
+            while queue and len(running) < workers:
+                run = queue.pop(0)
+                running[pool.submit(execute, run.to_json(), str(store.run_dir(run)), threads)] = run
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                running.pop(future)
+                yield future.result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _ray(todo: list[RunSpec], store: Store, study: Study, options: RunOptions) -> Iterator[dict]:
+    try:
+        import ray
+    except ImportError:
+        raise RuntimeError("the Ray executor needs Ray: pip install 'vggbench[ray]'") from None
+    address = options.ray_address or os.environ.get("RAY_ADDRESS")
+    started_here = not ray.is_initialized()
+    if started_here:
+        kwargs = {"address": address} if address else {"num_cpus": _cpu_count(), "include_dashboard": False}
+        ray.init(logging_level="ERROR", log_to_driver=False, **kwargs)
+    num_cpus = options.num_cpus if options.num_cpus is not None else study.num_cpus
+    num_gpus = options.num_gpus if options.num_gpus is not None else study.num_gpus
+    remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0)(execute)
+    threads = max(1, int(num_cpus))
+    try:
+        # The run folder must be reachable from the workers (a shared filesystem on a real cluster).
+        refs = {remote.remote(r.to_json(), str(store.run_dir(r).resolve()), threads): r for r in todo}
+        while refs:
+            done, _ = ray.wait(list(refs), num_returns=1)
+            for ref in done:
+                refs.pop(ref)
+                yield ray.get(ref)
+    finally:
+        for ref in list(refs):
+            ray.cancel(ref, force=True)
+        if started_here:
+            ray.shutdown()
+
+
+def run_study(study: Study, store: Store, options: RunOptions,
+              report: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> dict:
+    """Run every pending run of `study` into `store`. Returns counts; KeyboardInterrupt propagates after the
+    records finished so far are safely on disk."""
+    store.prepare()
+    runs, todo, records = pending(study, store, options.retry_failed)
+    store.check_manifest(study, runs)
+    counts = {"total": len(runs), "skipped": len(runs) - len(todo), "ran": 0}
+    if not todo:
+        return counts
+    if options.executor == "ray":
+        stream = _ray(todo, store, study, options)
+    elif options.executor == "local":
+        stream = _local(todo, store, max(1, options.workers))
+    else:
+        raise ValueError(f"unknown executor {options.executor!r}; choose one of {', '.join(EXECUTORS)}")
+    bar = None
+    if options.progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(runs), initial=counts["skipped"], desc=f"study {study.name}", unit="run")
+    write = bar.write if bar is not None else report
+    start = time.perf_counter()
+    try:
+        for record in stream:
+            record["executor"] = options.executor
+            store.append(record)
+            counts["ran"] += 1
+            if bar is not None:
+                bar.update(1)
+            write(_line(record, study.metric, counts["skipped"] + counts["ran"], len(runs)))
+    finally:
+        if bar is not None:
+            bar.close()
+    counts["seconds"] = time.perf_counter() - start
+    return counts
+
+
+def _line(record: dict, metric: str, done: int, total: int) -> str:
+    status = record["status"]
+    head = f"[{done}/{total}] {record['variant']} seed {record['seed']}: {status}"
+    seconds = record.get("timing", {}).get("seconds", 0)
+    if status == "ok":
+        return f"{head} {metric}={record['final'][metric]:.4f} ({seconds:.1f} s)"
+    if status == "diverged":
+        return f"{head} in epoch {record.get('diverged_epoch')} ({seconds:.1f} s)"
+    return f"{head}: {record.get('error')}"

@@ -1,0 +1,278 @@
+"""Study files: parsing, validation and expansion into runs.
+
+    [study]
+    name = "dropout"
+    design = "one_at_a_time"      # or "full"
+    seeds = [0, 1, 2]
+    metric = "test_top1_error"    # lower is better unless maximize = true
+
+    [base.model]                  # any VGGConfig field
+    arch = "A"
+    [base.data]                   # any DataConfig field (dataset, data_root, augment, ...)
+    dataset = "digits"
+    [base.train]                  # any TrainConfig field
+    epochs = 15
+
+    [factors.dropout]
+    baseline = "on"               # optional: defaults to the first level
+    levels.on = { "model.dropout" = 0.5 }
+    levels.off = { "model.dropout" = 0.0 }
+
+Every run gets a stable id: a hash of its resolved configuration (seed included), so the same run has the same
+id in every expansion, on every machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vggcore.config import VGGConfig
+from vggcore.data import DataConfig
+from vggcore.train import TrainConfig
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+SECTIONS = {"model": VGGConfig, "data": DataConfig, "train": TrainConfig}
+STUDY_KEYS = {"name", "design", "seeds", "metric", "maximize", "description", "num_cpus", "num_gpus"}
+DESIGNS = ("one_at_a_time", "full")
+METRICS = ("test_top1_error", "test_top5_error", "test_loss", "val_top1_error", "train_seconds")
+FACTOR_KEYS = {"baseline", "levels", "description"}
+
+
+class StudyError(ValueError):
+    """A study file that cannot be run as written."""
+
+
+@dataclass(frozen=True)
+class Factor:
+    name: str
+    levels: dict[str, dict[str, Any]]   # level name -> {"section.field": value}, in file order
+    baseline: str
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    design: str
+    seeds: tuple[int, ...]
+    metric: str
+    maximize: bool
+    base: dict[str, dict[str, Any]]     # section -> field overrides of the dataclass defaults
+    factors: tuple[Factor, ...]
+    num_cpus: float = 1.0               # per run, for the Ray executor
+    num_gpus: float = 0.0
+    description: str = ""
+    source: str = ""                    # the file it came from
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    run_id: str
+    study: str
+    variant: str                        # "baseline", "dropout=off", or "a=x,b=y" in full designs
+    levels: dict[str, str]              # factor -> level
+    seed: int
+    config: dict[str, dict[str, Any]] = field(repr=False)   # resolved model/data/train fields
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# ------------------------------------------------------------------------------------------------ parsing
+def _fields(section: str) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(SECTIONS[section])}
+
+
+def _unknown(where: str, keys, allowed) -> None:
+    extra = [k for k in keys if k not in allowed]
+    if extra:
+        raise StudyError(f"unknown key '{where}.{extra[0]}'; allowed keys in [{where}]: "
+                         f"{', '.join(sorted(allowed))}")
+
+
+def _type_ok(f: dataclasses.Field, value: Any) -> bool:
+    kinds = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+    allowed: tuple = ()
+    for part in str(f.type).split("|"):
+        allowed += kinds.get(part.strip(), ())
+    if isinstance(value, bool) and bool not in allowed:
+        return False
+    return isinstance(value, allowed)
+
+
+def _check_value(path: str, section: str, name: str, value: Any) -> None:
+    fields = _fields(section)
+    if name not in fields:
+        raise StudyError(f"'{path}' overrides {section}.{name}, which does not exist; {section} fields: "
+                         f"{', '.join(fields)}")
+    if not _type_ok(fields[name], value):
+        raise StudyError(f"'{path}' must be of type {fields[name].type}, got {type(value).__name__} {value!r}")
+
+
+def parse_study(data: dict, source: str = "") -> Study:
+    top_extra = [k for k in data if k not in ("study", "base", "factors")]
+    if top_extra:
+        raise StudyError(f"unknown top-level key '{top_extra[0]}'; allowed: study, base, factors")
+    head = data.get("study")
+    if not isinstance(head, dict):
+        raise StudyError("missing [study] table (name, design, seeds, metric)")
+    _unknown("study", head, STUDY_KEYS)
+    name = head.get("name")
+    if not isinstance(name, str) or not name:
+        raise StudyError("'study.name' must be a non-empty string")
+    design = head.get("design", "one_at_a_time")
+    if design not in DESIGNS:
+        raise StudyError(f"'study.design' must be one of {', '.join(DESIGNS)}, got {design!r}")
+    seeds = head.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
+                                                           for s in seeds):
+        raise StudyError(f"'study.seeds' must be a non-empty list of integers, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise StudyError(f"'study.seeds' has duplicates: {seeds}")
+    metric = head.get("metric", "test_top1_error")
+    if metric not in METRICS:
+        raise StudyError(f"'study.metric' must be one of {', '.join(METRICS)}, got {metric!r}")
+    maximize = head.get("maximize", False)
+    if not isinstance(maximize, bool):
+        raise StudyError(f"'study.maximize' must be true or false, got {maximize!r}")
+    for key in ("num_cpus", "num_gpus"):
+        if key in head and (isinstance(head[key], bool) or not isinstance(head[key], (int, float)) or head[key] < 0):
+            raise StudyError(f"'study.{key}' must be a non-negative number, got {head[key]!r}")
+
+    base = data.get("base", {})
+    if not isinstance(base, dict):
+        raise StudyError("[base] must be a table with model, data and train tables")
+    _unknown("base", base, SECTIONS)
+    for section, values in base.items():
+        if not isinstance(values, dict):
+            raise StudyError(f"[base.{section}] must be a table")
+        for key, value in values.items():
+            if key not in _fields(section):
+                raise StudyError(f"unknown key 'base.{section}.{key}'; allowed keys in [base.{section}]: "
+                                 f"{', '.join(_fields(section))}")
+            _check_value(f"base.{section}.{key}", section, key, value)
+
+    raw_factors = data.get("factors", {})
+    if not isinstance(raw_factors, dict) or not raw_factors:
+        raise StudyError("a study needs at least one [factors.NAME] table")
+    factors = tuple(_parse_factor(fname, fdata) for fname, fdata in raw_factors.items())
+    _check_disjoint(factors)
+    return Study(name=name, design=design, seeds=tuple(seeds), metric=metric, maximize=maximize,
+                 base={s: dict(base.get(s, {})) for s in SECTIONS}, factors=factors,
+                 num_cpus=float(head.get("num_cpus", 1)), num_gpus=float(head.get("num_gpus", 0)),
+                 description=head.get("description", ""), source=source)
+
+
+def _parse_factor(fname: str, fdata: Any) -> Factor:
+    where = f"factors.{fname}"
+    if not isinstance(fdata, dict):
+        raise StudyError(f"[{where}] must be a table with levels")
+    _unknown(where, fdata, FACTOR_KEYS)
+    levels = fdata.get("levels")
+    if not isinstance(levels, dict) or not levels:
+        raise StudyError(f"factor '{fname}' is empty: give it levels, e.g. levels.on = {{ \"model.dropout\" = 0.5 }}")
+    if len(levels) < 2:
+        raise StudyError(f"factor '{fname}' has a single level ({next(iter(levels))}): a factor needs two or more")
+    parsed: dict[str, dict[str, Any]] = {}
+    for lname, overrides in levels.items():
+        if not isinstance(overrides, dict):
+            raise StudyError(f"'{where}.levels.{lname}' must be a table of \"section.field\" = value")
+        for key, value in overrides.items():
+            section, _, name = key.partition(".")
+            if section not in SECTIONS or not name:
+                raise StudyError(f"'{where}.levels.{lname}' key {key!r} must be \"model.FIELD\", \"data.FIELD\" "
+                                 f"or \"train.FIELD\"")
+            _check_value(f"{where}.levels.{lname}.{key}", section, name, value)
+        parsed[lname] = dict(overrides)
+    baseline = fdata.get("baseline", next(iter(parsed)))
+    if baseline not in parsed:
+        raise StudyError(f"'{where}.baseline' is {baseline!r}, not one of its levels: {', '.join(parsed)}")
+    return Factor(fname, parsed, baseline)
+
+
+def _check_disjoint(factors: tuple[Factor, ...]) -> None:
+    owner: dict[str, str] = {}
+    for f in factors:
+        for key in {k for lv in f.levels.values() for k in lv}:
+            if key in owner:
+                raise StudyError(f"factors '{owner[key]}' and '{f.name}' both set {key}; a field belongs to one factor")
+            owner[key] = f.name
+
+
+def load_study(path: str | Path) -> Study:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"study file {path} does not exist")
+    raw = path.read_bytes()
+    try:
+        data = tomllib.loads(raw.decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        # TOML forbids repeated keys, so a duplicate level name lands here; say so plainly.
+        hint = " (a key given twice, e.g. a duplicate level name)" if "overwrite" in str(err).lower() else ""
+        raise StudyError(f"{path} is not valid TOML: {err}{hint}") from None
+    try:
+        return parse_study(data, source=str(path))
+    except StudyError as err:
+        raise StudyError(f"{path}: {err}") from None
+
+
+# ---------------------------------------------------------------------------------------------- expansion
+def variants(study: Study) -> list[dict[str, str]]:
+    """Factor -> level for each variant, baseline first."""
+    baseline = {f.name: f.baseline for f in study.factors}
+    if study.design == "full":
+        names = [f.name for f in study.factors]
+        ordered = [[f.baseline, *[lv for lv in f.levels if lv != f.baseline]] for f in study.factors]
+        return [dict(zip(names, combo)) for combo in itertools.product(*ordered)]
+    out = [baseline]
+    for f in study.factors:
+        out += [{**baseline, f.name: lv} for lv in f.levels if lv != f.baseline]
+    return out
+
+
+def variant_name(study: Study, levels: dict[str, str]) -> str:
+    changed = [f"{f.name}={levels[f.name]}" for f in study.factors if levels[f.name] != f.baseline]
+    return ",".join(changed) or "baseline"
+
+
+def resolve(study: Study, levels: dict[str, str], seed: int) -> dict[str, dict[str, Any]]:
+    """The full configuration of one run: dataclass defaults < base < factor levels < seed."""
+    sections = {s: dict(v) for s, v in study.base.items()}
+    for f in study.factors:
+        for key, value in f.levels[levels[f.name]].items():
+            section, _, name = key.partition(".")
+            sections[section][name] = value
+    sections["train"]["seed"] = seed
+    try:
+        built = {s: SECTIONS[s](**values) for s, values in sections.items()}
+    except ValueError as err:
+        raise StudyError(f"variant {levels}: {err}") from None
+    return {s: dataclasses.asdict(obj) for s, obj in built.items()}
+
+
+def run_id(config: dict) -> str:
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def expand(study: Study) -> list[RunSpec]:
+    runs, seen = [], set()
+    for levels in variants(study):
+        for seed in study.seeds:
+            config = resolve(study, levels, seed)
+            rid = run_id(config)
+            if rid in seen:  # two level combinations that resolve to the same run
+                continue
+            seen.add(rid)
+            runs.append(RunSpec(rid, study.name, variant_name(study, levels), levels, seed, config))
+    return runs

@@ -1,0 +1,84 @@
+"""Reports from benchmark and ablation results.
+
+    python -m reports build --bench bench.json --ablations runs/demo --out report   # report.md, index.html
+    python -m reports compare OLD.json NEW.json --threshold 5%                       # exit 1 on a regression
+    python -m reports demo --out runs/demo                                           # the whole main job
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+DEMO_BENCH_ARGS = ["--vgg-reference"]
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from .render import build
+
+    index = build(args.bench or [], args.ablations or [], args.out, method=args.interval)
+    print(f"report written: {index} and {index.with_name('report.md')}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare, parse_threshold
+
+    threshold = parse_threshold(args.threshold)
+    table = compare(args.old, args.new, threshold)
+    shown = table.assign(change=table["change"].map(lambda v: f"{v:+.1%}" if v == v else "—"))
+    print(shown.to_string(index=False))
+    regressions = int((table["verdict"] == "REGRESSION").sum())
+    if regressions:
+        print(f"{regressions} case(s) slower by more than {threshold:.1%}", file=sys.stderr)
+        return 1
+    print(f"no regression beyond {threshold:.1%}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import ROOT, run_demo
+
+    study = Path(args.study) if args.study else ROOT / "ablations" / "studies" / "demo.toml"
+    try:
+        run_demo(Path(args.out), DEMO_BENCH_ARGS + (args.bench_args or []), study, args.rerun_bench)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished results are kept in {args.out}; run the same command to resume",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m reports", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="tables, figures, report.md and index.html")
+    b.add_argument("--bench", nargs="+", metavar="FILE_OR_DIR", help="pytest-benchmark JSON files or folders")
+    b.add_argument("--ablations", nargs="+", metavar="DIR", help="ablation result folders or results.jsonl files")
+    b.add_argument("--out", required=True, help="report folder")
+    b.add_argument("--interval", choices=("bootstrap", "t"), default="bootstrap",
+                   help="confidence interval over seeds (default: seeded percentile bootstrap)")
+    b.set_defaults(func=_cmd_build)
+    c = sub.add_parser("compare", help="per-case change between two benchmark runs; exit 1 on a regression")
+    c.add_argument("old")
+    c.add_argument("new")
+    c.add_argument("--threshold", default="5%", help="allowed slow-down of the median step time (default 5%%)")
+    c.set_defaults(func=_cmd_compare)
+    d = sub.add_parser("demo", help="the main job: quick benchmarks, demo study, report")
+    d.add_argument("--out", default="runs/demo", help="where everything goes (default runs/demo)")
+    d.add_argument("--study", help="study file (default ablations/studies/demo.toml)")
+    d.add_argument("--rerun-bench", action="store_true", help="measure again even if bench.json exists")
+    d.add_argument("--bench-args", nargs=argparse.REMAINDER, help="extra pytest options for the suite, last")
+    d.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, RuntimeError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,134 @@
+"""Loaders: result files -> tidy pandas DataFrames (one row per observation). Pure functions of the files.
+
+`load_bench(paths)`: one row per benchmark case. Columns:
+    file, name, group, commit, commit_dirty, datetime, machine_node, machine_cpu, python
+    min, max, mean, stddev, median, iqr, rounds, ops        timing statistics, seconds per step
+    every extra_info key (see bench/runner.py): arch, mode, batch_size, image_size, width, device, device_name,
+    dtype, channels_last, compiled, implementation, images_per_s, macs_per_image, achieved_flops, peak_flops,
+    mfu, peak_memory_bytes, activation_bytes, param_bytes, torch_version, threads, ...  (NaN when absent)
+
+`load_ablations(paths)` -> AblationData with
+    runs:    one row per run: study, run_id, variant, seed, status, error, diverged_epoch, epochs, seconds,
+             executor, git_commit, torch, level.<factor> for each factor, and the final metrics
+             (test_top1_error, test_top5_error, test_loss, val_top1_error, train_seconds)
+    history: one row per run and epoch: study, run_id, variant, seed, epoch, lr, train_loss, train_accuracy,
+             val_loss, val_top1_error, val_top5_error, epoch_seconds, images_per_s, data_fraction
+    studies: one row per study: study, metric, maximize, source
+    skipped: human-readable notes on lines that could not be read
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+BENCH_EXTRA_KEYS = ("arch", "mode", "batch_size", "image_size", "width", "device", "device_name", "dtype",
+                    "channels_last", "compiled", "implementation", "images_per_s", "macs_per_image",
+                    "achieved_flops", "peak_flops", "mfu", "peak_memory_bytes", "activation_bytes", "param_bytes",
+                    "torch_version", "threads")
+STAT_KEYS = ("min", "max", "mean", "stddev", "median", "iqr", "rounds", "ops")
+FINAL_KEYS = ("test_top1_error", "test_top5_error", "test_loss", "val_top1_error", "train_seconds")
+
+
+class ReportInputError(ValueError):
+    """An input file or folder that is not what the report expects."""
+
+
+def _files(paths, pattern: str) -> list[Path]:
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(p.rglob(pattern))
+            if not found:
+                raise ReportInputError(f"{p}: no {pattern} files in this folder")
+            out += found
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise ReportInputError(f"{p} does not exist")
+    return out
+
+
+def load_bench(paths) -> pd.DataFrame:
+    """pytest-benchmark JSON files (--benchmark-json output, or .benchmarks/ autosave folders)."""
+    rows = []
+    for path in _files(paths, "*.json"):
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ReportInputError(f"{path} is not JSON ({err}); expected pytest-benchmark output "
+                                   "(--benchmark-json)") from None
+        if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list) or "machine_info" not in data:
+            raise ReportInputError(f"{path} is not a pytest-benchmark JSON file: expected an object with "
+                                   "'machine_info' and a 'benchmarks' list, as --benchmark-json writes")
+        machine, commit = data.get("machine_info", {}), data.get("commit_info", {}) or {}
+        for b in data["benchmarks"]:
+            stats = b.get("stats", {})
+            row = {"file": str(path), "name": b.get("name"), "group": b.get("group"),
+                   "commit": commit.get("id"), "commit_dirty": commit.get("dirty"), "datetime": data.get("datetime"),
+                   "machine_node": machine.get("node"), "machine_cpu": (machine.get("cpu") or {}).get("brand_raw"),
+                   "python": machine.get("python_version")}
+            row.update({k: stats.get(k) for k in STAT_KEYS})
+            extra = b.get("extra_info", {}) or {}
+            row.update({k: extra.get(k) for k in BENCH_EXTRA_KEYS})
+            row.update({k: v for k, v in extra.items() if k not in row})
+            rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        raise ReportInputError(f"no benchmark cases in {', '.join(map(str, paths))}")
+    return frame
+
+
+@dataclass
+class AblationData:
+    runs: pd.DataFrame
+    history: pd.DataFrame
+    studies: pd.DataFrame
+    skipped: list[str] = field(default_factory=list)
+
+
+def _result_files(paths) -> list[Path]:
+    return _files(paths, "results.jsonl")
+
+
+def load_ablations(paths) -> AblationData:
+    """`results.jsonl` files or the folders holding them (each with its study.json)."""
+    runs, history, studies, skipped = [], [], {}, []
+    for path in _result_files(paths):
+        records, bad = {}, []
+        for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+                records[record["run_id"]] = record  # the latest record of a run wins (e.g. a retried failure)
+            except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+                bad.append(number)
+        if not records:
+            raise ReportInputError(f"{path} is not ablation results: expected JSON lines with a 'run_id' each, "
+                                   "as `python -m ablations run` writes")
+        if bad:
+            skipped.append(f"{path}: {len(bad)} unreadable line(s) skipped ({', '.join(map(str, bad[:5]))})")
+        manifest = path.with_name("study.json")
+        meta = json.loads(manifest.read_text()) if manifest.exists() else {}
+        for r in records.values():
+            studies.setdefault(r["study"], {"study": r["study"], "metric": meta.get("metric", "test_top1_error"),
+                                            "maximize": bool(meta.get("maximize", False)),
+                                            "source": meta.get("source", str(path))})
+            final = r.get("final") or {}
+            prov = r.get("provenance") or {}
+            row = {"study": r["study"], "run_id": r["run_id"], "variant": r.get("variant"), "seed": r.get("seed"),
+                   "status": r.get("status"), "error": r.get("error"), "diverged_epoch": r.get("diverged_epoch"),
+                   "epochs": len(r.get("history") or []), "seconds": (r.get("timing") or {}).get("seconds"),
+                   "executor": r.get("executor"), "git_commit": prov.get("git_commit"),
+                   "torch": (prov.get("versions") or {}).get("torch"), "file": str(path)}
+            row.update({f"level.{k}": v for k, v in (r.get("levels") or {}).items()})
+            row.update({k: final.get(k) for k in FINAL_KEYS})
+            runs.append(row)
+            for h in r.get("history") or []:
+                history.append({"study": r["study"], "run_id": r["run_id"], "variant": r.get("variant"),
+                                "seed": r.get("seed"), **h})
+    return AblationData(pd.DataFrame(runs), pd.DataFrame(history), pd.DataFrame(list(studies.values())), skipped)

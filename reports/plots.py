@@ -1,0 +1,108 @@
+"""Plots: each takes frames already computed (no statistics in here), an optional `ax`, and returns the ax."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+CASE_KEYS = ["arch", "device", "dtype", "mode", "implementation"]
+
+
+def _ax(ax):
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
+    return ax
+
+
+def _label(row, keys) -> str:
+    return " ".join(str(row[k]) for k in keys)
+
+
+def throughput_vs_batch(bench: pd.DataFrame, ax=None, mode: str | None = None):
+    """Images/s against batch size (log x), one line per architecture, device, dtype, mode, implementation."""
+    ax = _ax(ax)
+    data = bench if mode is None else bench[bench["mode"] == mode]
+    for key, g in data.sort_values("batch_size").groupby(CASE_KEYS, sort=True):
+        ax.plot(g["batch_size"], g["images_per_s"], marker="o", label=" ".join(map(str, key)))
+    ax.set(xscale="log", xlabel="batch size", ylabel="images / s", title="Throughput" + (f" ({mode})" if mode else ""))
+    ax.legend(fontsize=7)
+    ax.grid(True, alpha=0.3)
+    return ax
+
+
+def memory_vs_batch(bench: pd.DataFrame, ax=None):
+    """Peak memory of one step (MiB) against batch size (log x)."""
+    ax = _ax(ax)
+    for key, g in bench.sort_values("batch_size").groupby(CASE_KEYS, sort=True):
+        ax.plot(g["batch_size"], g["peak_memory_bytes"] / 2 ** 20, marker="o", label=" ".join(map(str, key)))
+    ax.set(xscale="log", xlabel="batch size", ylabel="peak memory of a step (MiB)", title="Memory")
+    ax.legend(fontsize=7)
+    ax.grid(True, alpha=0.3)
+    return ax
+
+
+def speed_ratio(ratios: pd.DataFrame, ax=None):
+    """vggcore / torchvision images/s per case (frame from `reports.tables.speed_ratios`); 1 = parity."""
+    ax = _ax(ax)
+    labels = ratios["case"].tolist()
+    ax.barh(labels, ratios["ratio"], color="tab:blue")
+    ax.axvline(1.0, color="k", lw=1)
+    ax.set(xlabel="vggcore / torchvision throughput", title="vggcore vs torchvision")
+    ax.tick_params(axis="y", labelsize=7)
+    return ax
+
+
+def mfu(bench: pd.DataFrame, ax=None):
+    """Model FLOP utilisation of every case against the machine's measured peak."""
+    ax = _ax(ax)
+    data = bench.sort_values(CASE_KEYS + ["batch_size"])
+    labels = [_label(r, CASE_KEYS) + f" b{r['batch_size']}" for _, r in data.iterrows()]
+    ax.barh(labels, data["mfu"], color="tab:orange")
+    ax.set(xlabel="MFU (achieved / measured peak FLOP/s)", title="Model FLOP utilisation")
+    ax.tick_params(axis="y", labelsize=6)
+    return ax
+
+
+def ablation_effects(effects: pd.DataFrame, ax=None, study: str | None = None):
+    """Difference of each variant's mean metric to the baseline, with its interval."""
+    ax = _ax(ax)
+    data = effects if study is None else effects[effects["study"] == study]
+    data = data[data["variant"] != "baseline"]
+    y = range(len(data))
+    err = [(data["diff"] - data["diff_low"]).fillna(0), (data["diff_high"] - data["diff"]).fillna(0)]
+    ax.errorbar(data["diff"], list(y), xerr=err, fmt="o", capsize=4)
+    ax.set_yticks(list(y), data["variant"])
+    ax.axvline(0.0, color="k", lw=1)
+    metric = data["metric"].iloc[0] if len(data) else "metric"
+    ax.set(xlabel=f"{metric}: variant - baseline", title=f"Effects vs baseline{f' ({study})' if study else ''}")
+    return ax
+
+
+def learning_curves(history: pd.DataFrame, ax=None, metric: str = "val_top1_error", study: str | None = None):
+    """Mean over seeds per variant and epoch, with a band from the lowest to the highest seed."""
+    ax = _ax(ax)
+    data = history if study is None else history[history["study"] == study]
+    for variant, g in data.groupby("variant", sort=False):
+        curve = g.groupby("epoch")[metric].agg(["mean", "min", "max"])
+        ax.plot(curve.index, curve["mean"], label=variant)
+        ax.fill_between(curve.index, curve["min"], curve["max"], alpha=0.2)
+    ax.set(xlabel="epoch", ylabel=metric, title=f"Learning curves{f' ({study})' if study else ''}")
+    ax.legend(fontsize=7)
+    ax.grid(True, alpha=0.3)
+    return ax
+
+
+def lr_trace(history: pd.DataFrame, ax=None, study: str | None = None):
+    """The learning rate each variant used, epoch by epoch (first seed)."""
+    ax = _ax(ax)
+    data = history if study is None else history[history["study"] == study]
+    for variant, g in data.groupby("variant", sort=False):
+        first = g[g["seed"] == g["seed"].min()].sort_values("epoch")
+        ax.step(first["epoch"], first["lr"], where="post", label=variant)
+    ax.set(yscale="log", xlabel="epoch", ylabel="learning rate", title=f"Learning-rate trace{f' ({study})' if study else ''}")
+    ax.legend(fontsize=7)
+    return ax

@@ -1,0 +1,186 @@
+"""`reports build`: tables, figures, report.md and a self-contained index.html (images beside it).
+
+The report is a list of blocks (heading, text, table, figure) rendered twice, to Markdown and to HTML, so the
+two never drift apart. Every table is also written as CSV, every figure as PNG.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from . import plots
+from .load import ReportInputError, load_ablations, load_bench
+from .stats import effects
+from .tables import fastest_settings, paper_table2, speed_ratios
+
+
+@dataclass
+class Block:
+    kind: str            # "h1", "h2", "h3", "text", "table", "figure"
+    content: object      # str, DataFrame, or figure file name
+    caption: str = ""
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+class Report:
+    def __init__(self, out: Path) -> None:
+        self.out, self.blocks = out, []
+
+    def add(self, kind: str, content, caption: str = "") -> None:
+        self.blocks.append(Block(kind, content, caption))
+
+    def table(self, name: str, frame: pd.DataFrame, caption: str = "") -> None:
+        frame.to_csv(self.out / "tables" / f"{name}.csv", index=False)
+        self.add("table", frame, caption or name.replace("_", " "))
+
+    def figure(self, name: str, draw) -> None:
+        ax = draw(None)
+        path = self.out / "figures" / f"{name}.png"
+        ax.figure.savefig(path, dpi=110)
+        plt.close(ax.figure)
+        self.add("figure", f"figures/{name}.png", name.replace("_", " "))
+
+    def markdown(self) -> str:
+        parts = []
+        for b in self.blocks:
+            if b.kind in ("h1", "h2", "h3"):
+                parts.append("#" * int(b.kind[1]) + " " + b.content)
+            elif b.kind == "text":
+                parts.append(b.content)
+            elif b.kind == "table":
+                parts.append(f"*{b.caption}*")
+                parts.append(_round(b.content).to_markdown(index=False))
+            else:
+                parts.append(f"![{b.caption}]({b.content})")
+        return "\n\n".join(parts) + "\n"
+
+    def html(self, title: str) -> str:
+        body = []
+        for b in self.blocks:
+            if b.kind in ("h1", "h2", "h3"):
+                body.append(f"<{b.kind} id='{_slug(b.content)}'>{html.escape(b.content)}</{b.kind}>")
+            elif b.kind == "text":
+                body.append(f"<p>{html.escape(b.content)}</p>")
+            elif b.kind == "table":
+                body.append(f"<p class='cap'>{html.escape(b.caption)}</p>")
+                body.append(_round(b.content).to_html(index=False, border=0, classes="t", na_rep="—"))
+            else:
+                body.append(f"<figure><img src='{b.content}' alt='{html.escape(b.caption)}'>"
+                            f"<figcaption>{html.escape(b.caption)}</figcaption></figure>")
+        style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+                 "table.t{border-collapse:collapse;font-size:13px;margin:1em 0}"
+                 "table.t td,table.t th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}"
+                 "img{max-width:100%}figcaption,p.cap{color:#666;font-size:12px;margin-bottom:0}")
+        return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+                f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+
+
+def _round(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    for col in out.select_dtypes("float").columns:
+        out[col] = out[col].map(lambda v: float(f"{v:.4g}") if pd.notna(v) else v)
+    return out
+
+
+def _prepare(out: Path) -> None:
+    try:
+        for sub in ("figures", "tables"):
+            (out / sub).mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise ReportInputError(f"cannot write the report to {out}: {err.strerror or err}") from None
+
+
+def build(bench_paths=(), ablation_paths=(), out: str | Path = "report", method: str = "bootstrap") -> Path:
+    """Write the report into `out`; returns the path of index.html."""
+    if not bench_paths and not ablation_paths:
+        raise ReportInputError("nothing to report: give --bench FILE_OR_DIR and/or --ablations DIR")
+    out = Path(out)
+    bench = load_bench(bench_paths) if bench_paths else None
+    abl = load_ablations(ablation_paths) if ablation_paths else None
+    _prepare(out)
+    r = Report(out)
+    r.add("h1", "vggbench report")
+    r.add("text", f"Built {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from "
+                  f"{len(bench_paths)} benchmark input(s) and {len(ablation_paths)} ablation input(s).")
+
+    r.add("h2", "Summary")
+    ablation_effects = {}
+    if abl is not None and not abl.runs.empty:
+        for _, s in abl.studies.iterrows():
+            runs = abl.runs[abl.runs["study"] == s["study"]]
+            ablation_effects[s["study"]] = effects(runs, s["metric"], bool(s["maximize"]), method)
+    if bench is not None:
+        r.add("h3", "Fastest setting per architecture")
+        r.table("fastest_settings", fastest_settings(bench))
+    if ablation_effects:
+        r.add("h3", "Effects, ranked (best first)")
+        for study, eff in ablation_effects.items():
+            cols = ["variant", "n_ok", "n", "mean", "ci_low", "ci_high", "diff", "diff_low", "diff_high", "p_better"]
+            r.table(f"summary_{study}", eff[cols], study)
+            r.add("text", f"{study}: {eff['metric'].iloc[0]}, {eff['ci_method'].iloc[0]}; n_ok of n runs finished.")
+    r.add("h3", "Paper Table 2 beside vggcore")
+    r.table("paper_table2", paper_table2())
+    missing = [name for name, data in (("benchmark", bench), ("ablation", abl)) if data is None]
+    if missing:
+        r.add("text", f"Not in this report: {' and '.join(missing)} results (none were given).")
+
+    if bench is not None:
+        _bench_section(r, bench)
+    if abl is not None:
+        _ablation_section(r, abl, ablation_effects)
+    (out / "report.md").write_text(r.markdown())
+    index = out / "index.html"
+    index.write_text(r.html("vggbench report"))
+    return index
+
+
+def _bench_section(r: Report, bench: pd.DataFrame) -> None:
+    r.add("h2", "Benchmarks")
+    r.add("text", "Throughput from the median step time; MFU against the peak measured in the same run; "
+                  "memory is the step's measured peak.")
+    cols = [c for c in ["arch", "mode", "device", "dtype", "implementation", "batch_size", "images_per_s",
+                        "median", "rounds", "mfu", "peak_memory_bytes", "activation_bytes", "threads"] if c in bench]
+    r.table("benchmarks", bench.sort_values(["arch", "mode", "batch_size"])[cols])
+    for mode in bench["mode"].dropna().unique():
+        r.figure(f"throughput_{mode}", lambda ax, m=mode: plots.throughput_vs_batch(bench, ax, mode=m))
+    r.figure("memory", lambda ax: plots.memory_vs_batch(bench, ax))
+    r.figure("mfu", lambda ax: plots.mfu(bench, ax))
+    ratios = speed_ratios(bench)
+    if ratios.empty:
+        r.add("text", "No torchvision reference cases (run the suite with --vgg-reference for the comparison).")
+    else:
+        r.table("speed_ratios", ratios.drop(columns="case"))
+        r.figure("vggcore_vs_torchvision", lambda ax: plots.speed_ratio(ratios, ax))
+
+
+def _ablation_section(r: Report, abl, ablation_effects: dict) -> None:
+    r.add("h2", "Ablations")
+    for note in abl.skipped:
+        r.add("text", f"Skipped input: {note}")
+    for study, eff in ablation_effects.items():
+        r.add("h3", f"Study {study}")
+        r.table(f"effects_{study}", eff.drop(columns=["study"]))
+        runs = abl.runs[abl.runs["study"] == study]
+        bad = runs[runs["status"] != "ok"]
+        if not bad.empty:
+            r.table(f"unfinished_{study}", bad[["variant", "seed", "status", "error", "diverged_epoch"]],
+                    "failed and diverged runs")
+        if (eff["variant"] != "baseline").any():
+            r.figure(f"effects_{study}", lambda ax, s=study: plots.ablation_effects(eff, ax, study=s))
+        hist = abl.history[abl.history["study"] == study] if not abl.history.empty else abl.history
+        if not hist.empty:
+            r.figure(f"curves_{study}", lambda ax, s=study: plots.learning_curves(abl.history, ax, study=s))
+            r.figure(f"lr_{study}", lambda ax, s=study: plots.lr_trace(abl.history, ax, study=s))

@@ -1,0 +1,229 @@
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reports import ReportInputError, effects, load_ablations, load_bench, summarize
+from reports import plots
+from reports.cli import main
+from reports.compare import compare, parse_threshold
+from reports.render import build
+from reports.stats import diff_interval, mean_interval
+from reports.tables import fastest_settings, paper_table2, speed_ratios
+
+
+def bench_case(name, arch="A", impl="vggcore", batch=1, median=0.5, extra=True, mode="forward"):
+    info = {"arch": arch, "mode": mode, "batch_size": batch, "image_size": 32, "width": 1.0, "device": "cpu",
+            "device_name": "cpu", "dtype": "fp32", "channels_last": False, "compiled": False,
+            "implementation": impl, "images_per_s": batch / median, "macs_per_image": 1e6,
+            "achieved_flops": 1e9, "peak_flops": 2e9, "mfu": 0.5, "peak_memory_bytes": 10 * 2 ** 20,
+            "activation_bytes": 1000, "param_bytes": 4000, "torch_version": "x", "threads": 2}
+    if not extra:
+        info = {k: info[k] for k in ("arch", "mode", "batch_size", "implementation", "images_per_s")}
+    return {"name": name, "group": f"{arch} {mode}", "extra_info": info,
+            "stats": {"min": median, "max": median, "mean": median, "stddev": 0, "median": median, "iqr": 0,
+                      "rounds": 3, "ops": 1 / median}}
+
+
+def write_bench(path, cases):
+    path.write_text(json.dumps({"machine_info": {"node": "n", "cpu": {"brand_raw": "cpu"}},
+                                "commit_info": {"id": "abc", "dirty": False}, "datetime": "now",
+                                "benchmarks": cases}))
+    return path
+
+
+@pytest.fixture
+def bench_file(tmp_path):
+    return write_bench(tmp_path / "bench.json", [
+        bench_case("t[A-b1-vggcore]", batch=1, median=0.5),
+        bench_case("t[A-b4-vggcore]", batch=4, median=1.0),
+        bench_case("t[A-b1-torchvision]", impl="torchvision", batch=1, median=0.55),
+        bench_case("t[A-b4-torchvision]", impl="torchvision", batch=4, median=1.1, extra=False),
+    ])
+
+
+def record(rid, variant, seed, status="ok", err=0.1, levels=None):
+    final = {"test_top1_error": err, "test_top5_error": 0.0, "test_loss": err, "val_top1_error": err,
+             "train_seconds": 1.0} if status == "ok" else None
+    history = [{"epoch": e, "lr": 0.1 / e, "train_loss": 1 / e, "val_top1_error": err + 0.1 / e} for e in (1, 2)]
+    return {"run_id": rid, "study": "s", "variant": variant, "levels": levels or {"d": "on"}, "seed": seed,
+            "status": status, "error": "boom" if status == "failed" else None, "final": final,
+            "history": history if status != "failed" else [], "timing": {"seconds": 1.0},
+            "provenance": {"git_commit": "abc", "versions": {"torch": "x"}}}
+
+
+@pytest.fixture
+def ablation_dir(tmp_path):
+    d = tmp_path / "abl"
+    d.mkdir()
+    lines = [record("b0", "baseline", 0, err=0.10), record("b1", "baseline", 1, err=0.12),
+             record("b2", "baseline", 2, err=0.14),
+             record("o0", "d=off", 0, err=0.20, levels={"d": "off"}), record("o1", "d=off", 1, err=0.22, levels={"d": "off"}),
+             record("o2", "d=off", 2, status="failed", levels={"d": "off"})]
+    (d / "results.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    (d / "study.json").write_text(json.dumps({"study": "s", "metric": "test_top1_error", "maximize": False}))
+    return d
+
+
+def test_load_bench_tidy_with_missing_extra_info(bench_file):
+    frame = load_bench([bench_file])
+    assert len(frame) == 4 and {"median", "rounds", "arch", "mfu", "commit", "file"} <= set(frame.columns)
+    partial = frame[frame["name"] == "t[A-b4-torchvision]"].iloc[0]
+    assert np.isnan(partial["mfu"]) if partial["mfu"] is not None else True
+    assert partial["images_per_s"] == pytest.approx(4 / 1.1)
+
+
+def test_load_bench_rejects_other_files(tmp_path):
+    (tmp_path / "x.json").write_text('{"foo": 1}')
+    with pytest.raises(ReportInputError, match=r"x.json is not a pytest-benchmark JSON file: expected"):
+        load_bench([tmp_path / "x.json"])
+    (tmp_path / "y.json").write_text("not json")
+    with pytest.raises(ReportInputError, match="y.json is not JSON"):
+        load_bench([tmp_path / "y.json"])
+    with pytest.raises(ReportInputError, match="does not exist"):
+        load_bench([tmp_path / "nope.json"])
+
+
+def test_load_ablations_counts_failed_runs(ablation_dir):
+    data = load_ablations([ablation_dir])
+    assert len(data.runs) == 6 and (data.runs["status"] == "failed").sum() == 1
+    assert "level.d" in data.runs.columns and len(data.history) == 10
+    assert data.studies.iloc[0]["metric"] == "test_top1_error"
+
+
+def test_load_ablations_rejects_non_results(tmp_path):
+    bad = tmp_path / "results.jsonl"
+    bad.write_text("hello\nworld\n")
+    with pytest.raises(ReportInputError, match="is not ablation results: expected JSON lines with a 'run_id'"):
+        load_ablations([bad])
+
+
+def test_summary_statistics_match_hand_computation(ablation_dir):
+    runs = load_ablations([ablation_dir]).runs
+    table = summarize(runs, "test_top1_error", method="t").set_index("variant")
+    base = table.loc["baseline"]
+    assert base["mean"] == pytest.approx(0.12) and base["std"] == pytest.approx(0.02) and base["median"] == 0.12
+    half = 4.302653 * 0.02 / 3 ** 0.5  # t(0.975, 2) * s / sqrt(n)
+    assert (base["ci_low"], base["ci_high"]) == pytest.approx((0.12 - half, 0.12 + half), rel=1e-5)
+    off = table.loc["d=off"]
+    assert (off["n"], off["n_ok"], off["n_failed"]) == (3, 2, 1)  # the failure is counted, not dropped
+    assert "Student-t" in off["ci_method"]
+
+
+def test_bootstrap_interval_and_p_better_by_hand():
+    assert mean_interval([0.0, 1.0]) == (0.0, 1.0)  # resample means are 0, 0.5, 1 with 1/4, 1/2, 1/4
+    assert mean_interval([0.3, 0.3, 0.3]) == (0.3, 0.3)
+    assert np.isnan(mean_interval([0.3])[0])
+    low, high, p = diff_interval([0.2, 0.21, 0.22], [0.1, 0.11, 0.12], maximize=False)
+    assert p == 0.0 and 0.08 <= low <= high <= 0.12   # variant's error is surely higher: never better
+    assert diff_interval([0.2, 0.21, 0.22], [0.1, 0.11, 0.12], maximize=True)[2] == 1.0
+    assert mean_interval([0.1, 0.2, 0.4], seed=3) == mean_interval([0.1, 0.2, 0.4], seed=3)  # seeded
+
+
+def test_effects_rank_and_difference(ablation_dir):
+    eff = effects(load_ablations([ablation_dir]).runs, "test_top1_error")
+    assert eff["variant"].tolist() == ["baseline", "d=off"]  # lower error first
+    off = eff.set_index("variant").loc["d=off"]
+    assert off["diff"] == pytest.approx(0.21 - 0.12) and off["p_better"] == 0.0
+
+
+def test_bench_tables(bench_file):
+    frame = load_bench([bench_file])
+    assert fastest_settings(frame).iloc[0]["images_per_s"] == pytest.approx(4 / 1.0)
+    ratios = speed_ratios(frame)
+    # the b4 torchvision case lacks image_size and friends, so it cannot be paired with its vggcore twin
+    assert ratios.set_index("batch_size")["ratio"].to_dict() == pytest.approx({1: 0.55 / 0.5})
+    table2 = paper_table2().set_index("arch")
+    assert table2.loc["D", "vggcore_params"] == 138_357_544 and table2.loc["D", "paper_params_M"] == 138
+
+
+def test_every_plot_runs_and_returns_its_ax(bench_file, ablation_dir):
+    import matplotlib.pyplot as plt
+
+    bench = load_bench([bench_file])
+    abl = load_ablations([ablation_dir])
+    eff = effects(abl.runs, "test_top1_error")
+    for draw in (lambda ax: plots.throughput_vs_batch(bench, ax), lambda ax: plots.memory_vs_batch(bench, ax),
+                 lambda ax: plots.speed_ratio(speed_ratios(bench), ax), lambda ax: plots.mfu(bench, ax),
+                 lambda ax: plots.ablation_effects(eff, ax), lambda ax: plots.learning_curves(abl.history, ax),
+                 lambda ax: plots.lr_trace(abl.history, ax)):
+        fig, ax = plt.subplots()
+        assert draw(ax) is ax and ax.has_data()
+        plt.close(fig)
+        own = draw(None)
+        assert own.figure is not None
+        plt.close(own.figure)
+
+
+def test_build_writes_all_files_and_every_reference_exists(bench_file, ablation_dir, tmp_path):
+    index = build([bench_file], [ablation_dir], tmp_path / "rep")
+    out = index.parent
+    md, page = (out / "report.md").read_text(), index.read_text()
+    assert md.startswith("# vggbench report") and "## Summary" in md and "Paper Table 2" in md
+    for ref in re.findall(r"src='([^']+)'", page) + re.findall(r"\]\(([^)]+\.png)\)", md):
+        assert (out / ref).is_file(), ref
+    assert len(list((out / "figures").glob("*.png"))) >= 7
+    assert {"benchmarks.csv", "speed_ratios.csv", "paper_table2.csv", "effects_s.csv"} <= {
+        p.name for p in (out / "tables").glob("*.csv")}
+    assert "http" not in page.replace("http-equiv", "")  # no network assets
+    assert "failed and diverged runs" in md
+
+
+def test_partial_report_says_what_is_missing(ablation_dir, tmp_path):
+    index = build([], [ablation_dir], tmp_path / "rep")
+    assert "Not in this report: benchmark results" in (index.parent / "report.md").read_text()
+
+
+def test_build_errors(tmp_path, capsys):
+    assert main(["build", "--out", str(tmp_path / "r")]) == 2
+    assert "nothing to report" in capsys.readouterr().err
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    abl = tmp_path / "a"
+    abl.mkdir()
+    (abl / "results.jsonl").write_text(json.dumps(record("b0", "baseline", 0)) + "\n")
+    assert main(["build", "--ablations", str(abl), "--out", str(blocker / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write the report to" in err and len(err.strip().splitlines()) == 1
+
+
+def test_compare_exit_codes(tmp_path, capsys):
+    old = write_bench(tmp_path / "old.json", [bench_case("a", median=1.0), bench_case("b", median=1.0)])
+    same = write_bench(tmp_path / "same.json", [bench_case("a", median=1.02), bench_case("b", median=0.9)])
+    slow = write_bench(tmp_path / "slow.json", [bench_case("a", median=1.2), bench_case("b", median=1.0)])
+    assert main(["compare", str(old), str(same), "--threshold", "5%"]) == 0
+    assert "no regression" in capsys.readouterr().out
+    assert main(["compare", str(old), str(slow), "--threshold", "5%"]) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"a\s+1\.0\s+1\.2\s+\+20\.0%\s+REGRESSION", out)
+    assert compare(str(old), str(slow), parse_threshold("25"))["verdict"].tolist() == ["ok", "ok"]
+    with pytest.raises(ValueError, match="percentage"):
+        parse_threshold("five")
+
+
+def _chromium():
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(_chromium() is None, reason="no headless Chromium here (Debian: apt-get install chromium)")
+def test_html_report_renders_in_a_browser(bench_file, ablation_dir, tmp_path):
+    index = build([bench_file], [ablation_dir], tmp_path / "rep")
+    probe = index.with_name("probe.html")
+    script = ("<script>window.addEventListener('load',()=>{const i=[...document.images];"
+              "document.body.insertAdjacentHTML('beforeend','<p id=probe>images '+i.length+' loaded '+"
+              "i.filter(x=>x.complete&&x.naturalWidth>0).length+'</p>')});</script>")
+    probe.write_text(index.read_text().replace("</body>", script + "</body>"))
+    result = subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                             f"--user-data-dir={tmp_path / 'chrome'}", "--allow-file-access-from-files",
+                             "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
+                            capture_output=True, text=True, timeout=120)
+    match = re.search(r"images (\d+) loaded (\d+)", result.stdout)
+    assert match, result.stderr[-2000:]
+    total, loaded = map(int, match.groups())
+    assert total >= 7 and loaded == total
