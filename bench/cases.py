@@ -6,6 +6,7 @@ import itertools
 from dataclasses import dataclass
 
 from vggcore.archs import ARCHS, TORCHVISION_NAMES, resolve_arch
+from vggcore.config import HEADS
 from vggcore.measure import DEVICES, DTYPES, device_available, dtype_unsupported_reason
 
 MODES = ("forward", "forward_backward", "train_step")
@@ -30,10 +31,12 @@ class BenchCase:
     channels_last: bool     # NHWC memory format for model and input
     compiled: bool          # torch.compile'd model
     implementation: str     # vggcore or torchvision
+    head: str = "paper"     # vggcore's head; torchvision's own is always its AdaptiveAvgPool2d((7, 7))
 
     @property
     def id(self) -> str:
-        extras = "-cl" if self.channels_last else ""
+        extras = f"-{self.head}head" if self.head != "paper" else ""
+        extras += "-cl" if self.channels_last else ""
         extras += "-compiled" if self.compiled else ""
         return (f"{self.arch}-{self.mode}-{self.device}-{self.dtype}-{self.image_size}px-w{self.width:g}"
                 f"-b{self.batch_size}{extras}-{self.implementation}")
@@ -41,7 +44,8 @@ class BenchCase:
     @property
     def group(self) -> str:
         """One pytest-benchmark table per (arch, mode, device, dtype, image size, width, layout)."""
-        layout = " channels_last" if self.channels_last else ""
+        layout = f" {self.head} head" if self.head != "paper" else ""
+        layout += " channels_last" if self.channels_last else ""
         layout += " compiled" if self.compiled else ""
         return (f"{self.arch} {self.mode} {self.device} {self.dtype} {self.image_size}px width {self.width:g}"
                 f"{layout}")
@@ -128,15 +132,16 @@ def expand(options: dict[str, str | None], *, compiled: list[bool] = (False,),
     image_size = positive_ints("--vgg-image-size", [options.get("image_size") or "224"])[0]
     if image_size < 32:
         raise OptionError(f"--vgg-image-size: {image_size} is below 32, the smallest input five max-pools take")
-    if image_size % 32:
-        raise OptionError(f"--vgg-image-size: {image_size} is not a multiple of 32, which the paper's head "
-                          f"(flatten the last max-pool) needs; try {image_size // 32 * 32}")
     try:
         width = float(options.get("width") or "1")
     except ValueError:
         raise OptionError(f"--vgg-width: {options.get('width')!r} is not a number") from None
     if width <= 0:
         raise OptionError(f"--vgg-width: {width:g} must be positive")
+    head = choose("--vgg-head", [options.get("head") or "paper"], HEADS)[0]
+    if head == "paper" and image_size % 32:
+        raise OptionError(f"--vgg-image-size: {image_size} is not a multiple of 32, which the paper's head "
+                          f"(flatten the last max-pool) needs; try {image_size // 32 * 32} or --vgg-head gap")
 
     cases = []
     impls = IMPLEMENTATIONS if reference else IMPLEMENTATIONS[:1]
@@ -146,5 +151,5 @@ def expand(options: dict[str, str | None], *, compiled: list[bool] = (False,),
                 archs, modes, dtypes, channels_last, compiled, batch_sizes or grid["batch_sizes"][device], impls):
             cases.append(BenchCase(arch=arch, mode=mode, batch_size=bs, image_size=image_size, width=width,
                                    device=device, dtype=dtype, channels_last=cl, compiled=comp,
-                                   implementation=impl))
+                                   implementation=impl, head=head))
     return cases

@@ -26,6 +26,7 @@ OPTIONS = {
     "dtypes": "fp32, bf16, fp16 (the latter two under autocast); default fp32 (full grid: all)",
     "modes": "forward, forward_backward, train_step; default all three",
     "width": "channel and FC-width multiplier (default 1, the paper's VGG)",
+    "head": "vggcore's head: paper (default), torchvision (AdaptiveAvgPool2d 7x7, torchvision's ops) or gap",
     "grid": "quick (default) or full: all six configurations, batch sizes up to 256, every dtype",
     "max-time": "seconds of timed rounds per case (default 2); at least 3 rounds always run",
 }

@@ -21,7 +21,8 @@ SGD = dict(lr=1e-2, momentum=0.9, weight_decay=5e-4)
 
 
 def model_config(case: BenchCase) -> VGGConfig:
-    return VGGConfig(arch=case.arch, image_size=case.image_size, width=case.width, num_classes=NUM_CLASSES)
+    return VGGConfig(arch=case.arch, image_size=case.image_size, width=case.width, num_classes=NUM_CLASSES,
+                     head=case.head)
 
 
 def make_model(case: BenchCase) -> nn.Module:

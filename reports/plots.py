@@ -18,6 +18,19 @@ def _ax(ax):
     return ax
 
 
+def _batch_axis(ax, sizes) -> None:
+    """Log-2 batch-size axis labelled with the sizes that were measured."""
+    from matplotlib.ticker import NullLocator, ScalarFormatter
+
+    ticks = sorted({int(s) for s in sizes})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ticks)
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_locator(NullLocator())
+    if len(ticks) == 1:
+        ax.set_xlim(ticks[0] / 2, ticks[0] * 2)
+
+
 def _label(row, keys) -> str:
     return " ".join(str(row[k]) for k in keys)
 
@@ -28,7 +41,8 @@ def throughput_vs_batch(bench: pd.DataFrame, ax=None, mode: str | None = None):
     data = bench if mode is None else bench[bench["mode"] == mode]
     for key, g in data.sort_values("batch_size").groupby(CASE_KEYS, sort=True):
         ax.plot(g["batch_size"], g["images_per_s"], marker="o", label=" ".join(map(str, key)))
-    ax.set(xscale="log", xlabel="batch size", ylabel="images / s", title="Throughput" + (f" ({mode})" if mode else ""))
+    _batch_axis(ax, data["batch_size"])
+    ax.set(xlabel="batch size", ylabel="images / s", title="Throughput" + (f" ({mode})" if mode else ""))
     ax.legend(fontsize=7)
     ax.grid(True, alpha=0.3)
     return ax
@@ -39,7 +53,8 @@ def memory_vs_batch(bench: pd.DataFrame, ax=None):
     ax = _ax(ax)
     for key, g in bench.sort_values("batch_size").groupby(CASE_KEYS, sort=True):
         ax.plot(g["batch_size"], g["peak_memory_bytes"] / 2 ** 20, marker="o", label=" ".join(map(str, key)))
-    ax.set(xscale="log", xlabel="batch size", ylabel="peak memory of a step (MiB)", title="Memory")
+    _batch_axis(ax, bench["batch_size"])
+    ax.set(xlabel="batch size", ylabel="peak memory of a step (MiB)", title="Memory")
     ax.legend(fontsize=7)
     ax.grid(True, alpha=0.3)
     return ax
