@@ -179,7 +179,7 @@ def _ablation_section(r: Report, abl, ablation_effects: dict) -> None:
             r.table(f"unfinished_{study}", bad[["variant", "seed", "status", "error", "diverged_epoch"]],
                     "failed and diverged runs")
         if (eff["variant"] != "baseline").any():
-            r.figure(f"effects_{study}", lambda ax, s=study: plots.ablation_effects(eff, ax, study=s))
+            r.figure(f"effects_{study}", lambda ax, s=study, e=eff: plots.ablation_effects(e, ax, study=s))
         hist = abl.history[abl.history["study"] == study] if not abl.history.empty else abl.history
         if not hist.empty:
             r.figure(f"curves_{study}", lambda ax, s=study: plots.learning_curves(abl.history, ax, study=s))

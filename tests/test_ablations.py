@@ -206,8 +206,11 @@ def test_killed_runner_resumes_with_one_record_per_run(tmp_path):
 def test_ctrl_c_stops_cleanly(tmp_path):
     path = write(tmp_path, seeds="[0, 1, 2]", epochs=3)
     out = tmp_path / "out"
+    # A shell that starts CI in the background hands its children an ignored SIGINT; restore the default so
+    # the runner sees Ctrl-C as a user at a terminal would.
     proc = subprocess.Popen(runner_cmd("run", str(path), "--out", str(out), "--quiet"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and not ((out / "results.jsonl").exists() and (out / "results.jsonl").read_text()):
         time.sleep(0.05)
