@@ -55,8 +55,10 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="tables, figures, report.md and index.html")
-    b.add_argument("--bench", nargs="+", metavar="FILE_OR_DIR", help="pytest-benchmark JSON files or folders")
-    b.add_argument("--ablations", nargs="+", metavar="DIR", help="ablation result folders or results.jsonl files")
+    b.add_argument("--bench", nargs="+", action="extend", metavar="FILE_OR_DIR",
+                   help="pytest-benchmark JSON files or folders (repeatable)")
+    b.add_argument("--ablations", nargs="+", action="extend", metavar="DIR",
+                   help="ablation result folders or results.jsonl files (repeatable)")
     b.add_argument("--out", required=True, help="report folder")
     b.add_argument("--interval", choices=("bootstrap", "t"), default="bootstrap",
                    help="confidence interval over seeds (default: seeded percentile bootstrap)")
