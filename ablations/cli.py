@@ -14,6 +14,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from vggcore.cli import run_command
+
 from .runner import EXECUTORS, RunOptions, pending, run_study
 from .store import MANIFEST, Store, read_results
 from .study import load_study
@@ -115,8 +117,4 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "workers", 1) < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
         return 2
-    try:
-        return args.func(args) or 0
-    except (ValueError, FileNotFoundError, RuntimeError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return run_command(args, (ValueError, RuntimeError, OSError))

@@ -13,6 +13,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+from vggcore.measure import cpu_count
+
 from .execute import execute
 from .store import Store
 from .study import RunSpec, Study, expand
@@ -40,12 +42,8 @@ def pending(study: Study, store: Store, retry_failed: bool = False) -> tuple[lis
     return runs, todo, records
 
 
-def _cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def _local(todo: list[RunSpec], store: Store, workers: int) -> Iterator[dict]:
-    threads = max(1, _cpu_count() // workers)
+    threads = max(1, cpu_count() // workers)
     if workers == 1:
         for run in todo:
             yield execute(run.to_json(), str(store.run_dir(run)), threads)
@@ -76,7 +74,7 @@ def _ray(todo: list[RunSpec], store: Store, study: Study, options: RunOptions) -
     address = options.ray_address or os.environ.get("RAY_ADDRESS")
     started_here = not ray.is_initialized()
     if started_here:
-        kwargs = {"address": address} if address else {"num_cpus": _cpu_count(), "include_dashboard": False}
+        kwargs = {"address": address} if address else {"num_cpus": cpu_count(), "include_dashboard": False}
         ray.init(logging_level="ERROR", log_to_driver=False, **kwargs)
     num_cpus = options.num_cpus if options.num_cpus is not None else study.num_cpus
     num_gpus = options.num_gpus if options.num_gpus is not None else study.num_gpus

@@ -13,6 +13,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vggcore.checkpoint import save_json
+
 from .study import RunSpec, Study
 
 RESULTS = "results.jsonl"
@@ -88,8 +90,6 @@ class Store:
                     f"{len(old.get('run_ids', []))} runs would now be configured differently. Restore the file, "
                     "or use a new --out so results are not mixed")
             ids = [*old.get("run_ids", []), *[i for i in ids if i not in set(old.get("run_ids", []))]]
-        from vggcore.checkpoint import save_json
-
         save_json(self.manifest_path, {"study": study.name, "source": study.source, "metric": study.metric,
                                        "maximize": study.maximize, "run_ids": ids})
 

@@ -33,22 +33,22 @@ class BenchCase:
     implementation: str     # vggcore or torchvision
     head: str = "paper"     # vggcore's head; torchvision's own is always its AdaptiveAvgPool2d((7, 7))
 
+    def _settings(self, short: bool) -> list[str]:
+        """The non-default settings, in the test id's short form or the group's readable one."""
+        tags = [(self.head != "paper", f"{self.head}head" if short else f"{self.head} head"),
+                (self.channels_last, "cl" if short else "channels_last"), (self.compiled, "compiled")]
+        return [text for on, text in tags if on]
+
     @property
     def id(self) -> str:
-        extras = f"-{self.head}head" if self.head != "paper" else ""
-        extras += "-cl" if self.channels_last else ""
-        extras += "-compiled" if self.compiled else ""
-        return (f"{self.arch}-{self.mode}-{self.device}-{self.dtype}-{self.image_size}px-w{self.width:g}"
-                f"-b{self.batch_size}{extras}-{self.implementation}")
+        return "-".join([self.arch, self.mode, self.device, self.dtype, f"{self.image_size}px", f"w{self.width:g}",
+                         f"b{self.batch_size}", *self._settings(short=True), self.implementation])
 
     @property
     def group(self) -> str:
-        """One pytest-benchmark table per (arch, mode, device, dtype, image size, width, layout)."""
-        layout = f" {self.head} head" if self.head != "paper" else ""
-        layout += " channels_last" if self.channels_last else ""
-        layout += " compiled" if self.compiled else ""
-        return (f"{self.arch} {self.mode} {self.device} {self.dtype} {self.image_size}px width {self.width:g}"
-                f"{layout}")
+        """One pytest-benchmark table per (arch, mode, device, dtype, image size, width, settings)."""
+        return " ".join([self.arch, self.mode, self.device, self.dtype, f"{self.image_size}px",
+                         f"width {self.width:g}", *self._settings(short=False)])
 
     def skip_reason(self) -> str | None:
         reason = dtype_unsupported_reason(self.device, self.dtype)

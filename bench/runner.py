@@ -9,9 +9,7 @@ import torch
 from torch import nn
 
 from vggcore import VGGConfig, build, summary, totals
-from vggcore.archs import TORCHVISION_NAMES
-from vggcore.measure import (autocast, device_name, measure_peak_memory, saved_activation_bytes, synchronize,
-                             threads)
+from vggcore.measure import autocast, device_name, measure_peak_memory, saved_activation_bytes, synchronize, threads
 
 from .cases import BenchCase
 
@@ -29,9 +27,7 @@ def make_model(case: BenchCase) -> nn.Module:
     if case.implementation == "torchvision":
         import torchvision
 
-        config = model_config(case)
-        name = TORCHVISION_NAMES[config.arch] + ("_bn" if config.batch_norm else "")
-        model = getattr(torchvision.models, name)(weights=None, num_classes=NUM_CLASSES)
+        model = getattr(torchvision.models, model_config(case).torchvision_name)(weights=None, num_classes=NUM_CLASSES)
     else:
         model = build(model_config(case))
     model = model.to(case.device)

@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from vggcore.cli import run_command
+
 DEMO_BENCH_ARGS = ["--vgg-reference"]
 
 
@@ -78,9 +80,4 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return run_command(parser().parse_args(argv), (ValueError, RuntimeError, OSError))

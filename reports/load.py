@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ablations.store import read_results
+
 BENCH_EXTRA_KEYS = ("arch", "mode", "batch_size", "image_size", "width", "device", "device_name", "dtype",
                     "channels_last", "compiled", "implementation", "images_per_s", "macs_per_image",
                     "achieved_flops", "peak_flops", "mfu", "peak_memory_bytes", "activation_bytes", "param_bytes",
@@ -90,23 +92,12 @@ class AblationData:
     skipped: list[str] = field(default_factory=list)
 
 
-def _result_files(paths) -> list[Path]:
-    return _files(paths, "results.jsonl")
-
-
 def load_ablations(paths) -> AblationData:
     """`results.jsonl` files or the folders holding them (each with its study.json)."""
     runs, history, studies, skipped = [], [], {}, []
-    for path in _result_files(paths):
-        records, bad = {}, []
-        for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-                records[record["run_id"]] = record  # the latest record of a run wins (e.g. a retried failure)
-            except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
-                bad.append(number)
+    for path in _files(paths, "results.jsonl"):
+        parsed = read_results(path, warn=False)  # the latest record of a run wins (e.g. a retried failure)
+        records, bad = parsed.records, parsed.corrupt_lines
         if not records:
             raise ReportInputError(f"{path} is not ablation results: expected JSON lines with a 'run_id' each, "
                                    "as `python -m ablations run` writes")

@@ -5,8 +5,16 @@ import pytest
 import torch
 
 from vggcore.data import DataConfig, load, read_cifar_file
-from vggcore.transforms import (PCA_EIGVAL, PCA_EIGVEC, PRESETS, Augment, augment_batch, color_shift, preset,
-                                sample_geometry)
+from vggcore.transforms import (
+    PCA_EIGVAL,
+    PCA_EIGVEC,
+    PRESETS,
+    Augment,
+    augment_batch,
+    color_shift,
+    preset,
+    sample_geometry,
+)
 
 
 def gen(seed=0):

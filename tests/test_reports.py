@@ -6,8 +6,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from reports import ReportInputError, effects, load_ablations, load_bench, summarize
-from reports import plots
+from reports import ReportInputError, effects, load_ablations, load_bench, plots, summarize
 from reports.cli import main
 from reports.compare import compare, parse_threshold
 from reports.render import build

@@ -80,14 +80,20 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
+
+
+def run_command(args: argparse.Namespace, errors: tuple[type[BaseException], ...] = USER_ERRORS) -> int:
+    """Run `args.func(args)` for a CLI: a user's mistake is one line on stderr and exit 2, Ctrl-C exit 130."""
     try:
-        args.func(args)
-    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as err:
+        return args.func(args) or 0
+    except errors as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(parser().parse_args(argv))

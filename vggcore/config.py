@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from .archs import DOWNSAMPLE, resolve_arch
+from .archs import DOWNSAMPLE, TORCHVISION_NAMES, resolve_arch
 
 HEADS = ("paper", "torchvision", "gap")
 INITS = ("kaiming", "paper", "xavier")
@@ -63,6 +63,12 @@ class VGGConfig:
     @property
     def name(self) -> str:
         return self.arch + ("_bn" if self.batch_norm else "")
+
+    @property
+    def torchvision_name(self) -> str | None:
+        """torchvision's builder for this configuration (vgg16_bn, ...), or None where it has none."""
+        base = TORCHVISION_NAMES.get(self.arch)
+        return base and base + ("_bn" if self.batch_norm else "")
 
 
 def _check_int(name: str, value: object, minimum: int, hint: str = "") -> None:

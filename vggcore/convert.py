@@ -100,9 +100,8 @@ def to_torchvision(model: VGG) -> nn.Module:
     import torchvision
 
     c = model.config
-    if c.arch not in TORCHVISION_NAMES or c.width != 1 or c.head != "torchvision":
+    if c.torchvision_name is None or c.width != 1 or c.head != "torchvision":
         raise ValueError("torchvision has only A/B/D/E at width 1 with its AdaptiveAvgPool2d(7) head")
-    name = TORCHVISION_NAMES[c.arch] + ("_bn" if c.batch_norm else "")
-    tv = getattr(torchvision.models, name)(weights=None, num_classes=c.num_classes, dropout=c.dropout)
+    tv = getattr(torchvision.models, c.torchvision_name)(weights=None, num_classes=c.num_classes, dropout=c.dropout)
     tv.load_state_dict(model.state_dict())
     return tv.train(model.training)

@@ -67,7 +67,7 @@ def centre_batches(images: torch.Tensor, labels: torch.Tensor, mean_rgb: torch.T
 
 
 def _views(x: torch.Tensor, method: str, size: int, grid: int) -> Iterator[torch.Tensor]:
-    if method in ("centre",):
+    if method == "centre":
         yield centre_crop(x, size)
     elif method == "dense":
         yield x

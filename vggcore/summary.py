@@ -16,6 +16,8 @@ Columns of `summary()` (one row per layer, in forward order):
 
 from __future__ import annotations
 
+from math import prod
+
 import pandas as pd
 from torch import nn
 
@@ -72,14 +74,14 @@ def _walk(model: VGG, n: int) -> list[dict]:
     named += [("pool", model.pool), ("flatten", None)]
     named += [(f"classifier.{i}", m) for i, m in enumerate(model.classifier)]
     for name, m in named:
-        numel_in = _numel(shape)
+        numel_in = prod(shape)
         params = sum(p.numel() for p in m.parameters()) if m is not None else 0
         macs, saved, produces = 0, 0, name
         if isinstance(m, nn.Conv2d):
             k = m.kernel_size[0]
             kind = f"conv{k}x{k}"
             shape = (n, m.out_channels, shape[2], shape[3])
-            macs = _numel(shape) * m.in_channels * k * k
+            macs = prod(shape) * m.in_channels * k * k
             saved = keep(current, numel_in * FP32)                        # input, for the weight gradient
         elif isinstance(m, nn.BatchNorm2d):
             kind = "bn"
@@ -96,7 +98,7 @@ def _walk(model: VGG, n: int) -> list[dict]:
         elif isinstance(m, nn.MaxPool2d):
             kind = "maxpool"
             shape = (n, shape[1], shape[2] // 2, shape[3] // 2)
-            saved = keep(current, numel_in * FP32) + _numel(shape) * INT64  # input and argmax indices
+            saved = keep(current, numel_in * FP32) + prod(shape) * INT64  # input and argmax indices
         elif isinstance(m, nn.AdaptiveAvgPool2d):
             out = m.output_size if isinstance(m.output_size, tuple) else (m.output_size, m.output_size)
             kind = "avgpool"
@@ -105,7 +107,7 @@ def _walk(model: VGG, n: int) -> list[dict]:
             shape = (n, shape[1], *out)
         elif m is None:
             kind, produces = "flatten", current                           # a view
-            shape = (n, _numel(shape) // n)
+            shape = (n, prod(shape) // n)
         elif isinstance(m, nn.Linear):
             kind = "linear"
             shape = (n, m.out_features)
@@ -120,16 +122,9 @@ def _walk(model: VGG, n: int) -> list[dict]:
             raise TypeError(f"summary: unexpected layer {type(m).__name__}")
         current = produces
         rows.append(dict(layer=name, kind=kind, output_shape=shape, params=params, macs=macs,
-                         activation_bytes=_numel(shape) * FP32 if produces == name else 0,
+                         activation_bytes=prod(shape) * FP32 if produces == name else 0,
                          saved_bytes=saved))
     return rows
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    total = 1
-    for s in shape:
-        total *= s
-    return total
 
 
 def totals(table: pd.DataFrame) -> dict[str, int]:
