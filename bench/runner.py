@@ -19,8 +19,11 @@ SGD = dict(lr=1e-2, momentum=0.9, weight_decay=5e-4)
 
 
 def model_config(case: BenchCase) -> VGGConfig:
+    """The network a case runs, as a VGGConfig (its counts come from `summary`). torchvision's VGG always has
+    its AdaptiveAvgPool2d((7, 7)) head, whatever vggcore's --vgg-head: below 224px that widens fc6 49-fold."""
+    head = "torchvision" if case.implementation == "torchvision" else case.head
     return VGGConfig(arch=case.arch, image_size=case.image_size, width=case.width, num_classes=NUM_CLASSES,
-                     head=case.head)
+                     head=head)
 
 
 def make_model(case: BenchCase) -> nn.Module:

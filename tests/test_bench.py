@@ -5,9 +5,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from bench.cases import OptionError, expand
-from vggcore import VGGConfig, summary, totals
+from vggcore import VGGConfig, build, summary, totals
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 TINY = ["--benchmark-only", "-p", "no:cacheprovider", "--vgg-width=0.125", "--vgg-image-size=32",
@@ -58,6 +60,13 @@ def test_tiny_grid_records_every_figure(suite):
         assert b["group"] == f"{info['arch']} {info['mode']} cpu {info['dtype']} 32px width 0.125"
 
 
+def counted_macs(model, size):
+    """Multiply-accumulates of one forward of one image, measured (FlopCounterMode counts 2 FLOPs per MAC)."""
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.randn(1, 3, size, size))
+    return counter.get_total_flops() // 2
+
+
 def test_torchvision_reference_side_by_side(suite):
     result, data = run(suite, "--vgg-archs=A", "--vgg-width=1", "--vgg-modes=forward", "--vgg-batch-sizes=1",
                        "--vgg-reference", "--benchmark-json=out.json")
@@ -65,7 +74,12 @@ def test_torchvision_reference_side_by_side(suite):
     impls = {b["extra_info"]["implementation"]: b for b in data["benchmarks"]}
     assert set(impls) == {"vggcore", "torchvision"}
     assert impls["vggcore"]["group"] == impls["torchvision"]["group"]
-    assert impls["vggcore"]["extra_info"]["macs_per_image"] == impls["torchvision"]["extra_info"]["macs_per_image"]
+    # each recorded count equals what torch's FLOP counter measures on that implementation's own network; at
+    # 32px they differ: torchvision's AdaptiveAvgPool2d((7, 7)) feeds fc6 a 49-times wider input
+    import torchvision
+
+    for impl, model in (("vggcore", build("A", image_size=32)), ("torchvision", torchvision.models.vgg11())):
+        assert impls[impl]["extra_info"]["macs_per_image"] == counted_macs(model.eval(), 32), impl
 
 
 OOM_PLUGIN = """
@@ -94,14 +108,47 @@ def test_out_of_memory_case_is_skipped_and_session_goes_on(suite, monkeypatch):
     assert sorted(b["extra_info"]["batch_size"] for b in data["benchmarks"]) == [2, 2]
 
 
-def test_autosave_and_compare_fail(suite):
-    args = ("--vgg-archs=A", "--vgg-modes=forward", "--vgg-batch-sizes=1")
+SLOW_PLUGIN = """
+import os
+import time
+
+import bench.runner
+
+real_call = bench.runner.Step.__call__
+
+def slow_call(self):
+    time.sleep(float(os.environ["PLANTED_DELAY_S"]))  # a planted regression: every step this much slower
+    return real_call(self)
+
+bench.runner.Step.__call__ = slow_call
+"""
+
+
+@pytest.mark.slow
+def test_autosave_and_compare_fail(suite, monkeypatch):
+    """A regression planted between two saved runs fails --benchmark-compare-fail; the same slow run without
+    the flag, and an unchanged run with it, pass."""
+    suite.makepyfile(slow_plugin=SLOW_PLUGIN)
+    monkeypatch.setenv("PYTHONPATH", str(suite.path))
+    args = ("-p", "slow_plugin", "--vgg-archs=A", "--vgg-modes=forward", "--vgg-batch-sizes=1")
+    monkeypatch.setenv("PLANTED_DELAY_S", "0")
     first, _ = run(suite, *args, "--benchmark-autosave")
-    assert first.ret == 0 and list((suite.path / ".benchmarks").rglob("*.json"))
-    second, _ = run(suite, *args, "--benchmark-compare", "--benchmark-compare-fail=median:10000%")
-    assert second.ret == 0
-    third, _ = run(suite, *args, "--benchmark-compare", "--benchmark-compare-fail=min:-100%")
-    assert third.ret != 0  # a threshold every run fails proves the comparison is live
+    assert first.ret == 0 and len(list((suite.path / ".benchmarks").rglob("*.json"))) == 1
+    # "median:0.3" (seconds): fail when the median step is 0.3 s slower than the saved run's. The tiny step
+    # takes milliseconds, but on a loaded 2-core machine an unchanged run's median was seen 0.17 s higher.
+    fail_on = "--benchmark-compare-fail=median:0.3"
+    same, _ = run(suite, *args, "--benchmark-compare", fail_on)
+    assert same.ret == 0, same.stdout.str()
+    assert "Performance has regressed" not in same.stdout.str() + same.stderr.str()
+    monkeypatch.setenv("PLANTED_DELAY_S", "0.6")
+    unchecked, _ = run(suite, *args, "--benchmark-compare")
+    assert unchecked.ret == 0  # compared and shown side by side, but no failure asked for
+    unchecked.stdout.fnmatch_lines(["*test_vgg*(0001*", "*test_vgg*(NOW)*"])
+    slower, _ = run(suite, *args, "--benchmark-compare", fail_on)
+    assert slower.ret not in (0, pytest.ExitCode.USAGE_ERROR)
+    text = slower.stdout.str() + slower.stderr.str()
+    assert "Performance has regressed" in text
+    assert "Field 'median' has failed DifferenceRegressionCheck" in text
 
 
 @pytest.mark.parametrize("option,message", [
@@ -122,8 +169,6 @@ def test_bad_options_are_usage_errors(suite, option, message):
 
 
 def test_unavailable_device_is_a_usage_error():
-    import torch
-
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     with pytest.raises(OptionError, match="--vgg-devices: 'cuda' is not available on this machine; available: cpu"):
