@@ -79,8 +79,10 @@ class Store:
         if self.manifest_path.exists():
             try:
                 old = json.loads(self.manifest_path.read_text())
-            except json.JSONDecodeError:
-                raise StoreError(f"{self.manifest_path} is corrupt; cannot tell which study this folder holds") from None
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                old = None
+            if not isinstance(old, dict):  # valid JSON of another shape ("[]") is just as unreadable
+                raise StoreError(f"{self.manifest_path} is corrupt; cannot tell which study this folder holds")
             if old.get("study") != study.name:
                 raise StoreError(f"{self.root} holds study {old.get('study')!r}, not {study.name!r}; use another --out")
             missing = [rid for rid in old.get("run_ids", []) if rid not in set(ids)]

@@ -132,9 +132,13 @@ def test_shipped_studies_are_valid(path):
 def test_tiny_study_end_to_end_with_a_failing_level(tmp_path):
     study = load_study(write(tmp_path, extra=BROKEN))
     store = Store(tmp_path / "out")
+    start = time.perf_counter()
     counts = run_study(study, store, RunOptions(progress=False), report=lambda line: None)
-    assert counts == {"total": 6, "skipped": 0, "ran": 6, "seconds": counts["seconds"]}
+    wall = time.perf_counter() - start
+    assert {k: counts[k] for k in ("total", "skipped", "ran")} == {"total": 6, "skipped": 0, "ran": 6}
     records = read_results(store.results_path).records
+    # the runs ran one after another inside the timed span, which ran inside this test's
+    assert sum(r["timing"]["seconds"] for r in records.values()) <= counts["seconds"] <= wall
     statuses = {r["variant"]: r["status"] for r in records.values()}
     assert statuses == {"baseline": "ok", "dropout=off": "ok", "data=missing": "failed"}
     failed = next(r for r in records.values() if r["status"] == "failed")
@@ -285,3 +289,70 @@ def test_process_workers_give_the_same_records(tmp_path):
     run_study(study, two, RunOptions(workers=2, progress=False))
     a, b = read_results(one.results_path).records, read_results(two.results_path).records
     assert set(a) == set(b) and all(b[r]["timing"]["threads"] == 1 for r in b)
+
+
+@pytest.mark.slow
+def test_added_level_runs_alone_and_other_or_corrupt_folders_are_refused(tmp_path, capsys):
+    out = tmp_path / "out"
+    study = load_study(write(tmp_path, seeds="[0]"))
+    assert run_study(study, Store(out), RunOptions(progress=False))["ran"] == 2
+    lines = (out / "results.jsonl").read_text()
+    # a new level adds its runs; the recorded ones are kept, not rerun
+    grown = write(tmp_path, seeds="[0]", extra='levels.low = { "model.dropout" = 0.25 }\n')
+    counts = run_study(load_study(grown), Store(out), RunOptions(progress=False))
+    assert (counts["skipped"], counts["ran"]) == (2, 1)
+    assert (out / "results.jsonl").read_text().startswith(lines)
+    assert len(json.loads((out / "study.json").read_text())["run_ids"]) == 3
+    lines = (out / "results.jsonl").read_text()
+    capsys.readouterr()
+    # the same folder given to another study: refused before anything runs
+    other = tmp_path / "other.toml"
+    other.write_text(grown.read_text().replace('name = "tiny"', 'name = "other"'))
+    assert main(["run", str(other), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "holds study 'tiny', not 'other'" in err and len(err.strip().splitlines()) == 1
+    # a study.json that cannot be read says so and is left for the user to inspect
+    for garbage in ("{not json", "[]", '"tiny"'):
+        (out / "study.json").write_text(garbage)
+        assert main(["run", str(grown), "--out", str(out), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert "study.json is corrupt" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+        assert (out / "study.json").read_text() == garbage
+    assert (out / "results.jsonl").read_text() == lines
+
+
+def write_tiny_cifar(root):
+    """The five CIFAR-10 training batches and the test batch, 8 random images each."""
+    import pickle
+
+    import numpy as np
+
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (8, 3072), dtype=np.uint8), b"labels": list(range(8))}
+        (folder / name).write_bytes(pickle.dumps(batch))
+
+
+@pytest.mark.slow
+def test_retry_failed_reruns_the_failed_run_only(tmp_path):
+    cifar = tmp_path / "cifar"
+    extra = BROKEN.replace("/nonexistent/cifar", str(cifar))
+    study = load_study(write(tmp_path, seeds="[0]", extra=extra))
+    store = Store(tmp_path / "out")
+    run_study(study, store, RunOptions(progress=False))
+    first = read_results(store.results_path).records
+    failed = [rid for rid, r in first.items() if r["status"] == "failed"]
+    assert len(first) == 3 and len(failed) == 1
+    assert run_study(study, store, RunOptions(progress=False))["ran"] == 0  # a plain rerun keeps the failure
+    write_tiny_cifar(cifar)  # the user fixes the cause
+    counts = run_study(study, store, RunOptions(retry_failed=True, progress=False))
+    assert (counts["skipped"], counts["ran"]) == (2, 1)
+    lines = [json.loads(line) for line in store.results_path.read_text().splitlines()]
+    assert len(lines) == 4 and lines[-1]["run_id"] == failed[0] and lines[-1]["status"] == "ok"
+    records = read_results(store.results_path).records
+    assert {rid: r["status"] for rid, r in records.items()} == {rid: "ok" for rid in first}
+    for rid in first:  # the runs that had finished were not touched
+        if rid not in failed:
+            assert records[rid] == first[rid]

@@ -1,10 +1,11 @@
 import pickle
+from collections import Counter
 
 import numpy as np
 import pytest
 import torch
 
-from vggcore.data import DataConfig, load, read_cifar_file
+from vggcore.data import DataConfig, Split, _digits, load, read_cifar_file
 from vggcore.transforms import (
     PCA_EIGVAL,
     PCA_EIGVEC,
@@ -75,13 +76,26 @@ def test_scale_jittering_draws_s_in_range():
     assert scales.min() < 42 and scales.max() > 69  # covers the range
 
 
+def samples(*splits):
+    """How many times each (image bytes, label) pair occurs in the given splits."""
+    return Counter((img.numpy().tobytes(), int(lab)) for s in splits for img, lab in zip(s.images, s.labels))
+
+
 def test_digits_split_is_fixed_and_disjoint():
     a = load(DataConfig("digits", augment="none"), 32)
     b = load(DataConfig("digits", augment="none"), 32)
     assert (len(a.train), len(a.val), len(a.test)) == (1257, 270, 270)
     assert a.train.images.shape[1:] == (3, 37, 37) and a.train.images.dtype == torch.uint8
-    assert torch.equal(a.test.labels, b.test.labels) and a.num_classes == 10
-    assert 0 < float(a.mean_rgb[0]) < 1
+    assert torch.equal(a.test.images, b.test.images) and torch.equal(a.test.labels, b.test.labels)
+    assert a.num_classes == 10 and 0 < float(a.mean_rgb[0]) < 1
+    # Every one of the 1,797 samples lands in exactly one split, with its own label: the three splits together
+    # are the whole set, and a pair seen in two splits must occur that often in the data set itself.
+    whole = samples(Split(*_digits(37)))
+    train, val, test = samples(a.train), samples(a.val), samples(a.test)
+    assert train + val + test == whole
+    for x, y in ((train, val), (train, test), (val, test)):
+        assert all(x[k] + y[k] <= whole[k] for k in x.keys() & y.keys())
+    assert a.mean_rgb == pytest.approx(a.train.images.float().mean(dim=(0, 2, 3)) / 255)  # training split only
 
 
 def write_cifar(root, name="cifar-10-batches-py", files=None, label_key=b"labels", n=8):
@@ -100,6 +114,9 @@ def test_cifar10_loader_reads_the_python_format(tmp_path):
     folder = write_cifar(tmp_path)
     data = load(DataConfig("cifar10", data_root=str(tmp_path), val_fraction=0.25), 32)
     assert len(data.train) + len(data.val) == 40 and len(data.test) == 8
+    files = [Split(*read_cifar_file(folder / f"data_batch_{i}", b"labels")) for i in range(1, 6)]
+    assert samples(data.train) + samples(data.val) == samples(*files)  # validation held out of training
+    assert not samples(data.train).keys() & samples(data.val).keys()
     images, labels = read_cifar_file(folder / "data_batch_1", b"labels")
     raw = pickle.load(open(folder / "data_batch_1", "rb"), encoding="bytes")
     assert torch.equal(images[0].flatten(), torch.from_numpy(raw[b"data"][0]))  # R plane, G plane, B plane
