@@ -38,9 +38,35 @@ def test_to_torchvision_round_trip():
         assert torch.allclose(tv(x), ours.forward_head(ours.forward_features(x)), rtol=1e-5, atol=1e-6)
 
 
-def test_from_torchvision_rejects_other_state_dicts():
-    with pytest.raises(ValueError, match="none of torchvision"):
-        from_torchvision(build("C", width=0.125, image_size=32).state_dict())
+@pytest.mark.parametrize("name", ["vgg16_bn", "vgg19"])
+def test_to_torchvision_deeper_nets_give_the_same_logits(name):
+    ours = build(name, head="torchvision", num_classes=10).eval()
+    for m in ours.modules():  # non-trivial BN statistics so eval mode really uses them
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    tv = to_torchvision(ours)
+    assert type(tv) is torchvision.models.VGG and not tv.training
+    assert tv.classifier[6].out_features == 10 and len(tv.features) == len(ours.features)
+    assert all(torch.equal(a, b) for a, b in zip(tv.state_dict().values(), ours.state_dict().values()))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected, got = ours.forward_head(ours.forward_features(x)), tv(x)
+    assert ((got - expected).norm() / expected.norm()).item() < 1e-5
+
+
+@pytest.mark.parametrize("arch,overrides,match", [
+    ("C", {}, r"configuration C has no torchvision counterpart; torchvision has A, B, D, E"),
+    ("A-LRN", {}, r"configuration A-LRN has no torchvision counterpart; torchvision has A, B, D, E"),
+    ("D", dict(width=0.5), r"width 0.5 has no torchvision counterpart; torchvision's VGG has width 1 only"),
+    ("D", dict(head="paper"), r"head 'paper' has no torchvision counterpart; build with head='torchvision'"),
+    ("D", dict(in_channels=1), r"in_channels 1 has no torchvision counterpart; torchvision's VGG takes 3"),
+])
+def test_to_torchvision_refuses_what_torchvision_lacks(arch, overrides, match):
+    with torch.device("meta"):  # the check comes before any weights are touched
+        model = build(arch, **{"head": "torchvision", **overrides})
+    with pytest.raises(ValueError, match=match):
+        to_torchvision(model)
 
 
 @pytest.mark.parametrize("head", ["paper", "torchvision", "gap"])
@@ -52,12 +78,25 @@ def test_fully_convolutional_agrees_at_training_size(head):
         assert torch.allclose(dense(x), model(x), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("head", ["paper", "torchvision", "gap"])
 @pytest.mark.parametrize("size", [256, 384])
-def test_fully_convolutional_runs_on_larger_inputs(size):
-    model = build("A", width=0.125, num_classes=10).eval()
+def test_fully_convolutional_on_larger_inputs_averages_every_window(head, size):
+    """On a larger image the dense net's score is the mean of the original net's classifier over every
+    7x7 window of the feature map (section 3.2), computed here with the original Linear layers."""
+    model = build("A", width=0.125, num_classes=10, head=head).eval()
     dense = fully_convolutional(model).eval()
+    x = torch.randn(2, 3, size, size + 32)
     with torch.no_grad():
-        assert dense(torch.randn(1, 3, size, size + 32)).shape == (1, 10)
+        got = dense(x)
+        f = model.forward_features(x)                                    # (2, C, size/32, size/32 + 1)
+        if head == "gap":  # global average first, then the classifier, whatever the size
+            expected = model.forward_head(f)
+        else:
+            h, w = f.shape[2] - 6, f.shape[3] - 6
+            windows = [model.classifier(f[:, :, i:i + 7, j:j + 7].flatten(1)) for i in range(h) for j in range(w)]
+            expected = torch.stack(windows).mean(0)
+    assert got.shape == (2, 10)
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-6)
 
 
 def test_fully_convolutional_full_width_a_agrees():

@@ -1,3 +1,5 @@
+import copy
+import dataclasses
 import json
 import subprocess
 import sys
@@ -5,8 +7,9 @@ import sys
 import pytest
 import torch
 
+import vggcore.train
 from vggcore import VGGConfig
-from vggcore.checkpoint import CheckpointError
+from vggcore.checkpoint import CheckpointError, load_checkpoint
 from vggcore.data import DataConfig
 from vggcore.train import TrainConfig, train
 
@@ -96,16 +99,81 @@ def test_changed_config_under_same_out_is_refused(tmp_path):
         fit(tmp_path, cfg=TrainConfig(epochs=2, batch_size=64))
 
 
-def test_init_from_a_pretrains_and_copies(tmp_path):
+# A tiny run that learns in two epochs: Glorot init and no dropout (torchvision's N(0, 0.01) FC init at width
+# 0.125 sat at chance for 3 epochs, see NOTES), constant lr, batch 32, no augmentation.
+LEARNS = dict(model=VGGConfig(arch="A", batch_norm=True, width=0.125, image_size=32, init="xavier", dropout=0.0),
+              data=DataConfig("digits", augment="none"),
+              cfg=TrainConfig(epochs=2, batch_size=32, lr=0.05, schedule="constant"))
+
+
+def spy_on_first_conv(monkeypatch):
+    """Record, for every forward through the model `train` builds, the first conv's output dtype and whether
+    its input and weight are channels_last."""
+    seen = []
+    real_build = vggcore.train.build
+
+    def build(*args, **kwargs):
+        model = real_build(*args, **kwargs)
+        cl = torch.channels_last
+        model.features[0].register_forward_hook(lambda mod, inp, out: seen.append(
+            (out.dtype, inp[0].is_contiguous(memory_format=cl), mod.weight.is_contiguous(memory_format=cl))))
+        return model
+
+    monkeypatch.setattr(vggcore.train, "build", build)
+    return seen
+
+
+def test_training_learns(monkeypatch):
+    seen = spy_on_first_conv(monkeypatch)
+    result = fit(**LEARNS)
+    # chance is 90% error on ten digits; images and labels out of step would stay there
+    assert result["status"] == "ok" and result["final"]["test_top1_error"] < 0.4
+    assert result["history"][1]["train_accuracy"] > result["history"][0]["train_accuracy"] > 0.3
+    assert seen and all(s == (torch.float32, False, False) for s in seen)
+
+
+def test_bf16_and_channels_last_train(monkeypatch):
+    seen = spy_on_first_conv(monkeypatch)
+    cfg = dataclasses.replace(LEARNS["cfg"], bf16=True, channels_last=True)
+    result = fit(**{**LEARNS, "cfg": cfg})
+    assert result["status"] == "ok" and result["final"]["test_top1_error"] < 0.4
+    # every forward, training and evaluation, ran under bf16 autocast on NHWC input and weights
+    batches = len(range(0, 1257, 32)) + 2 * len(range(0, 270, cfg.eval_batch_size))
+    assert len(seen) >= batches and all(s == (torch.bfloat16, True, True) for s in seen)
+
+
+def test_init_from_a_pretrains_and_copies_the_trained_a(tmp_path, monkeypatch):
+    copies = []
+    real_init_from = vggcore.train.init_from
+
+    def spy(deeper, trained_a):
+        fresh = {k: v.clone() for k, v in deeper.state_dict().items()}
+        real_init_from(deeper, trained_a)
+        copies.append((fresh, copy.deepcopy(deeper.state_dict()), copy.deepcopy(trained_a.state_dict())))
+        return deeper
+
+    monkeypatch.setattr(vggcore.train, "init_from", spy)
     model = VGGConfig(arch="B", batch_norm=True, width=0.125, image_size=32)
     result = fit(tmp_path, model=model, cfg=TrainConfig(epochs=1, batch_size=64, init_from_a_epochs=1))
     assert result["status"] == "ok" and result["pretrain"]["epochs"] == 1
-    assert (tmp_path / "pretrain-A" / "metrics.json").exists()
-
-
-def test_bf16_and_channels_last_train():
-    result = fit(cfg=TrainConfig(epochs=1, batch_size=64, bf16=True, channels_last=True))
-    assert result["status"] == "ok"
+    assert json.loads((tmp_path / "pretrain-A" / "metrics.json").read_text())["status"] == "ok"
+    (fresh, b, a), = copies
+    # the A handed over is the pretrained one: its weights are the pretrain checkpoint's, not its init
+    pretrained = load_checkpoint(tmp_path / "pretrain-A" / "checkpoint.pt")["model"]
+    assert all(torch.equal(a[k], pretrained[k]) for k in pretrained)
+    torch.manual_seed(TrainConfig().seed)
+    a_init = vggcore.train.build(dataclasses.replace(model, arch="A", num_classes=10)).state_dict()
+    assert not torch.equal(a["features.0.weight"], a_init["features.0.weight"])
+    # B's conv1_1, conv2_1, conv3_1, conv3_2 (+ their BN) and fc6-fc8 now hold A's values; conv1_2 kept B's init
+    pairs = {"features.0": "features.0", "features.1": "features.1", "features.7": "features.4",
+             "features.8": "features.5", "features.14": "features.8", "features.15": "features.9",
+             "features.17": "features.11", "features.18": "features.12",
+             **{f"classifier.{i}": f"classifier.{i}" for i in (0, 3, 6)}}
+    for dst, src in pairs.items():
+        for key in [k for k in a if k.startswith(src + ".")]:
+            assert torch.equal(b[dst + key[len(src):]], a[key]), (dst, key)
+    assert torch.equal(b["features.3.weight"], fresh["features.3.weight"])
+    assert not torch.equal(b["features.0.weight"], fresh["features.0.weight"])
 
 
 @pytest.mark.parametrize("kwargs,match", [

@@ -96,12 +96,22 @@ def from_torchvision(module_or_state_dict: nn.Module | dict, **overrides) -> VGG
 
 
 def to_torchvision(model: VGG) -> nn.Module:
-    """The torchvision VGG that equals `model` (A/B/D/E, torchvision head, width 1)."""
+    """The torchvision VGG that equals `model` (A/B/D/E, torchvision head, width 1, 3 input channels)."""
     import torchvision
 
     c = model.config
-    if c.torchvision_name is None or c.width != 1 or c.head != "torchvision":
-        raise ValueError("torchvision has only A/B/D/E at width 1 with its AdaptiveAvgPool2d(7) head")
+    lacks = None
+    if c.torchvision_name is None:
+        lacks = (f"configuration {c.arch}", f"torchvision has {', '.join(TORCHVISION_NAMES)} "
+                                            f"({', '.join(TORCHVISION_NAMES.values())})")
+    elif c.width != 1:
+        lacks = (f"width {c.width:g}", "torchvision's VGG has width 1 only")
+    elif c.head != "torchvision":
+        lacks = (f"head {c.head!r}", "build with head='torchvision' (its AdaptiveAvgPool2d((7, 7)))")
+    elif c.in_channels != 3:
+        lacks = (f"in_channels {c.in_channels}", "torchvision's VGG takes 3-channel images")
+    if lacks:
+        raise ValueError(f"to_torchvision: {lacks[0]} has no torchvision counterpart; {lacks[1]}")
     tv = getattr(torchvision.models, c.torchvision_name)(weights=None, num_classes=c.num_classes, dropout=c.dropout)
     tv.load_state_dict(model.state_dict())
     return tv.train(model.training)
