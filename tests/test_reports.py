@@ -4,6 +4,7 @@ import shutil
 import subprocess
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from reports import ReportInputError, effects, load_ablations, load_bench, plots, summarize
@@ -225,3 +226,70 @@ def test_html_report_renders_in_a_browser(bench_file, ablation_dir, tmp_path):
     assert match, result.stderr[-2000:]
     total, loaded = map(int, match.groups())
     assert total >= 7 and loaded == total
+
+
+def add_diverged_run(ablation_dir):
+    """A d=off run that diverged in its second epoch: no final metrics, one epoch of history."""
+    rec = record("o3", "d=off", 3, status="diverged", levels={"d": "off"})
+    rec.update(diverged_epoch=2, error="non-finite training loss in epoch 2", history=rec["history"][:1])
+    with open(ablation_dir / "results.jsonl", "a") as f:
+        f.write(json.dumps(rec) + "\n")
+
+
+def test_diverged_run_is_counted_in_n_and_listed(ablation_dir, tmp_path):
+    add_diverged_run(ablation_dir)
+    index = build([], [ablation_dir], tmp_path / "rep")
+    effects_csv = pd.read_csv(index.parent / "tables" / "effects_s.csv").set_index("variant")
+    off = effects_csv.loc["d=off"]
+    assert (off["n"], off["n_ok"], off["n_failed"], off["n_diverged"]) == (4, 2, 1, 1)
+    assert off["mean"] == pytest.approx(0.21)  # over the two that finished
+    unfinished = pd.read_csv(index.parent / "tables" / "unfinished_s.csv")
+    diverged = unfinished[unfinished["status"] == "diverged"]
+    assert diverged[["variant", "seed", "diverged_epoch"]].values.tolist() == [["d=off", 3, 2]]
+    assert "failed and diverged runs" in (index.parent / "report.md").read_text()
+    assert "diverged" in index.read_text()
+
+
+def test_cli_interval_t_gives_student_t_intervals(ablation_dir, tmp_path, capsys):
+    intervals = {}
+    for method in ("t", "bootstrap"):
+        out = tmp_path / method
+        assert main(["build", "--ablations", str(ablation_dir), "--out", str(out), "--interval", method]) == 0
+        table = pd.read_csv(out / "tables" / "effects_s.csv").set_index("variant")
+        intervals[method] = (table.loc["baseline", "ci_low"], table.loc["baseline", "ci_high"])
+    half = 4.302653 * 0.02 / 3 ** 0.5  # t(0.975, 2) * s / sqrt(n) for the baseline's 0.10, 0.12, 0.14
+    assert intervals["t"] == pytest.approx((0.12 - half, 0.12 + half), rel=1e-5)
+    # the bootstrap's resampled means never leave [0.10, 0.14]: a different, narrower interval
+    assert 0.10 <= intervals["bootstrap"][0] < intervals["bootstrap"][1] <= 0.14
+    assert "report written" in capsys.readouterr().out
+
+
+def referenced_files_exist(out):
+    page, md = (out / "index.html").read_text(), (out / "report.md").read_text()
+    refs = re.findall(r"src='([^']+)'", page) + re.findall(r"\]\(([^)]+\.png)\)", md)
+    assert refs and all((out / ref).is_file() for ref in refs)
+    return md
+
+
+def test_report_from_benchmarks_alone(bench_file, tmp_path):
+    out = tmp_path / "rep"
+    assert main(["build", "--bench", str(bench_file), "--out", str(out)]) == 0
+    md = referenced_files_exist(out)
+    assert "## Benchmarks" in md and "## Ablations" not in md
+    assert "Not in this report: ablation results" in md
+    tables = {p.name for p in (out / "tables").glob("*.csv")}
+    assert {"benchmarks.csv", "fastest_settings.csv", "speed_ratios.csv"} <= tables
+    assert not any(name.startswith(("effects_", "summary_")) for name in tables)
+    assert len(pd.read_csv(out / "tables" / "benchmarks.csv")) == 4
+    assert (out / "figures" / "throughput_forward.png").is_file()
+
+
+def test_report_from_ablations_alone(ablation_dir, tmp_path):
+    out = tmp_path / "rep"
+    assert main(["build", "--ablations", str(ablation_dir), "--out", str(out)]) == 0
+    md = referenced_files_exist(out)
+    assert "## Ablations" in md and "## Benchmarks" not in md
+    assert "Not in this report: benchmark results" in md
+    tables = {p.name for p in (out / "tables").glob("*.csv")}
+    assert {"effects_s.csv", "summary_s.csv", "unfinished_s.csv"} <= tables and "benchmarks.csv" not in tables
+    assert {"effects_s.png", "curves_s.png", "lr_s.png"} <= {p.name for p in (out / "figures").glob("*.png")}
