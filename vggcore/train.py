@@ -118,7 +118,7 @@ class Batches:
     def train(self, epoch: int, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         gen = torch.Generator().manual_seed(seed_for(seed, epoch, 1))
         if self.folder:
-            self.train_loader.generator.manual_seed(seed_for(seed, epoch, 2))
+            self.train_loader.sampler.set_epoch(epoch)  # order and per-image draws follow (seed, epoch)
             colour_only = Augment(color=self.aug.color)
             for images, labels in self.train_loader:
                 images = images.to(self.device, non_blocking=True)
