@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,7 +35,7 @@ def test_dry_run_writes_every_output_and_passes(tmp_path):
     assert {"summary.json", "bench.json", "gpu-check.log", "report.md"} <= set(top) and len(top) <= 8
     report = (out / "report.md").read_text()
     assert "](report/figures/" in report and "](figures/" not in report
-    assert all((out / link).exists() for link in __import__("re").findall(r"\]\((report/figures/[^)]+)\)", report))
+    assert all((out / link).exists() for link in re.findall(r"\]\((report/figures/[^)]+)\)", report))
 
 
 def test_gpu_plan_covers_archs_dtypes_layouts_reference_and_ab(tmp_path):
