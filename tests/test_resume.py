@@ -95,6 +95,11 @@ def cli(*args):
     return [sys.executable, "-m", "vggcore", "train", *args]
 
 
+# One intra-op thread: the runs compared share the setting, and on a loaded machine two OpenMP threads spin for
+# each other (a 20-image epoch took 20 s instead of a fraction of one).
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
 @pytest.mark.slow
 def test_cli_killed_after_its_first_checkpoint_resumes_to_the_same_result(tmp_path):
     """SIGKILL, no cleanup, a new process; on folder data with two loader workers, the plateau schedule (which
@@ -104,11 +109,13 @@ def test_cli_killed_after_its_first_checkpoint_resumes_to_the_same_result(tmp_pa
     args = ["--arch", "B", "--batch-norm", "--width", "0.125", "--epochs", "6", "--schedule", "plateau",
             "--lr", "0.05", "--batch-size", "4", "--dataset", "imagefolder", "--data-root", str(images),
             "--augment", "paper_jitter", "--init-from-a", "1", "--quiet"]
-    full = subprocess.run(cli(*args, "--out", str(tmp_path / "full")), capture_output=True, text=True, timeout=300)
+    full = subprocess.run(cli(*args, "--out", str(tmp_path / "full")), capture_output=True, text=True, timeout=300,
+                          env=ONE_THREAD)
     assert full.returncode == 0, full.stderr
 
     out = tmp_path / "cut"
-    proc = subprocess.Popen(cli(*args, "--out", str(out)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cli(*args, "--out", str(out)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env=ONE_THREAD)
     deadline = time.monotonic() + 240
     # The deeper net's first epoch writes its checkpoint, then metrics.json: pre-training is done by then.
     while not (out / "metrics.json").exists():
@@ -122,7 +129,8 @@ def test_cli_killed_after_its_first_checkpoint_resumes_to_the_same_result(tmp_pa
     assert proc.returncode == -signal.SIGKILL and cut["status"] == "running" and len(cut["history"]) < 6
     assert json.loads((out / "pretrain-A" / "metrics.json").read_text())["status"] == "ok"
 
-    rerun = subprocess.run(cli(*args, "--out", str(out)), capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run(cli(*args, "--out", str(out)), capture_output=True, text=True, timeout=300,
+                          env=ONE_THREAD)
     assert rerun.returncode == 0, rerun.stderr
     a = json.loads((tmp_path / "full" / "metrics.json").read_text())
     b = json.loads((out / "metrics.json").read_text())
