@@ -196,6 +196,7 @@ class Check:
 
     def bench(self, stage: Stage, deadline: float) -> dict:
         done, results = [], {}
+        stage.detail["parts"] = results  # filled as parts finish, so a failure keeps what was measured
         for name, args in self.bench_parts():
             path = self.parts / f"bench-{name}.json"
             left = deadline - time.perf_counter()
@@ -208,19 +209,17 @@ class Check:
             if path.exists():
                 done.append(path)
             self.say(f"   bench {name}: {results[name]}")
-        n = merge_bench(done, self.out / "bench.json")
-        detail = {"parts": results, "cases": n}
+        stage.detail["cases"] = merge_bench(done, self.out / "bench.json")
         if not all(v == "ok" for v in results.values()):
-            stage.detail = detail
             raise StageFailed(f"{sum(v != 'ok' for v in results.values())} of {len(results)} parts not ok")
-        return detail
+        return stage.detail
 
     def train(self, stage: Stage, deadline: float) -> dict:
         c = self.config
         runs = {"fp32": []} if c.dry_run else {"fp32": [], "bf16_channels_last": ["--bf16", "--channels-last"]}
         # dry run: synthetic data (358 training images) for one epoch, the fastest path through the same CLI
         dataset, width, epochs = ("synthetic", "0.125", "1") if c.dry_run else ("digits", "0.25", str(c.epochs))
-        detail = {}
+        detail = stage.detail  # filled run by run, so a later failure keeps the earlier run's figures
         for name, extra in runs.items():
             out = self.parts / f"train-{name}"
             shutil.rmtree(out, ignore_errors=True)  # a rerun measures again rather than resuming
