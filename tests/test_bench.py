@@ -200,7 +200,8 @@ def test_memory_guard_skips_what_cannot_fit_and_runs_what_can(suite):
     assert result.ret == 0
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.fnmatch_lines(["SKIPPED*memory guard: predicted peak 11.45 GiB (model, input and optimizer "
-                                 "state 1.15 GiB + one forward step 10.30 GiB) exceeds the --vgg-memory-limit: 8.00 GiB*"])
+                                 "state 1.15 GiB + one forward step 10.30 GiB) exceeds the "
+                                 "--vgg-memory-limit: 8.00 GiB*"])
     (bench,) = data["benchmarks"]
     info = bench["extra_info"]
     assert info["batch_size"] == 2 and info["predicted_peak_bytes"] > 0 and info["predicted_resident_bytes"] > 0

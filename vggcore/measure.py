@@ -36,9 +36,11 @@ def device_unavailable_reason(device: str) -> str | None:
     if kind == "cuda":
         if not torch.cuda.is_available():
             build = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "CPU-only build"
-            return f"torch.cuda.is_available() is False (no CUDA GPU or driver visible; torch {torch.__version__}, {build})"
-        if index and int(index) >= torch.cuda.device_count():
-            return f"this machine has {torch.cuda.device_count()} GPU(s): cuda:0 to cuda:{torch.cuda.device_count() - 1}"
+            return (f"torch.cuda.is_available() is False (no CUDA GPU or driver visible; "
+                    f"torch {torch.__version__}, {build})")
+        count = torch.cuda.device_count()
+        if index and int(index) >= count:
+            return f"this machine has {count} GPU(s): cuda:0 to cuda:{count - 1}"
         return None
     if kind in ("cpu", "mps"):
         return None if device_available(kind) else "torch.backends.mps.is_available() is False"
