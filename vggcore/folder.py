@@ -40,8 +40,14 @@ def _check(root: Path) -> None:
                                     "class folders")
 
 
-def loaders(config: DataConfig, image_size: int, batch_size: int, seed: int) -> tuple[DataLoader, DataLoader, int, torch.Tensor]:
-    """(train loader, val loader, number of classes, mean RGB in [0, 1]); batches are uint8 (B, 3, T, T)."""
+def loaders(config: DataConfig, image_size: int, batch_size: int, seed: int, *, rank: int = 0,
+            world_size: int = 1) -> tuple[DataLoader, DataLoader, int, torch.Tensor]:
+    """(train loader, val loader, number of classes, mean RGB in [0, 1]); batches are uint8 (B, 3, T, T).
+
+    In a world of N ranks (`rank`, `world_size`): training batches are this rank's batch_size / N images through
+    a DistributedSampler (seeded from `seed`, reshuffled by `set_epoch`), and the val loader serves this rank's
+    contiguous share of val/, every image in exactly one share (no padding, so evaluation stays exact).
+    """
     from torchvision import transforms as T
     from torchvision.datasets import ImageFolder
 
@@ -61,10 +67,20 @@ def loaders(config: DataConfig, image_size: int, batch_size: int, seed: int) -> 
     if train.classes != val.classes:
         raise ValueError(f"{root}: train/ and val/ have different class folders")
     gen = torch.Generator().manual_seed(seed)
-    common = dict(batch_size=batch_size, num_workers=config.num_workers, pin_memory=torch.cuda.is_available(),
-                  persistent_workers=config.num_workers > 0)
-    train_loader = DataLoader(train, shuffle=True, drop_last=False, generator=gen, **common)
-    val_loader = DataLoader(val, shuffle=False, **common)
+    common = dict(batch_size=batch_size // world_size, num_workers=config.num_workers,
+                  pin_memory=torch.cuda.is_available(), persistent_workers=config.num_workers > 0)
+    if world_size == 1:
+        train_loader = DataLoader(train, shuffle=True, drop_last=False, generator=gen, **common)
+        val_loader = DataLoader(val, shuffle=False, **common)
+    else:
+        from torch.utils.data import DistributedSampler
+
+        # The same permutation on every rank (seed + epoch); each rank takes every N-th index of it.
+        sampler = DistributedSampler(train, num_replicas=world_size, rank=rank, shuffle=True,
+                                     seed=seed % 2 ** 31, drop_last=False)
+        train_loader = DataLoader(train, sampler=sampler, drop_last=False, **common)
+        share = range(len(val) * rank // world_size, len(val) * (rank + 1) // world_size)
+        val_loader = DataLoader(val, sampler=list(share), **common)
     # Mean RGB over a seeded sample of training centre crops: exact enough for mean subtraction, and cheap.
     plain = ImageFolder(str(root / "train"), transform=T.Compose([to_rgb, eval_tf]))
     idx = torch.randperm(len(plain), generator=torch.Generator().manual_seed(0))[:MEAN_SAMPLES]
