@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from .checkpoint import CheckpointError, load_checkpoint, load_json, save_checkpoint, save_json
 from .config import VGGConfig
 from .data import DataConfig, Dataset, load
-from .distributed import DistributedError, World, all_gather_ints, all_sum, guarded, per_rank, setup, shard, \
+from .distributed import World, all_gather_ints, all_sum, guarded, per_rank, setup, shard, \
     teardown, wrap_model
 from .evaluate import centre_batches, score
 from .measure import device_available, synchronize
