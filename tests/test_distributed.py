@@ -24,8 +24,8 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
             "-m", "vggcore", "train"]
 TINY = ["--arch", "A", "--width", "0.125", "--image-size", "32", "--quiet"]
 # Digits with BatchNorm: learns in a few epochs. Shared by the uninterrupted and the killed-and-resumed run.
-DIGITS = [*TINY, "--batch-norm", "--augment", "crop", "--lr", "0.05", "--epochs", "4", "--batch-size", "64",
-          "--schedule", "step", "--dropout", "0"]
+DIGITS = [*TINY, "--batch-norm", "--augment", "none", "--lr", "0.05", "--epochs", "4", "--batch-size", "32",
+          "--schedule", "constant", "--dropout", "0"]
 
 
 def torchrun(args: list[str], timeout: float = 240) -> subprocess.CompletedProcess:
