@@ -16,7 +16,7 @@ from vggcore import VGGConfig, build
 from vggcore.checkpoint import CheckpointError, load_checkpoint
 from vggcore.cli import main, parser
 from vggcore.data import DataConfig
-from vggcore.distributed import World, choose_backend, per_rank, shard
+from vggcore.distributed import DistributedError, World, choose_backend, guarded, per_rank, shard
 from vggcore.train import TrainConfig, train
 from vggcore.train_cli import configs_from_args
 
@@ -62,6 +62,19 @@ def test_bad_inputs_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="sync_bn .* this network has no BatchNorm"):
         train(VGGConfig("A", width=0.125, image_size=32), DataConfig("synthetic", synthetic_samples=64),
               TrainConfig(epochs=1, batch_size=8, sync_bn=True), progress=False)
+
+
+def test_a_broken_group_becomes_one_clear_error():
+    def peer_gone():
+        raise RuntimeError("[gloo] Connection closed by peer [127.0.0.1]:29500\nmore detail")
+
+    with pytest.raises(DistributedError, match=r"rank 1 of 2 lost the process group while training epoch 3 "
+                                               r"\(\[gloo\] Connection closed by peer .*\); another rank probably "
+                                               r"died .* Run the same command again to resume"):
+        guarded(World(rank=1, world_size=2, backend="gloo"), "training epoch 3", peer_gone)
+    with pytest.raises(RuntimeError, match="Connection closed") as caught:  # one process: untouched
+        guarded(World(), "training", peer_gone)
+    assert type(caught.value) is RuntimeError
 
 
 def test_cli_errors_are_one_line(capsys):
