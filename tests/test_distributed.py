@@ -262,3 +262,32 @@ levels.two = { "train.nproc" = 2 }
     assert two["status"] == "ok", two.get("error")
     assert two["world_size"] == 2 and two["config"]["train"]["nproc"] == 2
     assert metrics(tmp_path / "out" / "runs" / two["run_id"])["world_size"] == 2
+
+
+def test_folder_data_is_split_between_ranks(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from vggcore.folder import loaders
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for cls in ("cat", "dog"):
+            (tmp_path / split / cls).mkdir(parents=True)
+            for i in range(3 if split == "train" else 4):
+                Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(tmp_path / split / cls / f"{i}.png")
+    config = DataConfig("imagefolder", data_root=str(tmp_path), num_workers=0)
+    ranks = [loaders(config, 32, 4, seed=7, rank=r, world_size=2) for r in range(2)]
+    orders = {}
+    for epoch in (0, 1):
+        shares = []
+        for train_loader, *_ in ranks:
+            train_loader.sampler.set_epoch(epoch)
+            shares.append(list(train_loader.sampler))
+            x, y = next(iter(train_loader))
+            assert x.shape == (2, 3, 32, 32)  # the global batch of 4, halved
+        assert sorted(shares[0] + shares[1]) == list(range(6))  # disjoint, every image once
+        orders[epoch] = shares
+    assert orders[0] != orders[1]  # reshuffled by set_epoch, the same way on every rank
+    val_shares = [list(val.sampler) for _, val, *_ in ranks]
+    assert val_shares == [[0, 1, 2, 3], [4, 5, 6, 7]]  # exact evaluation: no padding, no duplicates
