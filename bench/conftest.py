@@ -18,6 +18,7 @@ import torch
 from vggcore.measure import peak_flops as measure_peak_flops
 
 from .cases import OptionError, expand, switches
+from .memory_guard import LIMIT_HELP, parse_limit
 from .scaling import expand_scaling, world_sizes
 
 OPTIONS = {
@@ -43,6 +44,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--vgg-compile", nargs="?", const="on", default="off", metavar="on|off|off,on",
                     help="torch.compile the model (compile time is not timed); 'off,on' benchmarks both")
     group.addoption("--vgg-reference", action="store_true", help="also time torchvision's VGG for every case")
+    group.addoption("--vgg-memory-limit", default=None, metavar="SIZE|off", help=LIMIT_HELP)
     group.addoption("--vgg-ab", action="store_true",
                     help="also time vggcore and torchvision alternately, step by step (a drift-free ratio)")
     group.addoption("--vgg-world-sizes", default=None, metavar="1,2,4",
@@ -64,6 +66,7 @@ def pytest_configure(config: pytest.Config) -> None:
                                    reference=config.getoption("--vgg-reference"))
         sizes = world_sizes(config.getoption("--vgg-world-sizes"))
         config._vgg_scaling = expand_scaling(_raw_options(config), sizes) if sizes else []
+        config._vgg_memory_limit = parse_limit(config.getoption("--vgg-memory-limit"))
         max_time = config.getoption("--vgg-max-time")
         config._vgg_max_time = float(max_time) if max_time is not None else 2.0
     except OptionError as err:
@@ -114,6 +117,12 @@ def model_cache():
     cache: dict = {}
     yield cache
     cache.clear()
+
+
+@pytest.fixture
+def memory_limit(request):
+    """--vgg-memory-limit, parsed (`bench.memory_guard.MemoryLimit`)."""
+    return request.config._vgg_memory_limit
 
 
 @pytest.fixture

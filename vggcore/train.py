@@ -23,7 +23,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, ClassVar, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -34,16 +34,26 @@ from .data import DataConfig, Dataset, load
 from .distributed import World, all_gather_ints, all_sum, guarded, per_rank, setup, shard, \
     teardown, wrap_model
 from .evaluate import centre_batches, score
-from .measure import device_available, synchronize
+from .measure import device_unavailable_reason, synchronize
 from .model import VGG, build, init_from
 from .provenance import provenance
 from .schedules import SCHEDULES, Schedule
 from .transforms import Augment, augment_batch, preset
+from .validation import SEED_MAX, Check, ConfigError, boolean, check_fields, choice, integer, number, optional
+
+DEVICE_FORMS = "cpu, cuda, cuda:N or mps"
 
 STATUSES = ("ok", "diverged", "failed")
 # Fields added after runs were already recorded, with the value that reproduces those runs: a checkpoint
 # without them is the same run when they are at these values.
 LATER_FIELDS = {("train", "sync_bn"): False, ("train", "nproc"): 1}
+
+
+def _device_form(name: str, value: object) -> None:
+    """The device's spelling only: whether it exists is checked on the machine that runs the run (`_fit`)."""
+    kind, _, index = value.partition(":") if isinstance(value, str) else ("", "", "")
+    if kind not in ("cpu", "cuda", "mps") or (index and not (kind == "cuda" and index.isdigit())):
+        raise ConfigError(f"unknown device {value!r}; choose {DEVICE_FORMS}", (name,), value)
 
 
 @dataclass(frozen=True)
@@ -73,25 +83,25 @@ class TrainConfig:
     nproc: int = 1                   # processes the ablation executors launch for this run (torchrun); 1 leaves
                                      # the world size to whoever launched train()
 
+    CHECKS: ClassVar[dict[str, Check]] = {
+        "epochs": integer(1), "batch_size": integer(1), "micro_batch": optional(integer(1)),
+        "lr": number(0, low_open=True), "momentum": number(0, 1, high_open=True), "weight_decay": number(0),
+        "schedule": choice(SCHEDULES, "schedule"), "warmup_epochs": integer(0), "gamma": number(0, 1, low_open=True),
+        "step_epochs": integer(1), "patience": integer(0), "max_drops": integer(0), "bf16": boolean,
+        "channels_last": boolean, "device": _device_form, "seed": integer(0, SEED_MAX), "eval_batch_size": integer(1),
+        "init_from_a_epochs": integer(0), "threads": optional(integer(1)), "sync_bn": boolean,
+        "nproc": integer(1)}
+
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "eval_batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.micro_batch is not None and not 1 <= self.micro_batch <= self.batch_size:
-            raise ValueError(f"micro_batch must be between 1 and batch_size ({self.batch_size}), got {self.micro_batch}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise ValueError(f"lr must be positive, got {self.lr!r}")
-        if self.device.split(":")[0] not in ("cpu", "cuda", "mps"):
-            raise ValueError(f"unknown device {self.device!r}; choose cpu, cuda or mps")
-        if not isinstance(self.sync_bn, bool):
-            raise ValueError(f"sync_bn must be true or false, got {self.sync_bn!r}")
-        if isinstance(self.nproc, bool) or not isinstance(self.nproc, int) or self.nproc < 1:
-            raise ValueError(f"nproc must be a positive integer (processes per run), got {self.nproc!r}")
-        if self.nproc > 1:
-            per_rank(self.batch_size, self.nproc)
+        check_fields(self, self.CHECKS)
+        if self.micro_batch is not None and self.micro_batch > self.batch_size:
+            raise ConfigError(f"micro_batch must be between 1 and batch_size ({self.batch_size}), got "
+                              f"{self.micro_batch}", ("micro_batch", "batch_size"), self.micro_batch)
+        if self.nproc > 1 and self.batch_size % self.nproc:
+            try:
+                per_rank(self.batch_size, self.nproc)
+            except ValueError as err:
+                raise ConfigError(str(err), ("batch_size", "nproc"), self.batch_size) from None
 
 
 class Diverged(Exception):
@@ -258,8 +268,11 @@ def train(model_config: VGGConfig, data_config: DataConfig, train_config: TrainC
     if train_config.sync_bn and not model_config.batch_norm:
         raise ValueError("sync_bn converts BatchNorm to SyncBatchNorm, but this network has no BatchNorm "
                          "(set batch_norm / --batch-norm, or drop sync_bn / --sync-bn)")
-    if not device_available(train_config.device.split(":")[0]):
-        raise ValueError(f"device {train_config.device!r} is not available on this machine")
+    # Checked here, on the machine that runs the run (a Ray worker may have a GPU its driver lacks).
+    reason = device_unavailable_reason(train_config.device)
+    if reason:
+        raise ConfigError(f"device {train_config.device!r} is not available on this machine: {reason}",
+                          ("device",), train_config.device)
     world = setup(train_config.device, backend, threads=train_config.threads)
     try:
         if train_config.nproc > 1 and world.world_size != train_config.nproc:
