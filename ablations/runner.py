@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 
 from vggcore.measure import cpu_count
 
-from .execute import execute
+from .execute import execute_run
 from .store import Store
 from .study import RunSpec, Study, expand
 
@@ -46,7 +46,7 @@ def _local(todo: list[RunSpec], store: Store, workers: int) -> Iterator[dict]:
     threads = max(1, cpu_count() // workers)
     if workers == 1:
         for run in todo:
-            yield execute(run.to_json(), str(store.run_dir(run)), threads)
+            yield execute_run(run.to_json(), str(store.run_dir(run)), threads)
         return
     import multiprocessing
 
@@ -57,7 +57,7 @@ def _local(todo: list[RunSpec], store: Store, workers: int) -> Iterator[dict]:
         while queue or running:
             while queue and len(running) < workers:
                 run = queue.pop(0)
-                running[pool.submit(execute, run.to_json(), str(store.run_dir(run)), threads)] = run
+                running[pool.submit(execute_run, run.to_json(), str(store.run_dir(run)), threads)] = run
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 running.pop(future)
@@ -78,11 +78,15 @@ def _ray(todo: list[RunSpec], store: Store, study: Study, options: RunOptions) -
         ray.init(logging_level="ERROR", log_to_driver=False, **kwargs)
     num_cpus = options.num_cpus if options.num_cpus is not None else study.num_cpus
     num_gpus = options.num_gpus if options.num_gpus is not None else study.num_gpus
-    remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0)(execute)
-    threads = max(1, int(num_cpus))
+    remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0)(execute_run)
     try:
-        # The run folder must be reachable from the workers (a shared filesystem on a real cluster).
-        refs = {remote.remote(r.to_json(), str(store.run_dir(r).resolve()), threads): r for r in todo}
+        # The run folder must be reachable from the workers (a shared filesystem on a real cluster). A run of
+        # train.nproc = N reserves N times the resources and starts its N ranks on the worker's node.
+        refs = {}
+        for r in todo:
+            n = int(r.config["train"].get("nproc", 1))
+            task = remote.options(num_cpus=num_cpus * n, num_gpus=num_gpus * n) if n > 1 else remote
+            refs[task.remote(r.to_json(), str(store.run_dir(r).resolve()), max(1, int(num_cpus * n)))] = r
         while refs:
             done, _ = ray.wait(list(refs), num_returns=1)
             for ref in done:

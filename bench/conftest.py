@@ -5,6 +5,7 @@
     pytest bench --benchmark-only --vgg-dtypes fp32,bf16 --vgg-channels-last off,on --vgg-compile off,on
     pytest bench --benchmark-only --vgg-grid full --vgg-devices cuda # all six configs, batch up to 256
     pytest bench --benchmark-only --benchmark-json out.json          # every figure in extra_info
+    pytest bench --benchmark-only --vgg-world-sizes 1,2,4            # data-parallel weak scaling instead
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from vggcore.measure import peak_flops as measure_peak_flops
 
 from .cases import OptionError, expand, switches
 from .memory_guard import LIMIT_HELP, parse_limit
+from .scaling import expand_scaling, world_sizes
 
 OPTIONS = {
     "archs": "architectures, comma-separated (A, A-LRN, B, C, D, E, vgg16_bn, ...); default A,D",
@@ -45,6 +47,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--vgg-memory-limit", default=None, metavar="SIZE|off", help=LIMIT_HELP)
     group.addoption("--vgg-ab", action="store_true",
                     help="also time vggcore and torchvision alternately, step by step (a drift-free ratio)")
+    group.addoption("--vgg-world-sizes", default=None, metavar="1,2,4",
+                    help="run the data-parallel scaling benchmark instead of the single-process grid: DDP train "
+                         "step at these world sizes, per-rank batch fixed (--vgg-batch-sizes; default 8 on cpu, "
+                         "64 on cuda), arch A unless --vgg-archs; sizes the machine cannot host are skipped")
 
 
 def _raw_options(config: pytest.Config) -> dict[str, str | None]:
@@ -58,6 +64,8 @@ def pytest_configure(config: pytest.Config) -> None:
                                    channels_last=switches("--vgg-channels-last",
                                                           config.getoption("--vgg-channels-last")),
                                    reference=config.getoption("--vgg-reference"))
+        sizes = world_sizes(config.getoption("--vgg-world-sizes"))
+        config._vgg_scaling = expand_scaling(_raw_options(config), sizes) if sizes else []
         config._vgg_memory_limit = parse_limit(config.getoption("--vgg-memory-limit"))
         max_time = config.getoption("--vgg-max-time")
         config._vgg_max_time = float(max_time) if max_time is not None else 2.0
@@ -71,13 +79,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "case" in metafunc.fixturenames:
         cases = metafunc.config._vgg_cases
         metafunc.parametrize("case", cases, ids=[c.id for c in cases])
+    if "scaling_case" in metafunc.fixturenames:
+        cases = metafunc.config._vgg_scaling
+        metafunc.parametrize("scaling_case", cases, ids=[c.id for c in cases])
     if "ab_case" in metafunc.fixturenames:
         cases = [c for c in metafunc.config._vgg_cases if c.implementation == "vggcore"]
         metafunc.parametrize("ab_case", cases, ids=[c.id.removesuffix("-vggcore") for c in cases])
 
 
 def pytest_ignore_collect(collection_path, config):
+    scaling = config.getoption("--vgg-world-sizes") is not None
     if collection_path.name == "test_ab.py" and not config.getoption("--vgg-ab"):
+        return True
+    if collection_path.name == "test_scaling.py" and not scaling:
+        return True
+    if collection_path.name == "test_vgg.py" and scaling:  # the scaling run is a suite of its own
         return True
     return None
 

@@ -121,3 +121,34 @@ def lr_trace(history: pd.DataFrame, ax=None, study: str | None = None):
     ax.set(yscale="log", xlabel="epoch", ylabel="learning rate", title=f"Learning-rate trace{f' ({study})' if study else ''}")
     ax.legend(fontsize=7)
     return ax
+
+
+PAPER_SPEEDUP = (4, 3.75)   # the paper (section 3.3): 3.75x on 4 GPUs over one
+
+
+def scaling(frame: pd.DataFrame, ax=None, metric: str = "speedup"):
+    """Speed-up (or `scaling_efficiency`) against world size, one line per case, the ideal and the paper's
+    3.75x on 4 GPUs beside it. `frame`: rows of the scaling benchmark with world_size and the metric."""
+    ax = _ax(ax)
+    keys = [k for k in ["arch", "device", "dtype", "batch_size"] if k in frame]
+    data = frame.dropna(subset=[metric]).sort_values("world_size")
+    for key, g in data.groupby(keys, sort=True):
+        label = " ".join(map(str, key if isinstance(key, tuple) else (key,))) + " per rank"
+        ax.plot(g["world_size"], g[metric], marker="o", label=label)
+    sizes = sorted({int(n) for n in data["world_size"]} | {1, PAPER_SPEEDUP[0]})
+    n, paper = PAPER_SPEEDUP
+    if metric == "speedup":
+        ax.plot(sizes, sizes, color="k", lw=1, ls="--", label="ideal")
+        ax.plot([n], [paper], marker="*", ms=12, color="tab:red", ls="none", label=f"paper: {paper}x on {n} GPUs")
+        ax.set(ylabel="speed-up over one rank (global images/s)")
+    else:
+        ax.axhline(1.0, color="k", lw=1, ls="--", label="ideal")
+        ax.plot([n], [paper / n], marker="*", ms=12, color="tab:red", ls="none",
+                label=f"paper: {paper / n:.3f} on {n} GPUs")
+        ax.set(ylabel="scaling efficiency", ylim=(0, 1.1))
+    ax.set_xticks(sizes)
+    ax.set(xlabel="world size (ranks)", title="Data-parallel weak scaling" if metric == "speedup"
+           else "Scaling efficiency")
+    ax.legend(fontsize=7)
+    ax.grid(True, alpha=0.3)
+    return ax

@@ -136,6 +136,12 @@ def build(bench_paths=(), ablation_paths=(), out: str | Path = "report", method:
         raise ReportInputError("nothing to report: give --bench FILE_OR_DIR and/or --ablations DIR")
     out = Path(out)
     bench = load_bench(bench_paths) if bench_paths else None
+    scaling = None
+    if bench is not None and "world_size" in bench and bench["world_size"].notna().any():
+        # The data-parallel scaling cases are their own section; the rest is the single-process grid.
+        scaling = bench[bench["world_size"].notna()]
+        bench = bench[bench["world_size"].isna()]
+        bench = None if bench.empty else bench
     abl = load_ablations(ablation_paths) if ablation_paths else None
     _prepare(out)
     r = Report(out)
@@ -160,12 +166,15 @@ def build(bench_paths=(), ablation_paths=(), out: str | Path = "report", method:
             r.add("text", f"{study}: {eff['metric'].iloc[0]}, {eff['ci_method'].iloc[0]}; n_ok of n runs finished.")
     r.add("h3", "Paper Table 2 beside vggcore")
     r.table("paper_table2", paper_table2())
-    missing = [name for name, data in (("benchmark", bench), ("ablation", abl)) if data is None]
+    missing = [name for name, data in (("benchmark", bench if scaling is None else scaling), ("ablation", abl))
+               if data is None]
     if missing:
         r.add("text", f"Not in this report: {' and '.join(missing)} results (none were given).")
 
     if bench is not None:
         _bench_section(r, bench)
+    if scaling is not None:
+        _scaling_section(r, scaling)
     if abl is not None:
         _ablation_section(r, abl, ablation_effects)
     (out / "report.md").write_text(r.markdown())
@@ -191,6 +200,19 @@ def _bench_section(r: Report, bench: pd.DataFrame) -> None:
     else:
         r.table("speed_ratios", ratios.drop(columns="case"))
         r.figure("vggcore_vs_torchvision", lambda ax: plots.speed_ratio(ratios, ax))
+
+
+def _scaling_section(r: Report, scaling: pd.DataFrame) -> None:
+    r.add("h2", "Data-parallel scaling")
+    r.add("text", "Weak scaling: the per-rank batch is fixed, so a world of N trains on N times the images per step. "
+                  "images_per_s is global; speed-up and efficiency divide by the same case at world size 1 "
+                  "(scaling_efficiency = images_per_s(N) / (N x images_per_s(1))). The paper reported 3.75x on "
+                  "4 GPUs (efficiency 0.94).")
+    cols = [c for c in ["arch", "device", "dtype", "batch_size", "world_size", "backend", "threads_per_rank",
+                        "images_per_s", "speedup", "scaling_efficiency", "median", "rounds"] if c in scaling]
+    r.table("scaling", scaling.sort_values(["arch", "device", "batch_size", "world_size"])[cols])
+    r.figure("scaling_speedup", lambda ax: plots.scaling(scaling, ax, "speedup"))
+    r.figure("scaling_efficiency", lambda ax: plots.scaling(scaling, ax, "scaling_efficiency"))
 
 
 def _ablation_section(r: Report, abl, ablation_effects: dict) -> None:

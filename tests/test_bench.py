@@ -159,6 +159,34 @@ def test_interleaved_ab_comparison(suite):
     assert ab[0]["group"].endswith("interleaved")
 
 
+@pytest.mark.slow
+def test_data_parallel_scaling_suite(suite):
+    import os
+
+    too_many = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()) + 1
+    result, data = run(suite, f"--vgg-world-sizes=2,1,{too_many}", "--vgg-archs=A", "--vgg-batch-sizes=2",
+                       "--benchmark-json=out.json", "-rs")
+    assert result.ret == 0
+    result.assert_outcomes(passed=2, skipped=1)  # the single-process grid does not run beside it
+    result.stdout.fnmatch_lines([f"SKIPPED*world size {too_many} needs {too_many} CPU cores (one per rank); "
+                                 f"this machine has {too_many - 1}*"])
+    infos = {b["extra_info"]["world_size"]: b["extra_info"] for b in data["benchmarks"]}
+    assert set(infos) == {1, 2}
+    for n, info in infos.items():
+        assert info["mode"] == "ddp_train_step" and info["backend"] == "gloo" and info["batch_size"] == 2
+        assert info["threads_per_rank"] == max(1, (too_many - 1) // n)
+        assert info["images_per_s"] > 0
+    one, two = infos[1]["images_per_s"], infos[2]["images_per_s"]
+    assert infos[1]["scaling_efficiency"] == pytest.approx(1.0, abs=1e-3)
+    assert infos[2]["scaling_efficiency"] == pytest.approx(two / (2 * one), rel=1e-3)
+
+
+def test_bad_world_sizes_are_usage_errors(suite):
+    result = suite.runpytest_subprocess("bench", "--benchmark-only", "--vgg-world-sizes=1,0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--vgg-world-sizes: '0' is not a positive integer*"])
+
+
 @pytest.mark.parametrize("width", ["inf", "nan", "-1", "0", "1e9"])
 def test_impossible_width_is_an_option_error(width):
     with pytest.raises(OptionError, match=f"--vgg-width: '{width}': width must be a finite number in \\(0, 64\\]"):

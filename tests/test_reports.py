@@ -227,6 +227,28 @@ def test_html_report_renders_in_a_browser(bench_file, ablation_dir, tmp_path):
     assert total >= 7 and loaded == total
 
 
+def test_scaling_section_beside_the_paper(bench_file, tmp_path):
+    cases = []
+    for n, ips in ((1, 10.0), (2, 18.0)):
+        c = bench_case(f"s[n{n}]", batch=8, median=8 * n / ips, mode="ddp_train_step")
+        c["extra_info"].update(world_size=n, images_per_s=ips, speedup=ips / 10, scaling_efficiency=ips / (10 * n),
+                               backend="gloo", threads_per_rank=2 // n)
+        cases.append(c)
+    scaling_file = write_bench(tmp_path / "scaling.json", cases)
+    frame = load_bench([scaling_file])
+    ax = plots.scaling(frame, metric="scaling_efficiency")
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "paper: 0.938 on 4 GPUs" in labels
+    assert list(ax.lines[0].get_ydata()) == [1.0, 0.9]
+    index = build([bench_file, scaling_file], [], tmp_path / "rep")
+    md = (index.parent / "report.md").read_text()
+    assert "## Data-parallel scaling" in md and (index.parent / "figures" / "scaling_speedup.png").is_file()
+    table = (index.parent / "tables" / "scaling.csv").read_text()
+    assert "scaling_efficiency" in table and "0.9" in table
+    # the single-process grid keeps its own tables, without the scaling rows
+    assert "ddp_train_step" not in (index.parent / "tables" / "benchmarks.csv").read_text()
+
+
 HOSTILE = "a/b' onerror='alert(1)"
 
 

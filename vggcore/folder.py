@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from .data import DataConfig
 from .transforms import preset
@@ -30,22 +30,17 @@ def mix(*parts: int) -> int:
     return int.from_bytes(digest, "little") >> 1
 
 
-class EpochShuffle(Sampler):
-    """A fresh permutation of the training set per epoch, seeded by (seed, epoch); yields (epoch, index) keys so
-    the dataset knows which epoch's draws to make. Call `set_epoch` before each epoch (as DistributedSampler)."""
+class EpochShuffle(DistributedSampler):
+    """DistributedSampler whose indices carry their epoch: this rank's share of a permutation seeded by
+    (seed, epoch), padded so every rank takes the same number of steps (the whole permutation in a world of 1).
+    Yields (epoch, index) keys so the dataset knows which epoch's draws to make; call `set_epoch` every epoch."""
 
-    def __init__(self, size: int, seed: int) -> None:
-        self.size, self.seed, self.epoch = size, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.size
+    def __init__(self, size: int, seed: int, *, rank: int = 0, world_size: int = 1) -> None:
+        super().__init__(range(size), num_replicas=world_size, rank=rank, shuffle=True, seed=seed,
+                         drop_last=False)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        order = torch.randperm(self.size, generator=torch.Generator().manual_seed(mix(self.seed, self.epoch, -1)))
-        return iter([(self.epoch, int(i)) for i in order])
+        return iter([(self.epoch, int(i)) for i in super().__iter__()])
 
 
 class SeededGeometry:
@@ -98,8 +93,14 @@ def _check(root: Path) -> None:
                                     "class folders")
 
 
-def loaders(config: DataConfig, image_size: int, batch_size: int, seed: int) -> tuple[DataLoader, DataLoader, int, torch.Tensor]:
-    """(train loader, val loader, number of classes, mean RGB in [0, 1]); batches are uint8 (B, 3, T, T)."""
+def loaders(config: DataConfig, image_size: int, batch_size: int, seed: int, *, rank: int = 0,
+            world_size: int = 1) -> tuple[DataLoader, DataLoader, int, torch.Tensor]:
+    """(train loader, val loader, number of classes, mean RGB in [0, 1]); batches are uint8 (B, 3, T, T).
+
+    In a world of N ranks (`rank`, `world_size`): training batches are this rank's batch_size / N images through
+    a DistributedSampler (seeded from `seed`, reshuffled by `set_epoch`), and the val loader serves this rank's
+    contiguous share of val/, every image in exactly one share (no padding, so evaluation stays exact).
+    """
     from torchvision import transforms as T
     from torchvision.datasets import ImageFolder
 
@@ -114,13 +115,15 @@ def loaders(config: DataConfig, image_size: int, batch_size: int, seed: int) -> 
     val = ImageFolder(str(root / "val"), transform=eval_tf)
     if train.folder.classes != val.classes:
         raise ValueError(f"{root}: train/ and val/ have different class folders")
-    common = dict(batch_size=batch_size, num_workers=config.num_workers, pin_memory=torch.cuda.is_available(),
-                  persistent_workers=config.num_workers > 0)
+    common = dict(batch_size=batch_size // world_size, num_workers=config.num_workers,
+                  pin_memory=torch.cuda.is_available(), persistent_workers=config.num_workers > 0)
     # Each loader gets its own generator for the worker base seed it draws when its workers start, so that
     # draw never moves the global RNG that dropout uses (no augmentation reads the workers' RNG any more).
-    train_loader = DataLoader(train, sampler=EpochShuffle(len(train), seed), drop_last=False,
-                              generator=torch.Generator().manual_seed(seed), **common)
-    val_loader = DataLoader(val, shuffle=False, generator=torch.Generator().manual_seed(seed), **common)
+    train_loader = DataLoader(train, sampler=EpochShuffle(len(train), seed, rank=rank, world_size=world_size),
+                              drop_last=False, generator=torch.Generator().manual_seed(seed), **common)
+    # Every val image in exactly one rank's contiguous share: no padding, so evaluation stays exact.
+    share = range(len(val) * rank // world_size, len(val) * (rank + 1) // world_size)
+    val_loader = DataLoader(val, sampler=list(share), generator=torch.Generator().manual_seed(seed), **common)
     # Mean RGB over a seeded sample of training centre crops: exact enough for mean subtraction, and cheap.
     plain = ImageFolder(str(root / "train"), transform=eval_tf)
     idx = torch.randperm(len(plain), generator=torch.Generator().manual_seed(0))[:MEAN_SAMPLES]

@@ -1,12 +1,18 @@
-"""`python -m vggcore train`: one training run from the command line."""
+"""`python -m vggcore train`: one training run from the command line.
+
+    python -m vggcore train --arch A --batch-norm --out runs/a                       # one process
+    torchrun --standalone --nproc_per_node=2 -m vggcore train --arch A --batch-norm --out runs/a2   # data-parallel
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .config import VGGConfig
 from .data import DATASETS, DataConfig
+from .distributed import DistributedError
 from .schedules import SCHEDULES
 from .train import TrainConfig, train
 from .transforms import PRESETS
@@ -37,7 +43,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup-epochs", type=int, default=0)
     p.add_argument("--bf16", action="store_true", help="bf16 autocast")
     p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or mps; under torchrun cuda means cuda:LOCAL_RANK")
+    p.add_argument("--sync-bn", action="store_true",
+                   help="under torchrun: SyncBatchNorm (statistics over the global batch, not each rank's slice)")
+    p.add_argument("--dist-backend", default="auto", choices=("auto", "gloo", "nccl"),
+                   help="under torchrun: process-group backend (auto: nccl on cuda, gloo on cpu)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="run folder: checkpoint after each epoch, metrics.json; rerun to resume")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -52,7 +62,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[VGGConfig, DataConfig, 
         tr = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, micro_batch=args.micro_batch, lr=args.lr,
                          schedule=args.schedule, warmup_epochs=args.warmup_epochs, bf16=args.bf16,
                          channels_last=args.channels_last, device=args.device, seed=args.seed,
-                         init_from_a_epochs=args.init_from_a)
+                         init_from_a_epochs=args.init_from_a, sync_bn=args.sync_bn)
     except ConfigError as err:
         field = err.fields[0]
         option = OPTION_OF.get(field, "--" + field.replace("_", "-"))
@@ -61,10 +71,16 @@ def configs_from_args(args: argparse.Namespace) -> tuple[VGGConfig, DataConfig, 
     return model, data, tr
 
 
-def run_from_args(args: argparse.Namespace) -> None:
+def run_from_args(args: argparse.Namespace) -> int | None:
     model, data, tr = configs_from_args(args)
-    result = train(model, data, tr, out=args.out, progress=not args.quiet,
-                   on_epoch=None if args.quiet else _print_epoch)
+    try:
+        result = train(model, data, tr, out=args.out, progress=not args.quiet,
+                       on_epoch=None if args.quiet else _print_epoch, backend=args.dist_backend)
+    except DistributedError as err:  # a peer died: not the user's mistake, but one line and a non-zero exit
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if int(os.environ.get("RANK", "0")) != 0:  # rank 0 speaks for the group
+        return None
     if result.get("resumed") == "complete":
         print(f"run in {args.out} is already complete", file=sys.stderr)
     final, history = result.get("final"), result["history"]
