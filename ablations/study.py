@@ -35,7 +35,7 @@ from typing import Any
 
 from vggcore.config import VGGConfig
 from vggcore.data import DataConfig
-from vggcore.train import TrainConfig
+from vggcore.train import LATER_FIELDS, TrainConfig
 from vggcore.validation import SEED_MAX, ConfigError, check_field
 
 if sys.version_info >= (3, 11):
@@ -301,7 +301,12 @@ def _blame(study: Study, levels: dict[str, str], section: str, err: ConfigError)
 
 
 def run_id(config: dict) -> str:
-    blob = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+    # Fields added to the configs since runs were first recorded are left out at the values that reproduce those
+    # runs, so a folder recorded before they existed keeps its ids and resumes.
+    kept = {section: {key: value for key, value in fields.items()
+                      if (section, key) not in LATER_FIELDS or LATER_FIELDS[(section, key)] != value}
+            if isinstance(fields, dict) else fields for section, fields in config.items()}
+    blob = json.dumps(kept, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
