@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import nullcontext
+from pathlib import Path
 
 from .config import VGGConfig
 from .data import DATASETS, DataConfig
+from .lock import folder_lock
 from .schedules import SCHEDULES
 from .train import TrainConfig, train
 from .transforms import PRESETS
@@ -35,7 +38,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="run folder: checkpoint after each epoch, metrics.json; rerun to resume")
+    p.add_argument("--out", help="run folder: checkpoint after each epoch, metrics.json; rerun to resume. One "
+                   "process per folder: a second one on a folder in use is refused")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -50,22 +54,37 @@ def configs_from_args(args: argparse.Namespace) -> tuple[VGGConfig, DataConfig, 
     return model, data, tr
 
 
-def run_from_args(args: argparse.Namespace) -> None:
+def run_from_args(args: argparse.Namespace) -> int:
     model, data, tr = configs_from_args(args)
-    result = train(model, data, tr, out=args.out, progress=not args.quiet,
-                   on_epoch=None if args.quiet else _print_epoch)
+    out = Path(args.out) if args.out else None
+    if out is not None and out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file, not a folder; choose a folder path")
+    try:
+        # Held for the whole run: a second `train --out` on this folder is refused instead of overwriting.
+        with folder_lock(out, what="run folder") if out is not None else nullcontext():
+            result = train(model, data, tr, out=out, progress=not args.quiet,
+                           on_epoch=None if args.quiet else _print_epoch)
+    except KeyboardInterrupt:
+        if out is not None and (out / "checkpoint.pt").exists():
+            print(f"interrupted: the finished epochs are saved in {out / 'checkpoint.pt'}; run the same command "
+                  "again to resume", file=sys.stderr)
+        else:
+            print("interrupted before the first epoch was saved" + ("" if out else " (no --out: nothing is saved)"),
+                  file=sys.stderr)
+        return 130
     if result.get("resumed") == "complete":
         print(f"run in {args.out} is already complete", file=sys.stderr)
     final, history = result.get("final"), result["history"]
     if result["status"] == "diverged":
         print(f"{model.name}: diverged in epoch {result['diverged_epoch']} ({result['error']})")
-        return
+        return 0
     seconds = final["train_seconds"]
     data_share = sum(h["data_seconds"] for h in history) / max(seconds, 1e-9)
     print(f"{model.name} on {data.dataset}: test top-1 error {final['test_top1_error']:.4f} "
           f"(accuracy {1 - final['test_top1_error']:.2%}), top-5 error {final['test_top5_error']:.4f}; "
           f"{final['epochs']} epochs in {seconds:.1f} s of training, data pipeline {data_share:.1%} of it"
           + (f"; results in {args.out}/metrics.json" if args.out else ""))
+    return 0
 
 
 def _print_epoch(row: dict) -> None:
