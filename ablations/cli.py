@@ -84,26 +84,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
     options = RunOptions(executor=args.executor, workers=args.workers, ray_address=args.ray_address,
                          num_cpus=args.num_cpus, num_gpus=args.num_gpus, retry_failed=args.retry_failed,
                          progress=not args.quiet)
-    runs, todo, records = pending(study, store, args.retry_failed)
     if args.dry_run:
+        runs, todo, records = pending(study, store, args.retry_failed)
         print(f"study {study.name}: {len(runs)} runs, {len(runs) - len(todo)} recorded in {args.out}, "
               f"{len(todo)} to run:")
         for r in todo:
             print(f"  {r.run_id}  {r.variant}  seed {r.seed}")
         print(estimate(records, len(todo), args.workers if args.executor == "local" else 1))
         return EXIT_OK
-    print(f"study {study.name}: {len(runs):,} runs, {len(runs) - len(todo):,} recorded in {args.out}; "
-          + estimate(records, len(todo), args.workers if args.executor == "local" else 1), file=sys.stderr)
-    if not _confirm(study.name, len(todo), args):
-        print("nothing run", file=sys.stderr)
-        return EXIT_DECLINED
-    try:
-        counts = run_study(study, store, options)
-    except KeyboardInterrupt:
-        done = len(store.read(warn=False).records)
-        print(f"\ninterrupted: {done} finished run(s) are safe in {store.results_path}; run the same command "
-              "again to resume", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    # The lock first: a second driver is refused at once, and what is planned is what this driver will run.
+    with store.lock():
+        runs, todo, records = pending(study, store, args.retry_failed)
+        print(f"study {study.name}: {len(runs):,} runs, {len(runs) - len(todo):,} recorded in {args.out}; "
+              + estimate(records, len(todo), args.workers if args.executor == "local" else 1), file=sys.stderr)
+        if not _confirm(study.name, len(todo), args):
+            print("nothing run", file=sys.stderr)
+            return EXIT_DECLINED
+        try:
+            counts = run_study(study, store, options)
+        except KeyboardInterrupt:
+            done = len(store.read(warn=False).records)
+            print(f"\ninterrupted: {done} finished run(s) are safe in {store.results_path}; run the same command "
+                  "again to resume", file=sys.stderr)
+            return EXIT_INTERRUPTED
     if counts["ran"] == 0:
         print(f"study {study.name}: all {counts['total']} runs already recorded in {store.results_path}")
     else:

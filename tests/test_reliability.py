@@ -84,6 +84,26 @@ def sigint_default():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(c) for c in path.read_text().split()] if path.exists() else []
+
+
+def _workers(pid: int) -> list[int]:
+    out = []
+    for child in _children(pid):
+        try:
+            cmd = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in cmd or b"ablations.workers" in cmd:
+            out.append(child)
+    return out
+
+
+linux_only = pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+
+
 # ------------------------------------------------------------------------------------------------- the lock
 def test_folder_lock_refuses_a_second_process_and_names_the_holder(tmp_path):
     with folder_lock(tmp_path / "d"):
@@ -141,18 +161,29 @@ def test_double_launch_of_train_is_refused_and_nothing_is_overwritten(tmp_path):
     assert metrics["status"] == "ok" and metrics["config"]["train"]["lr"] == 0.05
 
 
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@linux_only
 @pytest.mark.slow
 def test_sigkill_of_the_lock_holder_then_a_new_launch_proceeds(tmp_path):
     path, out = write(tmp_path, epochs=2), tmp_path / "out"
-    first = subprocess.Popen(ablations("run", str(path), "--out", str(out), "--quiet"),
+    first = subprocess.Popen(ablations("run", str(path), "--out", str(out), "--quiet", "--workers", "2"),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(lambda: locked(out))
+    wait_for(lambda: locked(out) and len(_workers(first.pid)) == 2)
+    workers = _workers(first.pid)
     first.kill()
     first.wait()
+    wait_for(lambda: not any(_alive(w) for w in workers), timeout=30)  # no orphan goes on training
     again = subprocess.run(ablations("run", str(path), "--out", str(out), "--quiet"), capture_output=True,
                            text=True, timeout=300)
     assert again.returncode == 0, again.stderr
-    assert len(read_results(out / "results.jsonl").records) == 2
+    lines = (out / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and len(read_results(out / "results.jsonl").records) == 2
 
 
 def test_write_probe_does_not_collide_with_another_process(tmp_path):
@@ -260,16 +291,19 @@ def test_large_design_prompt_on_a_tty(tmp_path, capsys, monkeypatch):
     assert ablations_main(["run", str(path), "--out", str(tmp_path / "o"), "--quiet"]) == 1
     assert "run 2,002 runs?" in capsys.readouterr().out.lower()
     assert not (tmp_path / "o" / "results.jsonl").exists()
-    # a lower threshold applies to small studies too; --yes answers it
+    # a lower threshold applies to small studies too
     small = write(tmp_path, seeds="[0]")
-    assert ablations_main(["run", str(small), "--out", str(tmp_path / "s"), "--dry-run", "--confirm-above", "1",
-                           "--yes"]) == 0
+    answers = iter(["no"])
+    assert ablations_main(["run", str(small), "--out", str(tmp_path / "s"), "--confirm-above", "1"]) == 1
+    assert "run 2 runs?" in capsys.readouterr().out.lower()
 
 
-def test_estimate_comes_from_recorded_runs(tmp_path, capsys):
+def test_estimate_comes_from_recorded_runs(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", open(os.devnull))
     path = write(tmp_path, seeds="[0]")
     out = tmp_path / "o"
-    assert ablations_main(["run", str(path), "--out", str(out), "--quiet"]) == 0
+    # above the threshold with no terminal: --yes starts it
+    assert ablations_main(["run", str(path), "--out", str(out), "--quiet", "--confirm-above", "1", "--yes"]) == 0
     assert "no estimate yet" in capsys.readouterr().err
     seconds = [r["timing"]["seconds"] for r in read_results(out / "results.jsonl").records.values()]
     mean = sum(seconds) / len(seconds)
@@ -281,26 +315,6 @@ def test_estimate_comes_from_recorded_runs(tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------------------------- workers
-def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(c) for c in path.read_text().split()] if path.exists() else []
-
-
-def _workers(pid: int) -> list[int]:
-    out = []
-    for child in _children(pid):
-        try:
-            cmd = Path(f"/proc/{child}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"spawn_main" in cmd or b"ablations.workers" in cmd:
-            out.append(child)
-    return out
-
-
-linux_only = pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
-
-
 @linux_only
 @pytest.mark.slow
 def test_a_killed_worker_fails_its_run_and_the_study_goes_on(tmp_path):
