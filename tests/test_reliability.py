@@ -16,7 +16,7 @@ import pytest
 from ablations.cli import main as ablations_main
 from ablations.store import Store, read_results
 from vggcore.cli import main as vggcore_main
-from vggcore.lock import FolderLocked, folder_lock
+from vggcore.lock import folder_lock
 
 TINY = """
 [study]
