@@ -5,6 +5,9 @@
     python -m ablations run STUDY.toml --out DIR --workers 2            # two processes, a core each
     python -m ablations run STUDY.toml --out DIR --executor ray [--ray-address ADDR]
     python -m ablations status runs/demo                               # done, failed, diverged, remaining
+
+One driver per results folder: a second `run` on a folder in use is refused at once, naming the holder's pid
+and host (the lock is released by the kernel when the holder exits, even on SIGKILL).
 """
 
 from __future__ import annotations
@@ -21,15 +24,58 @@ from .store import MANIFEST, Store, read_results
 from .study import load_study
 
 
+EXIT_CODES = """exit status:
+  0    every run finished (ok or diverged: a diverged run is a result)
+  1    you answered no at the --confirm-above prompt; nothing ran
+  2    a usage error: a bad study file or option, a folder in use by another driver, a large design without --yes
+  3    some runs failed (they are listed); rerun with --retry-failed to run them again
+  130  interrupted (Ctrl-C); finished runs are kept, rerun the same command to resume"""
+EXIT_OK, EXIT_DECLINED, EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+CONFIRM_ABOVE = 1000   # runs to do above which `run` asks first: 81,000 runs must not start by accident
+
+
+def estimate(records: dict, todo: int, workers: int = 1) -> str:
+    """How long `todo` more runs take, from the runs recorded in the folder (ok or diverged: a failure often
+    ends at once and would make the estimate too short)."""
+    seconds = [r["timing"]["seconds"] for r in records.values()
+               if r.get("status") in ("ok", "diverged") and (r.get("timing") or {}).get("seconds")]
+    if not seconds:
+        return f"{todo:,} to run: no estimate yet (no finished runs recorded in this folder)"
+    mean = sum(seconds) / len(seconds)
+    total = todo * mean / max(1, workers)
+    hours = f" ({total / 3600:.1f} h)" if total >= 3600 else ""
+    across = f", {workers} at a time" if workers > 1 else ""
+    return (f"{todo:,} to run: about {total:,.0f} s{hours} ({mean:.1f} s per run over {len(seconds)} recorded "
+            f"run(s){across})")
+
+
 def _cmd_list(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from .study import expand
-
     study = load_study(args.study)
-    rows = [{"run_id": r.run_id, "variant": r.variant, "seed": r.seed} for r in expand(study)]
-    print(f"study {study.name}: design {study.design}, {len(rows)} runs, ranked by {study.metric}")
+    if args.out:
+        runs, todo, records = pending(study, Store(args.out), retry_failed=False)
+        plan = estimate(records, len(todo))
+    else:
+        from .study import expand
+
+        runs = expand(study)
+        plan = f"{len(runs):,} to run: no estimate yet (pass --out DIR to estimate from the runs recorded there)"
+    rows = [{"run_id": r.run_id, "variant": r.variant, "seed": r.seed} for r in runs]
+    print(f"study {study.name}: design {study.design}, {len(rows):,} runs, ranked by {study.metric}")
     print(pd.DataFrame(rows).to_string(index=False))
+    print(plan)
+
+
+def _confirm(study_name: str, todo: int, args: argparse.Namespace) -> bool:
+    """Ask before a large design; raise (exit 2) when there is no terminal to ask and no --yes."""
+    if todo <= args.confirm_above or args.yes:
+        return True
+    if not sys.stdin.isatty():
+        raise ValueError(f"study {study_name}: {todo:,} runs to run is more than --confirm-above "
+                         f"{args.confirm_above:,}; add --yes to start them (no terminal to ask)")
+    answer = input(f"Run {todo:,} runs? [y/N] ").strip().lower()
+    return answer in ("y", "yes")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -39,29 +85,43 @@ def _cmd_run(args: argparse.Namespace) -> int:
                          num_cpus=args.num_cpus, num_gpus=args.num_gpus, retry_failed=args.retry_failed,
                          progress=not args.quiet)
     if args.dry_run:
-        runs, todo, _ = pending(study, store, args.retry_failed)
+        runs, todo, records = pending(study, store, args.retry_failed)
         print(f"study {study.name}: {len(runs)} runs, {len(runs) - len(todo)} recorded in {args.out}, "
               f"{len(todo)} to run:")
         for r in todo:
             print(f"  {r.run_id}  {r.variant}  seed {r.seed}")
-        return 0
-    try:
-        counts = run_study(study, store, options)
-    except KeyboardInterrupt:
-        done = len(store.read(warn=False).records)
-        print(f"\ninterrupted: {done} finished run(s) are safe in {store.results_path}; run the same command "
-              "again to resume", file=sys.stderr)
-        return 130
+        print(estimate(records, len(todo), args.workers if args.executor == "local" else 1))
+        return EXIT_OK
+    # The lock first: a second driver is refused at once, and what is planned is what this driver will run.
+    with store.lock():
+        runs, todo, records = pending(study, store, args.retry_failed)
+        print(f"study {study.name}: {len(runs):,} runs, {len(runs) - len(todo):,} recorded in {args.out}; "
+              + estimate(records, len(todo), args.workers if args.executor == "local" else 1), file=sys.stderr)
+        if not _confirm(study.name, len(todo), args):
+            print("nothing run", file=sys.stderr)
+            return EXIT_DECLINED
+        try:
+            counts = run_study(study, store, options)
+        except KeyboardInterrupt:
+            done = len(store.read(warn=False).records)
+            print(f"\ninterrupted: {done} finished run(s) are safe in {store.results_path}; run the same command "
+                  "again to resume", file=sys.stderr)
+            return EXIT_INTERRUPTED
     if counts["ran"] == 0:
         print(f"study {study.name}: all {counts['total']} runs already recorded in {store.results_path}")
     else:
         print(f"study {study.name}: ran {counts['ran']} run(s) in {counts['seconds']:.1f} s "
               f"({counts['skipped']} already recorded); results in {store.results_path}")
-    _print_status(store)
-    return 0
+    failed = _print_status(store)
+    if failed:
+        print(f"{failed} run(s) failed; fix the cause and rerun with --retry-failed to run them again",
+              file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
 
 
-def _print_status(store: Store) -> None:
+def _print_status(store: Store) -> int:
+    """Print the folder's counts and its failed runs; return how many of its runs failed."""
     import json
 
     if not store.manifest_path.exists():
@@ -77,6 +137,7 @@ def _print_status(store: Store) -> None:
         if rid in records and records[rid]["status"] == "failed":
             r = records[rid]
             print(f"  failed: {r['variant']} seed {r['seed']}: {r.get('error')}")
+    return statuses.get("failed", 0)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -84,14 +145,15 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a directory")
     _print_status(Store(root))
-    return 0
+    return EXIT_OK
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ablations", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m ablations", description=__doc__, epilog=EXIT_CODES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="train every run of a study (resumes)")
+    r = sub.add_parser("run", help="train every run of a study (resumes)", epilog=EXIT_CODES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("study", help="study TOML file")
     r.add_argument("--out", required=True, help="results folder: results.jsonl, study.json, runs/")
     r.add_argument("--executor", choices=EXECUTORS, default="local")
@@ -102,9 +164,13 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     r.add_argument("--dry-run", action="store_true", help="show what would run and exit")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--confirm-above", type=int, default=CONFIRM_ABOVE, metavar="N",
+                   help=f"ask before running more than N runs (default {CONFIRM_ABOVE:,})")
+    r.add_argument("--yes", action="store_true", help="start a design above --confirm-above without asking")
     r.set_defaults(func=_cmd_run)
     ls = sub.add_parser("list", help="print the expanded runs of a study")
     ls.add_argument("study")
+    ls.add_argument("--out", help="a results folder: estimate the time left from the runs recorded there")
     ls.set_defaults(func=_cmd_list)
     st = sub.add_parser("status", help="done, failed, diverged and remaining runs in a results folder")
     st.add_argument("out")
@@ -116,5 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if getattr(args, "workers", 1) < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
-        return 2
-    return run_command(args, (ValueError, RuntimeError, OSError))
+        return EXIT_USAGE
+    if getattr(args, "confirm_above", 0) < 0:
+        print("error: --confirm-above must be 0 or more", file=sys.stderr)
+        return EXIT_USAGE
+    return run_command(args, (ValueError, RuntimeError, OSError))  # FolderLocked is a ValueError

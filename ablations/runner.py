@@ -1,7 +1,8 @@
 """The driver: expand a study, skip what is recorded, run the rest on an executor, append each record.
 
-Executors: "local" runs in this process (--workers 1) or a pool of processes, each pinned to its share of
-the cores; "ray" submits each run as a Ray task. Either way the driver alone writes results.jsonl.
+Executors: "local" runs in this process (--workers 1) or in worker processes (`workers.py`), each pinned to its
+share of the cores; "ray" submits each run as a Ray task. Either way the driver alone writes results.jsonl, and
+holds the folder's lock (`vggcore.lock`) for the whole study, so a second driver on the folder is refused.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -18,6 +18,7 @@ from vggcore.measure import cpu_count
 from .execute import execute_run
 from .store import Store
 from .study import RunSpec, Study, expand
+from .workers import run_in_workers
 
 EXECUTORS = ("local", "ray")
 
@@ -48,22 +49,7 @@ def _local(todo: list[RunSpec], store: Store, workers: int) -> Iterator[dict]:
         for run in todo:
             yield execute_run(run.to_json(), str(store.run_dir(run)), threads)
         return
-    import multiprocessing
-
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-    try:
-        queue = list(todo)
-        running = {}
-        while queue or running:
-            while queue and len(running) < workers:
-                run = queue.pop(0)
-                running[pool.submit(execute_run, run.to_json(), str(store.run_dir(run)), threads)] = run
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                running.pop(future)
-                yield future.result()
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+    yield from run_in_workers(todo, store.run_dir, workers, threads)
 
 
 def _ray(todo: list[RunSpec], store: Store, study: Study, options: RunOptions) -> Iterator[dict]:
@@ -103,7 +89,11 @@ def run_study(study: Study, store: Store, options: RunOptions,
               report: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> dict:
     """Run every pending run of `study` into `store`. Returns counts; KeyboardInterrupt propagates after the
     records finished so far are safely on disk."""
-    store.prepare()
+    with store.lock():
+        return _run_locked(study, store, options, report)
+
+
+def _run_locked(study: Study, store: Store, options: RunOptions, report: Callable[[str], None]) -> dict:
     runs, todo, records = pending(study, store, options.retry_failed)
     store.check_manifest(study, runs)
     counts = {"total": len(runs), "skipped": len(runs) - len(todo), "ran": 0}
@@ -131,6 +121,7 @@ def run_study(study: Study, store: Store, options: RunOptions,
                 bar.update(1)
             write(_line(record, study.metric, counts["skipped"] + counts["ran"], len(runs)))
     finally:
+        stream.close()  # stops workers now when Ctrl-C arrived outside the executor's own code
         if bar is not None:
             bar.close()
     counts["seconds"] = time.perf_counter() - start

@@ -9,10 +9,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from contextlib import nullcontext
+from pathlib import Path
 
 from .config import VGGConfig
 from .data import DATASETS, DataConfig
 from .distributed import DistributedError
+from .lock import folder_lock
 from .schedules import SCHEDULES
 from .train import TrainConfig, train
 from .transforms import PRESETS
@@ -49,7 +52,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dist-backend", default="auto", choices=("auto", "gloo", "nccl"),
                    help="under torchrun: process-group backend (auto: nccl on cuda, gloo on cpu)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="run folder: checkpoint after each epoch, metrics.json; rerun to resume")
+    p.add_argument("--out", help="run folder: checkpoint after each epoch, metrics.json; rerun to resume. One "
+                   "process per folder: a second one on a folder in use is refused")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -73,26 +77,43 @@ def configs_from_args(args: argparse.Namespace) -> tuple[VGGConfig, DataConfig, 
 
 def run_from_args(args: argparse.Namespace) -> int | None:
     model, data, tr = configs_from_args(args)
+    out = Path(args.out) if args.out else None
+    if out is not None and out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file, not a folder; choose a folder path")
+    writer = int(os.environ.get("RANK", "0")) == 0  # under torchrun rank 0 alone writes, so it alone holds the lock
     try:
-        result = train(model, data, tr, out=args.out, progress=not args.quiet,
-                       on_epoch=None if args.quiet else _print_epoch, backend=args.dist_backend)
+        # Held for the whole run: a second `train --out` on this folder is refused instead of overwriting.
+        with folder_lock(out, what="run folder") if out is not None and writer else nullcontext():
+            result = train(model, data, tr, out=out, progress=not args.quiet,
+                           on_epoch=None if args.quiet else _print_epoch, backend=args.dist_backend)
     except DistributedError as err:  # a peer died: not the user's mistake, but one line and a non-zero exit
         print(f"error: {err}", file=sys.stderr)
         return 1
-    if int(os.environ.get("RANK", "0")) != 0:  # rank 0 speaks for the group
+    except KeyboardInterrupt:
+        if not writer:
+            return 130
+        if out is not None and (out / "checkpoint.pt").exists():
+            print(f"interrupted: the finished epochs are saved in {out / 'checkpoint.pt'}; run the same command "
+                  "again to resume", file=sys.stderr)
+        else:
+            print("interrupted before the first epoch was saved" + ("" if out else " (no --out: nothing is saved)"),
+                  file=sys.stderr)
+        return 130
+    if not writer:  # rank 0 speaks for the group
         return None
     if result.get("resumed") == "complete":
         print(f"run in {args.out} is already complete", file=sys.stderr)
     final, history = result.get("final"), result["history"]
     if result["status"] == "diverged":
         print(f"{model.name}: diverged in epoch {result['diverged_epoch']} ({result['error']})")
-        return
+        return 0
     seconds = final["train_seconds"]
     data_share = sum(h["data_seconds"] for h in history) / max(seconds, 1e-9)
     print(f"{model.name} on {data.dataset}: test top-1 error {final['test_top1_error']:.4f} "
           f"(accuracy {1 - final['test_top1_error']:.2%}), top-5 error {final['test_top5_error']:.4f}; "
           f"{final['epochs']} epochs in {seconds:.1f} s of training, data pipeline {data_share:.1%} of it"
           + (f"; results in {args.out}/metrics.json" if args.out else ""))
+    return 0
 
 
 def _print_epoch(row: dict) -> None:
