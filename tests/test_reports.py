@@ -233,3 +233,42 @@ def test_html_report_renders_in_a_browser(bench_file, ablation_dir, tmp_path):
     assert match, result.stderr[-2000:]
     total, loaded = map(int, match.groups())
     assert total >= 7 and loaded == total
+
+
+def test_adjustments_and_seeds_needed_by_hand():
+    from reports.stats import benjamini_hochberg, holm, seeds_needed
+
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert benjamini_hochberg([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.04, 0.04])
+    adjusted = holm([0.02, np.nan, 0.5])  # a comparison without data is not part of the family
+    assert adjusted[0] == pytest.approx(0.04) and np.isnan(adjusted[1]) and adjusted[2] == pytest.approx(0.5)
+    assert seeds_needed(1.0, 1.0) == 17  # the textbook two-sample t answer: d = 1, alpha 0.05, power 0.8
+    assert seeds_needed(1.0, 0.5) == 64 and np.isnan(seeds_needed(1.0, None))
+
+
+def test_equivalent_when_the_interval_lies_inside_min_effect():
+    import pandas as pd
+
+    runs = pd.DataFrame([{"study": "s", "variant": v, "status": "ok", "m": x}
+                         for v, xs in (("baseline", [0.10, 0.12, 0.14]), ("a=1", [0.11, 0.12, 0.13]))
+                         for x in xs])
+    row = lambda me: effects(runs, "m", min_effect=me).set_index("variant").loc["a=1"]  # noqa: E731
+    assert row(0.1)["decision"] == "equivalent" and row(0.1)["diff_high"] < 0.1
+    assert row(0.01)["decision"] == "undecided" and row(None)["decision"] == "undecided"
+    with pytest.raises(ValueError, match="min_effect must be a non-negative number"):
+        effects(runs, "m", min_effect=-0.1)
+
+
+def test_build_uses_min_effect_and_correction_options(ablation_dir, tmp_path, capsys):
+    assert main(["build", "--ablations", str(ablation_dir), "--out", str(tmp_path / "r"), "--min-effect", "0.5",
+                 "--correction", "bh"]) == 0
+    import pandas as pd
+
+    eff = pd.read_csv(tmp_path / "r" / "tables" / "effects.csv").set_index("variant")
+    assert eff.loc["d=off", "min_effect"] == 0.5 and eff.loc["d=off", "correction"] == "Benjamini-Hochberg"
+    # inside +/-0.5 but significant: a difference that is real wins over "equivalent" (README: Statistics)
+    assert eff.loc["d=off", "decision"] == "worse"
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "p_adjusted by Benjamini-Hochberg" in md and "equivalent: the interval lies inside +/-0.5" in md
+    assert main(["build", "--ablations", str(ablation_dir), "--out", str(tmp_path / "r"), "--min-effect", "-1"]) == 2
+    assert "--min-effect must be a non-negative number" in capsys.readouterr().err
