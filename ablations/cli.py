@@ -141,8 +141,8 @@ def _seeds_needed(store: Store, manifest: dict, records: list[dict]) -> str:
     if plan_path.exists():
         min_effect = json.loads(plan_path.read_text()).get("min_effect", min_effect)
     metric = manifest.get("metric", "test_top1_error")
-    if min_effect is None:
-        return "seeds needed: set [study] min_effect (metric units) to compute them"
+    if not min_effect:
+        return "seeds needed: set [study] min_effect (metric units, above 0) to compute them"
     frame = pd.DataFrame([{"study": r["study"], "variant": r["variant"], "status": r["status"],
                            metric: (r.get("final") or {}).get(metric)} for r in records],
                          columns=["study", "variant", "status", metric])

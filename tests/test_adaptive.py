@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from ablations.adaptive import PLAN, make_plan
@@ -14,16 +15,17 @@ from ablations.cli import main
 from ablations.store import read_results
 from ablations.study import StudyError, load_study, parse_study
 
-# Three arms on the embedded digits: a 1-epoch baseline; `lr=frozen` (lr 1e-9: never trains, a large effect);
-# `eval=b250` (evaluation batch size only: no effect at all). min_effect 0.001 is too tight to call b250
-# equivalent with a few seeds, so it must keep receiving seeds up to max_seeds.
+# Three arms, cheap and deterministic: untrained nets (paper init, lr 1e-9) on a small synthetic set, so the test
+# loss sits at ln(classes). `classes=c100` (ln 100 against ln 10) is a large effect; `eval=b250` changes only the
+# evaluation batch size, no effect at all. min_effect 0 allows no `equivalent`, so b250 must receive seeds up to
+# max_seeds.
 STUDY = """
 [study]
 name = "ud"
 design = "{design}"
 seeds = [0, 1, 2]
-metric = "test_top1_error"
-min_effect = 0.001
+metric = "test_loss"
+min_effect = 0.0
 max_seeds = 4
 
 [base.model]
@@ -31,19 +33,22 @@ arch = "A"
 batch_norm = true
 width = 0.125
 image_size = 32
+init = "paper"
 
 [base.data]
+dataset = "synthetic"
+synthetic_samples = 128
 augment = "none"
 
 [base.train]
 epochs = 1
-batch_size = 64
-lr = 0.05
+batch_size = 32
+lr = 1e-9
 schedule = "constant"
 
-[factors.lr]
-levels.normal = {{ "train.lr" = 0.05 }}
-levels.frozen = {{ "train.lr" = 1e-9 }}
+[factors.classes]
+levels.c10 = {{ "data.synthetic_classes" = 10 }}
+levels.c100 = {{ "data.synthetic_classes" = 100 }}
 
 [factors.eval]
 levels.b500 = {{ "train.eval_batch_size" = 500 }}
@@ -140,9 +145,9 @@ def test_until_decided_on_a_tiny_study_killed_and_rerun(tmp_path, capsys):
     for r in records:
         seeds.setdefault(r["variant"], []).append(r["seed"])
     assert {v: sorted(s) for v, s in seeds.items()} == {
-        "baseline": [0, 1, 2, 3], "lr=frozen": [0, 1, 2], "eval=b250": [0, 1, 2, 3]}
+        "baseline": [0, 1, 2, 3], "classes=c100": [0, 1, 2], "eval=b250": [0, 1, 2, 3]}
     # the last look: the large effect was decided at the initial seeds, the null one reached max_seeds
-    assert "lr=frozen: worse, n=3" in done.stderr and "eval=b250: undecided, n=4" in done.stderr
+    assert "classes=c100: worse, n=3" in done.stderr and "eval=b250: undecided, n=4" in done.stderr
     assert "stopped at max_seeds 4" in done.stderr
     assert json.loads((out / PLAN).read_text())["looks"] == 2
 
@@ -150,7 +155,7 @@ def test_until_decided_on_a_tiny_study_killed_and_rerun(tmp_path, capsys):
     assert main(["run", str(path), "--out", str(out), "--quiet"]) == 0
     assert main(["status", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "11 runs (2 from added seeds): 11 done" in text and "seeds needed per variant" in text
+    assert "11 runs (2 from added seeds): 11 done" in text
     from reports.cli import main as reports_main
 
     assert reports_main(["build", "--ablations", str(out), "--out", str(tmp_path / "rep")]) == 0
@@ -160,4 +165,30 @@ def test_until_decided_on_a_tiny_study_killed_and_rerun(tmp_path, capsys):
                 "decision"):
         assert col in header
     rows = {line.split(",")[1]: dict(zip(header, line.split(","))) for line in effects[1:]}
-    assert rows["lr=frozen"]["decision"] == "worse" and float(rows["lr=frozen"]["alpha"]) == pytest.approx(0.025)
+    assert rows["classes=c100"]["decision"] == "worse" and float(rows["classes=c100"]["alpha"]) == pytest.approx(0.025)
+
+
+def test_status_shows_seeds_needed_from_the_pooled_spread(tmp_path, capsys):
+    out = tmp_path / "o"
+    out.mkdir()
+    values = {"baseline": [0.10, 0.12, 0.14], "d=off": [0.11, 0.13, 0.15]}  # pooled sd 0.02
+    lines, ids = [], []
+    for variant, xs in values.items():
+        for seed, x in enumerate(xs):
+            ids.append(f"{variant}{seed}")
+            lines.append({"run_id": ids[-1], "study": "s", "variant": variant, "seed": seed, "status": "ok",
+                          "final": {"test_top1_error": x}})
+    lines.append({**lines[-1], "run_id": "added", "seed": 3})  # a seed added by --until-decided
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    (out / "study.json").write_text(json.dumps({"study": "s", "metric": "test_top1_error", "maximize": False,
+                                                "min_effect": 0.02, "run_ids": ids}))
+    assert main(["status", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "7 runs (1 from added seeds): 7 done" in text
+    # pooled within-variant sd over 2 + 3 dof (the added seed counts), and the seeds that detect 0.02 with it
+    from reports.stats import seeds_needed
+
+    ss = sum(float(((np.array(xs) - np.mean(xs)) ** 2).sum()) for xs in ([0.10, 0.12, 0.14], [0.11, 0.13, 0.15, 0.15]))
+    sd = float(np.sqrt(ss / 5))
+    assert f"with 80% power: {seeds_needed(sd, 0.02):.0f} (pooled sd {sd:.3g} over 5 dof" in text
+    assert "now 3" in text
