@@ -99,7 +99,7 @@ def _frame(records: dict, specs: list[RunSpec], metric: str):
 
 def _keep_plan(store: Store, plan: Plan) -> None:
     path = store.root / PLAN
-    want = {k: v for k, v in asdict(plan).items()}
+    want = asdict(plan)
     if path.exists():
         try:
             old = json.loads(path.read_text())

@@ -92,9 +92,8 @@ def _until_decided(study, store: Store, options: RunOptions, plan) -> int:
     from .adaptive import run_until_decided
 
     out = run_until_decided(study, store, options, plan)
-    decided = {v: d for v, d in out["decisions"].items()}
     print(f"study {study.name} until decided: {out['looks']} look(s), ran {out['ran']} run(s); "
-          + ", ".join(f"{v} {d} (n={out['seeds'].get(v, 0)})" for v, d in decided.items()))
+          + ", ".join(f"{v} {d} (n={out['seeds'].get(v, 0)})" for v, d in out["decisions"].items()))
     _print_status(store)
     if out["failed"]:
         print(f"{out['failed']} run(s) failed; see above", file=sys.stderr)

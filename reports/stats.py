@@ -265,5 +265,5 @@ def power(runs: pd.DataFrame, metric: str, min_effect: float | None, alpha: floa
 def _method_label(method: str, seed: int, alpha: float = ALPHA) -> str:
     if method == "t":
         return f"{(1 - alpha) * 100:.4g}% Student-t interval over seeds (Welch t for differences)"
-    return (f"{(1 - alpha) * 100:.4g}% percentile bootstrap over seeds ({RESAMPLES:,} resamples, seed {seed}); too narrow "
-            "at few seeds (74% coverage at 3 seeds in simulation), prefer the default t")
+    return (f"{(1 - alpha) * 100:.4g}% percentile bootstrap over seeds ({RESAMPLES:,} resamples, seed {seed}); "
+            "too narrow at few seeds (74% coverage at 3 seeds in simulation), prefer the default t")

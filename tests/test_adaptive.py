@@ -13,7 +13,7 @@ import pytest
 from ablations.adaptive import PLAN, make_plan
 from ablations.cli import main
 from ablations.store import read_results
-from ablations.study import StudyError, load_study, parse_study
+from ablations.study import StudyError, parse_study
 
 # Three arms, cheap and deterministic: untrained nets (paper init, lr 1e-9) on a small synthetic set, so the test
 # loss sits at ln(classes). `classes=c100` (ln 100 against ln 10) is a large effect; `eval=b250` changes only the
