@@ -36,6 +36,7 @@ from typing import Any
 from vggcore.config import VGGConfig
 from vggcore.data import DataConfig
 from vggcore.train import TrainConfig
+from vggcore.validation import SEED_MAX, ConfigError, check_field
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -120,6 +121,19 @@ def _check_value(path: str, section: str, name: str, value: Any) -> None:
                          f"{', '.join(fields)}")
     if not _type_ok(fields[name], value):
         raise StudyError(f"'{path}' must be of type {fields[name].type}, got {type(value).__name__} {value!r}")
+    try:  # the value on its own (inf, nan, out of range); rules tying fields together wait for `resolve`
+        check_field(SECTIONS[section].CHECKS, name, value)
+    except ConfigError as err:
+        raise StudyError(f"'{path}' = {_toml(value)}: {err}") from None
+
+
+def _toml(value: Any) -> str:
+    """A value as TOML writes it (inf, nan, true), so the message matches the file."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value != value:
+        return "nan"
+    return repr(value)
 
 
 def parse_study(data: dict, source: str = "") -> Study:
@@ -140,6 +154,10 @@ def parse_study(data: dict, source: str = "") -> Study:
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
                                                            for s in seeds):
         raise StudyError(f"'study.seeds' must be a non-empty list of integers, got {seeds!r}")
+    out_of_range = [s for s in seeds if not 0 <= s <= SEED_MAX]
+    if out_of_range:
+        raise StudyError(f"'study.seeds' must be integers in [0, {SEED_MAX}] (the generator's range), "
+                         f"got {out_of_range[0]}")
     if len(set(seeds)) != len(seeds):
         raise StudyError(f"'study.seeds' has duplicates: {seeds}")
     metric = head.get("metric", "test_top1_error")
@@ -273,11 +291,33 @@ def resolve(study: Study, levels: dict[str, str], seed: int) -> dict[str, dict[s
             section, _, name = key.partition(".")
             sections[section][name] = value
     sections["train"]["seed"] = seed
-    try:
-        built = {s: SECTIONS[s](**values) for s, values in sections.items()}
-    except ValueError as err:
-        raise StudyError(f"variant {levels}: {err}") from None
+    built = {}
+    for section, values in sections.items():
+        try:
+            built[section] = SECTIONS[section](**values)
+        except ConfigError as err:
+            raise StudyError(_blame(study, levels, section, err)) from None
+        except ValueError as err:
+            raise StudyError(f"{_where(study)}variant {variant_name(study, levels)}: {err}") from None
     return {s: dataclasses.asdict(obj) for s, obj in built.items()}
+
+
+def _where(study: Study) -> str:
+    return f"{study.source}: " if study.source else ""
+
+
+def _blame(study: Study, levels: dict[str, str], section: str, err: ConfigError) -> str:
+    """Name whoever set the fields of a refused combination: the variant's levels if any of them did, else
+    [base.SECTION] (then every variant fails alike, and naming one would mislead)."""
+    by_level = [f"factors.{f.name}.levels.{levels[f.name]} sets {key} = {_toml(value)}"
+                for f in study.factors for key, value in f.levels[levels[f.name]].items()
+                if key.partition(".")[0] == section and key.partition(".")[2] in err.fields]
+    in_base = [f"{name} = {_toml(study.base[section][name])}" for name in err.fields if name in study.base[section]]
+    base_text = f"[base.{section}] {', '.join(in_base)}" if in_base else ""
+    if by_level:
+        context = "; ".join(by_level + ([f"with {base_text}"] if base_text else []))
+        return f"{_where(study)}variant {variant_name(study, levels)} ({context}): {err}"
+    return f"{_where(study)}{base_text or f'[base.{section}]'}: {err}"
 
 
 def run_id(config: dict) -> str:

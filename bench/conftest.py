@@ -17,6 +17,7 @@ import torch
 from vggcore.measure import peak_flops as measure_peak_flops
 
 from .cases import OptionError, expand, switches
+from .memory_guard import LIMIT_HELP, parse_limit
 
 OPTIONS = {
     "archs": "architectures, comma-separated (A, A-LRN, B, C, D, E, vgg16_bn, ...); default A,D",
@@ -41,6 +42,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--vgg-compile", nargs="?", const="on", default="off", metavar="on|off|off,on",
                     help="torch.compile the model (compile time is not timed); 'off,on' benchmarks both")
     group.addoption("--vgg-reference", action="store_true", help="also time torchvision's VGG for every case")
+    group.addoption("--vgg-memory-limit", default=None, metavar="SIZE|off", help=LIMIT_HELP)
     group.addoption("--vgg-ab", action="store_true",
                     help="also time vggcore and torchvision alternately, step by step (a drift-free ratio)")
 
@@ -56,6 +58,7 @@ def pytest_configure(config: pytest.Config) -> None:
                                    channels_last=switches("--vgg-channels-last",
                                                           config.getoption("--vgg-channels-last")),
                                    reference=config.getoption("--vgg-reference"))
+        config._vgg_memory_limit = parse_limit(config.getoption("--vgg-memory-limit"))
         max_time = config.getoption("--vgg-max-time")
         config._vgg_max_time = float(max_time) if max_time is not None else 2.0
     except OptionError as err:
@@ -98,6 +101,12 @@ def model_cache():
     cache: dict = {}
     yield cache
     cache.clear()
+
+
+@pytest.fixture
+def memory_limit(request):
+    """--vgg-memory-limit, parsed (`bench.memory_guard.MemoryLimit`)."""
+    return request.config._vgg_memory_limit
 
 
 @pytest.fixture

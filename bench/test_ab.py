@@ -13,14 +13,18 @@ import pytest
 
 from .cases import BenchCase
 from .runner import Step, make_model
+from .memory_guard import Prediction, predict
+from .memory_guard import skip_reason as memory_skip_reason
 from .test_vgg import calibrate, skip_oom
 
 
-def test_vggcore_vs_torchvision_interleaved(benchmark, ab_case: BenchCase, model_cache, max_time):
+def test_vggcore_vs_torchvision_interleaved(benchmark, ab_case: BenchCase, model_cache, max_time, memory_limit):
     """One round = one vggcore step and one torchvision step, the order alternating every round; each step is
     timed on its own. Both implementations see the same machine state, so their ratio is drift-free."""
     twin = dataclasses.replace(ab_case, implementation="torchvision")
-    reason = twin.skip_reason() or ab_case.skip_reason()
+    one = predict(ab_case)   # both networks and both inputs are held at once; steps run one at a time
+    both = Prediction(2 * one.resident_bytes, one.step_bytes)
+    reason = twin.skip_reason() or ab_case.skip_reason() or memory_skip_reason(ab_case, memory_limit, both)
     if reason:
         pytest.skip(reason)
     benchmark.group = ab_case.group + " interleaved"

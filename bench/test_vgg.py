@@ -10,6 +10,8 @@ from vggcore.measure import is_out_of_memory
 
 from .cases import BenchCase
 from .conftest import free_memory
+from .memory_guard import predict
+from .memory_guard import skip_reason as memory_skip_reason
 from .runner import Step, make_model, measure
 
 MIN_ROUNDS, MAX_ROUNDS = 3, 50
@@ -40,8 +42,9 @@ def skip_oom(err: Exception, case: BenchCase, cache: dict) -> None:
     pytest.skip(f"out of memory on {case.device} at batch {case.batch_size}: {str(err).splitlines()[0]}")
 
 
-def test_vgg(benchmark, case: BenchCase, peak_flops, model_cache, max_time):
-    reason = case.skip_reason()
+def test_vgg(benchmark, case: BenchCase, peak_flops, model_cache, max_time, memory_limit):
+    prediction = predict(case)
+    reason = case.skip_reason() or memory_skip_reason(case, memory_limit, prediction)
     if reason:
         pytest.skip(reason)
     benchmark.group = case.group
@@ -59,4 +62,6 @@ def test_vgg(benchmark, case: BenchCase, peak_flops, model_cache, max_time):
     except Exception as err:
         skip_oom(err, case, model_cache)
     info["rounds"] = rounds
+    info["predicted_peak_bytes"] = prediction.step_bytes        # beside the measured peak_memory_bytes
+    info["predicted_resident_bytes"] = prediction.resident_bytes
     benchmark.extra_info.update(info)

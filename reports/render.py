@@ -6,11 +6,13 @@ two never drift apart. Every table is also written as CSV, every figure as PNG.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import quote
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -32,23 +34,38 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
+MAX_STEM = 80   # file names stay well under every file system's 255-byte limit
+
+
 class Report:
     def __init__(self, out: Path) -> None:
         self.out, self.blocks = out, []
+        self.stems: dict[str, str] = {}   # name given by the caller (may hold a study name) -> safe file stem
 
     def add(self, kind: str, content, caption: str = "") -> None:
         self.blocks.append(Block(kind, content, caption))
 
+    def file_stem(self, name: str) -> str:
+        """A file-name-safe, unique stem for `name`: lower-case [a-z0-9_], so a study called "sub/dir" or
+        "x' onerror='..." cannot leave figures/ or tables/; a stem already taken, shortened or emptied by the
+        slugging gets a short hash of the full name."""
+        if name not in self.stems:
+            stem = _slug(name)[:MAX_STEM]
+            if not stem or stem in self.stems.values() or stem != _slug(name):
+                stem = f"{stem[:MAX_STEM - 9]}_{hashlib.sha1(name.encode()).hexdigest()[:8]}".lstrip("_")
+            self.stems[name] = stem
+        return self.stems[name]
+
     def table(self, name: str, frame: pd.DataFrame, caption: str = "") -> None:
-        frame.to_csv(self.out / "tables" / f"{name}.csv", index=False)
+        frame.to_csv(self.out / "tables" / f"{self.file_stem(name)}.csv", index=False)
         self.add("table", frame, caption or name.replace("_", " "))
 
     def figure(self, name: str, draw) -> None:
         ax = draw(None)
-        path = self.out / "figures" / f"{name}.png"
-        ax.figure.savefig(path, dpi=110)
+        stem = self.file_stem(name)
+        ax.figure.savefig(self.out / "figures" / f"{stem}.png", dpi=110)
         plt.close(ax.figure)
-        self.add("figure", f"figures/{name}.png", name.replace("_", " "))
+        self.add("figure", f"figures/{stem}.png", name.replace("_", " "))
 
     def markdown(self) -> str:
         parts = []
@@ -61,21 +78,21 @@ class Report:
                 parts.append(f"*{b.caption}*")
                 parts.append(_round(b.content).to_markdown(index=False))
             else:
-                parts.append(f"![{b.caption}]({b.content})")
+                parts.append(f"![{_md_text(b.caption)}]({quote(b.content)})")
         return "\n\n".join(parts) + "\n"
 
     def html(self, title: str) -> str:
         body = []
         for b in self.blocks:
             if b.kind in ("h1", "h2", "h3"):
-                body.append(f"<{b.kind} id='{_slug(b.content)}'>{html.escape(b.content)}</{b.kind}>")
+                body.append(f'<{b.kind} id="{_attr(_slug(b.content))}">{html.escape(b.content)}</{b.kind}>')
             elif b.kind == "text":
                 body.append(f"<p>{html.escape(b.content)}</p>")
             elif b.kind == "table":
                 body.append(f"<p class='cap'>{html.escape(b.caption)}</p>")
-                body.append(_round(b.content).to_html(index=False, border=0, classes="t", na_rep="—"))
+                body.append(_round(b.content).to_html(index=False, border=0, classes="t", na_rep="—", escape=True))
             else:
-                body.append(f"<figure><img src='{b.content}' alt='{html.escape(b.caption)}'>"
+                body.append(f'<figure><img src="{_attr(quote(b.content))}" alt="{_attr(b.caption)}">'
                             f"<figcaption>{html.escape(b.caption)}</figcaption></figure>")
         style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
                  "table.t{border-collapse:collapse;font-size:13px;margin:1em 0}"
@@ -83,6 +100,16 @@ class Report:
                  "img{max-width:100%}figcaption,p.cap{color:#666;font-size:12px;margin-bottom:0}")
         return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
                 f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+
+
+def _attr(text: str) -> str:
+    """Text safe inside a double- or single-quoted HTML attribute."""
+    return html.escape(str(text), quote=True)
+
+
+def _md_text(text: str) -> str:
+    """Text safe inside Markdown's image brackets."""
+    return re.sub(r"([\\\[\]])", r"\\\1", text)
 
 
 def _round(frame: pd.DataFrame) -> pd.DataFrame:

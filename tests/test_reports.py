@@ -170,7 +170,7 @@ def test_build_writes_all_files_and_every_reference_exists(bench_file, ablation_
     out = index.parent
     md, page = (out / "report.md").read_text(), index.read_text()
     assert md.startswith("# vggbench report") and "## Summary" in md and "Paper Table 2" in md
-    for ref in re.findall(r"src='([^']+)'", page) + re.findall(r"\]\(([^)]+\.png)\)", md):
+    for ref in re.findall(r'src="([^"]+)"', page) + re.findall(r"\]\(([^)]+\.png)\)", md):
         assert (out / ref).is_file(), ref
     assert len(list((out / "figures").glob("*.png"))) >= 7
     assert {"benchmarks.csv", "speed_ratios.csv", "paper_table2.csv", "effects_s.csv", "effects.csv"} <= {
@@ -272,3 +272,96 @@ def test_build_uses_min_effect_and_correction_options(ablation_dir, tmp_path, ca
     assert "p_adjusted by Benjamini-Hochberg" in md and "equivalent: the interval lies inside +/-0.5" in md
     assert main(["build", "--ablations", str(ablation_dir), "--out", str(tmp_path / "r"), "--min-effect", "-1"]) == 2
     assert "--min-effect must be a non-negative number" in capsys.readouterr().err
+
+
+HOSTILE = "a/b' onerror='alert(1)"
+
+
+@pytest.fixture
+def hostile_dir(tmp_path):
+    """Results of a study whose name and variant names try to escape file names and HTML attributes."""
+    d = tmp_path / "hostile"
+    d.mkdir()
+    bad_variant = 'd="><script>alert(2)</script>'
+    lines = [{**record(f"b{i}", "baseline", i, err=0.1 + i / 100), "study": HOSTILE} for i in range(3)]
+    lines += [{**record(f"o{i}", bad_variant, i, err=0.2 + i / 100, levels={"d": "<off>"}), "study": HOSTILE}
+              for i in range(3)]
+    # a second study whose name slugs the same way must not overwrite the first one's files
+    lines += [{**record(f"c{i}", "baseline", i, err=0.3), "study": "a/b' onerror='alert(1)!"} for i in range(2)]
+    lines += [{**record(f"p{i}", "x", i, err=0.4), "study": "a/b' onerror='alert(1)!"} for i in range(2)]
+    (d / "results.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    (d / "study.json").write_text(json.dumps({"study": HOSTILE, "metric": "test_top1_error", "maximize": False}))
+    return d
+
+
+def _parse_page(page: str):
+    from html.parser import HTMLParser
+
+    class Collect(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tags = []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append((tag, attrs))
+
+    parser = Collect()
+    parser.feed(page)
+    return parser.tags
+
+
+def test_hostile_study_name_is_escaped_and_slugged(hostile_dir, bench_file, tmp_path):
+    from urllib.parse import unquote
+
+    index = build([bench_file], [hostile_dir], tmp_path / "rep")
+    out, page = index.parent, index.read_text()
+    tags = _parse_page(page)
+    images = [dict(attrs) for tag, attrs in tags if tag == "img"]
+    assert len(images) >= 7
+    for tag, attrs in tags:
+        names = [name for name, _ in attrs]
+        assert not any(n.startswith("on") for n in names), (tag, attrs)   # no injected handler anywhere
+        if tag == "img":
+            assert sorted(names) == ["alt", "src"], attrs
+    assert not any(tag == "script" for tag, _ in tags)
+    for img in images:
+        assert (out / unquote(img["src"])).is_file(), img["src"]
+        assert (out / unquote(img["src"])).parent == out / "figures"
+    # every file stays inside figures/ and tables/, one per name (the two near-identical studies do not collide)
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert all(p.count("/") <= 1 for p in written), written
+    effects = [p for p in written if p.startswith("tables/effects_")]
+    assert len(effects) == 2, written
+    assert HOSTILE in page.replace("&#x27;", "'")  # the name is shown, escaped, not dropped
+
+
+def test_reports_build_cli_with_a_study_named_like_a_path(tmp_path, capsys):
+    d = tmp_path / "abl"
+    d.mkdir()
+    lines = [{**record(f"b{i}", "baseline", i), "study": "sub/dir"} for i in range(2)]
+    lines += [{**record(f"o{i}", "d=off", i, err=0.2, levels={"d": "off"}), "study": "sub/dir"} for i in range(2)]
+    (d / "results.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    assert main(["build", "--ablations", str(d), "--out", str(tmp_path / "rep")]) == 0, capsys.readouterr().err
+    assert not (tmp_path / "rep" / "tables" / "summary_sub").exists()
+    assert "sub/dir" in (tmp_path / "rep" / "report.md").read_text()
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(_chromium() is None, reason="no headless Chromium here (Debian: apt-get install chromium)")
+def test_hostile_report_in_a_browser_loads_every_figure_and_runs_nothing(hostile_dir, tmp_path):
+    index = build([], [hostile_dir], tmp_path / "rep")
+    probe = index.with_name("probe.html")
+    script = ("<script>window.addEventListener('load',()=>{const i=[...document.images];"
+              "const bad=document.querySelectorAll('[onerror],[onload]').length+document.scripts.length-1;"
+              "document.body.insertAdjacentHTML('beforeend','<p id=probe>images '+i.length+' loaded '+"
+              "i.filter(x=>x.complete&&x.naturalWidth>0).length+' injected '+bad+'</p>')});</script>")
+    probe.write_text(index.read_text().replace("</body>", script + "</body>"))
+    result = subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                             f"--user-data-dir={tmp_path / 'chrome'}", "--allow-file-access-from-files",
+                             "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
+                            capture_output=True, text=True, timeout=120)
+    match = re.search(r"images (\d+) loaded (\d+) injected (\d+)", result.stdout)
+    assert match, result.stderr[-2000:]
+    total, loaded, injected = map(int, match.groups())
+    assert total >= 4 and loaded == total and injected == 0

@@ -30,6 +30,23 @@ def device_available(device: str) -> bool:
     return False
 
 
+def device_unavailable_reason(device: str) -> str | None:
+    """Why `device` ("cpu", "cuda", "cuda:1", "mps") cannot run here, or None when it can."""
+    kind, _, index = device.partition(":")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            build = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "CPU-only build"
+            return (f"torch.cuda.is_available() is False (no CUDA GPU or driver visible; "
+                    f"torch {torch.__version__}, {build})")
+        count = torch.cuda.device_count()
+        if index and int(index) >= count:
+            return f"this machine has {count} GPU(s): cuda:0 to cuda:{count - 1}"
+        return None
+    if kind in ("cpu", "mps"):
+        return None if device_available(kind) else "torch.backends.mps.is_available() is False"
+    return f"unknown device kind {kind!r}"
+
+
 def available_devices() -> list[str]:
     return [d for d in DEVICES if device_available(d)]
 

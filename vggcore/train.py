@@ -19,7 +19,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, ClassVar, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -28,13 +28,23 @@ from .checkpoint import CheckpointError, load_checkpoint, load_json, save_checkp
 from .config import VGGConfig
 from .data import DataConfig, Dataset, load
 from .evaluate import centre_batches, score
-from .measure import device_available, synchronize
+from .measure import device_unavailable_reason, synchronize
 from .model import VGG, build, init_from
 from .provenance import provenance
 from .schedules import SCHEDULES, Schedule
 from .transforms import Augment, augment_batch, preset
+from .validation import SEED_MAX, Check, ConfigError, boolean, check_fields, choice, integer, number, optional
+
+DEVICE_FORMS = "cpu, cuda, cuda:N or mps"
 
 STATUSES = ("ok", "diverged", "failed")
+
+
+def _device_form(name: str, value: object) -> None:
+    """The device's spelling only: whether it exists is checked on the machine that runs the run (`_fit`)."""
+    kind, _, index = value.partition(":") if isinstance(value, str) else ("", "", "")
+    if kind not in ("cpu", "cuda", "mps") or (index and not (kind == "cuda" and index.isdigit())):
+        raise ConfigError(f"unknown device {value!r}; choose {DEVICE_FORMS}", (name,), value)
 
 
 @dataclass(frozen=True)
@@ -59,19 +69,19 @@ class TrainConfig:
     init_from_a_epochs: int = 0      # > 0: first train net A this long and copy it in (the paper's pre-init)
     threads: int | None = None       # torch intra-op threads; None leaves torch's default
 
+    CHECKS: ClassVar[dict[str, Check]] = {
+        "epochs": integer(1), "batch_size": integer(1), "micro_batch": optional(integer(1)),
+        "lr": number(0, low_open=True), "momentum": number(0, 1, high_open=True), "weight_decay": number(0),
+        "schedule": choice(SCHEDULES, "schedule"), "warmup_epochs": integer(0), "gamma": number(0, 1, low_open=True),
+        "step_epochs": integer(1), "patience": integer(0), "max_drops": integer(0), "bf16": boolean,
+        "channels_last": boolean, "device": _device_form, "seed": integer(0, SEED_MAX), "eval_batch_size": integer(1),
+        "init_from_a_epochs": integer(0), "threads": optional(integer(1))}
+
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "eval_batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.micro_batch is not None and not 1 <= self.micro_batch <= self.batch_size:
-            raise ValueError(f"micro_batch must be between 1 and batch_size ({self.batch_size}), got {self.micro_batch}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise ValueError(f"lr must be positive, got {self.lr!r}")
-        if self.device.split(":")[0] not in ("cpu", "cuda", "mps"):
-            raise ValueError(f"unknown device {self.device!r}; choose cpu, cuda or mps")
+        check_fields(self, self.CHECKS)
+        if self.micro_batch is not None and self.micro_batch > self.batch_size:
+            raise ConfigError(f"micro_batch must be between 1 and batch_size ({self.batch_size}), got "
+                              f"{self.micro_batch}", ("micro_batch", "batch_size"), self.micro_batch)
 
 
 class Diverged(Exception):
@@ -198,8 +208,11 @@ def train(model_config: VGGConfig, data_config: DataConfig, train_config: TrainC
 
 def _fit(model_config: VGGConfig, data_config: DataConfig, train_config: TrainConfig, *, out, progress,
          on_epoch) -> tuple[VGG | None, dict]:
-    if not device_available(train_config.device.split(":")[0]):
-        raise ValueError(f"device {train_config.device!r} is not available on this machine")
+    # Checked here, on the machine that runs the run (a Ray worker may have a GPU its driver lacks).
+    reason = device_unavailable_reason(train_config.device)
+    if reason:
+        raise ConfigError(f"device {train_config.device!r} is not available on this machine: {reason}",
+                          ("device",), train_config.device)
     if train_config.threads:
         torch.set_num_threads(train_config.threads)
     out = Path(out) if out is not None else None

@@ -10,6 +10,10 @@ from .data import DATASETS, DataConfig
 from .schedules import SCHEDULES
 from .train import TrainConfig, train
 from .transforms import PRESETS
+from .validation import ConfigError
+
+# Config fields whose option is not simply --field-name.
+OPTION_OF = {"init_from_a_epochs": "--init-from-a"}
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -40,13 +44,20 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def configs_from_args(args: argparse.Namespace) -> tuple[VGGConfig, DataConfig, TrainConfig]:
-    model = VGGConfig(arch=args.arch, batch_norm=args.batch_norm, image_size=args.image_size, width=args.width,
-                      head=args.head, dropout=args.dropout, init=args.init)
-    data = DataConfig(dataset=args.dataset, data_root=args.data_root, augment=args.augment)
-    tr = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, micro_batch=args.micro_batch, lr=args.lr,
-                     schedule=args.schedule, warmup_epochs=args.warmup_epochs, bf16=args.bf16,
-                     channels_last=args.channels_last, device=args.device, seed=args.seed,
-                     init_from_a_epochs=args.init_from_a)
+    """The three configs from the options; a refused value is reported under its option's name."""
+    try:
+        model = VGGConfig(arch=args.arch, batch_norm=args.batch_norm, image_size=args.image_size, width=args.width,
+                          head=args.head, dropout=args.dropout, init=args.init)
+        data = DataConfig(dataset=args.dataset, data_root=args.data_root, augment=args.augment)
+        tr = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, micro_batch=args.micro_batch, lr=args.lr,
+                         schedule=args.schedule, warmup_epochs=args.warmup_epochs, bf16=args.bf16,
+                         channels_last=args.channels_last, device=args.device, seed=args.seed,
+                         init_from_a_epochs=args.init_from_a)
+    except ConfigError as err:
+        field = err.fields[0]
+        option = OPTION_OF.get(field, "--" + field.replace("_", "-"))
+        typed = getattr(args, option[2:].replace("-", "_"), err.value)
+        raise ConfigError(f"{option} {typed}: {err}", err.fields, err.value) from None
     return model, data, tr
 
 
