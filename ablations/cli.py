@@ -4,6 +4,7 @@
     python -m ablations run ablations/studies/demo.toml --out runs/demo # train them; rerun to resume
     python -m ablations run STUDY.toml --out DIR --workers 2            # two processes, a core each
     python -m ablations run STUDY.toml --out DIR --executor ray [--ray-address ADDR]
+    python -m ablations run STUDY.toml --out DIR --until-decided        # add seeds where still undecided
     python -m ablations status runs/demo                               # done, failed, diverged, remaining
 
 One driver per results folder: a second `run` on a folder in use is refused at once, naming the holder's pid
@@ -78,9 +79,30 @@ def _confirm(study_name: str, todo: int, args: argparse.Namespace) -> bool:
     return answer in ("y", "yes")
 
 
+def _number(text: str | None, flag: str, kind=float):
+    """Parse a numeric flag here, not in argparse, so a bad value is a one-line error with exit 2."""
+    if text is None:
+        return None
+    try:
+        value = kind(text)
+    except ValueError:
+        raise ValueError(f"{flag} must be a{'n integer' if kind is int else ' number'}, got {text!r}") from None
+    if kind is float and not (value >= 0 and value != float("inf")):
+        raise ValueError(f"{flag} must be a non-negative number in metric units, got {text!r}")
+    return value
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    min_effect = _number(args.min_effect, "--min-effect")
+    max_seeds = _number(args.max_seeds, "--max-seeds", int)
+    if (min_effect is not None or max_seeds is not None) and not args.until_decided:
+        raise ValueError("--min-effect and --max-seeds only apply with --until-decided")
     study = load_study(args.study)
     store = Store(args.out)
+    if args.until_decided:
+        from .adaptive import make_plan
+
+        plan = make_plan(study, min_effect, max_seeds)  # refuse a bad plan before any training
     options = RunOptions(executor=args.executor, workers=args.workers, ray_address=args.ray_address,
                          num_cpus=args.num_cpus, num_gpus=args.num_gpus, retry_failed=args.retry_failed,
                          progress=not args.quiet)
@@ -91,6 +113,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         for r in todo:
             print(f"  {r.run_id}  {r.variant}  seed {r.seed}")
         print(estimate(records, len(todo), args.workers if args.executor == "local" else 1))
+        if args.until_decided:
+            print(f"then until decided: up to {plan.max_seeds} seeds per variant, {plan.looks} looks at alpha "
+                  f"{plan.alpha_per_look:.4g} each, min_effect {plan.min_effect}")
         return EXIT_OK
     # The lock first: a second driver is refused at once, and what is planned is what this driver will run.
     with store.lock():
@@ -101,6 +126,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print("nothing run", file=sys.stderr)
             return EXIT_DECLINED
         try:
+            if args.until_decided:
+                return _until_decided(study, store, options, plan)
             counts = run_study(study, store, options)
         except KeyboardInterrupt:
             done = len(store.read(warn=False).records)
@@ -120,24 +147,75 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _until_decided(study, store: Store, options: RunOptions, plan) -> int:
+    from .adaptive import run_until_decided
+
+    out = run_until_decided(study, store, options, plan)
+    print(f"study {study.name} until decided: {out['looks']} look(s), ran {out['ran']} run(s); "
+          + ", ".join(f"{v} {d} (n={out['seeds'].get(v, 0)})" for v, d in out["decisions"].items()))
+    _print_status(store)
+    if out["failed"]:
+        print(f"{out['failed']} run(s) failed; fix the cause and rerun with --retry-failed to run them again",
+              file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
 def _print_status(store: Store) -> int:
-    """Print the folder's counts and its failed runs; return how many of its runs failed."""
+    """Print the folder's counts, its failed runs and the seeds needed; return how many of its runs failed."""
     import json
 
     if not store.manifest_path.exists():
         raise FileNotFoundError(f"{store.root} holds no study ({MANIFEST} is missing)")
     manifest = json.loads(store.manifest_path.read_text())
     records = read_results(store.results_path).records
-    ids = manifest["run_ids"]
+    listed = set(manifest["run_ids"])
+    # seeds added by --until-decided are ordinary records outside the study's listed runs
+    ids = [*manifest["run_ids"], *[i for i, r in records.items()
+                                   if i not in listed and r.get("study") == manifest["study"]]]
     statuses = Counter(records[i]["status"] for i in ids if i in records)
     remaining = sum(1 for i in ids if i not in records)
-    print(f"{manifest['study']}: {len(ids)} runs: {statuses.get('ok', 0)} done, {statuses.get('failed', 0)} failed, "
+    added = len(ids) - len(listed)
+    print(f"{manifest['study']}: {len(ids)} runs{f' ({added} from added seeds)' if added else ''}: "
+          f"{statuses.get('ok', 0)} done, {statuses.get('failed', 0)} failed, "
           f"{statuses.get('diverged', 0)} diverged, {remaining} remaining")
     for rid in ids:
         if rid in records and records[rid]["status"] == "failed":
             r = records[rid]
             print(f"  failed: {r['variant']} seed {r['seed']}: {r.get('error')}")
+    print(_seeds_needed(store, manifest, [records[i] for i in ids if i in records]))
     return statuses.get("failed", 0)
+
+
+def _seeds_needed(store: Store, manifest: dict, records: list[dict]) -> str:
+    """The power line: seeds per variant needed to detect min_effect, from the pooled spread so far."""
+    import json
+
+    import pandas as pd
+
+    from reports.stats import power
+
+    from .adaptive import PLAN
+
+    plan_path = store.root / PLAN
+    min_effect = manifest.get("min_effect")
+    if plan_path.exists():
+        min_effect = json.loads(plan_path.read_text()).get("min_effect", min_effect)
+    metric = manifest.get("metric", "test_top1_error")
+    if not min_effect:
+        return "seeds needed: set [study] min_effect (metric units, above 0) to compute them"
+    frame = pd.DataFrame([{"study": r["study"], "variant": r["variant"], "status": r["status"],
+                           metric: (r.get("final") or {}).get(metric)} for r in records],
+                         columns=["study", "variant", "status", metric])
+    if frame.empty:
+        return "seeds needed: no finished runs yet"
+    row = power(frame, metric, min_effect).iloc[0]
+    if row["seeds_needed"] != row["seeds_needed"]:
+        return "seeds needed: need two finished seeds of some variant to estimate the spread"
+    return (f"seeds needed per variant to detect {metric} differences of {min_effect:g} with 80% power: "
+            f"{row['seeds_needed']:.0f} (pooled sd {row['pooled_sd']:.3g} over {row['sd_dof']} dof, "
+            f"alpha {row['alpha_per_comparison']:.3g} per comparison = 0.05 / {row['comparisons']}); "
+            f"now {row['seeds_now']}")
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -167,6 +245,15 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--confirm-above", type=int, default=CONFIRM_ABOVE, metavar="N",
                    help=f"ask before running more than N runs (default {CONFIRM_ABOVE:,})")
     r.add_argument("--yes", action="store_true", help="start a design above --confirm-above without asking")
+    r.add_argument("--until-decided", action="store_true",
+                   help="after the study's seeds, add seeds a round at a time to undecided variants (and the "
+                        "baseline) until each is better, worse or equivalent, or has --max-seeds; one_at_a_time "
+                        "designs only")
+    r.add_argument("--max-seeds", metavar="N",
+                   help="with --until-decided: seeds per variant at most (default [study] max_seeds, else 10)")
+    r.add_argument("--min-effect", metavar="D",
+                   help="with --until-decided: smallest difference that matters, in metric units (default "
+                        "[study] min_effect); a variant whose interval lies inside +/-D is equivalent")
     r.set_defaults(func=_cmd_run)
     ls = sub.add_parser("list", help="print the expanded runs of a study")
     ls.add_argument("study")

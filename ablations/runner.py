@@ -11,7 +11,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from vggcore.measure import cpu_count
 
@@ -34,9 +34,12 @@ class RunOptions:
     progress: bool = True
 
 
-def pending(study: Study, store: Store, retry_failed: bool = False) -> tuple[list[RunSpec], list[RunSpec], dict]:
-    """(all runs, runs still to do, records already there)."""
+def pending(study: Study, store: Store, retry_failed: bool = False,
+            extra: Sequence[RunSpec] = ()) -> tuple[list[RunSpec], list[RunSpec], dict]:
+    """(all runs, runs still to do, records already there). `extra`: runs beyond the study's seeds."""
     runs = expand(study)
+    known = {r.run_id for r in runs}
+    runs += [r for r in extra if r.run_id not in known]
     records = store.read().records
     todo = [r for r in runs if r.run_id not in records
             or (retry_failed and records[r.run_id].get("status") == "failed")]
@@ -86,16 +89,19 @@ def _ray(todo: list[RunSpec], store: Store, study: Study, options: RunOptions) -
 
 
 def run_study(study: Study, store: Store, options: RunOptions,
-              report: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> dict:
+              report: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+              extra: Sequence[RunSpec] = ()) -> dict:
     """Run every pending run of `study` into `store`. Returns counts; KeyboardInterrupt propagates after the
-    records finished so far are safely on disk."""
+    records finished so far are safely on disk. `extra` runs (seeds added by --until-decided) run like any
+    other but stay out of study.json, so a later plain `run` of the study does not see them as missing."""
     with store.lock():
-        return _run_locked(study, store, options, report)
+        return _run_locked(study, store, options, report, extra)
 
 
-def _run_locked(study: Study, store: Store, options: RunOptions, report: Callable[[str], None]) -> dict:
-    runs, todo, records = pending(study, store, options.retry_failed)
-    store.check_manifest(study, runs)
+def _run_locked(study: Study, store: Store, options: RunOptions, report: Callable[[str], None],
+                extra: Sequence[RunSpec]) -> dict:
+    runs, todo, records = pending(study, store, options.retry_failed, extra)
+    store.check_manifest(study, [r for r in runs if r.seed in study.seeds])
     counts = {"total": len(runs), "skipped": len(runs) - len(todo), "ran": 0}
     if not todo:
         return counts

@@ -99,7 +99,8 @@ class Store:
                     "or use a new --out so results are not mixed")
             ids = [*old.get("run_ids", []), *[i for i in ids if i not in set(old.get("run_ids", []))]]
         save_json(self.manifest_path, {"study": study.name, "source": study.source, "metric": study.metric,
-                                       "maximize": study.maximize, "run_ids": ids})
+                                       "maximize": study.maximize, "min_effect": study.min_effect,
+                                       "run_ids": ids})
 
     def read(self, warn: bool = True) -> Results:
         return read_results(self.results_path, warn)

@@ -44,7 +44,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SECTIONS = {"model": VGGConfig, "data": DataConfig, "train": TrainConfig}
-STUDY_KEYS = {"name", "design", "seeds", "metric", "maximize", "description", "num_cpus", "num_gpus"}
+STUDY_KEYS = {"name", "design", "seeds", "metric", "maximize", "description", "num_cpus", "num_gpus",
+              "min_effect", "max_seeds"}
 DESIGNS = ("one_at_a_time", "full")
 METRICS = ("test_top1_error", "test_top5_error", "test_loss", "val_top1_error", "train_seconds")
 FACTOR_KEYS = {"baseline", "levels", "description"}
@@ -74,6 +75,8 @@ class Study:
     num_gpus: float = 0.0
     description: str = ""
     source: str = ""                    # the file it came from
+    min_effect: float | None = None     # smallest difference that matters, metric units (decisions, power)
+    max_seeds: int | None = None        # seeds per variant --until-decided may reach (default 10)
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,8 @@ def parse_study(data: dict, source: str = "") -> Study:
         if key in head and (isinstance(head[key], bool) or not isinstance(head[key], (int, float)) or head[key] < 0):
             raise StudyError(f"'study.{key}' must be a non-negative number, got {head[key]!r}")
 
+    min_effect, max_seeds = _adaptive_fields(head, seeds)
+
     base = data.get("base", {})
     if not isinstance(base, dict):
         raise StudyError("[base] must be a table with model, data and train tables")
@@ -188,7 +193,22 @@ def parse_study(data: dict, source: str = "") -> Study:
     return Study(name=name, design=design, seeds=tuple(seeds), metric=metric, maximize=maximize,
                  base={s: dict(base.get(s, {})) for s in SECTIONS}, factors=factors,
                  num_cpus=float(head.get("num_cpus", 1)), num_gpus=float(head.get("num_gpus", 0)),
-                 description=head.get("description", ""), source=source)
+                 description=head.get("description", ""), source=source, min_effect=min_effect,
+                 max_seeds=max_seeds)
+
+
+def _adaptive_fields(head: dict, seeds: list[int]) -> tuple[float | None, int | None]:
+    """`min_effect` (>= 0, metric units) and `max_seeds` (>= the listed seeds), both optional."""
+    min_effect = head.get("min_effect")
+    if min_effect is not None and (isinstance(min_effect, bool) or not isinstance(min_effect, (int, float))
+                                   or not min_effect >= 0 or min_effect == float("inf")):
+        raise StudyError(f"'study.min_effect' must be a non-negative number in metric units, got {min_effect!r}")
+    max_seeds = head.get("max_seeds")
+    if max_seeds is not None and (isinstance(max_seeds, bool) or not isinstance(max_seeds, int)
+                                  or max_seeds < len(seeds)):
+        raise StudyError(f"'study.max_seeds' must be an integer at least the {len(seeds)} listed seeds, "
+                         f"got {max_seeds!r}")
+    return (None if min_effect is None else float(min_effect)), max_seeds
 
 
 def _parse_factor(fname: str, fdata: Any) -> Factor:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from . import plots
 from .load import ReportInputError, load_ablations, load_bench
-from .stats import effects
+from .stats import effects, power
 from .tables import fastest_settings, paper_table2, speed_ratios
 
 
@@ -130,8 +130,14 @@ def _prepare(out: Path) -> None:
         raise ReportInputError(f"cannot write the report to {out}: {err.strerror or err}") from None
 
 
-def build(bench_paths=(), ablation_paths=(), out: str | Path = "report", method: str = "bootstrap") -> Path:
-    """Write the report into `out`; returns the path of index.html."""
+EFFECTS_COLUMNS = ["study", "variant", "n", "n_ok", "mean", "ci_low", "ci_high", "diff", "diff_low", "diff_high",
+                   "rel_diff", "p_value", "p_adjusted", "decision", "min_effect", "alpha", "test", "correction",
+                   "family", "metric"]
+
+
+def build(bench_paths=(), ablation_paths=(), out: str | Path = "report", method: str = "t",
+          min_effect: float | None = None, correction: str = "holm") -> Path:
+    """Write the report into `out`; returns the path of index.html. `min_effect` overrides each study's own."""
     if not bench_paths and not ablation_paths:
         raise ReportInputError("nothing to report: give --bench FILE_OR_DIR and/or --ablations DIR")
     out = Path(out)
@@ -150,20 +156,26 @@ def build(bench_paths=(), ablation_paths=(), out: str | Path = "report", method:
                   f"{len(bench_paths)} benchmark input(s) and {len(ablation_paths)} ablation input(s).")
 
     r.add("h2", "Summary")
-    ablation_effects = {}
+    ablation_effects, powers = {}, {}
     if abl is not None and not abl.runs.empty:
         for _, s in abl.studies.iterrows():
             runs = abl.runs[abl.runs["study"] == s["study"]]
-            ablation_effects[s["study"]] = effects(runs, s["metric"], bool(s["maximize"]), method)
+            me = min_effect if min_effect is not None else s.get("min_effect")
+            me = None if me is None or me != me else float(me)
+            ablation_effects[s["study"]] = effects(runs, s["metric"], bool(s["maximize"]), method, min_effect=me,
+                                                   alpha=float(s.get("alpha", 0.05)), correction=correction)
+            powers[s["study"]] = power(runs, s["metric"], me)
+        pd.concat(ablation_effects.values())[EFFECTS_COLUMNS].to_csv(out / "tables" / "effects.csv", index=False)
     if bench is not None:
         r.add("h3", "Fastest setting per architecture")
         r.table("fastest_settings", fastest_settings(bench))
     if ablation_effects:
         r.add("h3", "Effects, ranked (best first)")
         for study, eff in ablation_effects.items():
-            cols = ["variant", "n_ok", "n", "mean", "ci_low", "ci_high", "diff", "diff_low", "diff_high", "p_better"]
+            cols = ["variant", "n_ok", "n", "mean", "ci_low", "ci_high", "diff", "diff_low", "diff_high", "rel_diff",
+                    "p_value", "p_adjusted", "decision"]
             r.table(f"summary_{study}", eff[cols], study)
-            r.add("text", f"{study}: {eff['metric'].iloc[0]}, {eff['ci_method'].iloc[0]}; n_ok of n runs finished.")
+            r.add("text", _method_text(eff, powers[study].iloc[0]))
     r.add("h3", "Paper Table 2 beside vggcore")
     r.table("paper_table2", paper_table2())
     missing = [name for name, data in (("benchmark", bench if scaling is None else scaling), ("ablation", abl))
@@ -181,6 +193,24 @@ def build(bench_paths=(), ablation_paths=(), out: str | Path = "report", method:
     index = out / "index.html"
     index.write_text(r.html("vggbench report"))
     return index
+
+
+def _method_text(eff: pd.DataFrame, pw: pd.Series) -> str:
+    """What the numbers of one study mean, in words: method, family, threshold, seeds needed."""
+    row = eff.iloc[0]
+    level = f"{(1 - row['alpha']) * 100:.4g}%"
+    looks = "" if row["alpha"] >= 0.05 else (f" Seeds were added --until-decided: every interval and test is at "
+                                             f"alpha {row['alpha']:.4g}, 0.05 split over the planned looks.")
+    me = row["min_effect"]
+    threshold = (f"equivalent: the interval lies inside +/-{me:g}" if me == me
+                 else "no min_effect set, so no variant can be called equivalent")
+    need = (f" Seeds per variant to detect a difference of {me:g} with 80% power (pooled sd {pw['pooled_sd']:.3g}): "
+            f"{pw['seeds_needed']:.0f}, now {pw['seeds_now']}." if pw["seeds_needed"] == pw["seeds_needed"] else "")
+    return (f"{row['study']}: {row['metric']}; n_ok of n runs finished. {row['ci_method']}; diff = variant - "
+            f"baseline with its {level} interval, rel_diff = diff / |baseline mean|, p_value {row['test']} "
+            f"(two-sided), p_adjusted by {row['correction']} over the family of {row['family']}. Decisions: "
+            f"better/worse when p_adjusted < {row['alpha']:.4g} and the interval lies beyond 0; {threshold}; "
+            f"undecided otherwise.{looks}{need}")
 
 
 def _bench_section(r: Report, bench: pd.DataFrame) -> None:

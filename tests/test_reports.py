@@ -10,7 +10,7 @@ from reports import ReportInputError, effects, load_ablations, load_bench, plots
 from reports.cli import main
 from reports.compare import compare, parse_threshold
 from reports.render import build
-from reports.stats import diff_interval, mean_interval
+from reports.stats import diff_test, mean_interval
 from reports.tables import fastest_settings, paper_table2, speed_ratios
 
 
@@ -112,21 +112,29 @@ def test_summary_statistics_match_hand_computation(ablation_dir):
     assert "Student-t" in off["ci_method"]
 
 
-def test_bootstrap_interval_and_p_better_by_hand():
-    assert mean_interval([0.0, 1.0]) == (0.0, 1.0)  # resample means are 0, 0.5, 1 with 1/4, 1/2, 1/4
-    assert mean_interval([0.3, 0.3, 0.3]) == (0.3, 0.3)
+def test_bootstrap_option_by_hand():
+    boot = dict(method="bootstrap")
+    assert mean_interval([0.0, 1.0], **boot) == (0.0, 1.0)  # resample means are 0, 0.5, 1 with 1/4, 1/2, 1/4
+    assert mean_interval([0.3, 0.3, 0.3], **boot) == (0.3, 0.3)
     assert np.isnan(mean_interval([0.3])[0])
-    low, high, p = diff_interval([0.2, 0.21, 0.22], [0.1, 0.11, 0.12], maximize=False)
-    assert p == 0.0 and 0.08 <= low <= high <= 0.12   # variant's error is surely higher: never better
-    assert diff_interval([0.2, 0.21, 0.22], [0.1, 0.11, 0.12], maximize=True)[2] == 1.0
-    assert mean_interval([0.1, 0.2, 0.4], seed=3) == mean_interval([0.1, 0.2, 0.4], seed=3)  # seeded
+    low, high, p = diff_test([0.2, 0.21, 0.22], [0.1, 0.11, 0.12], **boot)
+    assert p == 0.0 and 0.08 <= low <= high <= 0.12   # every resampled difference is positive
+    assert mean_interval([0.1, 0.2, 0.4], seed=3, **boot) == mean_interval([0.1, 0.2, 0.4], seed=3, **boot)
 
 
-def test_effects_rank_and_difference(ablation_dir):
-    eff = effects(load_ablations([ablation_dir]).runs, "test_top1_error")
+def test_effects_default_is_welch_with_holm_and_decisions(ablation_dir):
+    from scipy import stats as sps
+
+    eff = effects(load_ablations([ablation_dir]).runs, "test_top1_error", min_effect=0.01)
     assert eff["variant"].tolist() == ["baseline", "d=off"]  # lower error first
     off = eff.set_index("variant").loc["d=off"]
-    assert off["diff"] == pytest.approx(0.21 - 0.12) and off["p_better"] == 0.0
+    welch = sps.ttest_ind([0.20, 0.22], [0.10, 0.12, 0.14], equal_var=False)
+    assert off["diff"] == pytest.approx(0.21 - 0.12) and off["p_value"] == pytest.approx(welch.pvalue)
+    assert off["p_adjusted"] == pytest.approx(welch.pvalue)  # a family of one
+    assert off["rel_diff"] == pytest.approx(0.09 / 0.12)
+    ci = welch.confidence_interval(0.95)
+    assert (off["diff_low"], off["diff_high"]) == pytest.approx((ci.low, ci.high))
+    assert off["decision"] == "worse" and off["family"].startswith("1 comparison") and off["correction"] == "Holm"
 
 
 def test_bench_tables(bench_file):
@@ -165,7 +173,7 @@ def test_build_writes_all_files_and_every_reference_exists(bench_file, ablation_
     for ref in re.findall(r'src="([^"]+)"', page) + re.findall(r"\]\(([^)]+\.png)\)", md):
         assert (out / ref).is_file(), ref
     assert len(list((out / "figures").glob("*.png"))) >= 7
-    assert {"benchmarks.csv", "speed_ratios.csv", "paper_table2.csv", "effects_s.csv"} <= {
+    assert {"benchmarks.csv", "speed_ratios.csv", "paper_table2.csv", "effects_s.csv", "effects.csv"} <= {
         p.name for p in (out / "tables").glob("*.csv")}
     assert "http" not in page.replace("http-equiv", "")  # no network assets
     assert "failed and diverged runs" in md
@@ -247,6 +255,45 @@ def test_scaling_section_beside_the_paper(bench_file, tmp_path):
     assert "scaling_efficiency" in table and "0.9" in table
     # the single-process grid keeps its own tables, without the scaling rows
     assert "ddp_train_step" not in (index.parent / "tables" / "benchmarks.csv").read_text()
+
+
+def test_adjustments_and_seeds_needed_by_hand():
+    from reports.stats import benjamini_hochberg, holm, seeds_needed
+
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert benjamini_hochberg([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.04, 0.04])
+    adjusted = holm([0.02, np.nan, 0.5])  # a comparison without data is not part of the family
+    assert adjusted[0] == pytest.approx(0.04) and np.isnan(adjusted[1]) and adjusted[2] == pytest.approx(0.5)
+    assert seeds_needed(1.0, 1.0) == 17  # the textbook two-sample t answer: d = 1, alpha 0.05, power 0.8
+    assert seeds_needed(1.0, 0.5) == 64 and np.isnan(seeds_needed(1.0, None))
+
+
+def test_equivalent_when_the_interval_lies_inside_min_effect():
+    import pandas as pd
+
+    runs = pd.DataFrame([{"study": "s", "variant": v, "status": "ok", "m": x}
+                         for v, xs in (("baseline", [0.10, 0.12, 0.14]), ("a=1", [0.11, 0.12, 0.13]))
+                         for x in xs])
+    row = lambda me: effects(runs, "m", min_effect=me).set_index("variant").loc["a=1"]  # noqa: E731
+    assert row(0.1)["decision"] == "equivalent" and row(0.1)["diff_high"] < 0.1
+    assert row(0.01)["decision"] == "undecided" and row(None)["decision"] == "undecided"
+    with pytest.raises(ValueError, match="min_effect must be a non-negative number"):
+        effects(runs, "m", min_effect=-0.1)
+
+
+def test_build_uses_min_effect_and_correction_options(ablation_dir, tmp_path, capsys):
+    assert main(["build", "--ablations", str(ablation_dir), "--out", str(tmp_path / "r"), "--min-effect", "0.5",
+                 "--correction", "bh"]) == 0
+    import pandas as pd
+
+    eff = pd.read_csv(tmp_path / "r" / "tables" / "effects.csv").set_index("variant")
+    assert eff.loc["d=off", "min_effect"] == 0.5 and eff.loc["d=off", "correction"] == "Benjamini-Hochberg"
+    # inside +/-0.5 but significant: a difference that is real wins over "equivalent" (README: Statistics)
+    assert eff.loc["d=off", "decision"] == "worse"
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "p_adjusted by Benjamini-Hochberg" in md and "equivalent: the interval lies inside +/-0.5" in md
+    assert main(["build", "--ablations", str(ablation_dir), "--out", str(tmp_path / "r"), "--min-effect", "-1"]) == 2
+    assert "--min-effect must be a non-negative number" in capsys.readouterr().err
 
 
 HOSTILE = "a/b' onerror='alert(1)"
