@@ -130,17 +130,19 @@ def test_lock_on_a_file_is_a_clear_error(tmp_path):
 
 @pytest.mark.slow
 def test_double_launch_of_a_study_is_refused_with_no_duplicates(tmp_path):
-    path, out = write(tmp_path), tmp_path / "out"
-    first = subprocess.Popen(ablations("run", str(path), "--out", str(out), "--quiet"),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for(lambda: (out / "runs").exists() or first.poll() is not None)
-    second = subprocess.run(ablations("run", str(path), "--out", str(out), "--quiet"), capture_output=True,
-                            text=True, timeout=300)
-    _, err = first.communicate(timeout=300)
-    assert first.returncode == 0, err
-    assert second.returncode == 2, second.stderr
-    assert f"is in use by pid {first.pid} on host {socket.gethostname()}" in second.stderr
-    assert len(second.stderr.strip().splitlines()) == 1
+    # Both drivers start at once, as two shells would: whichever reaches the folder first runs the study, the
+    # other is refused. (Starting the second only after the first is seen working races with a study that
+    # finishes before a loaded machine has imported torch in the second.)
+    path, out = write(tmp_path, epochs=2), tmp_path / "out"
+    drivers = [subprocess.Popen(ablations("run", str(path), "--out", str(out), "--quiet"),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(d, *d.communicate(timeout=300)) for d in drivers]
+    ran = [r for r in results if r[0].returncode == 0]
+    refused = [r for r in results if r[0].returncode == 2]
+    assert len(ran) == 1 and len(refused) == 1, [(d.returncode, err) for d, _, err in results]
+    err = refused[0][2]
+    assert f"is in use by pid {ran[0][0].pid} on host {socket.gethostname()}" in err
+    assert len(err.strip().splitlines()) == 1
     ids = [json.loads(line)["run_id"] for line in (out / "results.jsonl").read_text().splitlines()]
     assert len(ids) == 2 and len(set(ids)) == 2
 
