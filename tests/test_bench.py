@@ -38,6 +38,9 @@ def test_tiny_grid_records_every_figure(suite):
     result.assert_outcomes(passed=12, skipped=24)
     for reason in ("fp16 autocast on CPU", "torchvision's VGG has fixed widths", "torchvision has no configuration C"):
         result.stdout.fnmatch_lines([f"SKIPPED*{reason}*"])
+    unstable = [b["name"] for b in data["benchmarks"] if b["extra_info"]["unstable"]]
+    if unstable:  # the summary names each unstable case and what to do (0.02 s per case is meant to be noisy)
+        result.stdout.fnmatch_lines(["*unstable benchmark cases*", "*unstable case(s): give it more time*"])
     benches = data["benchmarks"]
     assert len(benches) == 12
     for b in benches:
@@ -45,6 +48,10 @@ def test_tiny_grid_records_every_figure(suite):
         assert KEYS <= set(info), KEYS - set(info)
         assert info["implementation"] == "vggcore" and info["dtype"] in ("fp32", "bf16")
         assert info["images_per_s"] == pytest.approx(info["batch_size"] / b["stats"]["median"], rel=1e-3)
+        assert info["timed"] is True and len(info["round_times"]) == b["stats"]["rounds"] == info["rounds"] >= 6
+        assert info["median_low"] <= b["stats"]["median"] <= info["median_high"]
+        assert info["stop_reason"] in ("precision", "time budget") and isinstance(info["unstable"], bool)
+        assert bool(info["unstable_reason"]) == info["unstable"]
         assert info["achieved_flops"] > 0 and 0 < info["mfu"] < 1.5
         assert info["peak_flops"] == max(info["peak_flops_matmul"], info["peak_flops_conv"]) > 1e9
         assert info["peak_memory_bytes"] >= 0 and info["threads"] >= 1
