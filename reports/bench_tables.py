@@ -35,7 +35,9 @@ def fastest_with_speedup(bench: pd.DataFrame) -> pd.DataFrame:
         plain = g[_is_plain(g) & (g["batch_size"] == best["batch_size"]) & (g["device"] == best["device"])
                   & (g["implementation"] == best["implementation"])]
         speedup = low = high = float("nan")
-        if not plain.empty:
+        if _is_plain(best.to_frame().T).iloc[0]:
+            speedup = 1.0  # the fastest setting is plain fp32 itself: no other setting beat it
+        elif not plain.empty:
             p = plain.iloc[0]
             r, lo, hi, _ = ratio_interval([math.log(best["median"])], [_within_var(best)],
                                           [math.log(p["median"])], [_within_var(p)])
@@ -52,7 +54,8 @@ def fastest_display(table: pd.DataFrame) -> pd.DataFrame:
         "arch": table["arch"], "mode": table["mode"],
         "fastest setting": [s + (" (unstable)" if u else "") for s, u in zip(table["setting"], table["unstable"])],
         "images/s": table["images_per_s"].map(number_h),
-        "speed-up over plain fp32 [95%]": [ratio_interval_h(r, lo, hi) if r == r else "— (no plain fp32 case)"
+        "speed-up over plain fp32 [95%]": [("1.00x (it is plain fp32)" if r == 1.0 and lo != lo else
+                                            ratio_interval_h(r, lo, hi)) if r == r else "— (no plain fp32 case)"
                                            for r, lo, hi in zip(table["speedup_vs_fp32"], table["speedup_low"],
                                                                 table["speedup_high"])],
         "MFU": table["mfu"].map(percent_h), "peak memory": table["peak_memory_bytes"].map(bytes_h)})

@@ -77,3 +77,27 @@ def test_report_shows_history_and_names_machines(tmp_path):
 @pytest.mark.parametrize("n", [1])
 def test_single_run_has_no_step(n):
     assert detect_step([1.0] * n, [0.0] * n) is None
+
+
+def test_fastest_setting_states_its_speedup_with_interval(tmp_path):
+    """bf16 twice as fast as plain fp32 in one run: the summary says ~2x with an interval around it."""
+    from reports.bench_tables import fastest_display, fastest_with_speedup
+
+    rng = np.random.default_rng(4)
+    docs = []
+    for dtype, factor in (("fp32", 1.0), ("bf16", 0.5)):
+        doc = simulate_run(rng, {f"A-train_step-b4-{dtype}": 1.0}, slowdown={f"A-train_step-b4-{dtype}": factor})
+        for b in doc["benchmarks"]:
+            b["extra_info"].update(arch="A", mode="train_step", batch_size=4, device="cpu", dtype=dtype,
+                                   channels_last=False, compiled=False, implementation="vggcore",
+                                   images_per_s=4 / b["stats"]["median"], unstable=False)
+        docs += doc["benchmarks"]
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"machine_info": {"node": "vm"}, "datetime": "2026-11-28", "benchmarks": docs}))
+    table = fastest_with_speedup(load_bench([path]))
+    row = table.iloc[0]
+    assert row["setting"] == "bf16 b4 vggcore"
+    assert row["speedup_low"] < row["speedup_vs_fp32"] < row["speedup_high"] and 1 < row["speedup_low"]
+    assert 1.7 < row["speedup_vs_fp32"] < 2.3
+    text = fastest_display(table).iloc[0]["speed-up over plain fp32 [95%]"]
+    assert text.startswith(f"{row['speedup_vs_fp32']:.2f}x [") and "e+" not in text
