@@ -123,6 +123,12 @@ def _per_run(paths, side: str) -> pd.DataFrame:
         frame = load_bench(paths)
     except ReportInputError as err:
         raise ReportInputError(f"{side}: {err}") from None
+    hosts = (frame["machine_node"].fillna("unknown host").astype(str) + " ("
+             + frame["machine_cpu"].fillna("unknown cpu").astype(str) + ")")
+    if hosts.nunique() > 1:
+        counts = "; ".join(f"{h}: {n} file(s)" for h, n in frame.groupby(hosts)["file"].nunique().items())
+        raise ReportInputError(f"{side} mixes runs from {hosts.nunique()} machines ({counts}); the runs of one "
+                               "side must come from one machine: pass that machine's files")
     frame = frame.dropna(subset=["median"])
     frame = frame[frame["median"] > 0]
     frame = frame.assign(log_median=np.log(frame["median"].astype(float)),

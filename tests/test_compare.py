@@ -194,3 +194,14 @@ def test_power_on_this_machine():
     assert np.mean(_simulated_verdicts(rng, 200, 1, 1.20, RUN_SD) == "regression") >= 0.9
     assert np.mean(_simulated_verdicts(rng, 200, 3, 1.10, RUN_SD) == "regression") >= 0.9
     assert np.mean(_simulated_verdicts(rng, 200, 1, 1.07, RUN_SD) == "regression") <= 0.5
+
+
+def test_a_side_mixing_machines_is_refused(tmp_path, capsys):
+    rng = np.random.default_rng(12)
+    docs = [simulate_run(rng, CASES) for _ in range(3)]
+    docs[1]["machine_info"] = {"node": "other", "cpu": {"brand_raw": "Big CPU"}}
+    paths = [write(tmp_path / f"r{i}.json", d) for i, d in enumerate(docs)]
+    assert main(["compare", "--old", paths[0], paths[1], "--new", paths[2]]) == 2
+    err = capsys.readouterr().err
+    assert "OLD mixes runs from 2 machines" in err and "other (Big CPU): 1 file(s)" in err
+    assert "vm (unknown cpu): 1 file(s)" in err
