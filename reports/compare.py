@@ -18,7 +18,8 @@ The ratio new/old of geometric-mean medians gets a 95% interval from that varian
   regression     ratio above 1 + threshold and the whole interval above 1 (slower beyond threshold AND noise)
   faster         ratio below 1 / (1 + threshold) and the whole interval below 1
   ok             the interval's upper end within 1 + threshold: no slowdown beyond the threshold is plausible
-  inconclusive   anything else, with the reason (slower but within noise; or interval too wide to rule it out)
+  inconclusive   anything else, with the reason (slower but within noise; or interval too wide to rule it out;
+                 or a case whose rounds were unstable, compared with a single run on a side)
   new case / missing in new
 Exit 1 on regressions only (`--fail-on-inconclusive` also fails on inconclusive); the false-regression rate of
 A/A comparisons under the model is checked by a seeded simulation in tests/test_compare.py.
@@ -163,6 +164,12 @@ def compare(old_paths, new_paths, threshold: float, between_run: float = BETWEEN
             ratio, low, high, noise = ratio_interval(o["log_median"], o["within_var"], n["log_median"],
                                                      n["within_var"], between_run)
             verdict, reason = judge(ratio, low, high, threshold)
+            if verdict in ("regression", "faster") and row["unstable"] and min(len(o), len(n)) < 2:
+                # unstable rounds say the machine changed state during the run; with one run on a side the
+                # between-run spread is not measured, and a machine that got busier looks like a regression
+                verdict, reason = "inconclusive", (f"{reason.split(',')[0]}, but the rounds were unstable and one "
+                                                   "run per side cannot tell a busier machine from slower code: "
+                                                   "rerun on a quiet machine or give several runs per side")
             row.update(ratio=ratio, low=low, high=high, noise=noise, verdict=verdict, reason=reason)
         rows.append(row)
     return pd.DataFrame(rows)

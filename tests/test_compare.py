@@ -205,3 +205,19 @@ def test_a_side_mixing_machines_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "OLD mixes runs from 2 machines" in err and "other (Big CPU): 1 file(s)" in err
     assert "vm (unknown cpu): 1 file(s)" in err
+
+
+def test_unstable_single_runs_are_inconclusive_not_regressions(tmp_path):
+    """Measured here: a run made while other jobs loaded the VM was up to 4x slower in every case, all flagged
+    unstable. One run per side cannot tell that from slower code; several runs per side can judge it."""
+    rng = np.random.default_rng(13)
+    old_doc = simulate_run(rng, CASES)
+    new_doc = simulate_run(rng, CASES, slowdown={k: 2.0 for k in CASES})
+    for b in new_doc["benchmarks"]:
+        b["extra_info"]["unstable"] = True
+    old, new = write(tmp_path / "o.json", old_doc), write(tmp_path / "n.json", new_doc)
+    table = compare([old], [new], 0.05)
+    assert set(table["verdict"]) == {"inconclusive"} and all("unstable" in r for r in table["reason"])
+    olds = runs(tmp_path, "oo", 2, 14)
+    news = [write(tmp_path / f"nn{i}.json", new_doc) for i in range(2)]
+    assert set(compare(olds, news, 0.05)["verdict"]) == {"regression"}
