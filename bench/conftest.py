@@ -5,6 +5,7 @@
     pytest bench --benchmark-only --vgg-dtypes fp32,bf16 --vgg-channels-last off,on --vgg-compile off,on
     pytest bench --benchmark-only --vgg-grid full --vgg-devices cuda # all six configs, batch up to 256
     pytest bench --benchmark-only --benchmark-json out.json          # every figure in extra_info
+    pytest bench --benchmark-only --vgg-world-sizes 1,2,4            # data-parallel weak scaling instead
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from vggcore.measure import peak_flops as measure_peak_flops
 from .ab import parse_against
 from .cases import OptionError, expand, switches
 from .sampling import UNSTABLE_ADVICE, rule_from_options
+from .memory_guard import LIMIT_HELP, parse_limit
+from .scaling import expand_scaling, world_sizes
 
 OPTIONS = {
     "archs": "architectures, comma-separated (A, A-LRN, B, C, D, E, vgg16_bn, ...); default A,D",
@@ -44,11 +47,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--vgg-compile", nargs="?", const="on", default="off", metavar="on|off|off,on",
                     help="torch.compile the model (compile time is not timed); 'off,on' benchmarks both")
     group.addoption("--vgg-reference", action="store_true", help="also time torchvision's VGG for every case")
+    group.addoption("--vgg-memory-limit", default=None, metavar="SIZE|off", help=LIMIT_HELP)
     group.addoption("--vgg-ab", action="store_true",
                     help="also time vggcore and torchvision alternately, step by step (a drift-free ratio)")
     group.addoption("--vgg-ab-against", default=None, metavar="SETTING=VALUE,...",
                     help="with A/B (implies --vgg-ab): time each case against itself with these settings, e.g. "
                          "dtype=bf16,channels_last=on (settings: implementation, dtype, channels_last, compiled, head)")
+    group.addoption("--vgg-world-sizes", default=None, metavar="1,2,4",
+                    help="run the data-parallel scaling benchmark instead of the single-process grid: DDP train "
+                         "step at these world sizes, per-rank batch fixed (--vgg-batch-sizes; default 8 on cpu, "
+                         "64 on cuda), arch A unless --vgg-archs; sizes the machine cannot host are skipped")
 
 
 def _raw_options(config: pytest.Config) -> dict[str, str | None]:
@@ -64,6 +72,9 @@ def pytest_configure(config: pytest.Config) -> None:
                                    reference=config.getoption("--vgg-reference"))
         config._vgg_ab_against = parse_against(config.getoption("--vgg-ab-against"))
         config._vgg_rule = rule_from_options(config.getoption("--vgg-max-time"), config.getoption("--vgg-precision"))
+        sizes = world_sizes(config.getoption("--vgg-world-sizes"))
+        config._vgg_scaling = expand_scaling(_raw_options(config), sizes) if sizes else []
+        config._vgg_memory_limit = parse_limit(config.getoption("--vgg-memory-limit"))
     except (OptionError, ValueError) as err:
         raise pytest.UsageError(str(err)) from None
 
@@ -72,14 +83,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "case" in metafunc.fixturenames:
         cases = metafunc.config._vgg_cases
         metafunc.parametrize("case", cases, ids=[c.id for c in cases])
+    if "scaling_case" in metafunc.fixturenames:
+        cases = metafunc.config._vgg_scaling
+        metafunc.parametrize("scaling_case", cases, ids=[c.id for c in cases])
     if "ab_case" in metafunc.fixturenames:
         cases = [c for c in metafunc.config._vgg_cases if c.implementation == "vggcore"]
         metafunc.parametrize("ab_case", cases, ids=[c.id.removesuffix("-vggcore") for c in cases])
 
 
 def pytest_ignore_collect(collection_path, config):
+    scaling = config.getoption("--vgg-world-sizes") is not None
     if collection_path.name == "test_ab.py" and not (config.getoption("--vgg-ab")
                                                      or config.getoption("--vgg-ab-against")):
+        return True
+    if collection_path.name == "test_scaling.py" and not scaling:
+        return True
+    if collection_path.name == "test_vgg.py" and scaling:  # the scaling run is a suite of its own
         return True
     return None
 
@@ -103,6 +122,12 @@ def model_cache():
     cache: dict = {}
     yield cache
     cache.clear()
+
+
+@pytest.fixture
+def memory_limit(request):
+    """--vgg-memory-limit, parsed (`bench.memory_guard.MemoryLimit`)."""
+    return request.config._vgg_memory_limit
 
 
 @pytest.fixture

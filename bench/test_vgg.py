@@ -8,6 +8,8 @@ from vggcore.measure import is_out_of_memory
 
 from .cases import BenchCase
 from .conftest import free_memory
+from .memory_guard import predict
+from .memory_guard import skip_reason as memory_skip_reason
 from .runner import Step, make_model, measure
 from .sampling import Sample, SamplingRule, record_rounds, sample
 
@@ -41,8 +43,9 @@ def skip_oom(err: Exception, case: BenchCase, cache: dict) -> None:
     pytest.skip(f"out of memory on {case.device} at batch {case.batch_size}: {str(err).splitlines()[0]}")
 
 
-def test_vgg(benchmark, case: BenchCase, peak_flops, model_cache, rule: SamplingRule, request):
-    reason = case.skip_reason()
+def test_vgg(benchmark, case: BenchCase, peak_flops, model_cache, rule: SamplingRule, memory_limit, request):
+    prediction = predict(case)
+    reason = case.skip_reason() or memory_skip_reason(case, memory_limit, prediction)
     if reason:
         pytest.skip(reason)
     benchmark.group = case.group
@@ -61,6 +64,8 @@ def test_vgg(benchmark, case: BenchCase, peak_flops, model_cache, rule: Sampling
         info = measure(case, step, timed, peak_flops(case.device, case.dtype))
     except Exception as err:
         skip_oom(err, case, model_cache)
+    info["predicted_peak_bytes"] = prediction.step_bytes        # beside the measured peak_memory_bytes
+    info["predicted_resident_bytes"] = prediction.resident_bytes
     benchmark.extra_info.update(info)
     if info.get("unstable"):
         note_unstable(request.config, case.id, info["unstable_reason"])

@@ -20,7 +20,16 @@ BETWEEN_RUN = 0.03  # reports.compare.BETWEEN_RUN, repeated so --help does not i
 def _cmd_build(args: argparse.Namespace) -> int:
     from .render import build
 
-    index = build(args.bench or [], args.ablations or [], args.out, method=args.interval)
+    min_effect = None
+    if args.min_effect is not None:
+        try:
+            min_effect = float(args.min_effect)
+        except ValueError:
+            raise ValueError(f"--min-effect must be a number in metric units, got {args.min_effect!r}") from None
+        if not (0 <= min_effect < float("inf")):
+            raise ValueError(f"--min-effect must be a non-negative number in metric units, got {args.min_effect!r}")
+    index = build(args.bench or [], args.ablations or [], args.out, method=args.interval, min_effect=min_effect,
+                  correction=args.correction)
     print(f"report written: {index} and {index.with_name('report.md')}")
     return 0
 
@@ -73,8 +82,15 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--ablations", nargs="+", action="extend", metavar="DIR",
                    help="ablation result folders or results.jsonl files (repeatable)")
     b.add_argument("--out", required=True, help="report folder")
-    b.add_argument("--interval", choices=("bootstrap", "t"), default="bootstrap",
-                   help="confidence interval over seeds (default: seeded percentile bootstrap)")
+    b.add_argument("--interval", choices=("t", "bootstrap"), default="t",
+                   help="intervals and tests over seeds: t (default; Student-t means, Welch t differences) or "
+                        "bootstrap (seeded percentile bootstrap: too narrow at 3-10 seeds, see the README)")
+    b.add_argument("--correction", choices=("holm", "bh"), default="holm",
+                   help="p-value adjustment across a study's comparisons: holm (family-wise, default) or bh "
+                        "(Benjamini-Hochberg, false discovery rate)")
+    b.add_argument("--min-effect", metavar="D",
+                   help="smallest difference that matters, metric units, for every study (default: each "
+                        "study's [study] min_effect); inside +/-D a variant is equivalent")
     b.set_defaults(func=_cmd_build)
     c = sub.add_parser("compare", help="per-case verdict between benchmark runs; exit 1 on a regression",
                        description="A case regresses when its median step time grew beyond --threshold AND beyond "

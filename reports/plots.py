@@ -118,18 +118,33 @@ def mfu(bench: pd.DataFrame, ax=None):
     return ax
 
 
+DECISION_STYLE = {"better": ("tab:green", "^"), "worse": ("tab:red", "v"), "equivalent": ("tab:blue", "s"),
+                  "undecided": ("tab:gray", "o")}
+
+
 def ablation_effects(effects: pd.DataFrame, ax=None, study: str | None = None):
-    """Difference of each variant's mean metric to the baseline, with its interval."""
+    """Difference of each variant's mean metric to the baseline with its interval; colour and marker give the
+    decision, the label the finished seeds (n), dotted lines the +/- min_effect band when one is set."""
     ax = _ax(ax)
     data = effects if study is None else effects[effects["study"] == study]
-    data = data[data["variant"] != "baseline"]
-    y = range(len(data))
-    err = [(data["diff"] - data["diff_low"]).fillna(0), (data["diff_high"] - data["diff"]).fillna(0)]
-    ax.errorbar(data["diff"], list(y), xerr=err, fmt="o", capsize=4)
-    ax.set_yticks(list(y), data["variant"])
+    data = data[data["variant"] != "baseline"].reset_index(drop=True)
+    decisions = data["decision"] if "decision" in data else pd.Series(["undecided"] * len(data))
+    for decision, (colour, marker) in DECISION_STYLE.items():
+        part = data[decisions == decision]
+        if part.empty:
+            continue
+        err = [(part["diff"] - part["diff_low"]).fillna(0), (part["diff_high"] - part["diff"]).fillna(0)]
+        ax.errorbar(part["diff"], list(part.index), xerr=err, fmt=marker, color=colour, capsize=4, label=decision)
+    ax.set_yticks(list(range(len(data))), [f"{v} (n={n})" for v, n in zip(data["variant"], data["n_ok"])])
     ax.axvline(0.0, color="k", lw=1)
+    me = data["min_effect"].iloc[0] if "min_effect" in data and len(data) else float("nan")
+    if me == me and me:
+        for x in (-me, me):
+            ax.axvline(x, color="tab:blue", lw=1, ls=":")
     metric = data["metric"].iloc[0] if len(data) else "metric"
     ax.set(xlabel=f"{metric}: variant - baseline", title=f"Effects vs baseline{f' ({study})' if study else ''}")
+    if len(data):
+        ax.legend(fontsize=7, title="decision", title_fontsize=7)
     return ax
 
 
@@ -156,4 +171,35 @@ def lr_trace(history: pd.DataFrame, ax=None, study: str | None = None):
         ax.step(first["epoch"], first["lr"], where="post", label=variant)
     ax.set(yscale="log", xlabel="epoch", ylabel="learning rate", title=f"Learning-rate trace{f' ({study})' if study else ''}")
     ax.legend(fontsize=7)
+    return ax
+
+
+PAPER_SPEEDUP = (4, 3.75)   # the paper (section 3.3): 3.75x on 4 GPUs over one
+
+
+def scaling(frame: pd.DataFrame, ax=None, metric: str = "speedup"):
+    """Speed-up (or `scaling_efficiency`) against world size, one line per case, the ideal and the paper's
+    3.75x on 4 GPUs beside it. `frame`: rows of the scaling benchmark with world_size and the metric."""
+    ax = _ax(ax)
+    keys = [k for k in ["arch", "device", "dtype", "batch_size"] if k in frame]
+    data = frame.dropna(subset=[metric]).sort_values("world_size")
+    for key, g in data.groupby(keys, sort=True):
+        label = " ".join(map(str, key if isinstance(key, tuple) else (key,))) + " per rank"
+        ax.plot(g["world_size"], g[metric], marker="o", label=label)
+    sizes = sorted({int(n) for n in data["world_size"]} | {1, PAPER_SPEEDUP[0]})
+    n, paper = PAPER_SPEEDUP
+    if metric == "speedup":
+        ax.plot(sizes, sizes, color="k", lw=1, ls="--", label="ideal")
+        ax.plot([n], [paper], marker="*", ms=12, color="tab:red", ls="none", label=f"paper: {paper}x on {n} GPUs")
+        ax.set(ylabel="speed-up over one rank (global images/s)")
+    else:
+        ax.axhline(1.0, color="k", lw=1, ls="--", label="ideal")
+        ax.plot([n], [paper / n], marker="*", ms=12, color="tab:red", ls="none",
+                label=f"paper: {paper / n:.3f} on {n} GPUs")
+        ax.set(ylabel="scaling efficiency", ylim=(0, 1.1))
+    ax.set_xticks(sizes)
+    ax.set(xlabel="world size (ranks)", title="Data-parallel weak scaling" if metric == "speedup"
+           else "Scaling efficiency")
+    ax.legend(fontsize=7)
+    ax.grid(True, alpha=0.3)
     return ax

@@ -66,7 +66,7 @@ def study_dict(**changes):
 
 
 @pytest.mark.parametrize("changes,match", [
-    ({"study/seed": [1]}, r"unknown key 'study.seed'; allowed keys in \[study\]: description, design, maximize"),
+    ({"study/seed": [1]}, r"unknown key 'study.seed'; allowed keys in \[study\]: description, design, max_seeds, maximize"),
     ({"base/model/widht": 0.5}, r"unknown key 'base.model.widht'; allowed keys in \[base.model\]: arch, batch_norm"),
     ({"base/optim": {}}, r"unknown key 'base.optim'; allowed keys in \[base\]: data, model, train"),
     ({"factors/d/level": {}}, r"unknown key 'factors.d.level'; allowed keys in \[factors.d\]: baseline, description, levels"),
@@ -285,3 +285,11 @@ def test_process_workers_give_the_same_records(tmp_path):
     run_study(study, two, RunOptions(workers=2, progress=False))
     a, b = read_results(one.results_path).records, read_results(two.results_path).records
     assert set(a) == set(b) and all(b[r]["timing"]["threads"] == 1 for r in b)
+
+
+def test_run_ids_survive_fields_added_later():
+    """Folders recorded before `sync_bn` and `nproc` existed must keep their run ids, or every older study folder
+    would be refused as changed. The ids are those the code before those fields gave for the shipped study."""
+    runs = expand(load_study(STUDIES / "dropout.toml"))
+    assert [r.run_id for r in runs][:3] == ["5d86cd81f0ff", "2353bc60ab41", "d7065e37613a"]
+    assert runs[0].config["train"]["nproc"] == 1 and runs[0].config["train"]["sync_bn"] is False

@@ -1,6 +1,7 @@
 """The benchmark suite driven through pytester on a tiny grid (width 0.125, 32x32)."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -96,7 +97,7 @@ bench.runner.Step.__call__ = fake_oom
 
 def test_out_of_memory_case_is_skipped_and_session_goes_on(suite, monkeypatch):
     suite.makepyfile(oom_plugin=OOM_PLUGIN)
-    monkeypatch.setenv("PYTHONPATH", str(suite.path))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(suite.path), os.environ.get("PYTHONPATH", "")]))
     result, data = run(suite, "-p", "oom_plugin", "--vgg-archs=A", "--vgg-modes=forward,train_step",
                        "--vgg-batch-sizes=2,4", "--benchmark-json=out.json", "-rs")
     assert result.ret == 0
@@ -125,6 +126,8 @@ def test_autosave_and_compare_fail(suite):
     ("--vgg-image-size=48", "--vgg-image-size: 48 is not a multiple of 32*"),
     ("--vgg-grid=huge", "--vgg-grid: unknown value 'huge'; allowed: quick, full"),
     ("--vgg-channels-last=yes", "--vgg-channels-last: unknown value 'yes'; allowed: off, on"),
+    ("--vgg-width=inf", "--vgg-width: 'inf': width must be a finite number in (0, 64], got inf"),
+    ("--vgg-memory-limit=lots", "--vgg-memory-limit: 'lots' is not a size; allowed: a number with an optional unit*"),
 ])
 def test_bad_options_are_usage_errors(suite, option, message):
     result = suite.runpytest_subprocess("bench", "--benchmark-only", option)
@@ -261,3 +264,94 @@ def test_reference_cost_is_of_the_model_timed(mode):
             assert macs == pytest.approx(276.4e6, rel=1e-3)
         else:  # global average pooling: a 512-wide fc6, far cheaper
             assert macs == totals(summary(VGGConfig(arch="A", image_size=32, head="gap")))["macs"] < 200e6
+    assert info["vggcore_over_torchvision_speed"] == pytest.approx(
+        info["torchvision_median_s"] / info["vggcore_median_s"])
+    assert ab[0]["group"].endswith("interleaved")
+
+
+@pytest.mark.slow
+def test_data_parallel_scaling_suite(suite):
+    import os
+
+    too_many = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()) + 1
+    result, data = run(suite, f"--vgg-world-sizes=2,1,{too_many}", "--vgg-archs=A", "--vgg-batch-sizes=2",
+                       "--benchmark-json=out.json", "-rs")
+    assert result.ret == 0
+    result.assert_outcomes(passed=2, skipped=1)  # the single-process grid does not run beside it
+    result.stdout.fnmatch_lines([f"SKIPPED*world size {too_many} needs {too_many} CPU cores (one per rank); "
+                                 f"this machine has {too_many - 1}*"])
+    infos = {b["extra_info"]["world_size"]: b["extra_info"] for b in data["benchmarks"]}
+    assert set(infos) == {1, 2}
+    for n, info in infos.items():
+        assert info["mode"] == "ddp_train_step" and info["backend"] == "gloo" and info["batch_size"] == 2
+        assert info["threads_per_rank"] == max(1, (too_many - 1) // n)
+        assert info["images_per_s"] > 0
+    one, two = infos[1]["images_per_s"], infos[2]["images_per_s"]
+    assert infos[1]["scaling_efficiency"] == pytest.approx(1.0, abs=1e-3)
+    assert infos[2]["scaling_efficiency"] == pytest.approx(two / (2 * one), rel=1e-3)
+
+
+def test_bad_world_sizes_are_usage_errors(suite):
+    result = suite.runpytest_subprocess("bench", "--benchmark-only", "--vgg-world-sizes=1,0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--vgg-world-sizes: '0' is not a positive integer*"])
+
+
+@pytest.mark.parametrize("width", ["inf", "nan", "-1", "0", "1e9"])
+def test_impossible_width_is_an_option_error(width):
+    with pytest.raises(OptionError, match=f"--vgg-width: '{width}': width must be a finite number in \\(0, 64\\]"):
+        expand({"devices": "cpu", "width": width})
+
+
+def test_memory_limit_parsing():
+    from bench.memory_guard import parse_limit
+
+    assert parse_limit(None).mode == "auto" and parse_limit("off").mode == "off"
+    assert parse_limit("8GiB").bytes == 8 * 2 ** 30 and parse_limit("500MB").bytes == 500 * 10 ** 6
+    assert parse_limit("1.5G").bytes == int(1.5 * 2 ** 30) and parse_limit("123").bytes == 123
+    for bad in ("", "-1GB", "nan", "inf", "8 parsecs", "0"):
+        with pytest.raises(OptionError, match="--vgg-memory-limit"):
+            parse_limit(bad)
+
+
+def test_memory_guard_budget_from_free_memory(monkeypatch):
+    """The issue's scenario (batch 100000 at 32px, width 0.125, forward) on a machine with 8 GiB free."""
+    from bench import memory_guard
+    from bench.cases import BenchCase
+
+    case = BenchCase("A", "forward", 100_000, 32, 0.125, "cpu", "fp32", False, False, "vggcore")
+    monkeypatch.setattr(memory_guard, "available_bytes", lambda device: 8 * 2 ** 30)
+    reason = memory_guard.skip_reason(case, memory_guard.parse_limit(None))
+    predicted = memory_guard.predict(case)
+    assert predicted.total_bytes > 8 * 2 ** 30 > predicted.resident_bytes   # the input alone is 1.2 GB
+    assert reason and "memory guard: predicted peak" in reason and "free memory of cpu (8.00 GiB)" in reason
+    small = BenchCase("A", "forward", 2, 32, 0.125, "cpu", "fp32", False, False, "vggcore")
+    assert memory_guard.skip_reason(small, memory_guard.parse_limit(None)) is None
+    assert memory_guard.skip_reason(case, memory_guard.parse_limit("off")) is None
+
+
+def test_memory_guard_skips_what_cannot_fit_and_runs_what_can(suite):
+    """The issue's command with an 8 GiB limit: the 100000-image case is skipped with its prediction, before
+    its 1.2 GB input is even made; the small case runs and records its prediction beside its measured peak."""
+    result, data = run(suite, "--vgg-archs=A", "--vgg-modes=forward", "--vgg-batch-sizes=2,100000",
+                       "--vgg-memory-limit=8GiB", "--benchmark-json=out.json", "-rs")
+    assert result.ret == 0
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED*memory guard: predicted peak 11.45 GiB (model, input and optimizer "
+                                 "state 1.15 GiB + one forward step 10.30 GiB) exceeds the "
+                                 "--vgg-memory-limit: 8.00 GiB*"])
+    (bench,) = data["benchmarks"]
+    info = bench["extra_info"]
+    assert info["batch_size"] == 2 and info["predicted_peak_bytes"] > 0 and info["predicted_resident_bytes"] > 0
+
+
+@pytest.mark.slow
+def test_predicted_peak_is_within_a_factor_of_two_of_the_measured_one(suite):
+    result, data = run(suite, "--vgg-archs=A", "--vgg-width=0.5", "--vgg-image-size=64", "--vgg-batch-sizes=32",
+                       "--vgg-modes=forward,forward_backward", "--benchmark-json=out.json")
+    assert result.ret == 0
+    for bench in data["benchmarks"]:
+        info = bench["extra_info"]
+        assert info["memory_method"] == "linux_vmhwm" or pytest.skip("needs Linux's VmHWM for a sharp peak")
+        ratio = info["peak_memory_bytes"] / info["predicted_peak_bytes"]
+        assert 0.5 <= ratio <= 2.0, (info["mode"], ratio)
