@@ -35,14 +35,32 @@ def _label(row, keys) -> str:
     return " ".join(str(row[k]) for k in keys)
 
 
+def _unstable(g: pd.DataFrame) -> pd.Series:
+    return g["unstable"].fillna(False).astype(bool) if "unstable" in g else pd.Series(False, index=g.index)
+
+
 def throughput_vs_batch(bench: pd.DataFrame, ax=None, mode: str | None = None):
-    """Images/s against batch size (log x), one line per architecture, device, dtype, mode, implementation."""
+    """Images/s against batch size (log x), one line per architecture, device, dtype, mode, implementation;
+    bars: the 95% interval from the median step's interval; hollow red-ringed markers: unstable cases."""
     ax = _ax(ax)
     data = bench if mode is None else bench[bench["mode"] == mode]
     for key, g in data.sort_values("batch_size").groupby(CASE_KEYS, sort=True):
-        ax.plot(g["batch_size"], g["images_per_s"], marker="o", label=" ".join(map(str, key)))
+        if "median_high" in g:
+            low = (g["batch_size"] / g["median_high"]).fillna(g["images_per_s"])
+            high = (g["batch_size"] / g["median_low"]).fillna(g["images_per_s"])
+            err = [(g["images_per_s"] - low).clip(lower=0), (high - g["images_per_s"]).clip(lower=0)]
+        else:
+            err = None
+        line = ax.errorbar(g["batch_size"], g["images_per_s"], yerr=err, marker="o", capsize=3,
+                           label=" ".join(map(str, key)))
+        shaky = _unstable(g)
+        if shaky.any():
+            ax.scatter(g.loc[shaky, "batch_size"], g.loc[shaky, "images_per_s"], s=120, facecolors="none",
+                       edgecolors="red", zorder=3, label=None)
+            line.set_label(line.get_label() + " (! unstable)")
     _batch_axis(ax, data["batch_size"])
-    ax.set(xlabel="batch size", ylabel="images / s", title="Throughput" + (f" ({mode})" if mode else ""))
+    ax.set(xlabel="batch size", ylabel="images / s", title="Throughput" + (f" ({mode})" if mode else "")
+           + " with 95% intervals; red rings: unstable")
     ax.legend(fontsize=7)
     ax.grid(True, alpha=0.3)
     return ax
@@ -56,6 +74,24 @@ def memory_vs_batch(bench: pd.DataFrame, ax=None):
     _batch_axis(ax, bench["batch_size"])
     ax.set(xlabel="batch size", ylabel="peak memory of a step (MiB)", title="Memory")
     ax.legend(fontsize=7)
+    ax.grid(True, alpha=0.3)
+    return ax
+
+
+def history(hist: pd.DataFrame, found: pd.DataFrame, ax=None):
+    """Each case's median step time over saved runs (relative to its first run), with 95% interval bars; a
+    dashed line where a step was detected (frames from `reports.history`)."""
+    ax = _ax(ax)
+    for name, g in hist.groupby("name", sort=True):
+        base = g["median"].iloc[0]
+        err = [(g["median"] - g["low"]) / base, (g["high"] - g["median"]) / base]
+        line = ax.errorbar(g["run"], g["median"] / base, yerr=err, marker="o", capsize=3, label=name)
+        for _, s in found[found["name"] == name].iterrows():
+            ax.axvline(s["step_at_run"] - 0.5, color=line[0].get_color(), ls="--", lw=1)
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set(xlabel="run (time order)", ylabel="median step time / first run",
+           title="History (dashed: detected step)")
+    ax.legend(fontsize=6)
     ax.grid(True, alpha=0.3)
     return ax
 

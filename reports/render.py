@@ -20,7 +20,9 @@ import pandas as pd
 from . import plots
 from .load import ReportInputError, load_ablations, load_bench
 from .stats import effects, power
-from .tables import fastest_settings, paper_table2, speed_ratios
+from .bench_tables import cases_display, fastest_display, fastest_with_speedup
+from .history import history, latest_runs, machines, steps
+from .tables import paper_table2, speed_ratios
 
 
 @dataclass
@@ -56,9 +58,10 @@ class Report:
             self.stems[name] = stem
         return self.stems[name]
 
-    def table(self, name: str, frame: pd.DataFrame, caption: str = "") -> None:
+    def table(self, name: str, frame: pd.DataFrame, caption: str = "", display: pd.DataFrame | None = None) -> None:
+        """CSV of `frame` (numbers, for tools); `display` (readable text) is shown instead when given."""
         frame.to_csv(self.out / "tables" / f"{self.file_stem(name)}.csv", index=False)
-        self.add("table", frame, caption or name.replace("_", " "))
+        self.add("table", frame if display is None else display, caption or name.replace("_", " "))
 
     def figure(self, name: str, draw) -> None:
         ax = draw(None)
@@ -148,6 +151,8 @@ def build(bench_paths=(), ablation_paths=(), out: str | Path = "report", method:
         scaling = bench[bench["world_size"].notna()]
         bench = bench[bench["world_size"].isna()]
         bench = None if bench.empty else bench
+    bench_all = bench
+    bench, machine = latest_runs(bench_all) if bench_all is not None else (None, None)
     abl = load_ablations(ablation_paths) if ablation_paths else None
     _prepare(out)
     r = Report(out)
@@ -168,7 +173,11 @@ def build(bench_paths=(), ablation_paths=(), out: str | Path = "report", method:
         pd.concat(ablation_effects.values())[EFFECTS_COLUMNS].to_csv(out / "tables" / "effects.csv", index=False)
     if bench is not None:
         r.add("h3", "Fastest setting per architecture")
-        r.table("fastest_settings", fastest_settings(bench))
+        fastest = fastest_with_speedup(bench)
+        r.table("fastest_settings", fastest, display=fastest_display(fastest))
+        r.add("text", "Speed-up: median step time of plain fp32 (same device, batch size and implementation) over "
+                      "the fastest setting's, with a 95% interval from both cases' rounds and the between-run "
+                      "noise model of `reports compare`.")
     if ablation_effects:
         r.add("h3", "Effects, ranked (best first)")
         for study, eff in ablation_effects.items():
@@ -185,6 +194,7 @@ def build(bench_paths=(), ablation_paths=(), out: str | Path = "report", method:
 
     if bench is not None:
         _bench_section(r, bench)
+        _history_section(r, bench_all, machine)
     if scaling is not None:
         _scaling_section(r, scaling)
     if abl is not None:
@@ -219,7 +229,13 @@ def _bench_section(r: Report, bench: pd.DataFrame) -> None:
                   "memory is the step's measured peak.")
     cols = [c for c in ["arch", "mode", "device", "dtype", "implementation", "batch_size", "images_per_s",
                         "median", "rounds", "mfu", "peak_memory_bytes", "activation_bytes", "threads"] if c in bench]
-    r.table("benchmarks", bench.sort_values(["arch", "mode", "batch_size"])[cols])
+    r.table("benchmarks", bench.sort_values(["arch", "mode", "batch_size"])[cols], display=cases_display(bench))
+    shaky = bench[bench["unstable"].fillna(False).astype(bool)] if "unstable" in bench else bench.iloc[:0]
+    if not shaky.empty:
+        r.add("text", f"{len(shaky)} unstable case(s), marked 'no' above and ringed in red in the figures: their "
+                      "rounds were too spread, fell into two clusters, or the median's interval missed its target. "
+                      "Rerun them with more --vgg-max-time, fewer threads or on an idle machine before trusting "
+                      "them.")
     for mode in bench["mode"].dropna().unique():
         r.figure(f"throughput_{mode}", lambda ax, m=mode: plots.throughput_vs_batch(bench, ax, mode=m))
     r.figure("memory", lambda ax: plots.memory_vs_batch(bench, ax))
@@ -230,6 +246,34 @@ def _bench_section(r: Report, bench: pd.DataFrame) -> None:
     else:
         r.table("speed_ratios", ratios.drop(columns="case"))
         r.figure("vggcore_vs_torchvision", lambda ax: plots.speed_ratio(ratios, ax))
+
+
+def _history_section(r: Report, bench_all: pd.DataFrame, machine: str) -> None:
+    """Saved runs over time, per machine; only when some case was run more than once."""
+    found_machines = machines(bench_all)
+    hist = history(bench_all)
+    if hist.groupby(["machine", "name"]).size().max() < 2 and len(found_machines) < 2:
+        return
+    r.add("h2", "History")
+    listing = "; ".join(f"{m}: {n} run(s)" for m, n in zip(found_machines["machine"], found_machines["runs"]))
+    if len(found_machines) > 1:
+        r.add("text", f"Benchmark files from {len(found_machines)} machines, never mixed: {listing}. The tables "
+                      f"above show the latest runs of {machine}; each machine's history is shown on its own.")
+    else:
+        r.add("text", f"Runs of {listing}, in time order.")
+    found = steps(hist)
+    if found.empty:
+        r.add("text", "No step: no case changed beyond the 5% threshold and the noise between its runs.")
+    else:
+        from .format import ratio_interval_h
+
+        shown = found.assign(change=[ratio_interval_h(a, b, c) for a, b, c in
+                                     zip(found["ratio"], found["low"], found["high"])])
+        r.table("history_steps", found, "steps detected (after / before, median step time)",
+                display=shown[["machine", "name", "verdict", "change", "step_at_run", "datetime", "commit"]])
+    for m, g in hist.groupby("machine", sort=True):
+        if g.groupby("name").size().max() >= 2:
+            r.figure(f"history_{_slug(m)}", lambda ax, g=g, m=m: plots.history(g, found[found["machine"] == m], ax))
 
 
 def _scaling_section(r: Report, scaling: pd.DataFrame) -> None:

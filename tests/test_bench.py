@@ -39,6 +39,9 @@ def test_tiny_grid_records_every_figure(suite):
     result.assert_outcomes(passed=12, skipped=24)
     for reason in ("fp16 autocast on CPU", "torchvision's VGG has fixed widths", "torchvision has no configuration C"):
         result.stdout.fnmatch_lines([f"SKIPPED*{reason}*"])
+    unstable = [b["name"] for b in data["benchmarks"] if b["extra_info"]["unstable"]]
+    if unstable:  # the summary names each unstable case and what to do (0.02 s per case is meant to be noisy)
+        result.stdout.fnmatch_lines(["*unstable benchmark cases*", "*unstable case(s): give it more time*"])
     benches = data["benchmarks"]
     assert len(benches) == 12
     for b in benches:
@@ -46,6 +49,10 @@ def test_tiny_grid_records_every_figure(suite):
         assert KEYS <= set(info), KEYS - set(info)
         assert info["implementation"] == "vggcore" and info["dtype"] in ("fp32", "bf16")
         assert info["images_per_s"] == pytest.approx(info["batch_size"] / b["stats"]["median"], rel=1e-3)
+        assert info["timed"] is True and len(info["round_times"]) == b["stats"]["rounds"] == info["rounds"] >= 6
+        assert info["median_low"] <= b["stats"]["median"] <= info["median_high"]
+        assert info["stop_reason"] in ("precision", "time budget") and isinstance(info["unstable"], bool)
+        assert bool(info["unstable_reason"]) == info["unstable"]
         assert info["achieved_flops"] > 0 and 0 < info["mfu"] < 1.5
         assert info["peak_flops"] == max(info["peak_flops_matmul"], info["peak_flops_conv"]) > 1e9
         assert info["peak_memory_bytes"] >= 0 and info["threads"] >= 1
@@ -66,7 +73,11 @@ def test_torchvision_reference_side_by_side(suite):
     impls = {b["extra_info"]["implementation"]: b for b in data["benchmarks"]}
     assert set(impls) == {"vggcore", "torchvision"}
     assert impls["vggcore"]["group"] == impls["torchvision"]["group"]
-    assert impls["vggcore"]["extra_info"]["macs_per_image"] == impls["torchvision"]["extra_info"]["macs_per_image"]
+    # each is the cost of the model that was timed: at 32 px torchvision's AdaptiveAvgPool2d((7, 7)) feeds a
+    # 25088-wide fc6, vggcore's paper head a 512-wide one
+    assert impls["vggcore"]["extra_info"]["macs_per_image"] == totals(summary(VGGConfig(arch="A", image_size=32)))["macs"]
+    assert impls["torchvision"]["extra_info"]["macs_per_image"] == totals(
+        summary(VGGConfig(arch="A", image_size=32, head="torchvision")))["macs"] == 276_398_080
 
 
 OOM_PLUGIN = """
@@ -150,10 +161,109 @@ def test_interleaved_ab_comparison(suite):
     result, data = run(suite, "--vgg-archs=A", "--vgg-width=1", "--vgg-modes=forward", "--vgg-batch-sizes=1",
                        "--vgg-ab", "--benchmark-json=out.json")
     assert result.ret == 0
-    ab = [b for b in data["benchmarks"] if b["name"].startswith("test_vggcore_vs_torchvision_interleaved")]
+    ab = [b for b in data["benchmarks"] if b["name"].startswith("test_ab_interleaved")]
     assert len(ab) == 1
     info = ab[0]["extra_info"]
     assert info["vggcore_median_s"] > 0 and info["torchvision_median_s"] > 0
+    ratios = sorted(b / a for a, b in zip(info["a_round_times"], info["b_round_times"]))
+    assert info["vggcore_over_torchvision_speed"] == info["a_over_b_speed"] == pytest.approx(
+        (ratios[(len(ratios) - 1) // 2] + ratios[len(ratios) // 2]) / 2)  # the median of per-round ratios
+    assert info["a_over_b_speed_low"] <= info["a_over_b_speed"] <= info["a_over_b_speed_high"]
+    assert info["rounds"] >= 6 and ab[0]["stats"]["rounds"] == info["rounds"]
+    assert ab[0]["group"].endswith("A/B against implementation=torchvision")
+
+
+def test_ab_against_another_setting(suite):
+    result, data = run(suite, "--vgg-archs=A", "--vgg-modes=forward", "--vgg-batch-sizes=2",
+                       "--vgg-ab-against=channels_last=on", "--benchmark-json=out.json")
+    assert result.ret == 0
+    ab = [b for b in data["benchmarks"] if b["name"].startswith("test_ab_interleaved")]
+    assert len(ab) == 1 and ab[0]["extra_info"]["against"] == "channels_last=on"
+    assert ab[0]["extra_info"]["a_over_b_speed"] > 0 and "vggcore_median_s" not in ab[0]["extra_info"]
+
+
+def test_bad_ab_setting_is_a_usage_error(suite):
+    result = suite.runpytest_subprocess("bench", "--benchmark-only", "--vgg-ab-against=dtype=fp64")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--vgg-ab-against: dtype='fp64' is not allowed; dtype takes fp32, bf16, fp16*"])
+
+
+DUMP_EXTRA_PLUGIN = """
+import json
+import pytest
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    yield
+    bench = item.funcargs.get("benchmark")
+    if bench is not None:
+        with open("extra.jsonl", "a") as f:
+            f.write(json.dumps(bench.extra_info) + "\\n")
+"""
+
+
+def test_benchmark_disable_records_no_throughput(suite, monkeypatch):
+    """--benchmark-disable runs each step once, untimed: no figure may pose as a measured throughput."""
+    suite.makepyfile(dump_plugin=DUMP_EXTRA_PLUGIN)
+    monkeypatch.setenv("PYTHONPATH", str(suite.path))
+    no_only = [a for a in TINY if a != "--benchmark-only"]  # --benchmark-only and --benchmark-disable clash
+    result = suite.runpytest_subprocess("bench", *no_only, "-p", "dump_plugin", "--benchmark-disable",
+                                        "--vgg-archs=A", "--vgg-modes=forward", "--vgg-batch-sizes=1")
+    assert result.ret == 0
+    infos = [json.loads(line) for line in (suite.path / "extra.jsonl").read_text().splitlines()]
+    assert len(infos) == 1
+    info = infos[0]
+    assert info.get("timed") is False
+    for key in ("images_per_s", "achieved_flops", "mfu", "median_low", "round_times"):
+        assert info.get(key) is None, key
+    assert info["macs_per_image"] > 0  # what is not a timing is still recorded
+
+
+@pytest.mark.parametrize("option,message", [
+    ("--vgg-max-time=nan", "--vgg-max-time: 'nan' must be a finite number of seconds above 0"),
+    ("--vgg-max-time=-5", "--vgg-max-time: '-5' must be a finite number of seconds above 0"),
+    ("--vgg-max-time=inf", "--vgg-max-time: 'inf' must be a finite number of seconds above 0"),
+    ("--vgg-max-time=soon", "--vgg-max-time: 'soon' is not a number"),
+    ("--vgg-precision=0", "--vgg-precision: '0' must be a finite fraction above 0 and below 1*"),
+    ("--vgg-precision=-2%", "--vgg-precision: '-2%' must be a finite fraction above 0 and below 1*"),
+    ("--vgg-precision=nan", "--vgg-precision: 'nan' must be a finite fraction above 0 and below 1*"),
+    ("--vgg-precision=tight", "--vgg-precision: 'tight' is not a number*"),
+    ("--vgg-precision=150%", "--vgg-precision: '150%' must be a finite fraction above 0 and below 1*"),
+])
+def test_bad_sampling_options_are_usage_errors(suite, option, message):
+    result = suite.runpytest_subprocess("bench", "--benchmark-only", option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{message}*"])
+    assert "Traceback" not in result.stderr.str()
+
+
+@pytest.mark.parametrize("mode", ["forward", "forward_backward"])
+def test_reference_cost_is_of_the_model_timed(mode):
+    """At 32 px with vggcore's gap head, torchvision's cost is still its own (AdaptiveAvgPool2d((7, 7)) feeding a
+    25088-wide fc6): the counted MACs and FLOPs equal torch.utils.flop_counter's count of torchvision's model."""
+    import torch
+    import torchvision
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from bench.cases import BenchCase
+    from bench.runner import Step, flops_per_image, make_model
+
+    for impl in ("torchvision", "vggcore"):
+        case = BenchCase(arch="A", mode=mode, batch_size=2, image_size=32, width=1.0, device="cpu", dtype="fp32",
+                         channels_last=False, compiled=False, implementation=impl, head="gap")
+        model = make_model(case)
+        if impl == "torchvision":
+            assert isinstance(model, torchvision.models.VGG)
+        step = Step(case, model)
+        with FlopCounterMode(display=False) as counter:
+            step.forward_loss().backward() if mode != "forward" else step.runner(step.x)
+        counted = counter.get_total_flops() / case.batch_size
+        macs, flops = flops_per_image(case)
+        assert flops == counted, impl
+        if impl == "torchvision":
+            assert macs == pytest.approx(276.4e6, rel=1e-3)
+        else:  # global average pooling: a 512-wide fc6, far cheaper
+            assert macs == totals(summary(VGGConfig(arch="A", image_size=32, head="gap")))["macs"] < 200e6
     assert info["vggcore_over_torchvision_speed"] == pytest.approx(
         info["torchvision_median_s"] / info["vggcore_median_s"])
     assert ab[0]["group"].endswith("interleaved")
