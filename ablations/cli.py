@@ -4,7 +4,11 @@
     python -m ablations run ablations/studies/demo.toml --out runs/demo # train them; rerun to resume
     python -m ablations run STUDY.toml --out DIR --workers 2            # two processes, a core each
     python -m ablations run STUDY.toml --out DIR --executor ray [--ray-address ADDR]
+    python -m ablations run STUDY.toml --out DIR --until-decided        # add seeds where still undecided
     python -m ablations status runs/demo                               # done, failed, diverged, remaining
+
+One driver per results folder: a second `run` on a folder in use is refused at once, naming the holder's pid
+and host (the lock is released by the kernel when the holder exits, even on SIGKILL).
 """
 
 from __future__ import annotations
@@ -21,62 +25,197 @@ from .store import MANIFEST, Store, read_results
 from .study import load_study
 
 
+EXIT_CODES = """exit status:
+  0    every run finished (ok or diverged: a diverged run is a result)
+  1    you answered no at the --confirm-above prompt; nothing ran
+  2    a usage error: a bad study file or option, a folder in use by another driver, a large design without --yes
+  3    some runs failed (they are listed); rerun with --retry-failed to run them again
+  130  interrupted (Ctrl-C); finished runs are kept, rerun the same command to resume"""
+EXIT_OK, EXIT_DECLINED, EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+CONFIRM_ABOVE = 1000   # runs to do above which `run` asks first: 81,000 runs must not start by accident
+
+
+def estimate(records: dict, todo: int, workers: int = 1) -> str:
+    """How long `todo` more runs take, from the runs recorded in the folder (ok or diverged: a failure often
+    ends at once and would make the estimate too short)."""
+    seconds = [r["timing"]["seconds"] for r in records.values()
+               if r.get("status") in ("ok", "diverged") and (r.get("timing") or {}).get("seconds")]
+    if not seconds:
+        return f"{todo:,} to run: no estimate yet (no finished runs recorded in this folder)"
+    mean = sum(seconds) / len(seconds)
+    total = todo * mean / max(1, workers)
+    hours = f" ({total / 3600:.1f} h)" if total >= 3600 else ""
+    across = f", {workers} at a time" if workers > 1 else ""
+    return (f"{todo:,} to run: about {total:,.0f} s{hours} ({mean:.1f} s per run over {len(seconds)} recorded "
+            f"run(s){across})")
+
+
 def _cmd_list(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from .study import expand
-
     study = load_study(args.study)
-    rows = [{"run_id": r.run_id, "variant": r.variant, "seed": r.seed} for r in expand(study)]
-    print(f"study {study.name}: design {study.design}, {len(rows)} runs, ranked by {study.metric}")
+    if args.out:
+        runs, todo, records = pending(study, Store(args.out), retry_failed=False)
+        plan = estimate(records, len(todo))
+    else:
+        from .study import expand
+
+        runs = expand(study)
+        plan = f"{len(runs):,} to run: no estimate yet (pass --out DIR to estimate from the runs recorded there)"
+    rows = [{"run_id": r.run_id, "variant": r.variant, "seed": r.seed} for r in runs]
+    print(f"study {study.name}: design {study.design}, {len(rows):,} runs, ranked by {study.metric}")
     print(pd.DataFrame(rows).to_string(index=False))
+    print(plan)
+
+
+def _confirm(study_name: str, todo: int, args: argparse.Namespace) -> bool:
+    """Ask before a large design; raise (exit 2) when there is no terminal to ask and no --yes."""
+    if todo <= args.confirm_above or args.yes:
+        return True
+    if not sys.stdin.isatty():
+        raise ValueError(f"study {study_name}: {todo:,} runs to run is more than --confirm-above "
+                         f"{args.confirm_above:,}; add --yes to start them (no terminal to ask)")
+    answer = input(f"Run {todo:,} runs? [y/N] ").strip().lower()
+    return answer in ("y", "yes")
+
+
+def _number(text: str | None, flag: str, kind=float):
+    """Parse a numeric flag here, not in argparse, so a bad value is a one-line error with exit 2."""
+    if text is None:
+        return None
+    try:
+        value = kind(text)
+    except ValueError:
+        raise ValueError(f"{flag} must be a{'n integer' if kind is int else ' number'}, got {text!r}") from None
+    if kind is float and not (value >= 0 and value != float("inf")):
+        raise ValueError(f"{flag} must be a non-negative number in metric units, got {text!r}")
+    return value
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    min_effect = _number(args.min_effect, "--min-effect")
+    max_seeds = _number(args.max_seeds, "--max-seeds", int)
+    if (min_effect is not None or max_seeds is not None) and not args.until_decided:
+        raise ValueError("--min-effect and --max-seeds only apply with --until-decided")
     study = load_study(args.study)
     store = Store(args.out)
+    if args.until_decided:
+        from .adaptive import make_plan
+
+        plan = make_plan(study, min_effect, max_seeds)  # refuse a bad plan before any training
     options = RunOptions(executor=args.executor, workers=args.workers, ray_address=args.ray_address,
                          num_cpus=args.num_cpus, num_gpus=args.num_gpus, retry_failed=args.retry_failed,
                          progress=not args.quiet)
     if args.dry_run:
-        runs, todo, _ = pending(study, store, args.retry_failed)
+        runs, todo, records = pending(study, store, args.retry_failed)
         print(f"study {study.name}: {len(runs)} runs, {len(runs) - len(todo)} recorded in {args.out}, "
               f"{len(todo)} to run:")
         for r in todo:
             print(f"  {r.run_id}  {r.variant}  seed {r.seed}")
-        return 0
-    try:
-        counts = run_study(study, store, options)
-    except KeyboardInterrupt:
-        done = len(store.read(warn=False).records)
-        print(f"\ninterrupted: {done} finished run(s) are safe in {store.results_path}; run the same command "
-              "again to resume", file=sys.stderr)
-        return 130
+        print(estimate(records, len(todo), args.workers if args.executor == "local" else 1))
+        if args.until_decided:
+            print(f"then until decided: up to {plan.max_seeds} seeds per variant, {plan.looks} looks at alpha "
+                  f"{plan.alpha_per_look:.4g} each, min_effect {plan.min_effect}")
+        return EXIT_OK
+    # The lock first: a second driver is refused at once, and what is planned is what this driver will run.
+    with store.lock():
+        runs, todo, records = pending(study, store, args.retry_failed)
+        print(f"study {study.name}: {len(runs):,} runs, {len(runs) - len(todo):,} recorded in {args.out}; "
+              + estimate(records, len(todo), args.workers if args.executor == "local" else 1), file=sys.stderr)
+        if not _confirm(study.name, len(todo), args):
+            print("nothing run", file=sys.stderr)
+            return EXIT_DECLINED
+        try:
+            if args.until_decided:
+                return _until_decided(study, store, options, plan)
+            counts = run_study(study, store, options)
+        except KeyboardInterrupt:
+            done = len(store.read(warn=False).records)
+            print(f"\ninterrupted: {done} finished run(s) are safe in {store.results_path}; run the same command "
+                  "again to resume", file=sys.stderr)
+            return EXIT_INTERRUPTED
     if counts["ran"] == 0:
         print(f"study {study.name}: all {counts['total']} runs already recorded in {store.results_path}")
     else:
         print(f"study {study.name}: ran {counts['ran']} run(s) in {counts['seconds']:.1f} s "
               f"({counts['skipped']} already recorded); results in {store.results_path}")
+    failed = _print_status(store)
+    if failed:
+        print(f"{failed} run(s) failed; fix the cause and rerun with --retry-failed to run them again",
+              file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _until_decided(study, store: Store, options: RunOptions, plan) -> int:
+    from .adaptive import run_until_decided
+
+    out = run_until_decided(study, store, options, plan)
+    print(f"study {study.name} until decided: {out['looks']} look(s), ran {out['ran']} run(s); "
+          + ", ".join(f"{v} {d} (n={out['seeds'].get(v, 0)})" for v, d in out["decisions"].items()))
     _print_status(store)
-    return 0
+    if out["failed"]:
+        print(f"{out['failed']} run(s) failed; fix the cause and rerun with --retry-failed to run them again",
+              file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
 
 
-def _print_status(store: Store) -> None:
+def _print_status(store: Store) -> int:
+    """Print the folder's counts, its failed runs and the seeds needed; return how many of its runs failed."""
     import json
 
     if not store.manifest_path.exists():
         raise FileNotFoundError(f"{store.root} holds no study ({MANIFEST} is missing)")
     manifest = json.loads(store.manifest_path.read_text())
     records = read_results(store.results_path).records
-    ids = manifest["run_ids"]
+    listed = set(manifest["run_ids"])
+    # seeds added by --until-decided are ordinary records outside the study's listed runs
+    ids = [*manifest["run_ids"], *[i for i, r in records.items()
+                                   if i not in listed and r.get("study") == manifest["study"]]]
     statuses = Counter(records[i]["status"] for i in ids if i in records)
     remaining = sum(1 for i in ids if i not in records)
-    print(f"{manifest['study']}: {len(ids)} runs: {statuses.get('ok', 0)} done, {statuses.get('failed', 0)} failed, "
+    added = len(ids) - len(listed)
+    print(f"{manifest['study']}: {len(ids)} runs{f' ({added} from added seeds)' if added else ''}: "
+          f"{statuses.get('ok', 0)} done, {statuses.get('failed', 0)} failed, "
           f"{statuses.get('diverged', 0)} diverged, {remaining} remaining")
     for rid in ids:
         if rid in records and records[rid]["status"] == "failed":
             r = records[rid]
             print(f"  failed: {r['variant']} seed {r['seed']}: {r.get('error')}")
+    print(_seeds_needed(store, manifest, [records[i] for i in ids if i in records]))
+    return statuses.get("failed", 0)
+
+
+def _seeds_needed(store: Store, manifest: dict, records: list[dict]) -> str:
+    """The power line: seeds per variant needed to detect min_effect, from the pooled spread so far."""
+    import json
+
+    import pandas as pd
+
+    from reports.stats import power
+
+    from .adaptive import PLAN
+
+    plan_path = store.root / PLAN
+    min_effect = manifest.get("min_effect")
+    if plan_path.exists():
+        min_effect = json.loads(plan_path.read_text()).get("min_effect", min_effect)
+    metric = manifest.get("metric", "test_top1_error")
+    if not min_effect:
+        return "seeds needed: set [study] min_effect (metric units, above 0) to compute them"
+    frame = pd.DataFrame([{"study": r["study"], "variant": r["variant"], "status": r["status"],
+                           metric: (r.get("final") or {}).get(metric)} for r in records],
+                         columns=["study", "variant", "status", metric])
+    if frame.empty:
+        return "seeds needed: no finished runs yet"
+    row = power(frame, metric, min_effect).iloc[0]
+    if row["seeds_needed"] != row["seeds_needed"]:
+        return "seeds needed: need two finished seeds of some variant to estimate the spread"
+    return (f"seeds needed per variant to detect {metric} differences of {min_effect:g} with 80% power: "
+            f"{row['seeds_needed']:.0f} (pooled sd {row['pooled_sd']:.3g} over {row['sd_dof']} dof, "
+            f"alpha {row['alpha_per_comparison']:.3g} per comparison = 0.05 / {row['comparisons']}); "
+            f"now {row['seeds_now']}")
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -84,14 +223,15 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a directory")
     _print_status(Store(root))
-    return 0
+    return EXIT_OK
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ablations", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m ablations", description=__doc__, epilog=EXIT_CODES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="train every run of a study (resumes)")
+    r = sub.add_parser("run", help="train every run of a study (resumes)", epilog=EXIT_CODES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("study", help="study TOML file")
     r.add_argument("--out", required=True, help="results folder: results.jsonl, study.json, runs/")
     r.add_argument("--executor", choices=EXECUTORS, default="local")
@@ -102,9 +242,22 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     r.add_argument("--dry-run", action="store_true", help="show what would run and exit")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--confirm-above", type=int, default=CONFIRM_ABOVE, metavar="N",
+                   help=f"ask before running more than N runs (default {CONFIRM_ABOVE:,})")
+    r.add_argument("--yes", action="store_true", help="start a design above --confirm-above without asking")
+    r.add_argument("--until-decided", action="store_true",
+                   help="after the study's seeds, add seeds a round at a time to undecided variants (and the "
+                        "baseline) until each is better, worse or equivalent, or has --max-seeds; one_at_a_time "
+                        "designs only")
+    r.add_argument("--max-seeds", metavar="N",
+                   help="with --until-decided: seeds per variant at most (default [study] max_seeds, else 10)")
+    r.add_argument("--min-effect", metavar="D",
+                   help="with --until-decided: smallest difference that matters, in metric units (default "
+                        "[study] min_effect); a variant whose interval lies inside +/-D is equivalent")
     r.set_defaults(func=_cmd_run)
     ls = sub.add_parser("list", help="print the expanded runs of a study")
     ls.add_argument("study")
+    ls.add_argument("--out", help="a results folder: estimate the time left from the runs recorded there")
     ls.set_defaults(func=_cmd_list)
     st = sub.add_parser("status", help="done, failed, diverged and remaining runs in a results folder")
     st.add_argument("out")
@@ -116,5 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if getattr(args, "workers", 1) < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
-        return 2
-    return run_command(args, (ValueError, RuntimeError, OSError))
+        return EXIT_USAGE
+    if getattr(args, "confirm_above", 0) < 0:
+        print("error: --confirm-above must be 0 or more", file=sys.stderr)
+        return EXIT_USAGE
+    return run_command(args, (ValueError, RuntimeError, OSError))  # FolderLocked is a ValueError

@@ -1,5 +1,9 @@
 """Running one study run, in this process, a worker process or a Ray task. Workers never write results:
-they return the record and the driver appends it."""
+they return the record and the driver appends it.
+
+A run with `train.nproc = N > 1` is a data-parallel group: `execute_run` starts N ranks on this machine through
+torchrun's launcher API (torch.distributed.launcher), each calling `execute`; rank 0's record is the run's.
+"""
 
 from __future__ import annotations
 
@@ -32,7 +36,8 @@ def execute(spec: dict, run_dir: str, threads: int | None = None) -> dict:
                        TrainConfig(**run.config["train"]), out=Path(run_dir), progress=False)
         record.update(status=result["status"], error=result.get("error"), history=result["history"],
                       final=result["final"], diverged_epoch=result.get("diverged_epoch"),
-                      provenance=result["provenance"], resumed_from_epoch=result.get("resumed_from_epoch", 0))
+                      provenance=result["provenance"], resumed_from_epoch=result.get("resumed_from_epoch", 0),
+                      world_size=result.get("world_size", 1))
     except KeyboardInterrupt:
         raise
     except Exception as err:  # a failing run is recorded; the study goes on
@@ -40,6 +45,39 @@ def execute(spec: dict, run_dir: str, threads: int | None = None) -> dict:
                       traceback=traceback.format_exc(limit=8), history=[], final=None,
                       provenance=_provenance_safe(run.config["train"].get("device", "cpu")))
     record["timing"] = {"seconds": time.time() - started, "threads": torch.get_num_threads()}
+    return record
+
+
+def execute_run(spec: dict, run_dir: str, threads: int | None = None) -> dict:
+    """`execute` for one process, or a group of `train.nproc` ranks on this machine sharing `threads` cores."""
+    nproc = int(spec["config"]["train"].get("nproc", 1))
+    if nproc <= 1:
+        return execute(spec, run_dir, threads)
+    import uuid
+
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    # What `torchrun --standalone` does: a private rendezvous on a free local port, no restarts (a failed rank
+    # fails the run; rerunning the study resumes it from its checkpoint).
+    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=str(uuid.uuid4()),
+                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.1,
+                          start_method="spawn")
+    per_rank_threads = max(1, threads // nproc) if threads else None
+    started = time.time()
+    try:
+        results = elastic_launch(config, execute)(spec, run_dir, per_rank_threads)
+    except Exception as err:  # ChildFailedError: a rank crashed outright
+        run = RunSpec(**spec)
+        return {"run_id": run.run_id, "study": run.study, "variant": run.variant, "levels": run.levels,
+                "seed": run.seed, "config": run.config,
+                "started": datetime.fromtimestamp(started, timezone.utc).isoformat(), "status": "failed",
+                "error": f"data-parallel group of {nproc} failed: {type(err).__name__}: "
+                         f"{str(err).strip().splitlines()[0] if str(err).strip() else ''}"[:500],
+                "history": [], "final": None, "world_size": nproc,
+                "provenance": _provenance_safe(run.config["train"].get("device", "cpu")),
+                "timing": {"seconds": time.time() - started, "threads": per_rank_threads}}
+    record = results[0]
+    record["timing"]["seconds"] = time.time() - started  # the group's wall time, start-up included
     return record
 
 

@@ -1,7 +1,8 @@
 """The driver: expand a study, skip what is recorded, run the rest on an executor, append each record.
 
-Executors: "local" runs in this process (--workers 1) or a pool of processes, each pinned to its share of
-the cores; "ray" submits each run as a Ray task. Either way the driver alone writes results.jsonl.
+Executors: "local" runs in this process (--workers 1) or in worker processes (`workers.py`), each pinned to its
+share of the cores; "ray" submits each run as a Ray task. Either way the driver alone writes results.jsonl, and
+holds the folder's lock (`vggcore.lock`) for the whole study, so a second driver on the folder is refused.
 """
 
 from __future__ import annotations
@@ -9,15 +10,15 @@ from __future__ import annotations
 import os
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from vggcore.measure import cpu_count
 
-from .execute import execute
+from .execute import execute_run
 from .store import Store
 from .study import RunSpec, Study, expand
+from .workers import run_in_workers
 
 EXECUTORS = ("local", "ray")
 
@@ -33,9 +34,12 @@ class RunOptions:
     progress: bool = True
 
 
-def pending(study: Study, store: Store, retry_failed: bool = False) -> tuple[list[RunSpec], list[RunSpec], dict]:
-    """(all runs, runs still to do, records already there)."""
+def pending(study: Study, store: Store, retry_failed: bool = False,
+            extra: Sequence[RunSpec] = ()) -> tuple[list[RunSpec], list[RunSpec], dict]:
+    """(all runs, runs still to do, records already there). `extra`: runs beyond the study's seeds."""
     runs = expand(study)
+    known = {r.run_id for r in runs}
+    runs += [r for r in extra if r.run_id not in known]
     records = store.read().records
     todo = [r for r in runs if r.run_id not in records
             or (retry_failed and records[r.run_id].get("status") == "failed")]
@@ -46,24 +50,9 @@ def _local(todo: list[RunSpec], store: Store, workers: int) -> Iterator[dict]:
     threads = max(1, cpu_count() // workers)
     if workers == 1:
         for run in todo:
-            yield execute(run.to_json(), str(store.run_dir(run)), threads)
+            yield execute_run(run.to_json(), str(store.run_dir(run)), threads)
         return
-    import multiprocessing
-
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-    try:
-        queue = list(todo)
-        running = {}
-        while queue or running:
-            while queue and len(running) < workers:
-                run = queue.pop(0)
-                running[pool.submit(execute, run.to_json(), str(store.run_dir(run)), threads)] = run
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                running.pop(future)
-                yield future.result()
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+    yield from run_in_workers(todo, store.run_dir, workers, threads)
 
 
 def _ray(todo: list[RunSpec], store: Store, study: Study, options: RunOptions) -> Iterator[dict]:
@@ -78,11 +67,15 @@ def _ray(todo: list[RunSpec], store: Store, study: Study, options: RunOptions) -
         ray.init(logging_level="ERROR", log_to_driver=False, **kwargs)
     num_cpus = options.num_cpus if options.num_cpus is not None else study.num_cpus
     num_gpus = options.num_gpus if options.num_gpus is not None else study.num_gpus
-    remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0)(execute)
-    threads = max(1, int(num_cpus))
+    remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0)(execute_run)
     try:
-        # The run folder must be reachable from the workers (a shared filesystem on a real cluster).
-        refs = {remote.remote(r.to_json(), str(store.run_dir(r).resolve()), threads): r for r in todo}
+        # The run folder must be reachable from the workers (a shared filesystem on a real cluster). A run of
+        # train.nproc = N reserves N times the resources and starts its N ranks on the worker's node.
+        refs = {}
+        for r in todo:
+            n = int(r.config["train"].get("nproc", 1))
+            task = remote.options(num_cpus=num_cpus * n, num_gpus=num_gpus * n) if n > 1 else remote
+            refs[task.remote(r.to_json(), str(store.run_dir(r).resolve()), max(1, int(num_cpus * n)))] = r
         while refs:
             done, _ = ray.wait(list(refs), num_returns=1)
             for ref in done:
@@ -96,12 +89,19 @@ def _ray(todo: list[RunSpec], store: Store, study: Study, options: RunOptions) -
 
 
 def run_study(study: Study, store: Store, options: RunOptions,
-              report: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> dict:
+              report: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+              extra: Sequence[RunSpec] = ()) -> dict:
     """Run every pending run of `study` into `store`. Returns counts; KeyboardInterrupt propagates after the
-    records finished so far are safely on disk."""
-    store.prepare()
-    runs, todo, records = pending(study, store, options.retry_failed)
-    store.check_manifest(study, runs)
+    records finished so far are safely on disk. `extra` runs (seeds added by --until-decided) run like any
+    other but stay out of study.json, so a later plain `run` of the study does not see them as missing."""
+    with store.lock():
+        return _run_locked(study, store, options, report, extra)
+
+
+def _run_locked(study: Study, store: Store, options: RunOptions, report: Callable[[str], None],
+                extra: Sequence[RunSpec]) -> dict:
+    runs, todo, records = pending(study, store, options.retry_failed, extra)
+    store.check_manifest(study, [r for r in runs if r.seed in study.seeds])
     counts = {"total": len(runs), "skipped": len(runs) - len(todo), "ran": 0}
     if not todo:
         return counts
@@ -127,6 +127,7 @@ def run_study(study: Study, store: Store, options: RunOptions,
                 bar.update(1)
             write(_line(record, study.metric, counts["skipped"] + counts["ran"], len(runs)))
     finally:
+        stream.close()  # stops workers now when Ctrl-C arrived outside the executor's own code
         if bar is not None:
             bar.close()
     counts["seconds"] = time.perf_counter() - start

@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vggcore.checkpoint import save_json
+from vggcore.lock import folder_lock
 
 from .study import RunSpec, Study
 
@@ -63,11 +65,17 @@ class Store:
         """Create the folder and prove it is writable before any training starts."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            probe = self.root / ".write-test"
-            probe.write_text("ok")
-            probe.unlink()
+            # A probe name of our own: a fixed name would let two processes delete each other's probe.
+            fd, probe = tempfile.mkstemp(dir=self.root, prefix=".write-test-")
+            os.close(fd)
+            os.unlink(probe)
         except OSError as err:
             raise StoreError(f"cannot write to output folder {self.root}: {err.strerror or err}") from None
+
+    def lock(self):
+        """Hold the folder for one driver (a context manager); a second driver gets FolderLocked at once."""
+        self.prepare()
+        return folder_lock(self.root, what="study folder")
 
     def run_dir(self, run: RunSpec) -> Path:
         return self.root / "runs" / run.run_id
@@ -93,7 +101,8 @@ class Store:
                     "or use a new --out so results are not mixed")
             ids = [*old.get("run_ids", []), *[i for i in ids if i not in set(old.get("run_ids", []))]]
         save_json(self.manifest_path, {"study": study.name, "source": study.source, "metric": study.metric,
-                                       "maximize": study.maximize, "run_ids": ids})
+                                       "maximize": study.maximize, "min_effect": study.min_effect,
+                                       "run_ids": ids})
 
     def read(self, warn: bool = True) -> Results:
         return read_results(self.results_path, warn)

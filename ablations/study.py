@@ -35,7 +35,8 @@ from typing import Any
 
 from vggcore.config import VGGConfig
 from vggcore.data import DataConfig
-from vggcore.train import TrainConfig
+from vggcore.train import LATER_FIELDS, TrainConfig
+from vggcore.validation import SEED_MAX, ConfigError, check_field
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -43,7 +44,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SECTIONS = {"model": VGGConfig, "data": DataConfig, "train": TrainConfig}
-STUDY_KEYS = {"name", "design", "seeds", "metric", "maximize", "description", "num_cpus", "num_gpus"}
+STUDY_KEYS = {"name", "design", "seeds", "metric", "maximize", "description", "num_cpus", "num_gpus",
+              "min_effect", "max_seeds"}
 DESIGNS = ("one_at_a_time", "full")
 METRICS = ("test_top1_error", "test_top5_error", "test_loss", "val_top1_error", "train_seconds")
 FACTOR_KEYS = {"baseline", "levels", "description"}
@@ -73,6 +75,8 @@ class Study:
     num_gpus: float = 0.0
     description: str = ""
     source: str = ""                    # the file it came from
+    min_effect: float | None = None     # smallest difference that matters, metric units (decisions, power)
+    max_seeds: int | None = None        # seeds per variant --until-decided may reach (default 10)
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,19 @@ def _check_value(path: str, section: str, name: str, value: Any) -> None:
                          f"{', '.join(fields)}")
     if not _type_ok(fields[name], value):
         raise StudyError(f"'{path}' must be of type {fields[name].type}, got {type(value).__name__} {value!r}")
+    try:  # the value on its own (inf, nan, out of range); rules tying fields together wait for `resolve`
+        check_field(SECTIONS[section].CHECKS, name, value)
+    except ConfigError as err:
+        raise StudyError(f"'{path}' = {_toml(value)}: {err}") from None
+
+
+def _toml(value: Any) -> str:
+    """A value as TOML writes it (inf, nan, true), so the message matches the file."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value != value:
+        return "nan"
+    return repr(value)
 
 
 def parse_study(data: dict, source: str = "") -> Study:
@@ -137,6 +154,10 @@ def parse_study(data: dict, source: str = "") -> Study:
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
                                                            for s in seeds):
         raise StudyError(f"'study.seeds' must be a non-empty list of integers, got {seeds!r}")
+    out_of_range = [s for s in seeds if not 0 <= s <= SEED_MAX]
+    if out_of_range:
+        raise StudyError(f"'study.seeds' must be integers in [0, {SEED_MAX}] (the generator's range), "
+                         f"got {out_of_range[0]}")
     if len(set(seeds)) != len(seeds):
         raise StudyError(f"'study.seeds' has duplicates: {seeds}")
     metric = head.get("metric", "test_top1_error")
@@ -148,6 +169,8 @@ def parse_study(data: dict, source: str = "") -> Study:
     for key in ("num_cpus", "num_gpus"):
         if key in head and (isinstance(head[key], bool) or not isinstance(head[key], (int, float)) or head[key] < 0):
             raise StudyError(f"'study.{key}' must be a non-negative number, got {head[key]!r}")
+
+    min_effect, max_seeds = _adaptive_fields(head, seeds)
 
     base = data.get("base", {})
     if not isinstance(base, dict):
@@ -170,7 +193,22 @@ def parse_study(data: dict, source: str = "") -> Study:
     return Study(name=name, design=design, seeds=tuple(seeds), metric=metric, maximize=maximize,
                  base={s: dict(base.get(s, {})) for s in SECTIONS}, factors=factors,
                  num_cpus=float(head.get("num_cpus", 1)), num_gpus=float(head.get("num_gpus", 0)),
-                 description=head.get("description", ""), source=source)
+                 description=head.get("description", ""), source=source, min_effect=min_effect,
+                 max_seeds=max_seeds)
+
+
+def _adaptive_fields(head: dict, seeds: list[int]) -> tuple[float | None, int | None]:
+    """`min_effect` (>= 0, metric units) and `max_seeds` (>= the listed seeds), both optional."""
+    min_effect = head.get("min_effect")
+    if min_effect is not None and (isinstance(min_effect, bool) or not isinstance(min_effect, (int, float))
+                                   or not min_effect >= 0 or min_effect == float("inf")):
+        raise StudyError(f"'study.min_effect' must be a non-negative number in metric units, got {min_effect!r}")
+    max_seeds = head.get("max_seeds")
+    if max_seeds is not None and (isinstance(max_seeds, bool) or not isinstance(max_seeds, int)
+                                  or max_seeds < len(seeds)):
+        raise StudyError(f"'study.max_seeds' must be an integer at least the {len(seeds)} listed seeds, "
+                         f"got {max_seeds!r}")
+    return (None if min_effect is None else float(min_effect)), max_seeds
 
 
 def _parse_factor(fname: str, fdata: Any) -> Factor:
@@ -253,15 +291,42 @@ def resolve(study: Study, levels: dict[str, str], seed: int) -> dict[str, dict[s
             section, _, name = key.partition(".")
             sections[section][name] = value
     sections["train"]["seed"] = seed
-    try:
-        built = {s: SECTIONS[s](**values) for s, values in sections.items()}
-    except ValueError as err:
-        raise StudyError(f"variant {levels}: {err}") from None
+    built = {}
+    for section, values in sections.items():
+        try:
+            built[section] = SECTIONS[section](**values)
+        except ConfigError as err:
+            raise StudyError(_blame(study, levels, section, err)) from None
+        except ValueError as err:
+            raise StudyError(f"{_where(study)}variant {variant_name(study, levels)}: {err}") from None
     return {s: dataclasses.asdict(obj) for s, obj in built.items()}
 
 
+def _where(study: Study) -> str:
+    return f"{study.source}: " if study.source else ""
+
+
+def _blame(study: Study, levels: dict[str, str], section: str, err: ConfigError) -> str:
+    """Name whoever set the fields of a refused combination: the variant's levels if any of them did, else
+    [base.SECTION] (then every variant fails alike, and naming one would mislead)."""
+    by_level = [f"factors.{f.name}.levels.{levels[f.name]} sets {key} = {_toml(value)}"
+                for f in study.factors for key, value in f.levels[levels[f.name]].items()
+                if key.partition(".")[0] == section and key.partition(".")[2] in err.fields]
+    in_base = [f"{name} = {_toml(study.base[section][name])}" for name in err.fields if name in study.base[section]]
+    base_text = f"[base.{section}] {', '.join(in_base)}" if in_base else ""
+    if by_level:
+        context = "; ".join(by_level + ([f"with {base_text}"] if base_text else []))
+        return f"{_where(study)}variant {variant_name(study, levels)} ({context}): {err}"
+    return f"{_where(study)}{base_text or f'[base.{section}]'}: {err}"
+
+
 def run_id(config: dict) -> str:
-    blob = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+    # Fields added to the configs since runs were first recorded are left out at the values that reproduce those
+    # runs, so a folder recorded before they existed keeps its ids and resumes.
+    kept = {section: {key: value for key, value in fields.items()
+                      if (section, key) not in LATER_FIELDS or LATER_FIELDS[(section, key)] != value}
+            if isinstance(fields, dict) else fields for section, fields in config.items()}
+    blob = json.dumps(kept, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
 
 

@@ -6,8 +6,9 @@ import itertools
 from dataclasses import dataclass
 
 from vggcore.archs import ARCHS, TORCHVISION_NAMES, resolve_arch
-from vggcore.config import HEADS
+from vggcore.config import HEADS, VGGConfig
 from vggcore.measure import DEVICES, DTYPES, device_available, dtype_unsupported_reason
+from vggcore.validation import ConfigError, check_field
 
 MODES = ("forward", "forward_backward", "train_step")
 IMPLEMENTATIONS = ("vggcore", "torchvision")
@@ -134,10 +135,11 @@ def expand(options: dict[str, str | None], *, compiled: list[bool] = (False,),
         raise OptionError(f"--vgg-image-size: {image_size} is below 32, the smallest input five max-pools take")
     try:
         width = float(options.get("width") or "1")
+        check_field(VGGConfig.CHECKS, "width", width)   # finite, > 0, at most MAX_WIDTH: as VGGConfig itself
+    except ConfigError as err:
+        raise OptionError(f"--vgg-width: {options.get('width')!r}: {err}") from None
     except ValueError:
         raise OptionError(f"--vgg-width: {options.get('width')!r} is not a number") from None
-    if width <= 0:
-        raise OptionError(f"--vgg-width: {width:g} must be positive")
     head = choose("--vgg-head", [options.get("head") or "paper"], HEADS)[0]
     if head == "paper" and image_size % 32:
         raise OptionError(f"--vgg-image-size: {image_size} is not a multiple of 32, which the paper's head "

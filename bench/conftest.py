@@ -5,6 +5,7 @@
     pytest bench --benchmark-only --vgg-dtypes fp32,bf16 --vgg-channels-last off,on --vgg-compile off,on
     pytest bench --benchmark-only --vgg-grid full --vgg-devices cuda # all six configs, batch up to 256
     pytest bench --benchmark-only --benchmark-json out.json          # every figure in extra_info
+    pytest bench --benchmark-only --vgg-world-sizes 1,2,4            # data-parallel weak scaling instead
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ import torch
 
 from vggcore.measure import peak_flops as measure_peak_flops
 
+from .ab import parse_against
 from .cases import OptionError, expand, switches
+from .sampling import UNSTABLE_ADVICE, rule_from_options
+from .memory_guard import LIMIT_HELP, parse_limit
+from .scaling import expand_scaling, world_sizes
 
 OPTIONS = {
     "archs": "architectures, comma-separated (A, A-LRN, B, C, D, E, vgg16_bn, ...); default A,D",
@@ -28,7 +33,8 @@ OPTIONS = {
     "width": "channel and FC-width multiplier (default 1, the paper's VGG)",
     "head": "vggcore's head: paper (default), torchvision (AdaptiveAvgPool2d 7x7, torchvision's ops) or gap",
     "grid": "quick (default) or full: all six configurations, batch sizes up to 256, every dtype",
-    "max-time": "seconds of timed rounds per case (default 2); at least 3 rounds always run",
+    "max-time": "seconds of timed rounds per case (default 2); at least 6 rounds always run",
+    "precision": "stop timing a case once its median's 95%% interval is within +-this (default 2%%)",
 }
 
 
@@ -41,8 +47,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--vgg-compile", nargs="?", const="on", default="off", metavar="on|off|off,on",
                     help="torch.compile the model (compile time is not timed); 'off,on' benchmarks both")
     group.addoption("--vgg-reference", action="store_true", help="also time torchvision's VGG for every case")
+    group.addoption("--vgg-memory-limit", default=None, metavar="SIZE|off", help=LIMIT_HELP)
     group.addoption("--vgg-ab", action="store_true",
                     help="also time vggcore and torchvision alternately, step by step (a drift-free ratio)")
+    group.addoption("--vgg-ab-against", default=None, metavar="SETTING=VALUE,...",
+                    help="with A/B (implies --vgg-ab): time each case against itself with these settings, e.g. "
+                         "dtype=bf16,channels_last=on (settings: implementation, dtype, channels_last, compiled, head)")
+    group.addoption("--vgg-world-sizes", default=None, metavar="1,2,4",
+                    help="run the data-parallel scaling benchmark instead of the single-process grid: DDP train "
+                         "step at these world sizes, per-rank batch fixed (--vgg-batch-sizes; default 8 on cpu, "
+                         "64 on cuda), arch A unless --vgg-archs; sizes the machine cannot host are skipped")
 
 
 def _raw_options(config: pytest.Config) -> dict[str, str | None]:
@@ -56,25 +70,35 @@ def pytest_configure(config: pytest.Config) -> None:
                                    channels_last=switches("--vgg-channels-last",
                                                           config.getoption("--vgg-channels-last")),
                                    reference=config.getoption("--vgg-reference"))
-        max_time = config.getoption("--vgg-max-time")
-        config._vgg_max_time = float(max_time) if max_time is not None else 2.0
-    except OptionError as err:
+        config._vgg_ab_against = parse_against(config.getoption("--vgg-ab-against"))
+        config._vgg_rule = rule_from_options(config.getoption("--vgg-max-time"), config.getoption("--vgg-precision"))
+        sizes = world_sizes(config.getoption("--vgg-world-sizes"))
+        config._vgg_scaling = expand_scaling(_raw_options(config), sizes) if sizes else []
+        config._vgg_memory_limit = parse_limit(config.getoption("--vgg-memory-limit"))
+    except (OptionError, ValueError) as err:
         raise pytest.UsageError(str(err)) from None
-    except ValueError:
-        raise pytest.UsageError(f"--vgg-max-time: {config.getoption('--vgg-max-time')!r} is not a number") from None
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "case" in metafunc.fixturenames:
         cases = metafunc.config._vgg_cases
         metafunc.parametrize("case", cases, ids=[c.id for c in cases])
+    if "scaling_case" in metafunc.fixturenames:
+        cases = metafunc.config._vgg_scaling
+        metafunc.parametrize("scaling_case", cases, ids=[c.id for c in cases])
     if "ab_case" in metafunc.fixturenames:
         cases = [c for c in metafunc.config._vgg_cases if c.implementation == "vggcore"]
         metafunc.parametrize("ab_case", cases, ids=[c.id.removesuffix("-vggcore") for c in cases])
 
 
 def pytest_ignore_collect(collection_path, config):
-    if collection_path.name == "test_ab.py" and not config.getoption("--vgg-ab"):
+    scaling = config.getoption("--vgg-world-sizes") is not None
+    if collection_path.name == "test_ab.py" and not (config.getoption("--vgg-ab")
+                                                     or config.getoption("--vgg-ab-against")):
+        return True
+    if collection_path.name == "test_scaling.py" and not scaling:
+        return True
+    if collection_path.name == "test_vgg.py" and scaling:  # the scaling run is a suite of its own
         return True
     return None
 
@@ -101,8 +125,31 @@ def model_cache():
 
 
 @pytest.fixture
-def max_time(request) -> float:
-    return request.config._vgg_max_time
+def memory_limit(request):
+    """--vgg-memory-limit, parsed (`bench.memory_guard.MemoryLimit`)."""
+    return request.config._vgg_memory_limit
+
+
+@pytest.fixture
+def rule(request):
+    """The sampling rule (`bench.sampling.SamplingRule`) from --vgg-max-time and --vgg-precision."""
+    return request.config._vgg_rule
+
+
+@pytest.fixture
+def max_time(rule) -> float:
+    return rule.max_time
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """List the cases whose rounds cannot be trusted as one figure, with the reason and what to do (as pyperf)."""
+    unstable = getattr(config, "_vgg_unstable", [])
+    if not unstable:
+        return
+    terminalreporter.section("unstable benchmark cases", yellow=True)
+    for name, reason in unstable:
+        terminalreporter.line(f"{name}: {reason}")
+    terminalreporter.line(f"{len(unstable)} unstable case(s): {UNSTABLE_ADVICE}.")
 
 
 def free_memory(cache: dict) -> None:

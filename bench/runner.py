@@ -12,6 +12,7 @@ from vggcore import VGGConfig, build, summary, totals
 from vggcore.measure import autocast, device_name, measure_peak_memory, saved_activation_bytes, synchronize, threads
 
 from .cases import BenchCase
+from .sampling import Sample
 
 NUM_CLASSES = 1000
 # The paper's SGD (section 3.1); the learning rate does not change the cost of a step.
@@ -19,8 +20,8 @@ SGD = dict(lr=1e-2, momentum=0.9, weight_decay=5e-4)
 
 
 def model_config(case: BenchCase) -> VGGConfig:
-    """The network a case runs, as a VGGConfig (its counts come from `summary`). torchvision's VGG always has
-    its AdaptiveAvgPool2d((7, 7)) head, whatever vggcore's --vgg-head: below 224px that widens fc6 49-fold."""
+    """The configuration of the network this case times: torchvision's own model always has its
+    AdaptiveAvgPool2d((7, 7)) head, whatever --vgg-head says for vggcore, so its cost is counted with it."""
     head = "torchvision" if case.implementation == "torchvision" else case.head
     return VGGConfig(arch=case.arch, image_size=case.image_size, width=case.width, num_classes=NUM_CLASSES,
                      head=head)
@@ -89,24 +90,29 @@ def flops_per_image(case: BenchCase) -> tuple[int, int]:
     return macs, 2 * (3 * macs - first_conv)
 
 
-def measure(case: BenchCase, step: Step, timed: Callable[[], float], peaks: dict[str, float]) -> dict:
-    """Run the timing (`timed` returns the median seconds per step), then one step under the memory probe."""
-    median = timed()
+def measure(case: BenchCase, step: Step, timed: Callable[[], Sample | None], peaks: dict[str, float]) -> dict:
+    """Run the timing (`timed` returns the sampled rounds, or None when timing is disabled), then one step under
+    the memory probe. Without timed rounds no throughput figure is recorded: an untimed call is no measurement."""
+    sample = timed()
     with measure_peak_memory(case.device) as peak:
         step()
     macs, step_flops = flops_per_image(case)
-    images_per_s = case.batch_size / median
-    achieved = step_flops * images_per_s
     param_bytes = sum(p.numel() * p.element_size() for p in step.model.parameters())
+    if sample is None:
+        timing = {"timed": False}
+    else:
+        images_per_s = case.batch_size / sample.median
+        achieved = step_flops * images_per_s
+        timing = {"timed": True, "images_per_s": round(images_per_s, 3), "achieved_flops": achieved,
+                  "mfu": round(achieved / peaks["peak_flops"], 4), "rounds": len(sample.times),
+                  **sample.extra_info()}
     return {
         **asdict(case),
         "device_name": device_name(case.device),
-        "images_per_s": round(images_per_s, 3),
         "macs_per_image": macs,
         "flops_per_image": step_flops,
-        "achieved_flops": achieved,
         **peaks,
-        "mfu": round(achieved / peaks["peak_flops"], 4),
+        **timing,
         "peak_memory_bytes": peak.bytes,
         "memory_method": peak.method,
         "activation_bytes": step.activation_bytes(),

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from vggcore.measure import is_out_of_memory
 
 from .cases import BenchCase
 from .conftest import free_memory
+from .memory_guard import predict
+from .memory_guard import skip_reason as memory_skip_reason
 from .runner import Step, make_model, measure
+from .sampling import Sample, SamplingRule, record_rounds, sample
 
-MIN_ROUNDS, MAX_ROUNDS = 3, 50
+
+def note_unstable(config: pytest.Config, name: str, reason: str) -> None:
+    """Remember an unstable case for the terminal summary (bench/conftest.py)."""
+    if not hasattr(config, "_vgg_unstable"):
+        config._vgg_unstable = []
+    config._vgg_unstable.append((name, reason))
 
 
 def _model(case: BenchCase, cache: dict):
@@ -23,14 +29,11 @@ def _model(case: BenchCase, cache: dict):
     return cache[key]
 
 
-def calibrate(step: Step, max_time: float) -> tuple[int, float]:
-    """Two untimed calls (the first compiles and allocates gradients and optimizer state); the second sizes
-    the rounds so the case takes about `max_time` seconds."""
+def warm_up(step: Step) -> None:
+    """Two untimed calls: the first compiles and allocates gradients and optimizer state, the second settles
+    the allocator's caches."""
     step()
-    start = time.perf_counter()
     step()
-    estimate = time.perf_counter() - start
-    return max(MIN_ROUNDS, min(MAX_ROUNDS, int(max_time / max(estimate, 1e-6)))), estimate
 
 
 def skip_oom(err: Exception, case: BenchCase, cache: dict) -> None:
@@ -40,23 +43,29 @@ def skip_oom(err: Exception, case: BenchCase, cache: dict) -> None:
     pytest.skip(f"out of memory on {case.device} at batch {case.batch_size}: {str(err).splitlines()[0]}")
 
 
-def test_vgg(benchmark, case: BenchCase, peak_flops, model_cache, max_time):
-    reason = case.skip_reason()
+def test_vgg(benchmark, case: BenchCase, peak_flops, model_cache, rule: SamplingRule, memory_limit, request):
+    prediction = predict(case)
+    reason = case.skip_reason() or memory_skip_reason(case, memory_limit, prediction)
     if reason:
         pytest.skip(reason)
     benchmark.group = case.group
     try:
         step = Step(case, _model(case, model_cache))
-        rounds, estimate = calibrate(step, max_time)
 
-        def timed() -> float:
-            benchmark.pedantic(step, rounds=rounds, warmup_rounds=1, iterations=1)
-            if benchmark.stats is None:  # --benchmark-disable: the step ran once, untimed
-                return estimate
-            return benchmark.stats.stats.median
+        def timed() -> Sample | None:
+            if benchmark.disabled:  # --benchmark-disable: run the step once, untimed, and record no timing
+                step()
+                return None
+            warm_up(step)
+            result = sample(step, rule)
+            record_rounds(benchmark, result.times)
+            return result
 
         info = measure(case, step, timed, peak_flops(case.device, case.dtype))
     except Exception as err:
         skip_oom(err, case, model_cache)
-    info["rounds"] = rounds
+    info["predicted_peak_bytes"] = prediction.step_bytes        # beside the measured peak_memory_bytes
+    info["predicted_resident_bytes"] = prediction.resident_bytes
     benchmark.extra_info.update(info)
+    if info.get("unstable"):
+        note_unstable(request.config, case.id, info["unstable_reason"])

@@ -14,28 +14,48 @@ from pathlib import Path
 from vggcore.cli import run_command
 
 DEMO_BENCH_ARGS = ["--vgg-reference"]
+BETWEEN_RUN = 0.03  # reports.compare.BETWEEN_RUN, repeated so --help does not import pandas
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
     from .render import build
 
-    index = build(args.bench or [], args.ablations or [], args.out, method=args.interval)
+    min_effect = None
+    if args.min_effect is not None:
+        try:
+            min_effect = float(args.min_effect)
+        except ValueError:
+            raise ValueError(f"--min-effect must be a number in metric units, got {args.min_effect!r}") from None
+        if not (0 <= min_effect < float("inf")):
+            raise ValueError(f"--min-effect must be a non-negative number in metric units, got {args.min_effect!r}")
+    index = build(args.bench or [], args.ablations or [], args.out, method=args.interval, min_effect=min_effect,
+                  correction=args.correction)
     print(f"report written: {index} and {index.with_name('report.md')}")
     return 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import compare, parse_threshold
+    from .compare import compare, format_table, parse_percent, parse_threshold
 
     threshold = parse_threshold(args.threshold)
-    table = compare(args.old, args.new, threshold)
-    shown = table.assign(change=table["change"].map(lambda v: f"{v:+.1%}" if v == v else "—"))
-    print(shown.to_string(index=False))
-    regressions = int((table["verdict"] == "REGRESSION").sum())
+    noise = parse_percent("--run-noise", args.run_noise)
+    old = (args.old_files or []) + ([args.old] if args.old else [])
+    new = (args.new_files or []) + ([args.new] if args.new else [])
+    if not old or not new:
+        raise ValueError("compare needs OLD and NEW: `compare OLD NEW`, or `--old FILE... --new FILE...`")
+    table = compare(old, new, threshold, noise)
+    print(format_table(table))
+    counts = table["verdict"].value_counts()
+    print("; ".join(f"{counts[v]} {v}" for v in counts.index))
+    regressions, inconclusive = int(counts.get("regression", 0)), int(counts.get("inconclusive", 0))
     if regressions:
-        print(f"{regressions} case(s) slower by more than {threshold:.1%}", file=sys.stderr)
+        print(f"{regressions} case(s) slower by more than {threshold:.1%} beyond the noise", file=sys.stderr)
         return 1
-    print(f"no regression beyond {threshold:.1%}")
+    if inconclusive and args.fail_on_inconclusive:
+        print(f"{inconclusive} inconclusive case(s) and --fail-on-inconclusive", file=sys.stderr)
+        return 1
+    print(f"no regression beyond {threshold:.1%}" + (f" ({inconclusive} inconclusive: the noise allows a slowdown "
+                                                      "beyond the threshold)" if inconclusive else ""))
     return 0
 
 
@@ -62,13 +82,32 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--ablations", nargs="+", action="extend", metavar="DIR",
                    help="ablation result folders or results.jsonl files (repeatable)")
     b.add_argument("--out", required=True, help="report folder")
-    b.add_argument("--interval", choices=("bootstrap", "t"), default="bootstrap",
-                   help="confidence interval over seeds (default: seeded percentile bootstrap)")
+    b.add_argument("--interval", choices=("t", "bootstrap"), default="t",
+                   help="intervals and tests over seeds: t (default; Student-t means, Welch t differences) or "
+                        "bootstrap (seeded percentile bootstrap: too narrow at 3-10 seeds, see the README)")
+    b.add_argument("--correction", choices=("holm", "bh"), default="holm",
+                   help="p-value adjustment across a study's comparisons: holm (family-wise, default) or bh "
+                        "(Benjamini-Hochberg, false discovery rate)")
+    b.add_argument("--min-effect", metavar="D",
+                   help="smallest difference that matters, metric units, for every study (default: each "
+                        "study's [study] min_effect); inside +/-D a variant is equivalent")
     b.set_defaults(func=_cmd_build)
-    c = sub.add_parser("compare", help="per-case change between two benchmark runs; exit 1 on a regression")
-    c.add_argument("old")
-    c.add_argument("new")
+    c = sub.add_parser("compare", help="per-case verdict between benchmark runs; exit 1 on a regression",
+                       description="A case regresses when its median step time grew beyond --threshold AND beyond "
+                                   "the noise (within-run rounds, between-run spread). Several runs per side: "
+                                   "folders, or --old/--new with several files.")
+    c.add_argument("old", nargs="?", help="OLD pytest-benchmark JSON file, or a folder of runs")
+    c.add_argument("new", nargs="?", help="NEW pytest-benchmark JSON file, or a folder of runs")
+    c.add_argument("--old", dest="old_files", nargs="+", action="extend", metavar="FILE",
+                   help="OLD runs (repeated pytest runs of one version)")
+    c.add_argument("--new", dest="new_files", nargs="+", action="extend", metavar="FILE",
+                   help="NEW runs")
     c.add_argument("--threshold", default="5%", help="allowed slow-down of the median step time (default 5%%)")
+    c.add_argument("--run-noise", default=f"{100 * BETWEEN_RUN:g}%",
+                   help="relative SD of a run's median between pytest runs on this machine, the noise floor "
+                        f"(default {100 * BETWEEN_RUN:g}%%, measured on this project's 2-core VM)")
+    c.add_argument("--fail-on-inconclusive", action="store_true",
+                   help="exit 1 also when the noise cannot rule out a slowdown beyond the threshold")
     c.set_defaults(func=_cmd_compare)
     d = sub.add_parser("demo", help="the main job: quick benchmarks, demo study, report")
     d.add_argument("--out", default="runs/demo", help="where everything goes (default runs/demo)")

@@ -14,6 +14,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The settings stage: bf16 autocast and channels_last against plain fp32 for one architecture, so the report's
+# "fastest setting" and its speed-up over fp32 are measured, not assumed. One batch size keeps it short.
+SETTINGS_ARGS = ["--vgg-archs", "A", "--vgg-batch-sizes", "4", "--vgg-modes", "forward,train_step",
+                 "--vgg-dtypes", "fp32,bf16", "--vgg-channels-last", "off,on", "--vgg-max-time", "1"]
 
 
 def _bench_done(path: Path) -> bool:
@@ -21,6 +25,20 @@ def _bench_done(path: Path) -> bool:
         return bool(json.loads(path.read_text()).get("benchmarks"))
     except (OSError, ValueError):
         return False
+
+
+def _run_suite(label: str, path: Path, args: list[str]) -> None:
+    suite = ROOT / "bench"
+    if not suite.is_dir():
+        raise FileNotFoundError(f"benchmark suite not found at {suite}: run from a source checkout")
+    print(f"[1/3] {label}: pytest bench --benchmark-only {' '.join(args)}", flush=True)
+    tmp = path.with_suffix(".json.partial")
+    cmd = [sys.executable, "-m", "pytest", str(suite), "--benchmark-only", "-p", "no:cacheprovider",
+           "--benchmark-columns=median,rounds,ops", f"--benchmark-json={tmp}", *args]
+    code = subprocess.call(cmd, cwd=ROOT)
+    if code != 0:
+        raise RuntimeError(f"the benchmark suite failed (exit {code}); see its output above")
+    tmp.replace(path)  # only a complete file counts as done
 
 
 def run_demo(out: Path, bench_args: list[str], study: Path, rerun_bench: bool = False) -> Path:
@@ -31,29 +49,22 @@ def run_demo(out: Path, bench_args: list[str], study: Path, rerun_bench: bool = 
     from .render import build
 
     out.mkdir(parents=True, exist_ok=True)
-    bench_json = out / "bench.json"
+    bench_json, settings_json = out / "bench.json", out / "bench-settings.json"
     t0 = time.perf_counter()
-    if _bench_done(bench_json) and not rerun_bench:
-        print(f"[1/3] benchmarks: {bench_json} exists, skipped (--rerun-bench to measure again)", flush=True)
-    else:
-        suite = ROOT / "bench"
-        if not suite.is_dir():
-            raise FileNotFoundError(f"benchmark suite not found at {suite}: run from a source checkout")
-        print(f"[1/3] benchmarks: pytest bench --benchmark-only {' '.join(bench_args)}", flush=True)
-        tmp = bench_json.with_suffix(".json.partial")
-        cmd = [sys.executable, "-m", "pytest", str(suite), "--benchmark-only", "-p", "no:cacheprovider",
-               "--benchmark-columns=median,rounds,ops", f"--benchmark-json={tmp}", *bench_args]
-        code = subprocess.call(cmd, cwd=ROOT)
-        if code != 0:
-            raise RuntimeError(f"the benchmark suite failed (exit {code}); see its output above")
-        tmp.replace(bench_json)  # only a complete file counts as done
+    for label, path, args in (("benchmarks", bench_json, bench_args),
+                              ("benchmarks, settings of one architecture", settings_json,
+                               SETTINGS_ARGS + [a for a in bench_args if a != "--vgg-reference"])):
+        if _bench_done(path) and not rerun_bench:
+            print(f"[1/3] {label}: {path} exists, skipped (--rerun-bench to measure again)", flush=True)
+        else:
+            _run_suite(label, path, args)
     t1 = time.perf_counter()
     print(f"[2/3] ablation study {study.name} into {out / 'ablations'}", flush=True)
     study_obj = load_study(study)
     run_study(study_obj, Store(out / "ablations"), RunOptions())
     t2 = time.perf_counter()
     print("[3/3] report", flush=True)
-    index = build([bench_json], [out / "ablations"], out / "report")
+    index = build([bench_json, settings_json], [out / "ablations"], out / "report")
     print(f"done in {time.perf_counter() - t0:.0f} s (benchmarks {t1 - t0:.0f} s, study {t2 - t1:.0f} s). "
           f"Report: {index} and {index.with_name('report.md')}")
     return index

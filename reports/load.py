@@ -13,7 +13,8 @@
              (test_top1_error, test_top5_error, test_loss, val_top1_error, train_seconds)
     history: one row per run and epoch: study, run_id, variant, seed, epoch, lr, train_loss, train_accuracy,
              val_loss, val_top1_error, val_top5_error, epoch_seconds, images_per_s, data_fraction
-    studies: one row per study: study, metric, maximize, source
+    studies: one row per study: study, metric, maximize, source, min_effect (None when not set), looks and alpha
+             (planned looks and the level per look of `run --until-decided`, from adaptive.json; else 1, 0.05)
     skipped: human-readable notes on lines that could not be read
 """
 
@@ -105,10 +106,15 @@ def load_ablations(paths) -> AblationData:
             skipped.append(f"{path}: {len(bad)} unreadable line(s) skipped ({', '.join(map(str, bad[:5]))})")
         manifest = path.with_name("study.json")
         meta = json.loads(manifest.read_text()) if manifest.exists() else {}
+        plan_path = path.with_name("adaptive.json")  # seeds added by --until-decided: the looks must be counted
+        plan = json.loads(plan_path.read_text()) if plan_path.exists() else {}
         for r in records.values():
             studies.setdefault(r["study"], {"study": r["study"], "metric": meta.get("metric", "test_top1_error"),
                                             "maximize": bool(meta.get("maximize", False)),
-                                            "source": meta.get("source", str(path))})
+                                            "source": meta.get("source", str(path)),
+                                            "min_effect": plan.get("min_effect", meta.get("min_effect")),
+                                            "looks": int(plan.get("looks", 1)),
+                                            "alpha": float(plan.get("alpha_per_look", 0.05))})
             final = r.get("final") or {}
             prov = r.get("provenance") or {}
             row = {"study": r["study"], "run_id": r["run_id"], "variant": r.get("variant"), "seed": r.get("seed"),

@@ -35,14 +35,32 @@ def _label(row, keys) -> str:
     return " ".join(str(row[k]) for k in keys)
 
 
+def _unstable(g: pd.DataFrame) -> pd.Series:
+    return g["unstable"].fillna(False).astype(bool) if "unstable" in g else pd.Series(False, index=g.index)
+
+
 def throughput_vs_batch(bench: pd.DataFrame, ax=None, mode: str | None = None):
-    """Images/s against batch size (log x), one line per architecture, device, dtype, mode, implementation."""
+    """Images/s against batch size (log x), one line per architecture, device, dtype, mode, implementation;
+    bars: the 95% interval from the median step's interval; hollow red-ringed markers: unstable cases."""
     ax = _ax(ax)
     data = bench if mode is None else bench[bench["mode"] == mode]
     for key, g in data.sort_values("batch_size").groupby(CASE_KEYS, sort=True):
-        ax.plot(g["batch_size"], g["images_per_s"], marker="o", label=" ".join(map(str, key)))
+        if "median_high" in g:
+            low = (g["batch_size"] / g["median_high"]).fillna(g["images_per_s"])
+            high = (g["batch_size"] / g["median_low"]).fillna(g["images_per_s"])
+            err = [(g["images_per_s"] - low).clip(lower=0), (high - g["images_per_s"]).clip(lower=0)]
+        else:
+            err = None
+        line = ax.errorbar(g["batch_size"], g["images_per_s"], yerr=err, marker="o", capsize=3,
+                           label=" ".join(map(str, key)))
+        shaky = _unstable(g)
+        if shaky.any():
+            ax.scatter(g.loc[shaky, "batch_size"], g.loc[shaky, "images_per_s"], s=120, facecolors="none",
+                       edgecolors="red", zorder=3, label=None)
+            line.set_label(line.get_label() + " (! unstable)")
     _batch_axis(ax, data["batch_size"])
-    ax.set(xlabel="batch size", ylabel="images / s", title="Throughput" + (f" ({mode})" if mode else ""))
+    ax.set(xlabel="batch size", ylabel="images / s", title="Throughput" + (f" ({mode})" if mode else "")
+           + " with 95% intervals; red rings: unstable")
     ax.legend(fontsize=7)
     ax.grid(True, alpha=0.3)
     return ax
@@ -56,6 +74,24 @@ def memory_vs_batch(bench: pd.DataFrame, ax=None):
     _batch_axis(ax, bench["batch_size"])
     ax.set(xlabel="batch size", ylabel="peak memory of a step (MiB)", title="Memory")
     ax.legend(fontsize=7)
+    ax.grid(True, alpha=0.3)
+    return ax
+
+
+def history(hist: pd.DataFrame, found: pd.DataFrame, ax=None):
+    """Each case's median step time over saved runs (relative to its first run), with 95% interval bars; a
+    dashed line where a step was detected (frames from `reports.history`)."""
+    ax = _ax(ax)
+    for name, g in hist.groupby("name", sort=True):
+        base = g["median"].iloc[0]
+        err = [(g["median"] - g["low"]) / base, (g["high"] - g["median"]) / base]
+        line = ax.errorbar(g["run"], g["median"] / base, yerr=err, marker="o", capsize=3, label=name)
+        for _, s in found[found["name"] == name].iterrows():
+            ax.axvline(s["step_at_run"] - 0.5, color=line[0].get_color(), ls="--", lw=1)
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set(xlabel="run (time order)", ylabel="median step time / first run",
+           title="History (dashed: detected step)")
+    ax.legend(fontsize=6)
     ax.grid(True, alpha=0.3)
     return ax
 
@@ -82,18 +118,33 @@ def mfu(bench: pd.DataFrame, ax=None):
     return ax
 
 
+DECISION_STYLE = {"better": ("tab:green", "^"), "worse": ("tab:red", "v"), "equivalent": ("tab:blue", "s"),
+                  "undecided": ("tab:gray", "o")}
+
+
 def ablation_effects(effects: pd.DataFrame, ax=None, study: str | None = None):
-    """Difference of each variant's mean metric to the baseline, with its interval."""
+    """Difference of each variant's mean metric to the baseline with its interval; colour and marker give the
+    decision, the label the finished seeds (n), dotted lines the +/- min_effect band when one is set."""
     ax = _ax(ax)
     data = effects if study is None else effects[effects["study"] == study]
-    data = data[data["variant"] != "baseline"]
-    y = range(len(data))
-    err = [(data["diff"] - data["diff_low"]).fillna(0), (data["diff_high"] - data["diff"]).fillna(0)]
-    ax.errorbar(data["diff"], list(y), xerr=err, fmt="o", capsize=4)
-    ax.set_yticks(list(y), data["variant"])
+    data = data[data["variant"] != "baseline"].reset_index(drop=True)
+    decisions = data["decision"] if "decision" in data else pd.Series(["undecided"] * len(data))
+    for decision, (colour, marker) in DECISION_STYLE.items():
+        part = data[decisions == decision]
+        if part.empty:
+            continue
+        err = [(part["diff"] - part["diff_low"]).fillna(0), (part["diff_high"] - part["diff"]).fillna(0)]
+        ax.errorbar(part["diff"], list(part.index), xerr=err, fmt=marker, color=colour, capsize=4, label=decision)
+    ax.set_yticks(list(range(len(data))), [f"{v} (n={n})" for v, n in zip(data["variant"], data["n_ok"])])
     ax.axvline(0.0, color="k", lw=1)
+    me = data["min_effect"].iloc[0] if "min_effect" in data and len(data) else float("nan")
+    if me == me and me:
+        for x in (-me, me):
+            ax.axvline(x, color="tab:blue", lw=1, ls=":")
     metric = data["metric"].iloc[0] if len(data) else "metric"
     ax.set(xlabel=f"{metric}: variant - baseline", title=f"Effects vs baseline{f' ({study})' if study else ''}")
+    if len(data):
+        ax.legend(fontsize=7, title="decision", title_fontsize=7)
     return ax
 
 
@@ -120,4 +171,35 @@ def lr_trace(history: pd.DataFrame, ax=None, study: str | None = None):
         ax.step(first["epoch"], first["lr"], where="post", label=variant)
     ax.set(yscale="log", xlabel="epoch", ylabel="learning rate", title=f"Learning-rate trace{f' ({study})' if study else ''}")
     ax.legend(fontsize=7)
+    return ax
+
+
+PAPER_SPEEDUP = (4, 3.75)   # the paper (section 3.3): 3.75x on 4 GPUs over one
+
+
+def scaling(frame: pd.DataFrame, ax=None, metric: str = "speedup"):
+    """Speed-up (or `scaling_efficiency`) against world size, one line per case, the ideal and the paper's
+    3.75x on 4 GPUs beside it. `frame`: rows of the scaling benchmark with world_size and the metric."""
+    ax = _ax(ax)
+    keys = [k for k in ["arch", "device", "dtype", "batch_size"] if k in frame]
+    data = frame.dropna(subset=[metric]).sort_values("world_size")
+    for key, g in data.groupby(keys, sort=True):
+        label = " ".join(map(str, key if isinstance(key, tuple) else (key,))) + " per rank"
+        ax.plot(g["world_size"], g[metric], marker="o", label=label)
+    sizes = sorted({int(n) for n in data["world_size"]} | {1, PAPER_SPEEDUP[0]})
+    n, paper = PAPER_SPEEDUP
+    if metric == "speedup":
+        ax.plot(sizes, sizes, color="k", lw=1, ls="--", label="ideal")
+        ax.plot([n], [paper], marker="*", ms=12, color="tab:red", ls="none", label=f"paper: {paper}x on {n} GPUs")
+        ax.set(ylabel="speed-up over one rank (global images/s)")
+    else:
+        ax.axhline(1.0, color="k", lw=1, ls="--", label="ideal")
+        ax.plot([n], [paper / n], marker="*", ms=12, color="tab:red", ls="none",
+                label=f"paper: {paper / n:.3f} on {n} GPUs")
+        ax.set(ylabel="scaling efficiency", ylim=(0, 1.1))
+    ax.set_xticks(sizes)
+    ax.set(xlabel="world size (ranks)", title="Data-parallel weak scaling" if metric == "speedup"
+           else "Scaling efficiency")
+    ax.legend(fontsize=7)
+    ax.grid(True, alpha=0.3)
     return ax

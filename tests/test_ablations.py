@@ -66,7 +66,7 @@ def study_dict(**changes):
 
 
 @pytest.mark.parametrize("changes,match", [
-    ({"study/seed": [1]}, r"unknown key 'study.seed'; allowed keys in \[study\]: description, design, maximize"),
+    ({"study/seed": [1]}, r"unknown key 'study.seed'; allowed keys in \[study\]: description, design, max_seeds, maximize"),
     ({"base/model/widht": 0.5}, r"unknown key 'base.model.widht'; allowed keys in \[base.model\]: arch, batch_norm"),
     ({"base/optim": {}}, r"unknown key 'base.optim'; allowed keys in \[base\]: data, model, train"),
     ({"factors/d/level": {}}, r"unknown key 'factors.d.level'; allowed keys in \[factors.d\]: baseline, description, levels"),
@@ -356,3 +356,11 @@ def test_retry_failed_reruns_the_failed_run_only(tmp_path):
     for rid in first:  # the runs that had finished were not touched
         if rid not in failed:
             assert records[rid] == first[rid]
+
+
+def test_run_ids_survive_fields_added_later():
+    """Folders recorded before `sync_bn` and `nproc` existed must keep their run ids, or every older study folder
+    would be refused as changed. The ids are those the code before those fields gave for the shipped study."""
+    runs = expand(load_study(STUDIES / "dropout.toml"))
+    assert [r.run_id for r in runs][:3] == ["5d86cd81f0ff", "2353bc60ab41", "d7065e37613a"]
+    assert runs[0].config["train"]["nproc"] == 1 and runs[0].config["train"]["sync_bn"] is False

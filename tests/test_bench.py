@@ -1,6 +1,7 @@
 """The benchmark suite driven through pytester on a tiny grid (width 0.125, 32x32)."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -40,6 +41,9 @@ def test_tiny_grid_records_every_figure(suite):
     result.assert_outcomes(passed=12, skipped=24)
     for reason in ("fp16 autocast on CPU", "torchvision's VGG has fixed widths", "torchvision has no configuration C"):
         result.stdout.fnmatch_lines([f"SKIPPED*{reason}*"])
+    unstable = [b["name"] for b in data["benchmarks"] if b["extra_info"]["unstable"]]
+    if unstable:  # the summary names each unstable case and what to do (0.02 s per case is meant to be noisy)
+        result.stdout.fnmatch_lines(["*unstable benchmark cases*", "*unstable case(s): give it more time*"])
     benches = data["benchmarks"]
     assert len(benches) == 12
     for b in benches:
@@ -47,6 +51,10 @@ def test_tiny_grid_records_every_figure(suite):
         assert KEYS <= set(info), KEYS - set(info)
         assert info["implementation"] == "vggcore" and info["dtype"] in ("fp32", "bf16")
         assert info["images_per_s"] == pytest.approx(info["batch_size"] / b["stats"]["median"], rel=1e-3)
+        assert info["timed"] is True and len(info["round_times"]) == b["stats"]["rounds"] == info["rounds"] >= 6
+        assert info["median_low"] <= b["stats"]["median"] <= info["median_high"]
+        assert info["stop_reason"] in ("precision", "time budget") and isinstance(info["unstable"], bool)
+        assert bool(info["unstable_reason"]) == info["unstable"]
         assert info["achieved_flops"] > 0 and 0 < info["mfu"] < 1.5
         assert info["peak_flops"] == max(info["peak_flops_matmul"], info["peak_flops_conv"]) > 1e9
         assert info["peak_memory_bytes"] >= 0 and info["threads"] >= 1
@@ -80,6 +88,11 @@ def test_torchvision_reference_side_by_side(suite):
 
     for impl, model in (("vggcore", build("A", image_size=32)), ("torchvision", torchvision.models.vgg11())):
         assert impls[impl]["extra_info"]["macs_per_image"] == counted_macs(model.eval(), 32), impl
+    # each is the cost of the model that was timed: at 32 px torchvision's AdaptiveAvgPool2d((7, 7)) feeds a
+    # 25088-wide fc6, vggcore's paper head a 512-wide one
+    assert impls["vggcore"]["extra_info"]["macs_per_image"] == totals(summary(VGGConfig(arch="A", image_size=32)))["macs"]
+    assert impls["torchvision"]["extra_info"]["macs_per_image"] == totals(
+        summary(VGGConfig(arch="A", image_size=32, head="torchvision")))["macs"] == 276_398_080
 
 
 OOM_PLUGIN = """
@@ -99,7 +112,7 @@ bench.runner.Step.__call__ = fake_oom
 
 def test_out_of_memory_case_is_skipped_and_session_goes_on(suite, monkeypatch):
     suite.makepyfile(oom_plugin=OOM_PLUGIN)
-    monkeypatch.setenv("PYTHONPATH", str(suite.path))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(suite.path), os.environ.get("PYTHONPATH", "")]))
     result, data = run(suite, "-p", "oom_plugin", "--vgg-archs=A", "--vgg-modes=forward,train_step",
                        "--vgg-batch-sizes=2,4", "--benchmark-json=out.json", "-rs")
     assert result.ret == 0
@@ -161,6 +174,8 @@ def test_autosave_and_compare_fail(suite, monkeypatch):
     ("--vgg-image-size=48", "--vgg-image-size: 48 is not a multiple of 32*"),
     ("--vgg-grid=huge", "--vgg-grid: unknown value 'huge'; allowed: quick, full"),
     ("--vgg-channels-last=yes", "--vgg-channels-last: unknown value 'yes'; allowed: off, on"),
+    ("--vgg-width=inf", "--vgg-width: 'inf': width must be a finite number in (0, 64], got inf"),
+    ("--vgg-memory-limit=lots", "--vgg-memory-limit: 'lots' is not a size; allowed: a number with an optional unit*"),
 ])
 def test_bad_options_are_usage_errors(suite, option, message):
     result = suite.runpytest_subprocess("bench", "--benchmark-only", option)
@@ -192,10 +207,197 @@ def test_interleaved_ab_comparison(suite):
     result, data = run(suite, "--vgg-archs=A", "--vgg-width=1", "--vgg-modes=forward", "--vgg-batch-sizes=1",
                        "--vgg-ab", "--benchmark-json=out.json")
     assert result.ret == 0
-    ab = [b for b in data["benchmarks"] if b["name"].startswith("test_vggcore_vs_torchvision_interleaved")]
+    ab = [b for b in data["benchmarks"] if b["name"].startswith("test_ab_interleaved")]
     assert len(ab) == 1
     info = ab[0]["extra_info"]
     assert info["vggcore_median_s"] > 0 and info["torchvision_median_s"] > 0
+    ratios = sorted(b / a for a, b in zip(info["a_round_times"], info["b_round_times"]))
+    assert info["vggcore_over_torchvision_speed"] == info["a_over_b_speed"] == pytest.approx(
+        (ratios[(len(ratios) - 1) // 2] + ratios[len(ratios) // 2]) / 2)  # the median of per-round ratios
+    assert info["a_over_b_speed_low"] <= info["a_over_b_speed"] <= info["a_over_b_speed_high"]
+    assert info["rounds"] >= 6 and ab[0]["stats"]["rounds"] == info["rounds"]
+    assert ab[0]["group"].endswith("A/B against implementation=torchvision")
+
+
+def test_ab_against_another_setting(suite):
+    result, data = run(suite, "--vgg-archs=A", "--vgg-modes=forward", "--vgg-batch-sizes=2",
+                       "--vgg-ab-against=channels_last=on", "--benchmark-json=out.json")
+    assert result.ret == 0
+    ab = [b for b in data["benchmarks"] if b["name"].startswith("test_ab_interleaved")]
+    assert len(ab) == 1 and ab[0]["extra_info"]["against"] == "channels_last=on"
+    assert ab[0]["extra_info"]["a_over_b_speed"] > 0 and "vggcore_median_s" not in ab[0]["extra_info"]
+
+
+def test_bad_ab_setting_is_a_usage_error(suite):
+    result = suite.runpytest_subprocess("bench", "--benchmark-only", "--vgg-ab-against=dtype=fp64")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--vgg-ab-against: dtype='fp64' is not allowed; dtype takes fp32, bf16, fp16*"])
+
+
+DUMP_EXTRA_PLUGIN = """
+import json
+import pytest
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    yield
+    bench = item.funcargs.get("benchmark")
+    if bench is not None:
+        with open("extra.jsonl", "a") as f:
+            f.write(json.dumps(bench.extra_info) + "\\n")
+"""
+
+
+def test_benchmark_disable_records_no_throughput(suite, monkeypatch):
+    """--benchmark-disable runs each step once, untimed: no figure may pose as a measured throughput."""
+    suite.makepyfile(dump_plugin=DUMP_EXTRA_PLUGIN)
+    monkeypatch.setenv("PYTHONPATH", str(suite.path))
+    no_only = [a for a in TINY if a != "--benchmark-only"]  # --benchmark-only and --benchmark-disable clash
+    result = suite.runpytest_subprocess("bench", *no_only, "-p", "dump_plugin", "--benchmark-disable",
+                                        "--vgg-archs=A", "--vgg-modes=forward", "--vgg-batch-sizes=1")
+    assert result.ret == 0
+    infos = [json.loads(line) for line in (suite.path / "extra.jsonl").read_text().splitlines()]
+    assert len(infos) == 1
+    info = infos[0]
+    assert info.get("timed") is False
+    for key in ("images_per_s", "achieved_flops", "mfu", "median_low", "round_times"):
+        assert info.get(key) is None, key
+    assert info["macs_per_image"] > 0  # what is not a timing is still recorded
+
+
+@pytest.mark.parametrize("option,message", [
+    ("--vgg-max-time=nan", "--vgg-max-time: 'nan' must be a finite number of seconds above 0"),
+    ("--vgg-max-time=-5", "--vgg-max-time: '-5' must be a finite number of seconds above 0"),
+    ("--vgg-max-time=inf", "--vgg-max-time: 'inf' must be a finite number of seconds above 0"),
+    ("--vgg-max-time=soon", "--vgg-max-time: 'soon' is not a number"),
+    ("--vgg-precision=0", "--vgg-precision: '0' must be a finite fraction above 0 and below 1*"),
+    ("--vgg-precision=-2%", "--vgg-precision: '-2%' must be a finite fraction above 0 and below 1*"),
+    ("--vgg-precision=nan", "--vgg-precision: 'nan' must be a finite fraction above 0 and below 1*"),
+    ("--vgg-precision=tight", "--vgg-precision: 'tight' is not a number*"),
+    ("--vgg-precision=150%", "--vgg-precision: '150%' must be a finite fraction above 0 and below 1*"),
+])
+def test_bad_sampling_options_are_usage_errors(suite, option, message):
+    result = suite.runpytest_subprocess("bench", "--benchmark-only", option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{message}*"])
+    assert "Traceback" not in result.stderr.str()
+
+
+@pytest.mark.parametrize("mode", ["forward", "forward_backward"])
+def test_reference_cost_is_of_the_model_timed(mode):
+    """At 32 px with vggcore's gap head, torchvision's cost is still its own (AdaptiveAvgPool2d((7, 7)) feeding a
+    25088-wide fc6): the counted MACs and FLOPs equal torch.utils.flop_counter's count of torchvision's model."""
+    import torch
+    import torchvision
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from bench.cases import BenchCase
+    from bench.runner import Step, flops_per_image, make_model
+
+    for impl in ("torchvision", "vggcore"):
+        case = BenchCase(arch="A", mode=mode, batch_size=2, image_size=32, width=1.0, device="cpu", dtype="fp32",
+                         channels_last=False, compiled=False, implementation=impl, head="gap")
+        model = make_model(case)
+        if impl == "torchvision":
+            assert isinstance(model, torchvision.models.VGG)
+        step = Step(case, model)
+        with FlopCounterMode(display=False) as counter:
+            step.forward_loss().backward() if mode != "forward" else step.runner(step.x)
+        counted = counter.get_total_flops() / case.batch_size
+        macs, flops = flops_per_image(case)
+        assert flops == counted, impl
+        if impl == "torchvision":
+            assert macs == pytest.approx(276.4e6, rel=1e-3)
+        else:  # global average pooling: a 512-wide fc6, far cheaper
+            assert macs == totals(summary(VGGConfig(arch="A", image_size=32, head="gap")))["macs"] < 200e6
     assert info["vggcore_over_torchvision_speed"] == pytest.approx(
         info["torchvision_median_s"] / info["vggcore_median_s"])
     assert ab[0]["group"].endswith("interleaved")
+
+
+@pytest.mark.slow
+def test_data_parallel_scaling_suite(suite):
+    import os
+
+    too_many = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()) + 1
+    result, data = run(suite, f"--vgg-world-sizes=2,1,{too_many}", "--vgg-archs=A", "--vgg-batch-sizes=2",
+                       "--benchmark-json=out.json", "-rs")
+    assert result.ret == 0
+    result.assert_outcomes(passed=2, skipped=1)  # the single-process grid does not run beside it
+    result.stdout.fnmatch_lines([f"SKIPPED*world size {too_many} needs {too_many} CPU cores (one per rank); "
+                                 f"this machine has {too_many - 1}*"])
+    infos = {b["extra_info"]["world_size"]: b["extra_info"] for b in data["benchmarks"]}
+    assert set(infos) == {1, 2}
+    for n, info in infos.items():
+        assert info["mode"] == "ddp_train_step" and info["backend"] == "gloo" and info["batch_size"] == 2
+        assert info["threads_per_rank"] == max(1, (too_many - 1) // n)
+        assert info["images_per_s"] > 0
+    one, two = infos[1]["images_per_s"], infos[2]["images_per_s"]
+    assert infos[1]["scaling_efficiency"] == pytest.approx(1.0, abs=1e-3)
+    assert infos[2]["scaling_efficiency"] == pytest.approx(two / (2 * one), rel=1e-3)
+
+
+def test_bad_world_sizes_are_usage_errors(suite):
+    result = suite.runpytest_subprocess("bench", "--benchmark-only", "--vgg-world-sizes=1,0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--vgg-world-sizes: '0' is not a positive integer*"])
+
+
+@pytest.mark.parametrize("width", ["inf", "nan", "-1", "0", "1e9"])
+def test_impossible_width_is_an_option_error(width):
+    with pytest.raises(OptionError, match=f"--vgg-width: '{width}': width must be a finite number in \\(0, 64\\]"):
+        expand({"devices": "cpu", "width": width})
+
+
+def test_memory_limit_parsing():
+    from bench.memory_guard import parse_limit
+
+    assert parse_limit(None).mode == "auto" and parse_limit("off").mode == "off"
+    assert parse_limit("8GiB").bytes == 8 * 2 ** 30 and parse_limit("500MB").bytes == 500 * 10 ** 6
+    assert parse_limit("1.5G").bytes == int(1.5 * 2 ** 30) and parse_limit("123").bytes == 123
+    for bad in ("", "-1GB", "nan", "inf", "8 parsecs", "0"):
+        with pytest.raises(OptionError, match="--vgg-memory-limit"):
+            parse_limit(bad)
+
+
+def test_memory_guard_budget_from_free_memory(monkeypatch):
+    """The issue's scenario (batch 100000 at 32px, width 0.125, forward) on a machine with 8 GiB free."""
+    from bench import memory_guard
+    from bench.cases import BenchCase
+
+    case = BenchCase("A", "forward", 100_000, 32, 0.125, "cpu", "fp32", False, False, "vggcore")
+    monkeypatch.setattr(memory_guard, "available_bytes", lambda device: 8 * 2 ** 30)
+    reason = memory_guard.skip_reason(case, memory_guard.parse_limit(None))
+    predicted = memory_guard.predict(case)
+    assert predicted.total_bytes > 8 * 2 ** 30 > predicted.resident_bytes   # the input alone is 1.2 GB
+    assert reason and "memory guard: predicted peak" in reason and "free memory of cpu (8.00 GiB)" in reason
+    small = BenchCase("A", "forward", 2, 32, 0.125, "cpu", "fp32", False, False, "vggcore")
+    assert memory_guard.skip_reason(small, memory_guard.parse_limit(None)) is None
+    assert memory_guard.skip_reason(case, memory_guard.parse_limit("off")) is None
+
+
+def test_memory_guard_skips_what_cannot_fit_and_runs_what_can(suite):
+    """The issue's command with an 8 GiB limit: the 100000-image case is skipped with its prediction, before
+    its 1.2 GB input is even made; the small case runs and records its prediction beside its measured peak."""
+    result, data = run(suite, "--vgg-archs=A", "--vgg-modes=forward", "--vgg-batch-sizes=2,100000",
+                       "--vgg-memory-limit=8GiB", "--benchmark-json=out.json", "-rs")
+    assert result.ret == 0
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED*memory guard: predicted peak 11.45 GiB (model, input and optimizer "
+                                 "state 1.15 GiB + one forward step 10.30 GiB) exceeds the "
+                                 "--vgg-memory-limit: 8.00 GiB*"])
+    (bench,) = data["benchmarks"]
+    info = bench["extra_info"]
+    assert info["batch_size"] == 2 and info["predicted_peak_bytes"] > 0 and info["predicted_resident_bytes"] > 0
+
+
+@pytest.mark.slow
+def test_predicted_peak_is_within_a_factor_of_two_of_the_measured_one(suite):
+    result, data = run(suite, "--vgg-archs=A", "--vgg-width=0.5", "--vgg-image-size=64", "--vgg-batch-sizes=32",
+                       "--vgg-modes=forward,forward_backward", "--benchmark-json=out.json")
+    assert result.ret == 0
+    for bench in data["benchmarks"]:
+        info = bench["extra_info"]
+        assert info["memory_method"] == "linux_vmhwm" or pytest.skip("needs Linux's VmHWM for a sharp peak")
+        ratio = info["peak_memory_bytes"] / info["predicted_peak_bytes"]
+        assert 0.5 <= ratio <= 2.0, (info["mode"], ratio)

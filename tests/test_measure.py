@@ -1,7 +1,11 @@
+import sys
+import time
+import types
+
 import pytest
 import torch
 
-from vggcore import build, summary, totals
+from vggcore import build, measure, summary, totals
 from vggcore.measure import conv_peak_flops, matmul_peak_flops, measure_peak_memory, saved_activation_bytes
 
 MB = 2 ** 20
@@ -42,3 +46,36 @@ def test_cuda_peak_memory_sees_a_known_allocation():
         t = torch.ones(64 * MB // 4, device="cuda")
         del t
     assert peak.bytes == 64 * MB and peak.method == "cuda_max_memory_allocated"
+
+
+def _hold(megabytes: int) -> None:
+    t = torch.ones(megabytes * MB // 4)  # touched, so resident
+    time.sleep(0.2)  # long enough for a 1 ms sampler to see it even on a loaded machine
+    del t
+
+
+def test_cpu_peak_memory_where_clear_refs_is_not_writable_needs_no_psutil(monkeypatch):
+    # Containers often forbid /proc/self/clear_refs; psutil is not installed everywhere: the fallback must work
+    # from /proc alone.
+    monkeypatch.setattr(measure, "_can_reset_hwm", lambda: False)
+    monkeypatch.setitem(sys.modules, "psutil", None)  # `import psutil` raises ImportError
+    with measure_peak_memory("cpu") as peak:
+        _hold(200)
+    assert peak.method == "rss_sampling"
+    assert peak.bytes == pytest.approx(200 * MB, rel=0.15)
+
+
+def test_cpu_peak_memory_without_proc_samples_psutil(monkeypatch):
+    # macOS: no /proc at all, so the resident size comes from psutil (declared for non-Linux platforms).
+    readings = iter([100 * MB] + [100 * MB, 350 * MB, 180 * MB] + [180 * MB] * 100_000)
+
+    class Process:
+        def memory_info(self):
+            return types.SimpleNamespace(rss=next(readings))
+
+    monkeypatch.setattr(measure, "_can_reset_hwm", lambda: False)
+    monkeypatch.setattr(measure, "PROC_STATM", "/nonexistent/statm")
+    monkeypatch.setitem(sys.modules, "psutil", types.SimpleNamespace(Process=Process))
+    with measure_peak_memory("cpu") as peak:
+        time.sleep(0.05)
+    assert peak.method == "rss_sampling" and peak.bytes == 250 * MB

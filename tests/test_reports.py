@@ -11,7 +11,7 @@ from reports import ReportInputError, effects, load_ablations, load_bench, plots
 from reports.cli import main
 from reports.compare import compare, parse_threshold
 from reports.render import build
-from reports.stats import diff_interval, mean_interval
+from reports.stats import diff_test, mean_interval
 from reports.tables import fastest_settings, paper_table2, speed_ratios
 
 
@@ -113,21 +113,29 @@ def test_summary_statistics_match_hand_computation(ablation_dir):
     assert "Student-t" in off["ci_method"]
 
 
-def test_bootstrap_interval_and_p_better_by_hand():
-    assert mean_interval([0.0, 1.0]) == (0.0, 1.0)  # resample means are 0, 0.5, 1 with 1/4, 1/2, 1/4
-    assert mean_interval([0.3, 0.3, 0.3]) == (0.3, 0.3)
+def test_bootstrap_option_by_hand():
+    boot = dict(method="bootstrap")
+    assert mean_interval([0.0, 1.0], **boot) == (0.0, 1.0)  # resample means are 0, 0.5, 1 with 1/4, 1/2, 1/4
+    assert mean_interval([0.3, 0.3, 0.3], **boot) == (0.3, 0.3)
     assert np.isnan(mean_interval([0.3])[0])
-    low, high, p = diff_interval([0.2, 0.21, 0.22], [0.1, 0.11, 0.12], maximize=False)
-    assert p == 0.0 and 0.08 <= low <= high <= 0.12   # variant's error is surely higher: never better
-    assert diff_interval([0.2, 0.21, 0.22], [0.1, 0.11, 0.12], maximize=True)[2] == 1.0
-    assert mean_interval([0.1, 0.2, 0.4], seed=3) == mean_interval([0.1, 0.2, 0.4], seed=3)  # seeded
+    low, high, p = diff_test([0.2, 0.21, 0.22], [0.1, 0.11, 0.12], **boot)
+    assert p == 0.0 and 0.08 <= low <= high <= 0.12   # every resampled difference is positive
+    assert mean_interval([0.1, 0.2, 0.4], seed=3, **boot) == mean_interval([0.1, 0.2, 0.4], seed=3, **boot)
 
 
-def test_effects_rank_and_difference(ablation_dir):
-    eff = effects(load_ablations([ablation_dir]).runs, "test_top1_error")
+def test_effects_default_is_welch_with_holm_and_decisions(ablation_dir):
+    from scipy import stats as sps
+
+    eff = effects(load_ablations([ablation_dir]).runs, "test_top1_error", min_effect=0.01)
     assert eff["variant"].tolist() == ["baseline", "d=off"]  # lower error first
     off = eff.set_index("variant").loc["d=off"]
-    assert off["diff"] == pytest.approx(0.21 - 0.12) and off["p_better"] == 0.0
+    welch = sps.ttest_ind([0.20, 0.22], [0.10, 0.12, 0.14], equal_var=False)
+    assert off["diff"] == pytest.approx(0.21 - 0.12) and off["p_value"] == pytest.approx(welch.pvalue)
+    assert off["p_adjusted"] == pytest.approx(welch.pvalue)  # a family of one
+    assert off["rel_diff"] == pytest.approx(0.09 / 0.12)
+    ci = welch.confidence_interval(0.95)
+    assert (off["diff_low"], off["diff_high"]) == pytest.approx((ci.low, ci.high))
+    assert off["decision"] == "worse" and off["family"].startswith("1 comparison") and off["correction"] == "Holm"
 
 
 def test_bench_tables(bench_file):
@@ -163,10 +171,10 @@ def test_build_writes_all_files_and_every_reference_exists(bench_file, ablation_
     out = index.parent
     md, page = (out / "report.md").read_text(), index.read_text()
     assert md.startswith("# vggbench report") and "## Summary" in md and "Paper Table 2" in md
-    for ref in re.findall(r"src='([^']+)'", page) + re.findall(r"\]\(([^)]+\.png)\)", md):
+    for ref in re.findall(r'src="([^"]+)"', page) + re.findall(r"\]\(([^)]+\.png)\)", md):
         assert (out / ref).is_file(), ref
     assert len(list((out / "figures").glob("*.png"))) >= 7
-    assert {"benchmarks.csv", "speed_ratios.csv", "paper_table2.csv", "effects_s.csv"} <= {
+    assert {"benchmarks.csv", "speed_ratios.csv", "paper_table2.csv", "effects_s.csv", "effects.csv"} <= {
         p.name for p in (out / "tables").glob("*.csv")}
     assert "http" not in page.replace("http-equiv", "")  # no network assets
     assert "failed and diverged runs" in md
@@ -198,8 +206,9 @@ def test_compare_exit_codes(tmp_path, capsys):
     assert "no regression" in capsys.readouterr().out
     assert main(["compare", str(old), str(slow), "--threshold", "5%"]) == 1
     out = capsys.readouterr().out
-    assert re.search(r"a\s+1\.0\s+1\.2\s+\+20\.0%\s+REGRESSION", out)
-    assert compare(str(old), str(slow), parse_threshold("25"))["verdict"].tolist() == ["ok", "ok"]
+    assert re.search(r"a\s+1\.00 s\s+1\.20 s\s+1/1\s+1\.20x \[1\.10x, 1\.30x\]\s+regression", out)
+    # 20% slower is within a 25% threshold, but one run per side cannot rule out more than 25% on this machine
+    assert compare(str(old), str(slow), parse_threshold("25"))["verdict"].tolist() == ["inconclusive", "ok"]
     with pytest.raises(ValueError, match="percentage"):
         parse_threshold("five")
 
@@ -293,3 +302,157 @@ def test_report_from_ablations_alone(ablation_dir, tmp_path):
     tables = {p.name for p in (out / "tables").glob("*.csv")}
     assert {"effects_s.csv", "summary_s.csv", "unfinished_s.csv"} <= tables and "benchmarks.csv" not in tables
     assert {"effects_s.png", "curves_s.png", "lr_s.png"} <= {p.name for p in (out / "figures").glob("*.png")}
+
+
+def test_scaling_section_beside_the_paper(bench_file, tmp_path):
+    cases = []
+    for n, ips in ((1, 10.0), (2, 18.0)):
+        c = bench_case(f"s[n{n}]", batch=8, median=8 * n / ips, mode="ddp_train_step")
+        c["extra_info"].update(world_size=n, images_per_s=ips, speedup=ips / 10, scaling_efficiency=ips / (10 * n),
+                               backend="gloo", threads_per_rank=2 // n)
+        cases.append(c)
+    scaling_file = write_bench(tmp_path / "scaling.json", cases)
+    frame = load_bench([scaling_file])
+    ax = plots.scaling(frame, metric="scaling_efficiency")
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "paper: 0.938 on 4 GPUs" in labels
+    assert list(ax.lines[0].get_ydata()) == [1.0, 0.9]
+    index = build([bench_file, scaling_file], [], tmp_path / "rep")
+    md = (index.parent / "report.md").read_text()
+    assert "## Data-parallel scaling" in md and (index.parent / "figures" / "scaling_speedup.png").is_file()
+    table = (index.parent / "tables" / "scaling.csv").read_text()
+    assert "scaling_efficiency" in table and "0.9" in table
+    # the single-process grid keeps its own tables, without the scaling rows
+    assert "ddp_train_step" not in (index.parent / "tables" / "benchmarks.csv").read_text()
+
+
+def test_adjustments_and_seeds_needed_by_hand():
+    from reports.stats import benjamini_hochberg, holm, seeds_needed
+
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert benjamini_hochberg([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.04, 0.04])
+    adjusted = holm([0.02, np.nan, 0.5])  # a comparison without data is not part of the family
+    assert adjusted[0] == pytest.approx(0.04) and np.isnan(adjusted[1]) and adjusted[2] == pytest.approx(0.5)
+    assert seeds_needed(1.0, 1.0) == 17  # the textbook two-sample t answer: d = 1, alpha 0.05, power 0.8
+    assert seeds_needed(1.0, 0.5) == 64 and np.isnan(seeds_needed(1.0, None))
+
+
+def test_equivalent_when_the_interval_lies_inside_min_effect():
+    import pandas as pd
+
+    runs = pd.DataFrame([{"study": "s", "variant": v, "status": "ok", "m": x}
+                         for v, xs in (("baseline", [0.10, 0.12, 0.14]), ("a=1", [0.11, 0.12, 0.13]))
+                         for x in xs])
+    row = lambda me: effects(runs, "m", min_effect=me).set_index("variant").loc["a=1"]  # noqa: E731
+    assert row(0.1)["decision"] == "equivalent" and row(0.1)["diff_high"] < 0.1
+    assert row(0.01)["decision"] == "undecided" and row(None)["decision"] == "undecided"
+    with pytest.raises(ValueError, match="min_effect must be a non-negative number"):
+        effects(runs, "m", min_effect=-0.1)
+
+
+def test_build_uses_min_effect_and_correction_options(ablation_dir, tmp_path, capsys):
+    assert main(["build", "--ablations", str(ablation_dir), "--out", str(tmp_path / "r"), "--min-effect", "0.5",
+                 "--correction", "bh"]) == 0
+    import pandas as pd
+
+    eff = pd.read_csv(tmp_path / "r" / "tables" / "effects.csv").set_index("variant")
+    assert eff.loc["d=off", "min_effect"] == 0.5 and eff.loc["d=off", "correction"] == "Benjamini-Hochberg"
+    # inside +/-0.5 but significant: a difference that is real wins over "equivalent" (README: Statistics)
+    assert eff.loc["d=off", "decision"] == "worse"
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "p_adjusted by Benjamini-Hochberg" in md and "equivalent: the interval lies inside +/-0.5" in md
+    assert main(["build", "--ablations", str(ablation_dir), "--out", str(tmp_path / "r"), "--min-effect", "-1"]) == 2
+    assert "--min-effect must be a non-negative number" in capsys.readouterr().err
+
+
+HOSTILE = "a/b' onerror='alert(1)"
+
+
+@pytest.fixture
+def hostile_dir(tmp_path):
+    """Results of a study whose name and variant names try to escape file names and HTML attributes."""
+    d = tmp_path / "hostile"
+    d.mkdir()
+    bad_variant = 'd="><script>alert(2)</script>'
+    lines = [{**record(f"b{i}", "baseline", i, err=0.1 + i / 100), "study": HOSTILE} for i in range(3)]
+    lines += [{**record(f"o{i}", bad_variant, i, err=0.2 + i / 100, levels={"d": "<off>"}), "study": HOSTILE}
+              for i in range(3)]
+    # a second study whose name slugs the same way must not overwrite the first one's files
+    lines += [{**record(f"c{i}", "baseline", i, err=0.3), "study": "a/b' onerror='alert(1)!"} for i in range(2)]
+    lines += [{**record(f"p{i}", "x", i, err=0.4), "study": "a/b' onerror='alert(1)!"} for i in range(2)]
+    (d / "results.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    (d / "study.json").write_text(json.dumps({"study": HOSTILE, "metric": "test_top1_error", "maximize": False}))
+    return d
+
+
+def _parse_page(page: str):
+    from html.parser import HTMLParser
+
+    class Collect(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tags = []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append((tag, attrs))
+
+    parser = Collect()
+    parser.feed(page)
+    return parser.tags
+
+
+def test_hostile_study_name_is_escaped_and_slugged(hostile_dir, bench_file, tmp_path):
+    from urllib.parse import unquote
+
+    index = build([bench_file], [hostile_dir], tmp_path / "rep")
+    out, page = index.parent, index.read_text()
+    tags = _parse_page(page)
+    images = [dict(attrs) for tag, attrs in tags if tag == "img"]
+    assert len(images) >= 7
+    for tag, attrs in tags:
+        names = [name for name, _ in attrs]
+        assert not any(n.startswith("on") for n in names), (tag, attrs)   # no injected handler anywhere
+        if tag == "img":
+            assert sorted(names) == ["alt", "src"], attrs
+    assert not any(tag == "script" for tag, _ in tags)
+    for img in images:
+        assert (out / unquote(img["src"])).is_file(), img["src"]
+        assert (out / unquote(img["src"])).parent == out / "figures"
+    # every file stays inside figures/ and tables/, one per name (the two near-identical studies do not collide)
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert all(p.count("/") <= 1 for p in written), written
+    effects = [p for p in written if p.startswith("tables/effects_")]
+    assert len(effects) == 2, written
+    assert HOSTILE in page.replace("&#x27;", "'")  # the name is shown, escaped, not dropped
+
+
+def test_reports_build_cli_with_a_study_named_like_a_path(tmp_path, capsys):
+    d = tmp_path / "abl"
+    d.mkdir()
+    lines = [{**record(f"b{i}", "baseline", i), "study": "sub/dir"} for i in range(2)]
+    lines += [{**record(f"o{i}", "d=off", i, err=0.2, levels={"d": "off"}), "study": "sub/dir"} for i in range(2)]
+    (d / "results.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    assert main(["build", "--ablations", str(d), "--out", str(tmp_path / "rep")]) == 0, capsys.readouterr().err
+    assert not (tmp_path / "rep" / "tables" / "summary_sub").exists()
+    assert "sub/dir" in (tmp_path / "rep" / "report.md").read_text()
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(_chromium() is None, reason="no headless Chromium here (Debian: apt-get install chromium)")
+def test_hostile_report_in_a_browser_loads_every_figure_and_runs_nothing(hostile_dir, tmp_path):
+    index = build([], [hostile_dir], tmp_path / "rep")
+    probe = index.with_name("probe.html")
+    script = ("<script>window.addEventListener('load',()=>{const i=[...document.images];"
+              "const bad=document.querySelectorAll('[onerror],[onload]').length+document.scripts.length-1;"
+              "document.body.insertAdjacentHTML('beforeend','<p id=probe>images '+i.length+' loaded '+"
+              "i.filter(x=>x.complete&&x.naturalWidth>0).length+' injected '+bad+'</p>')});</script>")
+    probe.write_text(index.read_text().replace("</body>", script + "</body>"))
+    result = subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                             f"--user-data-dir={tmp_path / 'chrome'}", "--allow-file-access-from-files",
+                             "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
+                            capture_output=True, text=True, timeout=120)
+    match = re.search(r"images (\d+) loaded (\d+) injected (\d+)", result.stdout)
+    assert match, result.stderr[-2000:]
+    total, loaded, injected = map(int, match.groups())
+    assert total >= 4 and loaded == total and injected == 0

@@ -49,10 +49,10 @@ def _cmd_summary(args: argparse.Namespace) -> None:
               f"{t['saved_bytes'] / 2**20:.1f} MiB kept for backward")
 
 
-def _cmd_train(args: argparse.Namespace) -> None:
+def _cmd_train(args: argparse.Namespace) -> int:
     from .train_cli import run_from_args
 
-    run_from_args(args)
+    return run_from_args(args)
 
 
 def parser() -> argparse.ArgumentParser:

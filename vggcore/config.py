@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import ClassVar
 
 from .archs import DOWNSAMPLE, TORCHVISION_NAMES, resolve_arch
+from .validation import ConfigError, Check, boolean, check_fields, choice, integer, number, text
 
 HEADS = ("paper", "torchvision", "gap")
 INITS = ("kaiming", "paper", "xavier")
 MIN_IMAGE_SIZE = DOWNSAMPLE  # five 2x2 pools need at least 32 pixels
+MAX_WIDTH = 64               # fc6 alone would be 275 GB at 64x the paper's width: no machine holds more
 
 
 @dataclass(frozen=True)
@@ -23,29 +26,27 @@ class VGGConfig:
     in_channels: int = 3         # input image channels
     init: str = "kaiming"        # "kaiming" (torchvision), "paper" (N(0, 0.01^2)), "xavier" (Glorot)
 
+    CHECKS: ClassVar[dict[str, Check]] = {
+        "arch": text, "batch_norm": boolean, "num_classes": integer(1), "in_channels": integer(1),
+        "image_size": integer(MIN_IMAGE_SIZE, hint=f" (five 2x2 max-pools need at least {MIN_IMAGE_SIZE} pixels)"),
+        "head": choice(HEADS), "dropout": number(0, 1, high_open=True),
+        "width": number(0, MAX_WIDTH, low_open=True), "init": choice(INITS)}
+
     def __post_init__(self) -> None:
-        arch, bn = resolve_arch(self.arch)
+        check_fields(self, self.CHECKS)
+        try:
+            arch, bn = resolve_arch(self.arch)
+        except ValueError as err:
+            raise ConfigError(str(err), ("arch",), self.arch) from None
         # Normalise aliases so equal networks have equal configs ("vgg16_bn" == D with batch_norm).
         object.__setattr__(self, "arch", arch)
         if bn:
             object.__setattr__(self, "batch_norm", True)
-        if self.head not in HEADS:
-            raise ValueError(f"unknown head {self.head!r}; choose one of {', '.join(HEADS)}")
-        if self.init not in INITS:
-            raise ValueError(f"unknown init {self.init!r}; choose one of {', '.join(INITS)}")
-        _check_int("num_classes", self.num_classes, 1)
-        _check_int("in_channels", self.in_channels, 1)
-        _check_int("image_size", self.image_size, MIN_IMAGE_SIZE,
-                   f"; five 2x2 max-pools need at least {MIN_IMAGE_SIZE} pixels")
         if self.head == "paper" and self.image_size % DOWNSAMPLE:
-            raise ValueError(
+            raise ConfigError(
                 f"head 'paper' flattens the last max-pool output, so image_size must be a multiple of "
                 f"{DOWNSAMPLE}; got {self.image_size} (try {self.image_size // DOWNSAMPLE * DOWNSAMPLE} "
-                f"or head='torchvision'/'gap')")
-        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be a probability in [0, 1), got {self.dropout!r}")
-        if not isinstance(self.width, (int, float)) or self.width <= 0:
-            raise ValueError(f"width must be a positive number, got {self.width!r}")
+                f"or head='torchvision'/'gap')", ("image_size", "head"), self.image_size)
 
     def channels(self, n: int) -> int:
         """Channel count after the width multiplier (never below 1)."""
@@ -69,11 +70,6 @@ class VGGConfig:
         """torchvision's builder for this configuration (vgg16_bn, ...), or None where it has none."""
         base = TORCHVISION_NAMES.get(self.arch)
         return base and base + ("_bn" if self.batch_norm else "")
-
-
-def _check_int(name: str, value: object, minimum: int, hint: str = "") -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}{hint}")
 
 
 def config_fields() -> list[str]:

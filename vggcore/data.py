@@ -14,12 +14,14 @@ from __future__ import annotations
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .transforms import PRESETS
+from .validation import SEED_MAX, Check, ConfigError, check_fields, choice, integer, number, optional, text
 
 DATASETS = ("digits", "cifar10", "cifar100", "imagefolder", "synthetic")
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
@@ -38,15 +40,17 @@ class DataConfig:
     synthetic_classes: int = 10
     num_workers: int = 2             # DataLoader workers (imagefolder only)
 
+    CHECKS: ClassVar[dict[str, Check]] = {
+        "dataset": choice(DATASETS, "dataset"), "data_root": optional(text), "augment": choice(PRESETS, "augmentation"),
+        "scale": optional(integer(1)), "scale_max": optional(integer(1)),
+        "val_fraction": number(0, 1, low_open=True, high_open=True), "split_seed": integer(0, SEED_MAX),
+        "synthetic_samples": integer(1), "synthetic_classes": integer(1), "num_workers": integer(0)}
+
     def __post_init__(self) -> None:
-        if self.dataset not in DATASETS:
-            raise ValueError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
-        if self.augment not in PRESETS:
-            raise ValueError(f"unknown augmentation {self.augment!r}; choose one of {', '.join(PRESETS)}")
+        check_fields(self, self.CHECKS)
         if self.dataset in ("cifar10", "cifar100", "imagefolder") and not self.data_root:
-            raise ValueError(f"dataset {self.dataset!r} needs a data_root (--data-root DIR)")
-        if not 0 < self.val_fraction < 1:
-            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+            raise ConfigError(f"dataset {self.dataset!r} needs a data_root (--data-root DIR)",
+                              ("dataset", "data_root"), self.data_root)
 
     def scales(self, image_size: int) -> tuple[int, int]:
         """(S_min, S_max) for the training size: fixed S unless the preset jitters."""

@@ -30,6 +30,23 @@ def device_available(device: str) -> bool:
     return False
 
 
+def device_unavailable_reason(device: str) -> str | None:
+    """Why `device` ("cpu", "cuda", "cuda:1", "mps") cannot run here, or None when it can."""
+    kind, _, index = device.partition(":")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            build = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "CPU-only build"
+            return (f"torch.cuda.is_available() is False (no CUDA GPU or driver visible; "
+                    f"torch {torch.__version__}, {build})")
+        count = torch.cuda.device_count()
+        if index and int(index) >= count:
+            return f"this machine has {count} GPU(s): cuda:0 to cuda:{count - 1}"
+        return None
+    if kind in ("cpu", "mps"):
+        return None if device_available(kind) else "torch.backends.mps.is_available() is False"
+    return f"unknown device kind {kind!r}"
+
+
 def available_devices() -> list[str]:
     return [d for d in DEVICES if device_available(d)]
 
@@ -145,15 +162,35 @@ def measure_peak_memory(device: str) -> Iterator[PeakMemory]:
     yield from _sampled_peak(device, result)
 
 
-def _sampled_peak(device: str, result: PeakMemory) -> Iterator[PeakMemory]:
-    import psutil  # only where /proc is missing (macOS); not a hard dependency
+PROC_STATM = "/proc/self/statm"  # Linux: sizes in pages; the second field is the resident set
 
+
+def _rss_reader() -> Callable[[], int]:
+    """The process's resident size in bytes: from /proc on Linux (no dependency, works where clear_refs is
+    forbidden, as in many containers), else from psutil, a dependency only on platforms without /proc."""
+    if os.path.exists(PROC_STATM):
+        page = os.sysconf("SC_PAGE_SIZE")
+
+        def from_proc() -> int:
+            with open(PROC_STATM) as f:
+                return int(f.read().split()[1]) * page
+        return from_proc
+    try:
+        import psutil
+    except ImportError:
+        raise RuntimeError("measuring peak CPU memory without /proc needs psutil (pip install psutil; vggbench "
+                           "declares it on such platforms)") from None
     proc = psutil.Process()
-    before, peak, stop = proc.memory_info().rss, [0], threading.Event()
+    return lambda: proc.memory_info().rss
+
+
+def _sampled_peak(device: str, result: PeakMemory) -> Iterator[PeakMemory]:
+    rss = _rss_reader()
+    before, peak, stop = rss(), [0], threading.Event()
 
     def sample() -> None:
         while not stop.is_set():
-            peak[0] = max(peak[0], proc.memory_info().rss)
+            peak[0] = max(peak[0], rss())
             time.sleep(0.001)
 
     thread = threading.Thread(target=sample, daemon=True)

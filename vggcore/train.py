@@ -10,6 +10,9 @@
 
 Every epoch re-seeds from (seed, epoch), so a run resumed from its checkpoint repeats exactly what the
 uninterrupted run would have done on the same device.
+
+Under torchrun the same call trains data-parallel (`vggcore.distributed`): `batch_size` stays the global batch,
+each rank takes its slice of every step's images and DistributedDataParallel averages the gradients.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, ClassVar, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -27,14 +31,29 @@ import torch.nn.functional as F
 from .checkpoint import CheckpointError, load_checkpoint, load_json, save_checkpoint, save_json
 from .config import VGGConfig
 from .data import DataConfig, Dataset, load
+from .distributed import World, all_gather_ints, all_sum, guarded, per_rank, setup, shard, \
+    teardown, wrap_model
 from .evaluate import centre_batches, score
-from .measure import device_available, synchronize
+from .measure import device_unavailable_reason, synchronize
 from .model import VGG, build, init_from
 from .provenance import provenance
 from .schedules import SCHEDULES, Schedule
 from .transforms import Augment, augment_batch, preset
+from .validation import SEED_MAX, Check, ConfigError, boolean, check_fields, choice, integer, number, optional
+
+DEVICE_FORMS = "cpu, cuda, cuda:N or mps"
 
 STATUSES = ("ok", "diverged", "failed")
+# Fields added after runs were already recorded, with the value that reproduces those runs: a checkpoint
+# without them is the same run when they are at these values.
+LATER_FIELDS = {("train", "sync_bn"): False, ("train", "nproc"): 1}
+
+
+def _device_form(name: str, value: object) -> None:
+    """The device's spelling only: whether it exists is checked on the machine that runs the run (`_fit`)."""
+    kind, _, index = value.partition(":") if isinstance(value, str) else ("", "", "")
+    if kind not in ("cpu", "cuda", "mps") or (index and not (kind == "cuda" and index.isdigit())):
+        raise ConfigError(f"unknown device {value!r}; choose {DEVICE_FORMS}", (name,), value)
 
 
 @dataclass(frozen=True)
@@ -57,21 +76,32 @@ class TrainConfig:
     seed: int = 0                    # init, batch order, augmentation and dropout
     eval_batch_size: int = 500
     init_from_a_epochs: int = 0      # > 0: first train net A this long and copy it in (the paper's pre-init)
-    threads: int | None = None       # torch intra-op threads; None leaves torch's default
+    threads: int | None = None       # torch intra-op threads; None leaves torch's default (under torchrun on
+                                     # CPU: the machine's cores split between its ranks)
+    sync_bn: bool = False            # data-parallel: SyncBatchNorm normalises over the global batch (needs
+                                     # batch_norm); False: each rank normalises over its own slice
+    nproc: int = 1                   # processes the ablation executors launch for this run (torchrun); 1 leaves
+                                     # the world size to whoever launched train()
+
+    CHECKS: ClassVar[dict[str, Check]] = {
+        "epochs": integer(1), "batch_size": integer(1), "micro_batch": optional(integer(1)),
+        "lr": number(0, low_open=True), "momentum": number(0, 1, high_open=True), "weight_decay": number(0),
+        "schedule": choice(SCHEDULES, "schedule"), "warmup_epochs": integer(0), "gamma": number(0, 1, low_open=True),
+        "step_epochs": integer(1), "patience": integer(0), "max_drops": integer(0), "bf16": boolean,
+        "channels_last": boolean, "device": _device_form, "seed": integer(0, SEED_MAX), "eval_batch_size": integer(1),
+        "init_from_a_epochs": integer(0), "threads": optional(integer(1)), "sync_bn": boolean,
+        "nproc": integer(1)}
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "eval_batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.micro_batch is not None and not 1 <= self.micro_batch <= self.batch_size:
-            raise ValueError(f"micro_batch must be between 1 and batch_size ({self.batch_size}), got {self.micro_batch}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise ValueError(f"lr must be positive, got {self.lr!r}")
-        if self.device.split(":")[0] not in ("cpu", "cuda", "mps"):
-            raise ValueError(f"unknown device {self.device!r}; choose cpu, cuda or mps")
+        check_fields(self, self.CHECKS)
+        if self.micro_batch is not None and self.micro_batch > self.batch_size:
+            raise ConfigError(f"micro_batch must be between 1 and batch_size ({self.batch_size}), got "
+                              f"{self.micro_batch}", ("micro_batch", "batch_size"), self.micro_batch)
+        if self.nproc > 1 and self.batch_size % self.nproc:
+            try:
+                per_rank(self.batch_size, self.nproc)
+            except ValueError as err:
+                raise ConfigError(str(err), ("batch_size", "nproc"), self.batch_size) from None
 
 
 class Diverged(Exception):
@@ -88,13 +118,19 @@ def resolved_config(model: VGGConfig, data: DataConfig, train: TrainConfig) -> d
 
 # --------------------------------------------------------------------------------------------- the data side
 class Batches:
-    """Training and evaluation batches as float tensors on the device, from either data path."""
+    """Training and evaluation batches as float tensors on the device, from either data path.
 
-    def __init__(self, data_config: DataConfig, model_config: VGGConfig, train_config: TrainConfig) -> None:
+    `train` yields (images, labels, global batch size): in a world of N ranks, this rank's slice of a global
+    batch. `evaluation` yields this rank's share of a split, every image in exactly one rank's share.
+    """
+
+    def __init__(self, data_config: DataConfig, model_config: VGGConfig, train_config: TrainConfig,
+                 world: World | None = None) -> None:
+        self.world = world or World(device=train_config.device)
         self.size = model_config.image_size
         self.scale_min, self.scale_max = data_config.scales(self.size)
         self.aug: Augment = preset(data_config.augment)
-        self.device = train_config.device
+        self.device = self.world.device
         self.batch_size, self.eval_batch_size = train_config.batch_size, train_config.eval_batch_size
         self.memory_format = torch.channels_last if train_config.channels_last else torch.contiguous_format
         self.folder = data_config.dataset == "imagefolder"
@@ -102,7 +138,8 @@ class Batches:
             from .folder import loaders
 
             self.train_loader, self.val_loader, self.num_classes, self.mean_rgb = loaders(
-                data_config, self.size, train_config.batch_size, train_config.seed)
+                data_config, self.size, train_config.batch_size, train_config.seed,
+                rank=self.world.rank, world_size=self.world.world_size)
             self.data: Dataset | None = None
             self.train_size = len(self.train_loader.dataset)
         else:
@@ -115,15 +152,20 @@ class Batches:
     def _ready(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=self.memory_format)
 
-    def train(self, epoch: int, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def train(self, epoch: int, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
         gen = torch.Generator().manual_seed(seed_for(seed, epoch, 1))
+        world = self.world
+        # In a world of N, each rank draws its own augmentation (seeded by rank and epoch) for its slice only,
+        # so no rank augments images it does not train on; the permutation is the same on every rank.
+        aug_gen = gen if not world.distributed else torch.Generator().manual_seed(
+            seed_for(seed, epoch, 16 + world.rank))
         if self.folder:
-            self.train_loader.generator.manual_seed(seed_for(seed, epoch, 2))
+            self.train_loader.sampler.set_epoch(epoch)  # order and per-image draws follow (seed, epoch)
             colour_only = Augment(color=self.aug.color)
             for images, labels in self.train_loader:
                 images = images.to(self.device, non_blocking=True)
-                x = augment_batch(images, self.size, self.size, self.size, colour_only, self.mean_rgb, gen)
-                yield self._ready(x), labels.to(self.device, non_blocking=True)
+                x = augment_batch(images, self.size, self.size, self.size, colour_only, self.mean_rgb, aug_gen)
+                yield self._ready(x), labels.to(self.device, non_blocking=True), len(labels) * world.world_size
             return
         split = self.data.train
         n = len(split)
@@ -132,9 +174,13 @@ class Batches:
         stop = n if n % self.batch_size >= max(2, self.batch_size // 2) else n - n % self.batch_size or n
         for i in range(0, stop, self.batch_size):
             idx = perm[i:i + self.batch_size]
+            if world.distributed:
+                if len(idx) < world.world_size:  # a last batch too small to give every rank an image
+                    break
+                idx = idx[shard(len(idx), world)]  # this rank's contiguous slice of the global batch
             x = augment_batch(split.images[idx], self.size, self.scale_min, self.scale_max, self.aug,
-                              self.mean_rgb, gen)
-            yield self._ready(x), split.labels[idx]
+                              self.mean_rgb, aug_gen)
+            yield self._ready(x), split.labels[idx], len(perm[i:i + self.batch_size])
 
     def evaluation(self, which: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         if self.folder:  # val/ serves as the test split, as in the paper
@@ -143,42 +189,63 @@ class Batches:
                 yield self._ready(x), labels.to(self.device)
             return
         split = getattr(self.data, which)
-        for x, y in centre_batches(split.images, split.labels, self.mean_rgb, self.size, self.scale_min,
-                                   self.eval_batch_size):
+        mine = shard(len(split), self.world)  # the whole split in one process
+        for x, y in centre_batches(split.images[mine], split.labels[mine], self.mean_rgb, self.size,
+                                   self.scale_min, self.eval_batch_size):
             yield self._ready(x), y
 
 
 # -------------------------------------------------------------------------------------------- the loop
-def _epoch(model: VGG, optimizer: torch.optim.Optimizer, batches: Iterator, config: TrainConfig,
-           epoch: int) -> dict:
+def _chunks(x: torch.Tensor, y: torch.Tensor, global_n: int, micro: int, world: World) -> list:
+    """The forward/backward pieces of this rank's slice. Every rank must run the same number of them (DDP
+    all-reduces on the last), so in a world of N the count comes from the largest slice of the global batch."""
+    if not world.distributed:
+        return list(zip(x.split(micro), y.split(micro)))
+    largest = -(-global_n // world.world_size)
+    count = max(1, min(-(-largest // micro), global_n // world.world_size))  # never an empty piece
+    return list(zip(x.tensor_split(count), y.tensor_split(count)))
+
+
+def _epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Iterator, config: TrainConfig,
+           epoch: int, world: World) -> dict:
     model.train()
     micro = config.micro_batch or config.batch_size
-    autocast = dict(device_type=config.device.split(":")[0], dtype=torch.bfloat16, enabled=config.bf16)
+    autocast = dict(device_type=world.device.split(":")[0], dtype=torch.bfloat16, enabled=config.bf16)
     seen, loss_sum, correct, data_s = 0, 0.0, 0, 0.0
     start = time.perf_counter()
     while True:
         t0 = time.perf_counter()
         try:
-            x, y = next(batches)
+            x, y, global_n = next(batches)
         except StopIteration:
             break
-        synchronize(config.device)
+        synchronize(world.device)
         data_s += time.perf_counter() - t0
         optimizer.zero_grad(set_to_none=True)
-        batch_loss = 0.0
-        for xs, ys in zip(x.split(micro), y.split(micro)):
-            with torch.autocast(**autocast):
-                logits = model(xs)
-                loss = F.cross_entropy(logits.float(), ys)
-            (loss * (len(ys) / len(y))).backward()  # accumulation keeps the effective batch's mean gradient
+        batch_loss, batch_correct = 0.0, 0
+        pieces = _chunks(x, y, global_n, micro, world)
+        for i, (xs, ys) in enumerate(pieces):
+            # DDP all-reduces the gradients on the last piece only; the others accumulate locally.
+            quiet = model.no_sync() if world.distributed and i < len(pieces) - 1 else nullcontext()
+            with quiet:
+                with torch.autocast(**autocast):
+                    logits = model(xs)
+                    loss = F.cross_entropy(logits.float(), ys)
+                # Each piece weighs its share of the global batch (DDP divides the sum over ranks by N), so the
+                # step follows the global batch's mean gradient however the images are split.
+                (loss * (len(ys) * world.world_size / global_n)).backward()
             batch_loss += float(loss.detach()) * len(ys)
-            correct += int((logits.argmax(1) == ys).sum())
+            batch_correct += int((logits.argmax(1) == ys).sum())
+        n = len(y)
+        if world.distributed:  # every rank sees the global sums, so all stop together on divergence
+            batch_loss, batch_correct, n = all_sum(world, [batch_loss, batch_correct, n])
         if not math.isfinite(batch_loss):
             raise Diverged(f"non-finite training loss in epoch {epoch + 1}")
         optimizer.step()
-        seen += len(y)
+        seen += int(n)
+        correct += int(batch_correct)
         loss_sum += batch_loss
-    synchronize(config.device)
+    synchronize(world.device)
     seconds = time.perf_counter() - start
     return {"train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1),
             "epoch_seconds": seconds, "images_per_s": seen / seconds, "data_seconds": data_s,
@@ -187,26 +254,42 @@ def _epoch(model: VGG, optimizer: torch.optim.Optimizer, batches: Iterator, conf
 
 def train(model_config: VGGConfig, data_config: DataConfig, train_config: TrainConfig, *,
           out: str | Path | None = None, progress: bool = True,
-          on_epoch: Callable[[dict], None] | None = None) -> dict:
+          on_epoch: Callable[[dict], None] | None = None, backend: str = "auto") -> dict:
     """Train, evaluate on the test split, and return the result record (also `out/metrics.json`).
 
     With `out`, a checkpoint is written after every epoch and an existing one is resumed; a finished run is
-    returned as is. The model's num_classes is taken from the dataset.
+    returned as is. The model's num_classes is taken from the dataset. Under torchrun (RANK, WORLD_SIZE, ... in
+    the environment) the run is data-parallel over the group, `backend` gloo/nccl/auto; rank 0 alone writes.
     """
-    return _fit(model_config, data_config, train_config, out=out, progress=progress, on_epoch=on_epoch)[1]
+    if train_config.sync_bn and not model_config.batch_norm:
+        raise ValueError("sync_bn converts BatchNorm to SyncBatchNorm, but this network has no BatchNorm "
+                         "(set batch_norm / --batch-norm, or drop sync_bn / --sync-bn)")
+    # Checked here, on the machine that runs the run (a Ray worker may have a GPU its driver lacks).
+    reason = device_unavailable_reason(train_config.device)
+    if reason:
+        raise ConfigError(f"device {train_config.device!r} is not available on this machine: {reason}",
+                          ("device",), train_config.device)
+    world = setup(train_config.device, backend, threads=train_config.threads)
+    try:
+        if train_config.nproc > 1 and world.world_size != train_config.nproc:
+            raise ValueError(f"this run asks for nproc={train_config.nproc} processes but runs in a world of "
+                             f"{world.world_size}; launch it with torchrun --nproc_per_node={train_config.nproc}")
+        per_rank(train_config.batch_size, world.world_size)
+        return _fit(model_config, data_config, train_config, out=out, progress=progress and world.is_main,
+                    on_epoch=on_epoch if world.is_main else None, world=world)[1]
+    finally:
+        teardown(world)
 
 
 def _fit(model_config: VGGConfig, data_config: DataConfig, train_config: TrainConfig, *, out, progress,
-         on_epoch) -> tuple[VGG | None, dict]:
-    if not device_available(train_config.device.split(":")[0]):
-        raise ValueError(f"device {train_config.device!r} is not available on this machine")
-    if train_config.threads:
-        torch.set_num_threads(train_config.threads)
+         on_epoch, world: World) -> tuple[VGG | None, dict]:
     out = Path(out) if out is not None else None
-    batches = Batches(data_config, model_config, train_config)
+    batches = Batches(data_config, model_config, train_config, world)
     model_config = dataclasses.replace(model_config, num_classes=batches.num_classes)
     config = resolved_config(model_config, data_config, train_config)
     ckpt_path, metrics_path = (out / "checkpoint.pt", out / "metrics.json") if out else (None, None)
+    device = world.device  # cuda:LOCAL_RANK under torchrun; the config keeps the device as asked
+    writer = world.is_main  # rank 0 alone writes checkpoints and metrics
 
     if metrics_path is not None and metrics_path.exists():
         done = load_json(metrics_path)
@@ -215,17 +298,18 @@ def _fit(model_config: VGGConfig, data_config: DataConfig, train_config: TrainCo
             return None, {**done, "resumed": "complete"}
 
     torch.manual_seed(train_config.seed)
-    model = build(model_config).to(train_config.device)
+    model = build(model_config).to(device)
     pretrain = None
     if train_config.init_from_a_epochs and model_config.arch != "A":
         a_model, pretrain = _fit(dataclasses.replace(model_config, arch="A"), data_config,
                                  dataclasses.replace(train_config, epochs=train_config.init_from_a_epochs,
                                                      init_from_a_epochs=0),
-                                 out=out / "pretrain-A" if out else None, progress=progress, on_epoch=None)
+                                 out=out / "pretrain-A" if out else None, progress=progress, on_epoch=None,
+                                 world=world)
         if a_model is None:  # finished earlier: its weights are in its checkpoint
             a_model = build(dataclasses.replace(model_config, arch="A"))
             a_model.load_state_dict(load_checkpoint(out / "pretrain-A" / "checkpoint.pt")["model"])
-        init_from(model, a_model.to(train_config.device))
+        init_from(model, a_model.to(device))
         pretrain = {"epochs": train_config.init_from_a_epochs, "final": pretrain.get("final")}
     if train_config.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -238,36 +322,44 @@ def _fit(model_config: VGGConfig, data_config: DataConfig, train_config: TrainCo
     history: list[dict] = []
     resumed_from = 0
     if ckpt_path is not None and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path)
+        state = load_checkpoint(ckpt_path)  # every rank reads the same file (a shared filesystem across machines)
         _same_config(state["config"], config, ckpt_path)
+        _same_world(state.get("world_size", 1), world.world_size, ckpt_path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         history, resumed_from = state["history"], state["epoch"]
         pretrain = state.get("pretrain", pretrain)
+    net = wrap_model(model, world, train_config.sync_bn)  # DDP in a world of N; `model` itself in one process
+    if net is not model and train_config.sync_bn:
+        model = net.module  # the SyncBatchNorm copy: checkpoints and evaluation use it
 
     record = {"config": config, "status": "running", "history": history, "final": None,
               "provenance": provenance(train_config.device.split(":")[0]), "resumed_from_epoch": resumed_from,
-              "pretrain": pretrain}
+              "pretrain": pretrain, "world_size": world.world_size, "backend": world.backend,
+              "rank_threads": all_gather_ints(world, torch.get_num_threads())}
     bar = _progress(progress, train_config.epochs, resumed_from, model_config.name)
     autocast_dtype = torch.bfloat16 if train_config.bf16 else None
     try:
         for epoch in range(resumed_from, train_config.epochs):
-            torch.manual_seed(seed_for(train_config.seed, epoch))  # dropout; data draws have their own
+            # Dropout; data draws have their own. Rank 0 keeps the single-process stream, the others their own.
+            torch.manual_seed(seed_for(train_config.seed, epoch, 0 if world.rank == 0 else 1000 + world.rank))
             lr = schedule.lr(epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            stats = _epoch(model, optimizer, batches.train(epoch, train_config.seed), train_config, epoch)
-            val = score(model, batches.evaluation("val"), autocast_dtype=autocast_dtype)
+            stats = guarded(world, f"training epoch {epoch + 1}", lambda: _epoch(
+                net, optimizer, batches.train(epoch, train_config.seed), train_config, epoch, world))
+            val = _score(model, batches, "val", world, autocast_dtype)
             schedule.report(epoch, 1 - val["top1_error"])
             row = {"epoch": epoch + 1, "lr": lr, **stats, "val_loss": val["loss"],
                    "val_top1_error": val["top1_error"], "val_top5_error": val["top5_error"]}
             history.append(row)
-            if ckpt_path is not None:
+            if ckpt_path is not None and writer:
                 save_checkpoint(ckpt_path, {"format": 1, "config": config, "epoch": epoch + 1,
                                             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                             "schedule": schedule.state_dict(), "history": history,
-                                            "pretrain": pretrain, "rng": {"torch": torch.get_rng_state()}})
+                                            "pretrain": pretrain, "rng": {"torch": torch.get_rng_state()},
+                                            "world_size": world.world_size})
                 save_json(metrics_path, record)
             if bar is not None:
                 bar.update(1)
@@ -281,15 +373,52 @@ def _fit(model_config: VGGConfig, data_config: DataConfig, train_config: TrainCo
         if bar is not None:
             bar.close()
     if record["status"] == "running":
-        test = score(model, batches.evaluation("test"), autocast_dtype=autocast_dtype)
+        test = _score(model, batches, "test", world, autocast_dtype)
         record.update(status="ok", final={
             "test_top1_error": test["top1_error"], "test_top5_error": test["top5_error"], "test_loss": test["loss"],
             "val_top1_error": history[-1]["val_top1_error"] if history else None,
             "train_seconds": sum(h["epoch_seconds"] for h in history),
             "epochs": len(history)})
-    if metrics_path is not None:
+    if metrics_path is not None and writer:
         save_json(metrics_path, record)
     return model, record
+
+
+def _score(model: VGG, batches: Batches, which: str, world: World, autocast_dtype) -> dict[str, float]:
+    """`score` over a split; in a world of N each rank scores its share and the sums are all-reduced, so every
+    image counts exactly once."""
+    if not world.distributed:
+        return score(model, batches.evaluation(which), autocast_dtype=autocast_dtype)
+    counted = [0]
+
+    def counting():
+        for x, y in batches.evaluation(which):
+            counted[0] += len(y)
+            yield x, y
+
+    try:
+        local = guarded(world, f"evaluating {which}",
+                        lambda: score(model, counting(), autocast_dtype=autocast_dtype))
+    except ValueError:
+        if counted[0]:
+            raise
+        local = {"loss": 0.0, "top1_error": 0.0, "top5_error": 0.0}  # an empty share (a split smaller than N)
+    n = counted[0]
+    loss, err1, err5, total = all_sum(world, [local["loss"] * n, local["top1_error"] * n,
+                                              local["top5_error"] * n, n])
+    if total == 0:
+        raise ValueError("nothing to evaluate: the split is empty")
+    return {"loss": loss / total, "top1_error": round(err1) / total, "top5_error": round(err5) / total}
+
+
+def _same_world(saved: int, current: int, path: Path) -> None:
+    # Each rank's slices, augmentation draws and BatchNorm statistics depend on the world size, so a checkpoint
+    # resumes only in a world of the size that wrote it.
+    if saved != current:
+        how = (f"torchrun --nproc_per_node={saved} ... (in total {saved} processes)" if saved > 1
+               else "a single process (no torchrun)")
+        raise CheckpointError(f"{path} was written by a world of {saved} process{'es' if saved > 1 else ''}, "
+                              f"this run has {current}; resume it with {how}, or use another output folder")
 
 
 def _same_config(saved: dict | None, current: dict, path: Path) -> None:
@@ -299,7 +428,9 @@ def _same_config(saved: dict | None, current: dict, path: Path) -> None:
         raise CheckpointError(f"{path} has no recorded configuration; refusing to mix runs")
     diffs = [f"{section}.{key}: {saved.get(section, {}).get(key)!r} there, {value!r} now"
              for section, fields in current.items() for key, value in fields.items()
-             if saved.get(section, {}).get(key) != value]
+             if saved.get(section, {}).get(key, LATER_FIELDS.get((section, key), None)) != value]
+    if not diffs:  # only fields added since, at their defaults: the same run
+        return
     raise CheckpointError(f"{path.parent} holds a run with a different configuration ({'; '.join(diffs[:3])}); "
                           "use another output folder")
 

@@ -1,15 +1,28 @@
-"""`python -m vggcore train`: one training run from the command line."""
+"""`python -m vggcore train`: one training run from the command line.
+
+    python -m vggcore train --arch A --batch-norm --out runs/a                       # one process
+    torchrun --standalone --nproc_per_node=2 -m vggcore train --arch A --batch-norm --out runs/a2   # data-parallel
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from contextlib import nullcontext
+from pathlib import Path
 
 from .config import VGGConfig
 from .data import DATASETS, DataConfig
+from .distributed import DistributedError
+from .lock import folder_lock
 from .schedules import SCHEDULES
 from .train import TrainConfig, train
 from .transforms import PRESETS
+from .validation import ConfigError
+
+# Config fields whose option is not simply --field-name.
+OPTION_OF = {"init_from_a_epochs": "--init-from-a"}
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,39 +46,74 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup-epochs", type=int, default=0)
     p.add_argument("--bf16", action="store_true", help="bf16 autocast")
     p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or mps; under torchrun cuda means cuda:LOCAL_RANK")
+    p.add_argument("--sync-bn", action="store_true",
+                   help="under torchrun: SyncBatchNorm (statistics over the global batch, not each rank's slice)")
+    p.add_argument("--dist-backend", default="auto", choices=("auto", "gloo", "nccl"),
+                   help="under torchrun: process-group backend (auto: nccl on cuda, gloo on cpu)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="run folder: checkpoint after each epoch, metrics.json; rerun to resume")
+    p.add_argument("--out", help="run folder: checkpoint after each epoch, metrics.json; rerun to resume. One "
+                   "process per folder: a second one on a folder in use is refused")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def configs_from_args(args: argparse.Namespace) -> tuple[VGGConfig, DataConfig, TrainConfig]:
-    model = VGGConfig(arch=args.arch, batch_norm=args.batch_norm, image_size=args.image_size, width=args.width,
-                      head=args.head, dropout=args.dropout, init=args.init)
-    data = DataConfig(dataset=args.dataset, data_root=args.data_root, augment=args.augment)
-    tr = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, micro_batch=args.micro_batch, lr=args.lr,
-                     schedule=args.schedule, warmup_epochs=args.warmup_epochs, bf16=args.bf16,
-                     channels_last=args.channels_last, device=args.device, seed=args.seed,
-                     init_from_a_epochs=args.init_from_a)
+    """The three configs from the options; a refused value is reported under its option's name."""
+    try:
+        model = VGGConfig(arch=args.arch, batch_norm=args.batch_norm, image_size=args.image_size, width=args.width,
+                          head=args.head, dropout=args.dropout, init=args.init)
+        data = DataConfig(dataset=args.dataset, data_root=args.data_root, augment=args.augment)
+        tr = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, micro_batch=args.micro_batch, lr=args.lr,
+                         schedule=args.schedule, warmup_epochs=args.warmup_epochs, bf16=args.bf16,
+                         channels_last=args.channels_last, device=args.device, seed=args.seed,
+                         init_from_a_epochs=args.init_from_a, sync_bn=args.sync_bn)
+    except ConfigError as err:
+        field = err.fields[0]
+        option = OPTION_OF.get(field, "--" + field.replace("_", "-"))
+        typed = getattr(args, option[2:].replace("-", "_"), err.value)
+        raise ConfigError(f"{option} {typed}: {err}", err.fields, err.value) from None
     return model, data, tr
 
 
-def run_from_args(args: argparse.Namespace) -> None:
+def run_from_args(args: argparse.Namespace) -> int | None:
     model, data, tr = configs_from_args(args)
-    result = train(model, data, tr, out=args.out, progress=not args.quiet,
-                   on_epoch=None if args.quiet else _print_epoch)
+    out = Path(args.out) if args.out else None
+    if out is not None and out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file, not a folder; choose a folder path")
+    writer = int(os.environ.get("RANK", "0")) == 0  # under torchrun rank 0 alone writes, so it alone holds the lock
+    try:
+        # Held for the whole run: a second `train --out` on this folder is refused instead of overwriting.
+        with folder_lock(out, what="run folder") if out is not None and writer else nullcontext():
+            result = train(model, data, tr, out=out, progress=not args.quiet,
+                           on_epoch=None if args.quiet else _print_epoch, backend=args.dist_backend)
+    except DistributedError as err:  # a peer died: not the user's mistake, but one line and a non-zero exit
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        if not writer:
+            return 130
+        if out is not None and (out / "checkpoint.pt").exists():
+            print(f"interrupted: the finished epochs are saved in {out / 'checkpoint.pt'}; run the same command "
+                  "again to resume", file=sys.stderr)
+        else:
+            print("interrupted before the first epoch was saved" + ("" if out else " (no --out: nothing is saved)"),
+                  file=sys.stderr)
+        return 130
+    if not writer:  # rank 0 speaks for the group
+        return None
     if result.get("resumed") == "complete":
         print(f"run in {args.out} is already complete", file=sys.stderr)
     final, history = result.get("final"), result["history"]
     if result["status"] == "diverged":
         print(f"{model.name}: diverged in epoch {result['diverged_epoch']} ({result['error']})")
-        return
+        return 0
     seconds = final["train_seconds"]
     data_share = sum(h["data_seconds"] for h in history) / max(seconds, 1e-9)
     print(f"{model.name} on {data.dataset}: test top-1 error {final['test_top1_error']:.4f} "
           f"(accuracy {1 - final['test_top1_error']:.2%}), top-5 error {final['test_top5_error']:.4f}; "
           f"{final['epochs']} epochs in {seconds:.1f} s of training, data pipeline {data_share:.1%} of it"
           + (f"; results in {args.out}/metrics.json" if args.out else ""))
+    return 0
 
 
 def _print_epoch(row: dict) -> None:

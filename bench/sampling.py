@@ -1,0 +1,229 @@
+"""Adaptive sampling of one benchmark step: time rounds until the median is known well enough, then judge how
+stable the rounds were. Pure functions of a step and a clock, so the stopping rule is tested on synthetic timings.
+
+    from bench.sampling import SamplingRule, sample
+    result = sample(step, SamplingRule(precision=0.02, max_time=2.0))
+    result.median, result.low, result.high, result.unstable, result.reasons
+
+The median's interval is distribution-free (order statistics of the rounds, binomial coverage): step times on a
+shared machine are skewed and have outliers, so a normal-theory interval would be too narrow where it matters.
+Rounds of one run are not independent of the machine's state; `reports.compare` adds the between-run noise.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+CONFIDENCE = 0.95
+# 6 is the smallest sample whose min..max brackets the median with >= 95% confidence (1 - 2/2^6 = 96.9%);
+# with 5 rounds (the least the harness ever takes) the best distribution-free interval has only 93.75%.
+MIN_ROUNDS = 6
+SPREAD_LIMIT = 0.10    # interquartile range over median above which rounds are "too spread" (pyperf warns at 10%)
+CLUSTER_GAP = 0.05     # a gap of 5% or more between two groups of rounds can be two machine states
+
+
+@dataclass(frozen=True)
+class SamplingRule:
+    precision: float = 0.02       # target relative half-width of the median's 95% interval (0.02 = +-2%)
+    max_time: float = 2.0         # seconds of timed rounds per case; only the minimum rounds may go past it
+    min_rounds: int = MIN_ROUNDS  # never fewer timed rounds, whatever the budget says
+    max_rounds: int = 1000        # a cap for microsecond steps, so a case never times forever
+
+
+@dataclass(frozen=True)
+class Sample:
+    times: list[float]            # seconds of every timed round, in order
+    median: float                 # median round, seconds
+    low: float                    # 95% interval of the median, seconds
+    high: float
+    rel_half_width: float         # (high - low) / 2 / median
+    stop: str                     # why sampling stopped: "precision", "time budget" or "round cap"
+    unstable: bool                # rounds too spread, in separate clusters, or interval wider than the target
+    reasons: list[str] = field(default_factory=list)  # one plain sentence per reason, empty when stable
+
+    def extra_info(self) -> dict:
+        """The fields a benchmark records in pytest-benchmark's extra_info."""
+        return {"median_low": self.low, "median_high": self.high,
+                "median_rel_half_width": round(self.rel_half_width, 5), "unstable": self.unstable,
+                "unstable_reason": "; ".join(self.reasons), "stop_reason": self.stop,
+                "round_times": [round(t, 9) for t in self.times]}
+
+
+def median_rank_interval(n: int, confidence: float = CONFIDENCE) -> tuple[int, int, float]:
+    """0-based ranks (lo, hi) of the sorted sample bracketing the median with at least `confidence`, and the
+    exact coverage; for n < 6 the widest one (min..max), whose coverage is below 95%."""
+    if n < 1:
+        raise ValueError("median_rank_interval needs at least one value")
+    best = (0, n - 1, 1 - 2 * 0.5 ** n)
+    for k in range(1, n // 2 + 1):  # interval [x(k), x(n-k+1)] in 1-based ranks
+        coverage = 1 - 2 * sum(math.comb(n, i) for i in range(k)) / 2 ** n
+        if coverage < confidence:
+            break
+        best = (k - 1, n - k, coverage)
+    return best
+
+
+def median_interval(times, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Distribution-free interval of the population median from i.i.d. rounds."""
+    ordered = sorted(times)
+    lo, hi, _ = median_rank_interval(len(ordered), confidence)
+    return ordered[lo], ordered[hi]
+
+
+def relative_half_width(times, confidence: float = CONFIDENCE) -> float:
+    low, high = median_interval(times, confidence)
+    return (high - low) / 2 / statistics.median(times)
+
+
+def clusters(times) -> tuple[float, float] | None:
+    """Medians of two separate groups of rounds, or None for one group.
+
+    Rounds split in two when the widest gap between sorted log-times, with at least a fifth of the rounds (and
+    two) on either side, is at least `CLUSTER_GAP` and wider than either group's own range: a machine that flips
+    between two states (another job, a frequency change) rather than one state with jitter.
+    """
+    logs = sorted(math.log(t) for t in times)
+    n = len(logs)
+    least = max(2, math.ceil(n / 5))
+    best = None
+    for i in range(least, n - least + 1):
+        lower, upper = logs[:i], logs[i:]
+        gap = upper[0] - lower[-1]
+        if gap >= CLUSTER_GAP and gap > max(lower[-1] - lower[0], upper[-1] - upper[0]):
+            if best is None or gap > best[0]:
+                best = (gap, math.exp(statistics.median(lower)), math.exp(statistics.median(upper)))
+    return None if best is None else best[1:]
+
+
+def stability(times, precision: float) -> list[str]:
+    """Plain reasons why the rounds cannot be trusted as one stable figure (empty list when they can)."""
+    reasons = []
+    median = statistics.median(times)
+    q1, _, q3 = statistics.quantiles(times, n=4, method="inclusive")
+    if (q3 - q1) / median > SPREAD_LIMIT:
+        reasons.append(f"rounds spread: interquartile range is {(q3 - q1) / median:.0%} of the median "
+                       f"(limit {SPREAD_LIMIT:.0%})")
+    split = clusters(times)
+    if split:
+        reasons.append(f"rounds fall into two clusters, around {split[0]:.4g} s and {split[1]:.4g} s")
+    half = relative_half_width(times)
+    if half > precision:
+        reasons.append(f"the median's 95% interval is +-{half:.1%}, wider than the +-{precision:.1%} target")
+    return reasons
+
+
+def sample(step: Callable[[], object], rule: SamplingRule, clock: Callable[[], float] = time.perf_counter) -> Sample:
+    """Time `step` round after round (each round one call) until the median's relative 95% half-width is at most
+    `rule.precision` or the next round would end past `rule.max_time`, never fewer than `rule.min_rounds`."""
+    times: list[float] = []
+    start = clock()
+    while True:
+        t0 = clock()
+        step()
+        times.append(clock() - t0)
+        n = len(times)
+        if n < rule.min_rounds:
+            continue
+        if relative_half_width(times) <= rule.precision:
+            stop = "precision"
+            break
+        if n >= rule.max_rounds:
+            stop = "round cap"
+            break
+        if clock() - start + statistics.median(times) > rule.max_time:  # the next round would overrun
+            stop = "time budget"
+            break
+    return summarize(times, rule.precision, stop)
+
+
+def summarize(times: list[float], precision: float, stop: str = "given") -> Sample:
+    low, high = median_interval(times)
+    median = statistics.median(times)
+    reasons = stability(times, precision) if len(times) >= 2 else ["a single round"]
+    return Sample(times=list(times), median=median, low=low, high=high, rel_half_width=(high - low) / 2 / median,
+                  stop=stop, unstable=bool(reasons), reasons=reasons)
+
+
+def sample_pairs(step_a: Callable[[], object], step_b: Callable[[], object], rule: SamplingRule,
+                 clock: Callable[[], float] = time.perf_counter) -> tuple[list[float], list[float], str]:
+    """Time `step_a` and `step_b` in alternation (the order flips every round so neither always runs on a warm
+    cache) until the median ratio b/a is known to `rule.precision` or the budget runs out; (times_a, times_b, stop)."""
+    times: tuple[list[float], list[float]] = ([], [])
+    start = clock()
+    while True:
+        order = (0, 1) if len(times[0]) % 2 == 0 else (1, 0)
+        for which in order:
+            t0 = clock()
+            (step_a, step_b)[which]()
+            times[which].append(clock() - t0)
+        n = len(times[0])
+        if n < rule.min_rounds:
+            continue
+        ratios = [b / a for a, b in zip(*times)]
+        if relative_half_width(ratios) <= rule.precision:
+            stop = "precision"
+            break
+        if n >= rule.max_rounds:
+            stop = "round cap"
+            break
+        if clock() - start + statistics.median(times[0]) + statistics.median(times[1]) > rule.max_time:
+            stop = "time budget"
+            break
+    return times[0], times[1], stop
+
+
+def ratio_sample(times_a: list[float], times_b: list[float], precision: float) -> dict:
+    """Paired rounds of two steps timed in alternation: the median of per-round ratios b/a with its 95% interval.
+
+    Each pair saw the same machine state, so drift cancels in the ratio; the pairs are the i.i.d. units.
+    """
+    ratios = [b / a for a, b in zip(times_a, times_b)]
+    low, high = median_interval(ratios)
+    median = statistics.median(ratios)
+    return {"ratio": median, "ratio_low": low, "ratio_high": high,
+            "ratio_rel_half_width": round((high - low) / 2 / median, 5),
+            "ratio_unstable": (high - low) / 2 / median > precision}
+
+
+def _number(option: str, raw: str) -> float:
+    try:
+        return float(raw.strip().removesuffix("%")) / (100 if raw.strip().endswith("%") else 1)
+    except ValueError:
+        raise ValueError(f"{option}: {raw!r} is not a number") from None
+
+
+def rule_from_options(max_time: str | None, precision: str | None) -> SamplingRule:
+    """--vgg-max-time (seconds) and --vgg-precision (0.02 or 2%) -> the rule; ValueError naming the option."""
+    rule = SamplingRule()
+    if max_time is not None:
+        seconds = _number("--vgg-max-time", max_time)
+        if not (math.isfinite(seconds) and seconds > 0):
+            raise ValueError(f"--vgg-max-time: {max_time!r} must be a finite number of seconds above 0")
+        rule = replace(rule, max_time=seconds)
+    if precision is not None:
+        fraction = _number("--vgg-precision", precision)
+        if not (math.isfinite(fraction) and 0 < fraction < 1):
+            raise ValueError(f"--vgg-precision: {precision!r} must be a finite fraction above 0 and below 1 "
+                             "(0.02 or 2%)")
+        rule = replace(rule, precision=fraction)
+    return rule
+
+
+def record_rounds(benchmark, times: list[float]) -> None:
+    """Hand rounds timed here to pytest-benchmark, as `pedantic` would have recorded them.
+
+    `pedantic` fixes its rounds before the first one runs; adaptive stopping decides after each round, so the
+    rounds are timed here (same clock, `time.perf_counter`) and added to the fixture's statistics through the
+    hook `pedantic` itself uses."""
+    benchmark._mode = "benchmark.pedantic(...)"  # the fixture may still be used only once
+    stats = benchmark._make_stats(1)
+    for t in times:
+        stats.update(t)
+
+
+UNSTABLE_ADVICE = ("give it more time (--vgg-max-time), fewer threads (OMP_NUM_THREADS / torch.set_num_threads), "
+                   "or an idle machine; compare such cases with several runs per side (python -m reports compare)")

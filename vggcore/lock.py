@@ -1,0 +1,115 @@
+"""One writer per output folder: an OS file lock on `FOLDER/.lock`.
+
+    >>> from vggcore.lock import folder_lock
+    >>> with folder_lock("runs/a"):          # a second process on runs/a now gets FolderLocked at once
+    ...     train(..., out="runs/a")
+
+The lock is `flock(2)` on a file inside the folder, so the kernel drops it when the holder exits in any way,
+SIGKILL and the OOM killer included: there is never a stale lock to clean up by hand. The holder writes its pid,
+host and start time into the file so the refusal can say who holds it. The file itself is never deleted (deleting
+it would let a third process lock a fresh inode while the second still waits on the old one).
+
+Within one process the lock is re-entrant: a driver that holds a study folder can call code that takes it again.
+Under data-parallel training take it on rank 0 only (`folder_lock(out) if rank == 0 else nullcontext()`).
+Works on local filesystems and on network filesystems whose flock reaches the server (NFSv4 on Linux does).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+LOCK_FILE = ".lock"
+
+_held: dict[str, int] = {}     # resolved folder -> nesting depth, for re-entry within this process
+_held_guard = threading.Lock()
+
+
+class FolderLocked(ValueError):
+    """Another process works in this folder. A ValueError so every CLI reports it on one line and exits 2."""
+
+
+def _holder(path: Path) -> dict:
+    # The holder writes its details just after locking; give it a moment before reporting "unknown".
+    for _ in range(20):
+        try:
+            text = path.read_text()
+            if text.strip():
+                return json.loads(text)
+        except (OSError, json.JSONDecodeError):
+            pass
+        time.sleep(0.05)
+    return {}
+
+
+def describe_holder(folder: str | Path) -> str:
+    info = _holder(Path(folder) / LOCK_FILE)
+    if not info:
+        return "another process (pid unknown)"
+    return f"pid {info.get('pid')} on host {info.get('host')} (since {info.get('started')})"
+
+
+@contextmanager
+def folder_lock(folder: str | Path, what: str = "output folder") -> Iterator[Path]:
+    """Hold `folder` (created if missing) for the duration of the block; raise FolderLocked at once if another
+    process holds it. Yields the folder."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"{what} {folder} is a file, not a folder; choose a folder path")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise PermissionError(f"cannot create {what} {folder}: {err.strerror or err}") from None
+    key = str(folder.resolve())
+    with _held_guard:
+        if key in _held:
+            _held[key] += 1
+            reentered = True
+        else:
+            reentered = False
+    if reentered:
+        try:
+            yield folder
+        finally:
+            with _held_guard:
+                _held[key] -= 1
+        return
+
+    path = folder / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # mode 0o666 less the umask, like any file we write
+    except OSError as err:
+        raise PermissionError(f"cannot write to {what} {folder}: {err.strerror or err}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise FolderLocked(f"{what} {folder} is in use by {describe_holder(folder)}; wait for it to finish, "
+                           "or use another folder") from None
+    try:
+        info = {"pid": os.getpid(), "host": socket.gethostname(),
+                "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "command": " ".join(sys.argv)[:500]}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+        os.fsync(fd)
+        with _held_guard:
+            _held[key] = 1
+        yield folder
+    finally:
+        with _held_guard:
+            _held.pop(key, None)
+        try:
+            os.ftruncate(fd, 0)  # the details describe a holder; none is left
+        except OSError:
+            pass
+        os.close(fd)  # releases the flock
