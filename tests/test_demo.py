@@ -86,6 +86,6 @@ def test_demo_killed_in_its_study_resumes_to_a_full_report(tmp_path):
     md = (report / "report.md").read_text()
     assert "## Benchmarks" in md and "## Ablations" in md and "tinydemo" in md
     page = (report / "index.html").read_text()
-    refs = re.findall(r"src='([^']+)'", page)
+    refs = re.findall(r"""src=["']([^"']+)["']""", page)
     assert refs and all((report / ref).is_file() for ref in refs)
     assert {"benchmarks.csv", "effects_tinydemo.csv"} <= {p.name for p in (report / "tables").glob("*.csv")}

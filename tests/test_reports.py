@@ -275,7 +275,7 @@ def test_cli_interval_t_gives_student_t_intervals(ablation_dir, tmp_path, capsys
 
 def referenced_files_exist(out):
     page, md = (out / "index.html").read_text(), (out / "report.md").read_text()
-    refs = re.findall(r"src='([^']+)'", page) + re.findall(r"\]\(([^)]+\.png)\)", md)
+    refs = re.findall(r"""src=["']([^"']+)["']""", page) + re.findall(r"\]\(([^)]+\.png)\)", md)
     assert refs and all((out / ref).is_file() for ref in refs)
     return md
 
