@@ -357,3 +357,27 @@ def test_ctrl_c_with_workers_is_quiet(tmp_path):
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err and "OSError" not in err, err
     assert workers and not any(Path(f"/proc/{w}").exists() for w in workers)
+
+
+def test_lock_is_not_kept_alive_by_forked_children(tmp_path):
+    """A SIGKILLed holder's forked children (DataLoader workers, say) outlive it for a while: they must not keep
+    the folder locked, or the user's immediate rerun is refused on behalf of a dead process."""
+    code = ("import os, sys, time\n"
+            "from vggcore.lock import folder_lock\n"
+            "with folder_lock(sys.argv[1]):\n"
+            "    child = os.fork()\n"
+            "    if child == 0:\n"
+            "        time.sleep(60)\n"
+            "        os._exit(0)\n"
+            "    print(child, flush=True)\n"
+            "    time.sleep(60)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "d")], stdout=subprocess.PIPE, text=True)
+    child = int(holder.stdout.readline())
+    try:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(timeout=30)
+        with folder_lock(tmp_path / "d"):  # the child still runs, the lock is free
+            os.kill(child, 0)
+    finally:
+        os.kill(child, signal.SIGKILL)
+        holder.stdout.close()

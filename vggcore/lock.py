@@ -4,18 +4,23 @@
     >>> with folder_lock("runs/a"):          # a second process on runs/a now gets FolderLocked at once
     ...     train(..., out="runs/a")
 
-The lock is `flock(2)` on a file inside the folder, so the kernel drops it when the holder exits in any way,
-SIGKILL and the OOM killer included: there is never a stale lock to clean up by hand. The holder writes its pid,
+The lock is a POSIX record lock (`fcntl(2)` through `fcntl.lockf`) on a file inside the folder, so the kernel drops
+it when the holder exits in any way, SIGKILL and the OOM killer included: there is never a stale lock to clean up
+by hand. Unlike `flock(2)`, a record lock belongs to the process, not to the open file, so forked children
+(DataLoader workers) that outlive a killed holder for a few seconds do not keep the folder locked. The holder writes its pid,
 host and start time into the file so the refusal can say who holds it. The file itself is never deleted (deleting
 it would let a third process lock a fresh inode while the second still waits on the old one).
 
 Within one process the lock is re-entrant: a driver that holds a study folder can call code that takes it again.
 Under data-parallel training take it on rank 0 only (`folder_lock(out) if rank == 0 else nullcontext()`).
-Works on local filesystems and on network filesystems whose flock reaches the server (NFSv4 on Linux does).
+Works on local filesystems and on network filesystems with POSIX locking (NFS on Linux forwards it to the server).
+A record lock is dropped when the process closes any descriptor of the file, so nothing here opens `.lock` again
+while holding it (re-entry is counted in memory instead).
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -90,9 +95,11 @@ def folder_lock(folder: str | Path, what: str = "output folder") -> Iterator[Pat
     except OSError as err:
         raise PermissionError(f"cannot write to {what} {folder}: {err.strerror or err}") from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
         os.close(fd)
+        if err.errno not in (errno.EACCES, errno.EAGAIN):
+            raise PermissionError(f"cannot lock {what} {folder}: {err.strerror or err}") from None
         raise FolderLocked(f"{what} {folder} is in use by {describe_holder(folder)}; wait for it to finish, "
                            "or use another folder") from None
     try:
@@ -112,4 +119,4 @@ def folder_lock(folder: str | Path, what: str = "output folder") -> Iterator[Pat
             os.ftruncate(fd, 0)  # the details describe a holder; none is left
         except OSError:
             pass
-        os.close(fd)  # releases the flock
+        os.close(fd)  # releases the lock
