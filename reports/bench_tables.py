@@ -65,7 +65,7 @@ def cases_display(bench: pd.DataFrame) -> pd.DataFrame:
     """Every case in units people read; the median step with its 95% interval; unstable cases marked."""
     data = bench.sort_values(["arch", "mode", "dtype", "batch_size", "implementation"])
     get = lambda col: data[col] if col in data else pd.Series(np.nan, index=data.index)  # noqa: E731
-    unstable = get("unstable").fillna(False).astype(bool)
+    unstable = get("unstable").eq(True)  # missing (older files) counts as stable
     step = [f"{seconds_h(m)} [{seconds_h(lo)}, {seconds_h(hi)}]" if lo == lo else seconds_h(m)
             for m, lo, hi in zip(get("median"), get("median_low"), get("median_high"))]
     return pd.DataFrame({

@@ -310,9 +310,6 @@ def test_reference_cost_is_of_the_model_timed(mode):
             assert macs == pytest.approx(276.4e6, rel=1e-3)
         else:  # global average pooling: a 512-wide fc6, far cheaper
             assert macs == totals(summary(VGGConfig(arch="A", image_size=32, head="gap")))["macs"] < 200e6
-    assert info["vggcore_over_torchvision_speed"] == pytest.approx(
-        info["torchvision_median_s"] / info["vggcore_median_s"])
-    assert ab[0]["group"].endswith("interleaved")
 
 
 @pytest.mark.slow
