@@ -18,7 +18,7 @@ def test_bench_stage_times_settings_and_reports_both(tmp_path, monkeypatch):
     study = demo.ROOT / "ablations" / "studies" / "demo.toml"
     demo.run_demo(tmp_path, ["--vgg-reference", "--vgg-width=0.125"], study)
     quick, settings = calls
-    assert quick == ["--vgg-reference", "--vgg-width=0.125"]
+    assert quick == [*demo.QUICK_ARGS, "--vgg-reference", "--vgg-width=0.125"]
     assert settings[settings.index("--vgg-dtypes") + 1] == "fp32,bf16"
     assert settings[settings.index("--vgg-channels-last") + 1] == "off,on"
     assert settings[settings.index("--vgg-archs") + 1] == "A"
