@@ -456,3 +456,22 @@ def test_hostile_report_in_a_browser_loads_every_figure_and_runs_nothing(hostile
     assert match, result.stderr[-2000:]
     total, loaded, injected = map(int, match.groups())
     assert total >= 4 and loaded == total and injected == 0
+
+
+def test_fastest_setting_is_named_in_full_and_divided_by_plain_fp32_of_its_own_run(tmp_path):
+    """The demo's quick grid and its settings stage both time plain fp32 A at batch 4: the speed-up of the fastest
+    setting must use the plain case of its own run (whatever the file order), and its label must name
+    channels_last (rows out of a frame hold numpy bools, which `is True` missed)."""
+    from reports.bench_tables import fastest_with_speedup
+
+    def case(name, median, channels_last):
+        c = bench_case(name, batch=4, median=median)
+        c["extra_info"]["channels_last"] = channels_last
+        return c
+
+    quick = write_bench(tmp_path / "quick.json", [case("q[plain]", 1.0, False)])
+    settings = write_bench(tmp_path / "settings.json", [case("s[plain]", 0.8, False), case("s[cl]", 0.5, True)])
+    for files in ([quick, settings], [settings, quick]):
+        row = fastest_with_speedup(load_bench(files)).iloc[0]
+        assert row["setting"] == "fp32 channels_last b4 vggcore"
+        assert row["speedup_vs_fp32"] == pytest.approx(0.8 / 0.5)
