@@ -35,7 +35,8 @@ def fastest_with_speedup(bench: pd.DataFrame) -> pd.DataFrame:
     for (arch, mode), g in ok.groupby(["arch", "mode"], sort=True):
         best = g.loc[g["images_per_s"].idxmax()]
         same = [c for c in ("batch_size", "device", "implementation", "image_size", "width") if c in g]
-        plain = g[_is_plain(g) & (g[same] == best[same]).all(axis=1)]
+        match = (g[same] == best[same]) | (g[same].isna() & best[same].isna())  # a field older files lack
+        plain = g[_is_plain(g) & match.all(axis=1)]
         if "file" in plain:  # the plain case of the same run first: no between-run drift in the ratio
             plain = plain.iloc[(plain["file"] != best["file"]).to_numpy().argsort(kind="stable")]
         speedup = low = high = float("nan")

@@ -194,10 +194,12 @@ def _rank_pid(launcher: int, rank: int, timeout: float = 120) -> int:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the ranks through Linux /proc")
-def test_killed_writer_ends_the_group_and_the_rerun_resumes(tmp_path, uninterrupted):
-    """Rank 0, the one that writes, is SIGKILLed just after its first checkpoint: the group must end on its own
-    (no hang; torchrun names the dead rank), then the same command resumes and ends with exactly the metrics of
-    an uninterrupted 2-rank run."""
+@pytest.mark.parametrize("victim", ["writer", "group"])
+def test_killed_writer_ends_the_group_and_the_rerun_resumes(tmp_path, uninterrupted, victim):
+    """Just after the first checkpoint, either rank 0 (the one that writes) is SIGKILLed, and the group must end on
+    its own (no hang; torchrun names the dead rank), or the whole group is (launcher and every rank, as a node
+    that dies). Either way the same command resumes and ends with exactly the metrics of an uninterrupted 2-rank
+    run."""
     out = tmp_path / "cut"
     proc = subprocess.Popen([*TORCHRUN, *DIGITS, "--out", str(out)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
@@ -205,16 +207,21 @@ def test_killed_writer_ends_the_group_and_the_rerun_resumes(tmp_path, uninterrup
     deadline = time.time() + 180
     while not (out / "checkpoint.pt").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
-    os.kill(writer, signal.SIGKILL)
+    victims = [writer] if victim == "writer" else [proc.pid, *_descendants(proc.pid)]
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
     try:
-        _, stderr = proc.communicate(timeout=120)  # the surviving rank and the launcher stop by themselves
+        _, stderr = proc.communicate(timeout=120)  # a surviving rank and the launcher stop by themselves
     finally:
         for pid in [proc.pid, *_descendants(proc.pid)]:  # whatever is left of the group, if the test failed
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-    assert proc.returncode != 0 and "Signal 9 (SIGKILL)" in stderr, stderr[-2000:]
+    if victim == "writer":
+        assert proc.returncode != 0 and "Signal 9 (SIGKILL)" in stderr, stderr[-2000:]
+    else:
+        assert proc.returncode == -signal.SIGKILL
     cut = load_checkpoint(out / "checkpoint.pt")
     assert 1 <= cut["epoch"] < 4 and metrics(out)["status"] == "running"
     again = torchrun([*DIGITS, "--out", str(out)])
