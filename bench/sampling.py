@@ -116,6 +116,21 @@ def stability(times, precision: float) -> list[str]:
     return reasons
 
 
+def _stop(rule: SamplingRule, values: list[float], next_round_ends: Callable[[], float]) -> str:
+    """Why to stop after these rounds ("" to go on): `values` are the round times (or paired ratios) whose median
+    must be known to `rule.precision`; `next_round_ends()` is when one more round would end, in budget seconds
+    (asked last, so the clock is read exactly when the budget is what decides)."""
+    if len(values) < rule.min_rounds:
+        return ""
+    if relative_half_width(values) <= rule.precision:
+        return "precision"
+    if len(values) >= rule.max_rounds:
+        return "round cap"
+    if next_round_ends() > rule.max_time:  # the next round would overrun
+        return "time budget"
+    return ""
+
+
 def sample(step: Callable[[], object], rule: SamplingRule, clock: Callable[[], float] = time.perf_counter) -> Sample:
     """Time `step` round after round (each round one call) until the median's relative 95% half-width is at most
     `rule.precision` or the next round would end past `rule.max_time`, never fewer than `rule.min_rounds`."""
@@ -125,17 +140,8 @@ def sample(step: Callable[[], object], rule: SamplingRule, clock: Callable[[], f
         t0 = clock()
         step()
         times.append(clock() - t0)
-        n = len(times)
-        if n < rule.min_rounds:
-            continue
-        if relative_half_width(times) <= rule.precision:
-            stop = "precision"
-            break
-        if n >= rule.max_rounds:
-            stop = "round cap"
-            break
-        if clock() - start + statistics.median(times) > rule.max_time:  # the next round would overrun
-            stop = "time budget"
+        stop = _stop(rule, times, lambda: clock() - start + statistics.median(times))
+        if stop:
             break
     return summarize(times, rule.precision, stop)
 
@@ -160,18 +166,9 @@ def sample_pairs(step_a: Callable[[], object], step_b: Callable[[], object], rul
             t0 = clock()
             (step_a, step_b)[which]()
             times[which].append(clock() - t0)
-        n = len(times[0])
-        if n < rule.min_rounds:
-            continue
-        ratios = [b / a for a, b in zip(*times)]
-        if relative_half_width(ratios) <= rule.precision:
-            stop = "precision"
-            break
-        if n >= rule.max_rounds:
-            stop = "round cap"
-            break
-        if clock() - start + statistics.median(times[0]) + statistics.median(times[1]) > rule.max_time:
-            stop = "time budget"
+        stop = _stop(rule, [b / a for a, b in zip(*times)],
+                     lambda: clock() - start + statistics.median(times[0]) + statistics.median(times[1]))
+        if stop:
             break
     return times[0], times[1], stop
 

@@ -6,15 +6,6 @@ import pandas as pd
 
 # Table 2 of the paper: parameters in millions.
 PAPER_PARAMS_M = {"A": 133, "A-LRN": 133, "B": 133, "C": 134, "D": 138, "E": 144}
-SETTING = ["device", "dtype", "channels_last", "compiled", "implementation", "batch_size"]
-
-
-def fastest_settings(bench: pd.DataFrame) -> pd.DataFrame:
-    """Per architecture and mode, the setting with the most images/s."""
-    ok = bench.dropna(subset=["images_per_s"])
-    best = ok.loc[ok.groupby(["arch", "mode"])["images_per_s"].idxmax()]
-    cols = ["arch", "mode", *[c for c in SETTING if c in best], "images_per_s", "mfu", "peak_memory_bytes"]
-    return best[cols].sort_values(["arch", "mode"]).reset_index(drop=True)
 
 
 def speed_ratios(bench: pd.DataFrame) -> pd.DataFrame:
