@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vggcore.checkpoint import save_json
+from vggcore.errors import UserError
 from vggcore.lock import folder_lock
 
 from .study import RunSpec, Study
@@ -23,7 +24,7 @@ RESULTS = "results.jsonl"
 MANIFEST = "study.json"
 
 
-class StoreError(ValueError):
+class StoreError(UserError, ValueError):
     """The output folder cannot be used for this study."""
 
 

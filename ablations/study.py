@@ -35,6 +35,7 @@ from typing import Any
 
 from vggcore.config import VGGConfig
 from vggcore.data import DataConfig
+from vggcore.errors import UserError
 from vggcore.train import LATER_FIELDS, TrainConfig
 from vggcore.validation import SEED_MAX, ConfigError, check_field
 
@@ -51,7 +52,7 @@ METRICS = ("test_top1_error", "test_top5_error", "test_loss", "val_top1_error", 
 FACTOR_KEYS = {"baseline", "levels", "description"}
 
 
-class StudyError(ValueError):
+class StudyError(UserError, ValueError):
     """A study file that cannot be run as written."""
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from vggcore.archs import ARCHS, TORCHVISION_NAMES, resolve_arch
 from vggcore.config import HEADS, VGGConfig
+from vggcore.errors import UserError
 from vggcore.measure import DEVICES, DTYPES, device_available, dtype_unsupported_reason
 from vggcore.validation import ConfigError, check_field
 
@@ -64,7 +65,7 @@ class BenchCase:
         return None
 
 
-class OptionError(ValueError):
+class OptionError(UserError, ValueError):
     """A bad --vgg-* value: becomes a pytest usage error."""
 
 

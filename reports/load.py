@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from ablations.store import read_results
+from vggcore.errors import UserError
 
 BENCH_EXTRA_KEYS = ("arch", "mode", "batch_size", "image_size", "width", "device", "device_name", "dtype",
                     "channels_last", "compiled", "implementation", "images_per_s", "macs_per_image",
@@ -36,7 +37,7 @@ STAT_KEYS = ("min", "max", "mean", "stddev", "median", "iqr", "rounds", "ops")
 FINAL_KEYS = ("test_top1_error", "test_top5_error", "test_loss", "val_top1_error", "train_seconds")
 
 
-class ReportInputError(ValueError):
+class ReportInputError(UserError, ValueError):
     """An input file or folder that is not what the report expects."""
 
 

@@ -10,8 +10,10 @@ from typing import Any
 
 import torch
 
+from .errors import UserError
 
-class CheckpointError(ValueError):
+
+class CheckpointError(UserError, ValueError):
     """A checkpoint or metrics file that cannot be trusted: the run refuses to go on rather than start over."""
 
 

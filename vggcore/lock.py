@@ -33,13 +33,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
+from .errors import UserError
+
 LOCK_FILE = ".lock"
 
 _held: dict[str, int] = {}     # resolved folder -> nesting depth, for re-entry within this process
 _held_guard = threading.Lock()
 
 
-class FolderLocked(ValueError):
+class FolderLocked(UserError, ValueError):
     """Another process works in this folder. A ValueError so every CLI reports it on one line and exits 2."""
 
 

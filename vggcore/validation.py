@@ -14,12 +14,14 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Iterable
 
+from .errors import UserError
+
 SEED_MAX = 2 ** 63 - 1   # torch.Generator.manual_seed and our seed_for() stay within a signed 64-bit integer
 
 Check = Callable[[str, Any], None]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration value outside what is allowed. `fields` names the field(s) involved, `value` the value."""
 
     def __init__(self, message: str, fields: tuple[str, ...], value: Any = None) -> None:
