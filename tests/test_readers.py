@@ -214,6 +214,12 @@ T1 = b"\x85"  # TUPLE1
     (reduce_pickle(glob("numpy", "dtype"), b")\x81"), "the opcode NEWOBJ"),
     (b"(c" + b"posix\nsystem\nS'true'\no.", "the global posix.system"),          # OBJ via a refused global
     (b"\x80\x02X\x03\x00\x00\x00abcQ.", "a persistent id"),
+    # containers: scalar dict keys only (hashing a deeply nested tuple key crashes), items into dicts and lists
+    (reduce_pickle(b"}N" + T1 + b"Ns"), "a dict key of type tuple"),
+    (reduce_pickle(b"]K\x00K\x01s"), "items added to a list"),
+    (reduce_pickle(b"}K\x00a"), "items added to a dict"),
+    (reduce_pickle(glob("numpy", "dtype"), b"(K\x00e"), "items added to a _Recipe"),
+    (b"\x80\x04\x8f(K\x01\x90.", "the opcode EMPTY_SET"),
 ])
 def test_refused_constructs(tmp_path, raw, refused):
     path = tmp_path / "batch"
@@ -221,6 +227,19 @@ def test_refused_constructs(tmp_path, raw, refused):
     with pytest.raises(safe_pickle.RefusedPickleError, match="refused to load") as caught:
         safe_pickle.load(path, what="a CIFAR python-format batch")
     assert refused in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_deeply_nested_dict_key_is_refused_not_a_crash(tmp_path):
+    """A dict key nested a million tuples deep (1 MB of TUPLE1): hashing it overflows the C stack, and
+    plain pickle.load dies of SIGSEGV. In a subprocess, so a crash fails this test instead of the session."""
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(b"\x80\x02}N" + T1 * 1_000_000 + b"Ns.")
+    code = ("import sys; from vggcore import safe_pickle\n"
+            "try: safe_pickle.load(sys.argv[1])\n"
+            "except safe_pickle.RefusedPickleError as err: print(err)")
+    result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "it holds a dict key of type tuple" in result.stdout
 
 
 def test_memo_bomb_costs_nothing(tmp_path):

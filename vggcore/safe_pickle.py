@@ -5,10 +5,12 @@ A pickle is a program: its opcodes may name any importable callable and call it 
 need and refuses the rest, with a one-line error naming the file and what it refused, before the refused
 thing can run:
 
-    opcodes      every protocol (0-5) for None, bools, ints, floats, bytes, str, tuples, lists and dicts;
-                 refused: INST, OBJ, NEWOBJ, NEWOBJ_EX, persistent ids, out-of-band buffers, and BUILD on
-                 anything but a numpy array or dtype
-    globals      numpy.ndarray as the marker below, and these callables, each checking its arguments:
+    opcodes      every protocol (0-5) for None, bools, ints, floats, bytes, str, tuples, lists and dicts
+                 (dict keys scalars only); refused: INST, OBJ, NEWOBJ, NEWOBJ_EX, sets, persistent ids,
+                 out-of-band buffers, BUILD on anything but a numpy array or dtype, and items added to
+                 anything but a dict or list
+    globals      numpy.ndarray, only as _reconstruct's first argument (calling it is refused), and these
+                 callables, each checking its arguments:
                    numpy.core.multiarray._reconstruct   how every numpy pickles an array (numpy 1 names it
                    numpy._core.multiarray._reconstruct  numpy.core, as in the real files; numpy 2 numpy._core):
                                                         only (ndarray, (0,), 'b'), an empty array that the
@@ -27,8 +29,8 @@ Everything else, any other module, function or class, is refused. Two more guard
 from exhausting memory: the file is read into memory first, so no length field in it can make a read
 allocate more than the file holds; and the memo lives in a dict (the pure-Python unpickler), because the C
 unpickler sizes its memo table from the index a PUT opcode names (a 10-byte file asking for 64 GiB).
-That unpickler is slower per opcode, but a CIFAR batch has ~10^5 opcodes around one large byte string,
-so reading one takes about as long as `pickle.load` did (~0.5 s for 10,000 images).
+That unpickler is slower per opcode, but a CIFAR batch is ~10^4-10^5 opcodes around one 30 MB byte string,
+so reading one takes about as long as `pickle.load` did.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ import numpy as np
 from .errors import UserError
 
 ADMITTED_SUMMARY = "builtin containers and scalars, bytes, str and numpy arrays of numbers"
+SCALAR_KEYS = (str, bytes, int, float, bool, type(None))
 
 
 class RefusedPickleError(UserError, ValueError):
@@ -196,9 +199,49 @@ class _RestrictedUnpickler(pickle._Unpickler):
             raise _Refusal(f"BUILD (setting the state) of a {type(inst).__name__}")
         inst.__setstate__(state)
 
+    # Containers: a dict key is hashed as it is stored, and hashing a tuple nested a million deep (1 MB of
+    # TUPLE1 opcodes) overflows the C stack, so keys are scalars (the files' keys are bytes). Items go into
+    # dicts and lists only, never into an array or another object through its __setitem__ or extend.
+    def _check_keys(self, keys) -> None:
+        for key in keys:
+            if type(key) not in SCALAR_KEYS:
+                raise _Refusal(f"a dict key of type {type(key).__name__}")
+
+    def _check_target(self, target: Any, kind: type) -> None:
+        if type(target) is not kind:
+            raise _Refusal(f"items added to a {type(target).__name__}")
+
+    def load_dict(self) -> None:
+        self._check_keys(self.stack[0::2])  # after MARK, self.stack holds just the key, value pairs
+        super().load_dict()
+
+    def load_setitem(self) -> None:
+        self._check_target(self.stack[-3], dict)
+        self._check_keys([self.stack[-2]])
+        super().load_setitem()
+
+    def load_setitems(self) -> None:
+        self._check_target(self.metastack[-1][-1], dict)
+        self._check_keys(self.stack[0::2])
+        super().load_setitems()
+
+    def load_append(self) -> None:
+        self._check_target(self.stack[-2], list)
+        super().load_append()
+
+    def load_appends(self) -> None:
+        self._check_target(self.metastack[-1][-1], list)
+        super().load_appends()
+
     dispatch[pickle.REDUCE[0]] = load_reduce
     dispatch[pickle.BUILD[0]] = load_build
-    for _op in ("INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "NEXT_BUFFER", "READONLY_BUFFER"):
+    dispatch[pickle.DICT[0]] = load_dict
+    dispatch[pickle.SETITEM[0]] = load_setitem
+    dispatch[pickle.SETITEMS[0]] = load_setitems
+    dispatch[pickle.APPEND[0]] = load_append
+    dispatch[pickle.APPENDS[0]] = load_appends
+    for _op in ("INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "NEXT_BUFFER", "READONLY_BUFFER", "EMPTY_SET", "ADDITEMS",
+                "FROZENSET"):
         if hasattr(pickle, _op):
             dispatch[getattr(pickle, _op)[0]] = _refuse_opcode(_op)
     del _op
