@@ -13,8 +13,9 @@ above MAX_IMAGE_PIXELS (PIL's default, 89,478,485 pixels; the environment variab
 sets another) is refused as a possible decompression bomb, and one that will not decode (truncated, not an
 image) is refused too: a one-line DataFileError naming the file, never a skipped file, a hang or an
 out-of-memory kill. Refused, not skipped: a skipped image silently changes the data set the run reports on
-(and the index-to-image map an exact resume relies on); the fix is the user's (replace or delete the file,
-then rerun the command, which resumes from the last finished epoch). A seeded sample of up to 1,000 training
+(and the index-to-image map an exact resume relies on); the fix is the user's: replace the file with a good
+copy and rerun the command, which resumes from the last finished epoch (deleting it instead changes the data
+set, so start that run over in a new folder). A seeded sample of up to 1,000 training
 images is read before training starts (for the mean colour); the other images when an epoch first reaches
 them, val/ at the end of the first epoch. No file is scanned ahead: a header pass over ImageNet's 1.3M
 files would cost minutes at every start, and a truncated file shows only when it is decoded.
