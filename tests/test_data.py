@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from vggcore.data import DataConfig, Split, _digits, load, read_cifar_file
+from vggcore.data import DataConfig, DataRootError, Split, _digits, load, read_cifar_file
 from vggcore.transforms import (
     PCA_EIGVAL,
     PCA_EIGVEC,
@@ -132,16 +132,16 @@ def test_cifar100_uses_fine_labels(tmp_path):
 
 
 def test_missing_cifar_says_what_and_where(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"data_batch_1.*cifar-10-batches-py.*cs.toronto.edu"):
+    with pytest.raises(DataRootError, match=r"data_batch_1.*cifar-10-batches-py.*cs.toronto.edu"):
         load(DataConfig("cifar10", data_root=str(tmp_path)), 32)
-    with pytest.raises(FileNotFoundError, match="is not a directory"):
+    with pytest.raises(DataRootError, match="is not a directory"):
         load(DataConfig("cifar10", data_root=str(tmp_path / "nope")), 32)
 
 
 def test_malformed_cifar_file(tmp_path):
     folder = write_cifar(tmp_path)
     (folder / "data_batch_3").write_bytes(b"not a pickle")
-    with pytest.raises(ValueError, match="data_batch_3 is not a CIFAR python-format batch"):
+    with pytest.raises(ValueError, match="data_batch_3 is not a CIFAR python-format batch"):  # UserError too
         load(DataConfig("cifar10", data_root=str(tmp_path)), 32)
 
 
@@ -175,5 +175,5 @@ def test_imagefolder_loader(tmp_path):
                                                    augment="paper_jitter"), 32, 4, 0)
     x, y = next(iter(train))
     assert x.shape == (4, 3, 32, 32) and x.dtype == torch.uint8 and classes == 2 and mean.shape == (3,)
-    with pytest.raises(FileNotFoundError, match="imagefolder expects"):
+    with pytest.raises(DataRootError, match="imagefolder expects"):
         loaders(DataConfig("imagefolder", data_root=str(tmp_path / "train")), 32, 4, 0)

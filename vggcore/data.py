@@ -2,8 +2,9 @@
 
     digits       scikit-learn's 1,797 real handwritten digits (shipped inside scikit-learn: no download),
                  upscaled to the stored size and given 3 channels; fixed seeded 70/15/15 train/val/test split
-    cifar10      CIFAR-10 / CIFAR-100 in their python-pickle format, read from `data_root`
-    cifar100     (train: 45k/50k for training, 5k seeded validation split; test: the official test batch)
+    cifar10      CIFAR-10 / CIFAR-100 in their python-pickle format, read from `data_root` through
+    cifar100     vggcore.safe_pickle, which runs no code a file names (train: 45k/50k for training, 5k
+                 seeded validation split; test: the official test batch)
     imagefolder  `data_root/train/<class>/*` and `data_root/val/<class>/*` (ImageNet layout); val serves as
                  the validation and the test split, as in the paper, which reports on ILSVRC's validation set
     synthetic    random images and labels of the configured shape, for smoke tests and benchmarks
@@ -11,7 +12,6 @@
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -20,11 +20,31 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import safe_pickle
+from .errors import UserError
 from .transforms import PRESETS
 from .validation import SEED_MAX, Check, ConfigError, check_fields, choice, integer, number, optional, text
 
 DATASETS = ("digits", "cifar10", "cifar100", "imagefolder", "synthetic")
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
+
+
+class DataRootError(UserError, FileNotFoundError):
+    """The data root is missing or lacks the files or folders its dataset needs."""
+
+
+class DataFileError(UserError, ValueError):
+    """A file in the dataset that is not what its name says (a damaged CIFAR batch, an unreadable image)."""
+
+    def __init__(self, message: str) -> None:
+        # A DataLoader worker's error reaches the main process rebuilt from its traceback text ("Caught
+        # DataFileError in DataLoader worker process 0.\nOriginal Traceback ... DataFileError: <message>"):
+        # keep the one line that names the file, so the command line still prints one line.
+        prefix = f"{type(self).__module__}.{type(self).__qualname__}: "
+        if message.startswith("Caught ") and "\nOriginal Traceback" in message:
+            last = message.rstrip().splitlines()[-1]
+            message = last[len(prefix):] if last.startswith(prefix) else message
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -56,11 +76,11 @@ class DataConfig:
         """(S_min, S_max) for the training size: fixed S unless the preset jitters."""
         s = self.scale or round(image_size * 256 / 224)
         if s < image_size:
-            raise ValueError(f"scale S={s} is smaller than the {image_size}px training crop")
+            raise ConfigError(f"scale S={s} is smaller than the {image_size}px training crop", ("scale",), s)
         jitter = PRESETS[self.augment].jitter
         s_max = (self.scale_max or 2 * s) if jitter else s
         if s_max < s:
-            raise ValueError(f"scale_max {s_max} is below scale {s}")
+            raise ConfigError(f"scale_max {s_max} is below scale {s}", ("scale_max",), s_max)
         return s, s_max
 
 
@@ -136,41 +156,106 @@ CIFAR_LAYOUT = {
     "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], "test_batch", b"labels", 10),
     "cifar100": ("cifar-100-python", ["train"], "test", b"fine_labels", 100),
 }
+CIFAR_META = {"cifar10": "batches.meta", "cifar100": "meta"}   # class names; not needed for training
+CIFAR_BATCH, CIFAR_META_FILE = "a CIFAR python-format batch", "a CIFAR python-format meta file"
+CIFAR_PIXELS = 3 * 32 * 32
 
 
 def _cifar_dir(config: DataConfig) -> Path:
     folder, train_files, test_file, _, _ = CIFAR_LAYOUT[config.dataset]
     root = Path(config.data_root).expanduser()
     if not root.is_dir():
-        raise FileNotFoundError(f"data root {root} is not a directory")
+        raise DataRootError(f"data root {root} is not a directory")
     for candidate in (root, root / folder):
         if all((candidate / f).is_file() for f in [*train_files, test_file]):
             return candidate
-    raise FileNotFoundError(
+    raise DataRootError(
         f"no {config.dataset} files under {root}: expected {', '.join([*train_files, test_file])} in {root} or "
         f"{root / folder}. Get the python version from {CIFAR_URL} and extract it there (vggbench never downloads)")
 
 
-def read_cifar_file(path: Path, label_key: bytes) -> tuple[torch.Tensor, torch.Tensor]:
-    """One pickled CIFAR batch -> uint8 (N, 3, 32, 32) and int64 labels."""
+def _not_cifar(path: Path, why: str) -> DataFileError:
+    return DataFileError(f"{path} is not {CIFAR_BATCH} ({why})")
+
+
+def read_cifar_file(path: Path, label_key: bytes, classes: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pickled CIFAR batch -> uint8 (N, 3, 32, 32) and int64 labels (in range(classes) when given).
+
+    Read through vggcore.safe_pickle, so a file that names anything but plain data and numpy arrays is
+    refused before any of it runs. Checked like the real files: a dict with b"data", a numpy array of
+    N x 3072 integers in 0..255, and `label_key`, a list (or 1-D array) of N integers."""
+    batch = safe_pickle.load(path, what=CIFAR_BATCH)
+    if not isinstance(batch, dict):
+        raise _not_cifar(path, f"it holds a {type(batch).__name__}, not a dict")
+    for key in (b"data", label_key):
+        if key not in batch:
+            keys = ", ".join(_key(k) for k in list(batch)[:8])
+            raise _not_cifar(path, f"no {key!r} entry; it has {keys or 'none'}")
+    data, labels = batch[b"data"], batch[label_key]
+    # An array only: a nested list could be a few bytes of shared references that np.asarray would expand to
+    # any size, while an unpickled array holds exactly the bytes the file holds.
+    if not isinstance(data, np.ndarray) or data.dtype.kind not in "ui":
+        kind = data.dtype if isinstance(data, np.ndarray) else type(data).__name__
+        raise _not_cifar(path, f"b'data' is {kind}, not a numpy array of uint8 pixels")
+    if data.size % CIFAR_PIXELS:
+        raise _not_cifar(path, f"b'data' holds {data.size} values, not a multiple of 3 x 32 x 32 = {CIFAR_PIXELS}")
+    if data.dtype != np.uint8 and data.size and (data.min() < 0 or data.max() > 255):
+        raise _not_cifar(path, f"b'data' holds values outside 0..255 ({data.min()}..{data.max()})")
+    images = data.astype(np.uint8, copy=False).reshape(-1, 3, 32, 32)
+    labels = _labels(path, label_key, labels)
+    if len(images) != len(labels):
+        raise DataFileError(f"{path}: {len(images)} images but {len(labels)} labels")
+    if classes is not None and len(labels) and (labels.min() < 0 or labels.max() >= classes):
+        bad = int(labels[(labels < 0) | (labels >= classes)][0])
+        raise DataFileError(f"{path}: label {bad} in {label_key!r} is outside 0..{classes - 1}")
+    return torch.from_numpy(images.copy()), torch.from_numpy(labels)
+
+
+def _key(key) -> str:
+    return repr(key) if len(repr(key)) <= 40 else repr(key)[:40] + "..."
+
+
+def _labels(path: Path, label_key: bytes, labels) -> np.ndarray:
+    """The labels as int64: a list or tuple of ints (as in the real files) or a 1-D integer array."""
+    if isinstance(labels, np.ndarray):
+        if labels.ndim != 1 or labels.dtype.kind not in "ui":
+            raise _not_cifar(path, f"{label_key!r} is a {labels.ndim}-D {labels.dtype} array, not 1-D integers")
+        if labels.dtype.kind == "u" and labels.size and labels.max() > np.iinfo(np.int64).max:
+            raise _not_cifar(path, f"{label_key!r} holds a label beyond int64")
+        return labels.astype(np.int64)
+    if not isinstance(labels, (list, tuple)) or not all(type(v) is int for v in labels):
+        what = type(labels).__name__ if not isinstance(labels, (list, tuple)) else "a list holding non-integers"
+        raise _not_cifar(path, f"{label_key!r} is {what}, not a list of integer labels")
     try:
-        with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
-        data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-        labels = np.asarray(batch[label_key], dtype=np.int64)
-    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError) as err:
-        raise ValueError(f"{path} is not a CIFAR python-format batch ({type(err).__name__}: {err})") from None
-    if len(data) != len(labels):
-        raise ValueError(f"{path}: {len(data)} images but {len(labels)} labels")
-    return torch.from_numpy(data.copy()), torch.from_numpy(labels)
+        return np.asarray(labels, dtype=np.int64)
+    except OverflowError:
+        raise _not_cifar(path, f"{label_key!r} holds a label beyond int64") from None
+
+
+def read_cifar_meta(path: Path) -> dict[str, list[str]]:
+    """The class names in a CIFAR meta file (CIFAR-10's batches.meta: "label_names"; CIFAR-100's meta:
+    "fine_label_names" and "coarse_label_names"), read through vggcore.safe_pickle like the batches."""
+    meta = safe_pickle.load(path, what=CIFAR_META_FILE)
+    if not isinstance(meta, dict):
+        raise DataFileError(f"{path} is not {CIFAR_META_FILE} (it holds a {type(meta).__name__}, not a dict)")
+    names = {}
+    for key, value in meta.items():
+        if isinstance(key, bytes) and key.endswith(b"label_names"):
+            if not isinstance(value, list) or not all(isinstance(v, (bytes, str)) for v in value):
+                raise DataFileError(f"{path}: {key!r} is not a list of names")
+            names[key.decode("ascii", "replace")] = [v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+                                                     for v in value]
+    if not names:
+        raise DataFileError(f"{path} is not {CIFAR_META_FILE} (no label_names entry)")
+    return names
 
 
 def _cifar(config: DataConfig) -> Dataset:
     folder, train_files, test_file, label_key, classes = CIFAR_LAYOUT[config.dataset]
     root = _cifar_dir(config)
-    parts = [read_cifar_file(root / f, label_key) for f in train_files]
+    parts = [read_cifar_file(root / f, label_key, classes) for f in train_files]
     images, labels = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-    test = Split(*read_cifar_file(root / test_file, label_key))
+    test = Split(*read_cifar_file(root / test_file, label_key, classes))
     perm = _permutation(len(labels), config.split_seed)
     n_val = round(len(labels) * config.val_fraction)
     val, train = perm[:n_val], perm[n_val:]

@@ -7,21 +7,41 @@ Resumable exactly: the sampler tags every index with its epoch, and each image's
 seeded by (seed, epoch, index) alone. So no draw depends on worker processes' RNG state (persistent workers are
 seeded once, when the first epoch starts, which differs between a resumed run and an uninterrupted one), on
 which worker serves the image, or on how many workers there are.
+
+Every image is read by `ImageReader`, which checks the size its header declares before decoding it: an image
+above MAX_IMAGE_PIXELS (PIL's default, 89,478,485 pixels; the environment variable VGGBENCH_MAX_IMAGE_PIXELS
+sets another) is refused as a possible decompression bomb, and one that will not decode (truncated, not an
+image) is refused too: a one-line DataFileError naming the file, never a skipped file, a hang or an
+out-of-memory kill. Refused, not skipped: a skipped image silently changes the data set the run reports on
+(and the index-to-image map an exact resume relies on); the fix is the user's: replace the file with a good
+copy and rerun the command, which resumes from the last finished epoch (deleting it instead changes the data
+set, so start that run over in a new folder). A seeded sample of up to 1,000 training
+images is read before training starts (for the mean colour); the other images when an epoch first reaches
+them, val/ at the end of the first epoch. No file is scanned ahead: a header pass over ImageNet's 1.3M
+files would cost minutes at every start, and a truncated file shows only when it is decoded.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import warnings
 from pathlib import Path
 from typing import Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from .data import DataConfig
+from .data import DataConfig, DataFileError, DataRootError
 from .transforms import preset
+from .validation import ConfigError
 
 MEAN_SAMPLES = 1000
+# Images above this many pixels are refused unread. PIL's own default, fixed here rather than read from
+# PIL.Image.MAX_IMAGE_PIXELS: PIL only warns between 1x and 2x its limit, and refuses above 2x on its own
+# whatever this says (so a limit above 2 x 89,478,485 also needs PIL's raised).
+MAX_IMAGE_PIXELS = 89_478_485
+PIXELS_ENV = "VGGBENCH_MAX_IMAGE_PIXELS"
 
 
 def mix(*parts: int) -> int:
@@ -79,18 +99,76 @@ class SeededFolder(Dataset):
         return self.geometry(img, torch.Generator().manual_seed(mix(self.seed, epoch, index))), label
 
 
-def _rgb(img):
-    return img.convert("RGB")  # a module-level function, so workers started by spawn can unpickle it
+def max_image_pixels() -> int:
+    """The pixel limit: VGGBENCH_MAX_IMAGE_PIXELS when set (a positive integer), else MAX_IMAGE_PIXELS. An
+    environment setting, not a DataConfig field: it guards the machine and is no part of what a run means
+    (a config field would change every run's resolved config)."""
+    raw = os.environ.get(PIXELS_ENV)
+    if raw is None or not raw.strip():
+        return MAX_IMAGE_PIXELS
+    try:
+        value = int(raw.strip().replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"{PIXELS_ENV}={raw!r}: expected a positive whole number of pixels (default "
+                          f"{MAX_IMAGE_PIXELS:,})", (PIXELS_ENV,), raw)
+    return value
+
+
+class ImageReader:
+    """path -> RGB PIL image, refusing an image above `max_pixels` before decoding it, and one that will not
+    decode, with a DataFileError naming the file. A picklable object, so workers get the limit the main
+    process read."""
+
+    def __init__(self, max_pixels: int) -> None:
+        self.max_pixels = max_pixels
+
+    def __call__(self, path: str):
+        from PIL import Image
+
+        try:
+            with warnings.catch_warnings():
+                # The limit is checked below; PIL's warning band (1x-2x its own limit) would only add noise.
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(path) as img:              # reads the header only
+                    w, h = img.size
+                    if w * h > self.max_pixels:
+                        raise self.too_large(path, w, h)
+                    return img.convert("RGB")              # decodes: a truncated file fails here
+        except Image.DecompressionBombError as err:      # above PIL's own hard limit
+            raise DataFileError(f"{path}: refused as a possible decompression bomb ({err})") from None
+        except DataFileError:
+            raise
+        except MemoryError:
+            raise
+        except Exception as err:  # OSError (truncated, unreadable), UnidentifiedImageError, SyntaxError, ...
+            detail = str(err).splitlines()[0] if str(err) else ""
+            raise DataFileError(f"{path} is not a readable image ({type(err).__name__}: {detail}); replace or "
+                                "delete it and run again") from None
+
+    def too_large(self, path: str, w: int, h: int) -> DataFileError:
+        return DataFileError(f"{path}: {w} x {h} = {w * h:,} pixels is above the limit of {self.max_pixels:,} "
+                             f"({PIXELS_ENV} sets it); refused as a possible decompression bomb")
 
 
 def _check(root: Path) -> None:
     if not root.is_dir():
-        raise FileNotFoundError(f"data root {root} is not a directory")
+        raise DataRootError(f"data root {root} is not a directory")
     for split in ("train", "val"):
         d = root / split
         if not d.is_dir() or not any(p.is_dir() for p in d.iterdir()):
-            raise FileNotFoundError(f"imagefolder expects {d}/<class name>/<images>; {d} is missing or has no "
-                                    "class folders")
+            raise DataRootError(f"imagefolder expects {d}/<class name>/<images>; {d} is missing or has no "
+                                "class folders")
+
+
+def _image_folder(path: Path, reader: ImageReader, transform=None):
+    from torchvision.datasets import ImageFolder
+
+    try:
+        return ImageFolder(str(path), transform=transform, loader=reader)
+    except FileNotFoundError as err:  # torchvision's: a class folder without images of a known extension
+        raise DataRootError(f"{path}: {err}") from None
 
 
 def loaders(config: DataConfig, image_size: int, batch_size: int, seed: int, *, rank: int = 0,
@@ -102,19 +180,20 @@ def loaders(config: DataConfig, image_size: int, batch_size: int, seed: int, *, 
     contiguous share of val/, every image in exactly one share (no padding, so evaluation stays exact).
     """
     from torchvision import transforms as T
-    from torchvision.datasets import ImageFolder
 
     root = Path(config.data_root).expanduser()
     _check(root)
+    reader = ImageReader(max_image_pixels())
     s_min, s_max = config.scales(image_size)
     aug = preset(config.augment)
-    to_rgb = T.Lambda(_rgb)
-    eval_tf = T.Compose([to_rgb, T.Resize(s_min), T.CenterCrop(image_size), T.PILToTensor()])
-    train = SeededFolder(ImageFolder(str(root / "train"), transform=to_rgb),
+    eval_tf = T.Compose([T.Resize(s_min), T.CenterCrop(image_size), T.PILToTensor()])
+    train = SeededFolder(_image_folder(root / "train", reader),
                          SeededGeometry(image_size, s_min, s_max, aug.crop, aug.flip), seed)
-    val = ImageFolder(str(root / "val"), transform=eval_tf)
+    val = _image_folder(root / "val", reader, eval_tf)
     if train.folder.classes != val.classes:
-        raise ValueError(f"{root}: train/ and val/ have different class folders")
+        only = sorted(set(train.folder.classes) ^ set(val.classes))
+        raise DataRootError(f"{root}: train/ and val/ have different class folders ({', '.join(only[:5])} "
+                            f"{'is' if len(only) == 1 else 'are'} in one only)")
     common = dict(batch_size=batch_size // world_size, num_workers=config.num_workers,
                   pin_memory=torch.cuda.is_available(), persistent_workers=config.num_workers > 0)
     # Each loader gets its own generator for the worker base seed it draws when its workers start, so that
@@ -125,7 +204,7 @@ def loaders(config: DataConfig, image_size: int, batch_size: int, seed: int, *, 
     share = range(len(val) * rank // world_size, len(val) * (rank + 1) // world_size)
     val_loader = DataLoader(val, sampler=list(share), generator=torch.Generator().manual_seed(seed), **common)
     # Mean RGB over a seeded sample of training centre crops: exact enough for mean subtraction, and cheap.
-    plain = ImageFolder(str(root / "train"), transform=eval_tf)
+    plain = _image_folder(root / "train", reader, eval_tf)
     idx = torch.randperm(len(plain), generator=torch.Generator().manual_seed(0))[:MEAN_SAMPLES]
     sample = torch.stack([plain[int(i)][0] for i in idx]).float()
     return train_loader, val_loader, len(val.classes), sample.mean(dim=(0, 2, 3)) / 255
