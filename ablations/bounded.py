@@ -10,16 +10,16 @@ share one array. Every value is in the metric's own units (an error rate is a fr
 
 Why these (docs/statistics.md, section 1; tests/test_robust_stats.py). Simulated beta-distributed error rates
 (mean 0.01-0.05, seed sd 0.005-0.015, 20,000 studies) at 3, 5 and 10 seeds:
-- the Student-t interval of a mean went below 0 in 52% of studies at 3 seeds (mean 0.03) and covered 93.0-94.8%:
+- the Student-t interval of a mean went below 0 in 52% of studies at 3 seeds (mean 0.03) and covered 93.1-94.7%:
   its misses are nearly all on the high side (5-5.7% above, 1% below), the skew of an error rate near 0.
 - a t interval on the logit scale, mapped back, covered 95% at 3 seeds but 92% at 10 (it is an interval for the
   logit-scale mean, not the mean, and that gap does not shrink with seeds); Cox's log-scale interval covered
   95-96% but was 1.5-3x as wide at 3 seeds; a skewness-corrected (Johnson) t gained under 0.005.
-- the union of the two, the cut t and the logit t, covered 94.3-95.6% (93.4% at sd 0.02, a coefficient of
+- the union of the two, the cut t and the logit t, covered 94.2-95.6% (93.4% at sd 0.02, a coefficient of
   variation of 0.67), about 1.6x as wide as the t at 3 seeds and 1.05-1.1x at 5-10. It covers whenever either
   does and each part stays inside the bounds: that is `mean_interval`.
 - Welch's difference interval intersected with what the two mean intervals allow, [low_v - high_b,
-  high_v - low_b], covered as Welch does (to 0.003), 95.4-96.7%; a MOVER interval built from the two mean
+  high_v - low_b], covered as Welch does (to 0.002), 95.3-96.9%; a MOVER interval built from the two mean
   intervals stayed in bounds too but covered 96.4-98.9%, wider than it need be. That is `diff_interval`.
 A metric with no known bounds (`test_loss`, `train_seconds`) keeps the plain Student-t / Welch intervals, and the
 label says so.
@@ -151,8 +151,9 @@ def diff_interval(variant, baseline, bounds: tuple[float, float] | None = UNIT_B
     [low_v - high_b, high_v - low_b] from the two cut mean intervals at the same level, so it lies within
     [lo - hi, hi - lo] and never claims a change the two means cannot make (an error rate of 0.03 cannot fall by
     0.4). The cut interval still holds the point estimate (each mean interval holds its mean, so
-    low_v - high_b <= diff <= high_v - low_b). p is Welch's, uncut; a cut can lift the low end above 0 only when the variant's mean
-    interval lies wholly above the baseline's, which Welch's p then also calls (well below alpha)."""
+    low_v - high_b <= diff <= high_v - low_b). p is Welch's, uncut; a cut can lift the low end above 0 only
+    when the variant's mean interval lies wholly above the baseline's, which Welch's p then also calls (well
+    below alpha)."""
     check_alpha(alpha)
     check_bounds(bounds)
     nv, mv, vv = nan_moments(variant)

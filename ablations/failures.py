@@ -97,3 +97,17 @@ def failure_line(k: int, n: int, alpha: float = ALPHA) -> str:
     low, high = rate_interval(k, n, alpha)
     return (f"{k} of {n} seed{'s' if n != 1 else ''} did not train ({k / n:.0%}, {(1 - alpha) * 100:.4g}% "
             f"interval {float(low):.0%}-{float(high):.0%})")
+
+
+def excess_failures_p(k_variant, n_variant, k_baseline, n_baseline) -> np.ndarray:
+    """One-sided p of Fisher's exact test that the variant's seeds fail to train more often than the baseline's
+    (arrays of one shape; counts of seeds that did not train, k, out of finished seeds, n). The decision
+    statistic compares trained seeds only, so a variant that fails more often is not "worse" by it; this p is
+    for the report's separate line ("fails to train more often than the baseline"). At 3 vs 3 seeds the least
+    it can be is 1/20 (3 of 3 against 0 of 3); NaN where a side has no seeds."""
+    kv, nv, kb, nb = (np.asarray(x, dtype=int) for x in (k_variant, n_variant, k_baseline, n_baseline))
+    if np.any((kv < 0) | (kv > nv) | (kb < 0) | (kb > nb)):
+        raise StatsInputError("need 0 <= k <= n on both sides for a failure-rate test")
+    # given k_v + k_b failures among n_v + n_b seeds, k_v is hypergeometric under "the same rate"
+    p = sps.hypergeom.sf(kv - 1, nv + nb, kv + kb, nv)
+    return np.where((nv > 0) & (nb > 0), p, np.nan)

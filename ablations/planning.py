@@ -11,7 +11,7 @@ planned alone, for the default statistic (`ablations.robust`, Welch t on the see
     of min_effect with probability `power` (non-central t with Welch-Satterthwaite degrees of freedom).
 The rank statistic the default switches to at 7 trained seeds per arm has 95-100% of Welch's power on trained
 seeds, and more when an unflagged failed seed slips in, so the Welch figure is the plan. Simulated at the seeds it
-asks for, the default reaches 78-84% power (tests/test_robust_stats.py; docs/statistics.md, section 3).
+asks for, the default reaches 80-83% power (tests/test_robust_stats.py; docs/statistics.md, section 3).
 """
 
 from __future__ import annotations
@@ -128,17 +128,3 @@ def _reason(row: dict, sd_b: float, fail_b: float, need: float, min_effect: floa
         head += f" (beyond max_seeds {max_seeds})"
     return head + ": " + "; ".join(parts)
 
-
-def power_table(studies: int = 20_000) -> str:
-    """docs/statistics.md section 3: the default's simulated power at the seeds `seeds_needed` asks for."""
-    from .calibrate import _table, analyse, draw
-    rows = []
-    for effect, sd, fail in [(0.02, 0.015, 0.0), (0.02, 0.015, 0.1), (0.03, 0.015, 0.1), (0.02, 0.01, 0.0),
-                             (0.03, 0.03, 0.0)]:
-        need = int(seeds_needed(effect, sd, sd, fail, fail, comparisons=4))
-        values, failed = draw(np.random.default_rng([3, need, int(fail * 10)]), studies, need,
-                              shifts=(effect, 0, 0, 0), fail=fail, sd=sd)
-        got = analyse(values, failed, "trained", "truth")
-        rows.append([f"{effect:g}", f"{sd:g}", f"{fail:.0%}", str(need),
-                     f"{np.mean(got['codes'][:, 0] == 2):.3f}"])
-    return _table(rows, ["min_effect", "sd", "failed seeds", "seeds_needed", "simulated power (Holm over 4)"])

@@ -49,7 +49,7 @@ def check_min_effect(min_effect, bounds=None, metric: str = "the metric"):
                               f"got {min_effect!r}")
     bounds = check_bounds(bounds)
     if bounds is not None and min_effect > bounds[1] - bounds[0]:
-        raise StatsInputError(f"min_effect {min_effect:g} is larger than {metric}'s whole range "
+        raise StatsInputError(f"min_effect {min_effect!r} is larger than {metric}'s whole range "
                               f"[{bounds[0]:g}, {bounds[1]:g}]; give at most {bounds[1] - bounds[0]:g}")
     return float(min_effect)
 
