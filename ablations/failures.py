@@ -14,7 +14,8 @@ A trained digits net ends its 10 epochs with a training loss of a few percent of
 near 0.03, so neither test fires on it; a seed stuck at its first loss, or one whose test error ends near chance
 (0.9 for 10 classes), fires one. A seed that trained but worse (test error 0.20, loss down by 10x) is not flagged:
 it is data about the variant, and the decision statistic (`ablations.robust`) must bear it. A criterion whose input
-is missing (NaN: no history, no test error) is not evidence; a seed with both missing is not flagged.
+is missing (NaN: no history, or one epoch only, which has no trend; no test error) is not evidence; a seed with
+both missing is not flagged.
 
 Why a rule on each seed alone: applied the same way to every seed of every arm, it keeps a test of the trained
 seeds exact under "no difference", whatever it flags; a rule that looked at other seeds (an outlier cut against
@@ -55,11 +56,14 @@ def did_not_train(first_loss, final_loss, test_error, num_classes: int, loss_rat
 
 def record_inputs(record: dict, metric: str = "test_top1_error") -> tuple[float, float, float]:
     """(first_loss, final_loss, test_error) of one run record (vggcore.train's dict: `history` rows with
-    `train_loss`, `final` with the metric); NaN for what the record lacks."""
+    `train_loss`, `final` with the metric); NaN for what the record lacks, and both losses NaN for a history of
+    fewer than 2 epochs (no trend to judge)."""
     history = record.get("history") or []
     losses = [h.get("train_loss") for h in history]
-    first = float(losses[0]) if losses and losses[0] is not None else float("nan")
-    final = float(losses[-1]) if losses and losses[-1] is not None else float("nan")
+    # one epoch has no trend: its first loss is its last, which criterion (a) would read as "did not fall"
+    usable = len(losses) >= 2 and losses[0] is not None and losses[-1] is not None
+    first = float(losses[0]) if usable else float("nan")
+    final = float(losses[-1]) if usable else float("nan")
     err = (record.get("final") or {}).get(metric)
     return first, final, float("nan") if err is None else float(err)
 

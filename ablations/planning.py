@@ -20,7 +20,7 @@ import numpy as np
 from scipy import stats as sps
 
 from .bounded import nan_moments
-from .statserrors import check_alpha, check_bounds, check_count, check_min_effect, check_rate
+from .statserrors import StatsInputError, check_alpha, check_bounds, check_count, check_min_effect, check_rate
 
 ALPHA = 0.05
 POWER = 0.8
@@ -52,11 +52,11 @@ def seeds_needed(min_effect, sd_variant, sd_baseline, fail_variant=0.0, fail_bas
     check_count(comparisons, "comparisons", 1)
     check_alpha(alpha)
     if not 0 < power < 1:
-        raise ValueError(f"power must be between 0 and 1, got {power!r}")
+        raise StatsInputError(f"power must be between 0 and 1, got {power!r}")
     d, sv, sb, fv, fb = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in
                                               (min_effect, sd_variant, sd_baseline, fail_variant, fail_baseline)))
     if np.any(~(d > 0)):
-        raise ValueError(f"min_effect must be a positive number in metric units, got {d.ravel().tolist()!r}")
+        raise StatsInputError(f"min_effect must be a positive number in metric units, got {d.ravel().tolist()!r}")
     for rate, name in ((fv, "fail_variant"), (fb, "fail_baseline")):
         for r in rate.ravel():
             check_rate(float(r), name)
@@ -86,7 +86,8 @@ def plan_variants(values, ok=None, min_effect: float = 0.01, names=None, alpha: 
     bounds = check_bounds(bounds)
     min_effect = check_min_effect(min_effect, bounds)
     if not min_effect:
-        raise ValueError("plan_variants needs a positive min_effect: without one no seed count detects anything")
+        raise StatsInputError("plan_variants needs a positive min_effect, got 0 or None: no seed count detects a "
+                              "difference of 0")
     values = np.asarray(values, dtype=float)
     finished = ~np.isnan(values)
     ok = finished if ok is None else (np.asarray(ok, dtype=bool) & finished)

@@ -201,12 +201,14 @@ def compare(variant, baseline, ok_variant=None, ok_baseline=None, statistic: str
     bounds = check_bounds(bounds)
     if statistic not in LABELS:
         raise StatsInputError(f"unknown statistic {statistic!r}; choose one of {', '.join(LABELS)}")
-    v, b = np.broadcast_arrays(np.asarray(variant, dtype=float), np.asarray(baseline, dtype=float))
+    v, b = np.asarray(variant, dtype=float), np.asarray(baseline, dtype=float)
     if statistic in ("trained", "welch_trained"):
         if ok_variant is not None:
             v = np.where(ok_variant, v, np.nan)
         if ok_baseline is not None:
             b = np.where(ok_baseline, b, np.nan)
+    lead = np.broadcast_shapes(v.shape[:-1], b.shape[:-1])   # the seed axes may differ in length
+    v, b = np.broadcast_to(v, lead + v.shape[-1:]), np.broadcast_to(b, lead + b.shape[-1:])
     if statistic in ("trained", "welch_trained"):
         out = diff_interval(v, b, bounds, alpha)
         method = np.full(np.shape(out[0]), "welch_trained", dtype=object)

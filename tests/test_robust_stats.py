@@ -109,6 +109,8 @@ def test_did_not_train_rule():
     rec = {"history": [{"train_loss": 2.1}, {"train_loss": 0.04}], "final": {"test_top1_error": 0.031}}
     assert record_inputs(rec) == (2.1, 0.04, 0.031)
     assert np.isnan(record_inputs({"history": [], "final": None})).all()
+    one_epoch = {"history": [{"train_loss": 0.9}], "final": {"test_top1_error": 0.2}}
+    assert not did_not_train(*record_inputs(one_epoch), 10)       # one epoch: no loss trend to read
     with pytest.raises(StatsInputError, match="num_classes"):
         did_not_train(1.0, 1.0, 0.5, 1)
 
@@ -181,6 +183,18 @@ def test_default_statistic_has_the_most_power_when_a_tenth_of_seeds_fail(n):
         assert power["welch"] < 0.15 and power["trained"] > 0.35
 
 
+def test_compare_takes_arms_of_different_seed_counts():
+    rng = np.random.default_rng(4)
+    base = beta(rng, 0.03, 0.015, (10,))
+    var = np.concatenate([beta(rng, 0.06, 0.015, (8,)), [0.7]])      # 9 seeds, the last did not train
+    ok = ~did_not_train(np.nan, np.nan, var, 10)
+    c = compare(var, base, ok, None)
+    assert c.method == "hodges_lehmann" and 0 < c.low < c.diff < c.high
+    assert compare(var[:4], base, ok[:4], None).method == "welch_trained"
+    both = compare(np.stack([var, var]), base, np.stack([ok, ok]), None)
+    assert both.diff.shape == (2,) and both.diff[0] == both.diff[1] == c.diff
+
+
 def test_decide_codes():
     codes = decide([0.01, -0.03, -0.004, -0.02], [0.03, -0.01, 0.004, 0.03], [0.001, 0.001, 0.5, 0.5],
                    maximize=False, min_effect=0.01)
@@ -208,6 +222,10 @@ def test_seeds_needed_reaches_about_the_nominal_power(sd, fail):
     print(f"\nsd {sd} fail {fail:.0%}: {need} seeds per arm -> simulated power {power:.3f}")
     assert 0.74 <= power <= 0.88
     assert seeds_needed(0.02, sd, sd, 0.3, 0.0, comparisons=4) > seeds_needed(0.02, sd, sd, 0.0, 0.0, 4)
+    with pytest.raises(StatsInputError, match="min_effect"):
+        seeds_needed(-0.01, sd, sd)
+    with pytest.raises(StatsInputError, match="fail_variant"):
+        seeds_needed(0.02, sd, sd, 1.0)
 
 
 # ----------------------------------------------------------------------------------------- 4. adaptive rule
