@@ -13,6 +13,7 @@ from ablations.cli import main
 from ablations.runner import RunOptions, run_study
 from ablations.store import Store, read_results
 from ablations.study import parse_study
+from vggcore.errors import MissingPackage
 from vggcore.measure import cpu_count
 
 STUDIES = Path(__file__).resolve().parent.parent / "ablations" / "studies"
@@ -239,7 +240,7 @@ def test_cli_list_status_dry_run(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv,match", [
     (["run", "missing.toml", "--out", "x"], "study file missing.toml does not exist"),
-    (["status", "/nonexistent/dir"], "is not a directory"),
+    (["status", "/nonexistent/dir"], "/nonexistent/dir is not a study folder: no such folder"),
 ])
 def test_cli_errors(argv, match, capsys):
     assert main(argv) == 2
@@ -252,7 +253,7 @@ def test_unwritable_out_is_one_line_error(tmp_path, capsys):
     blocker.write_text("x")
     assert main(["run", str(write(tmp_path)), "--out", str(blocker / "out"), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "cannot write to output folder" in err and len(err.strip().splitlines()) == 1
+    assert "cannot create study folder" in err and len(err.strip().splitlines()) == 1
 
 
 def test_bad_key_in_study_file_cli(tmp_path, capsys):
@@ -264,7 +265,7 @@ def test_bad_key_in_study_file_cli(tmp_path, capsys):
 
 def test_missing_ray_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
-    with pytest.raises(RuntimeError, match=r"pip install 'vggbench\[ray\]'"):
+    with pytest.raises(MissingPackage, match=r"pip install 'vggbench\[ray\]'"):
         run_study(load_study(write(tmp_path)), Store(tmp_path / "o"), RunOptions(executor="ray", progress=False))
 
 

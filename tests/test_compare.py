@@ -118,11 +118,11 @@ def test_files_sharing_no_case_are_a_usage_error(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--threshold", "nan"], "--threshold must be a finite percentage >= 0, got 'nan'"),
-    (["--threshold", "inf"], "--threshold must be a finite percentage >= 0, got 'inf'"),
-    (["--threshold=-1%"], "--threshold must be a finite percentage >= 0, got '-1%'"),
-    (["--threshold", "lots"], "--threshold must be a percentage like 5% or 2.5, got 'lots'"),
-    (["--run-noise", "nan"], "--run-noise must be a finite percentage >= 0, got 'nan'"),
+    (["--threshold", "nan"], "--threshold must be a finite percentage >= 0, like 5% or 2.5, got 'nan'"),
+    (["--threshold", "inf"], "--threshold must be a finite percentage >= 0, like 5% or 2.5, got 'inf'"),
+    (["--threshold=-1%"], "--threshold must be a finite percentage >= 0, like 5% or 2.5, got '-1%'"),
+    (["--threshold", "lots"], "--threshold must be a finite percentage >= 0, like 5% or 2.5, got 'lots'"),
+    (["--run-noise", "nan"], "--run-noise must be a finite percentage >= 0, like 5% or 2.5, got 'nan'"),
 ])
 def test_bad_numbers_are_usage_errors(tmp_path, capsys, args, message):
     old, new = runs(tmp_path, "o", 1, 0), runs(tmp_path, "n", 1, 1)

@@ -1,4 +1,4 @@
-"""The main job (`python -m reports demo`, what `./dev demo` runs) end to end at a tiny size, killed in its
+"""The main job (`python -m vggbench demo`, what `./dev demo` runs) end to end at a tiny size, killed in its
 study stage and run again to completion."""
 
 import json
@@ -43,7 +43,7 @@ TINY_BENCH = ["--vgg-archs=A", "--vgg-modes=forward", "--vgg-batch-sizes=1", "--
 
 
 def demo_cmd(out, study):
-    return [sys.executable, "-m", "reports", "demo", "--out", str(out), "--study", str(study),
+    return [sys.executable, "-m", "vggbench", "demo", "--out", str(out), "--study", str(study),
             "--bench-args", *TINY_BENCH]
 
 

@@ -2,7 +2,7 @@
 
 import json
 
-import reports.demo as demo
+import vggbench.demo as demo
 
 
 def test_bench_stage_times_settings_and_reports_both(tmp_path, monkeypatch):

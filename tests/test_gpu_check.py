@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.gpu_check import Check, CheckConfig, StageFailed, merge_bench
+from vggbench.gpu_check import Check, CheckConfig, StageFailed, merge_bench
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,10 +101,10 @@ def test_cuda_only_plugin_selects_tests_that_need_cuda(pytester):
 
 @pytest.mark.parametrize("args,match", [
     (["--batch-sizes", "32,x"], "--batch-sizes"),
-    (["--budget", "0"], "must be positive"),
+    (["--budget", "0"], "--budget must be a finite number > 0, got 0.0"),
 ])
 def test_bad_options_are_one_line_errors(args, match, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "bench.gpu_check", "--out", str(tmp_path), *args],
+    result = subprocess.run([sys.executable, "-m", "vggbench", "gpu-check", "--out", str(tmp_path), *args],
                             capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert result.returncode == 2 and match in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

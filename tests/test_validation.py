@@ -152,7 +152,7 @@ def test_missing_device_is_a_failed_record_with_the_reason(tmp_path):
 
     device = f"cuda:{torch.cuda.device_count()}" if torch.cuda.is_available() else "cuda"
     spec = expand(load_study(study(tmp_path, train=f'device = "{device}"')))[0]
-    record = execute(spec.to_json(), str(tmp_path / "run"))
+    record = execute(spec.to_json(), str(tmp_path / "run")).to_json()
     assert record["status"] == "failed" and record["history"] == []
     assert f"device {device!r} is not available on this machine" in record["error"]
     reason = "CUDA" if device == "cuda" else "GPU"
