@@ -19,8 +19,8 @@ from collections import Counter
 from pathlib import Path
 
 from vggcore.cli import Parser
-from vggcore.errors import UsageError, run_command
-from vggcore.validation import MIN_EFFECT, integer, option_value
+from vggcore.errors import EXIT_INTERRUPTED, UsageError, run_command
+from vggcore.validation import MIN_EFFECT, integer, number, option_value, optional
 
 from .runner import EXECUTORS, RunOptions, pending, run_study
 from .store import MANIFEST, Store, StoreError
@@ -33,7 +33,7 @@ EXIT_CODES = """exit status:
   2    a usage error: a bad study file or option, a folder in use by another driver, a large design without --yes
   3    some runs failed (they are listed); rerun with --retry-failed to run them again
   130  interrupted (Ctrl-C); finished runs are kept, rerun the same command to resume"""
-EXIT_OK, EXIT_DECLINED, EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_DECLINED, EXIT_FAILED = 0, 1, 3   # 2: a UserError (vggcore.errors); 130: Ctrl-C
 CONFIRM_ABOVE = 1000   # runs to do above which `run` asks first: 81,000 runs must not start by accident
 
 
@@ -85,6 +85,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # Numbers checked here, not by argparse, so a bad value is one line naming the option (exit 2).
     integer(1)("--workers", args.workers)
     integer(0)("--confirm-above", args.confirm_above)
+    for option, value in (("--num-cpus", args.num_cpus), ("--num-gpus", args.num_gpus)):
+        optional(number(0))(option, value)
     min_effect = option_value("--min-effect", args.min_effect, MIN_EFFECT)
     max_seeds = option_value("--max-seeds", args.max_seeds, integer(1), integer=True)
     if (min_effect is not None or max_seeds is not None) and not args.until_decided:

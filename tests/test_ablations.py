@@ -15,43 +15,14 @@ from ablations.store import Store, read_results
 from ablations.study import parse_study
 from vggcore.errors import MissingPackage
 from vggcore.measure import cpu_count
+from tiny_study import BROKEN, tiny_study
 
 STUDIES = Path(__file__).resolve().parent.parent / "ablations" / "studies"
-
-TINY = """
-[study]
-name = "tiny"
-design = "{design}"
-seeds = {seeds}
-metric = "test_top1_error"
-
-[base.model]
-arch = "A"
-batch_norm = true
-width = 0.125
-image_size = 32
-
-[base.data]
-augment = "none"
-
-[base.train]
-epochs = {epochs}
-batch_size = 128
-
-[factors.dropout]
-levels.on = {{ "model.dropout" = 0.5 }}
-levels.off = {{ "model.dropout" = 0.0 }}
-"""
-BROKEN = """
-[factors.data]
-levels.digits = { "data.dataset" = "digits" }
-levels.missing = { "data.dataset" = "cifar10", "data.data_root" = "/nonexistent/cifar" }
-"""
 
 
 def write(tmp_path, design="one_at_a_time", seeds="[0, 1]", epochs=1, extra=""):
     path = tmp_path / "tiny.toml"
-    path.write_text(TINY.format(design=design, seeds=seeds, epochs=epochs) + extra)
+    path.write_text(tiny_study(design=design, seeds=seeds, epochs=epochs, extra=extra))
     return path
 
 
