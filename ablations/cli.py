@@ -234,9 +234,9 @@ def parser() -> argparse.ArgumentParser:
                         "baseline) until each is better, worse or equivalent, or has --max-seeds; one_at_a_time "
                         "designs only")
     r.add_argument("--max-seeds", metavar="N",
-                   help="with --until-decided: seeds per variant at most (default [study] max_seeds, else 10)")
+                   help="with --until-decided: seeds per variant at most (default: [study] max_seeds, else 10)")
     r.add_argument("--min-effect", metavar="D",
-                   help="with --until-decided: smallest difference that matters, in metric units (default "
+                   help="with --until-decided: smallest difference that matters, in metric units (default: "
                         "[study] min_effect); a variant whose interval lies inside +/-D is equivalent")
     r.set_defaults(func=_cmd_run)
     ls = sub.add_parser("list", help="print the expanded runs of a study")

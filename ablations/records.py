@@ -19,6 +19,8 @@ Fields (JSON keys; a key whose value is None is left out, except `error` and `fi
     resumed_from_epoch, world_size   from train()'s result; a failure gets 0 and its configured train.nproc
     traceback        the last frames of a raised error
     exit_signal, exit_code   how a worker process died
+    no_space         the run failed for lack of disk space: the driver stops the study and never writes this
+                     record, so the same command resumes the run from its last checkpoint once there is room
     executor         local or ray, set by the driver as it appends the record
 
 Records are read back as the dicts they were written as (`Store.read`): older records may lack later keys, so
@@ -27,6 +29,7 @@ readers use `.get`.
 
 from __future__ import annotations
 
+import errno
 import signal
 import time
 import traceback
@@ -62,6 +65,7 @@ class RunRecord:
     traceback: str | None = None         # a raised error's last frames
     exit_signal: str | None = None       # a dead worker: the signal that killed it
     exit_code: int | None = None         # a dead worker: its exit code (negative: the signal)
+    no_space: bool | None = None         # failed on a full disk (ENOSPC, EDQUOT): every next run would too
     executor: str | None = None          # set by the driver: local or ray
 
     # ------------------------------------------------------------------------------------ constructors
@@ -77,7 +81,9 @@ class RunRecord:
     def failed(cls, run: RunSpec, err: BaseException, started: float, threads: int) -> RunRecord:
         """A run whose training raised `err`: the study goes on, the failure is the record."""
         frames = "".join(traceback.format_exception(type(err), err, err.__traceback__, limit=TRACEBACK_FRAMES))
-        return cls._failure(run, f"{type(err).__name__}: {err}", started, threads, traceback=frames)
+        no_space = isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT) or None
+        return cls._failure(run, f"{type(err).__name__}: {err}", started, threads, traceback=frames,
+                            no_space=no_space)
 
     @classmethod
     def crashed_worker(cls, run: RunSpec, exitcode: int | None, started: float, threads: int) -> RunRecord:

@@ -18,7 +18,7 @@ from vggcore.measure import cpu_count
 
 from .execute import execute_run
 from .records import RunRecord
-from .store import Store
+from .store import Store, StoreError
 from .study import RunSpec, Study, expand
 from .workers import run_in_workers
 
@@ -122,6 +122,10 @@ def _run_locked(study: Study, store: Store, options: RunOptions, report: Callabl
     start = time.perf_counter()
     try:
         for record in stream:
+            if record.no_space:  # every next run would meet the same full disk: stop, and say so once
+                raise StoreError(f"the study stopped at {record.variant} seed {record.seed}, which found no space "
+                                 f"left on the disk ({record.error}); it is not recorded as failed: free some "
+                                 "space and run the same command again to resume")
             record = record.with_executor(options.executor)
             store.append(record)
             counts["ran"] += 1

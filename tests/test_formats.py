@@ -212,3 +212,26 @@ def test_the_fastest_setting_of_an_unstable_case_is_marked_unstable():
     table = fastest_with_speedup(bench)
     assert table["unstable"].tolist() == [True]
     assert fastest_display(table)["fastest setting"].iloc[0].endswith("(unstable)")
+
+
+def test_a_run_that_finds_the_disk_full_stops_the_study_unrecorded(tmp_path, monkeypatch):
+    """Every next run would fail alike: the driver stops at the first, records no failure (the same command
+    resumes it from its checkpoint), and says why in one line."""
+    from ablations.runner import RunOptions, run_study
+
+    calls = []
+
+    def full(*args, **kwargs):
+        calls.append(1)
+        raise OSError(errno.ENOSPC, "No space left on device: checkpoint.pt")
+
+    monkeypatch.setattr("vggcore.train.train", full)
+    path = tmp_path / "s.toml"
+    path.write_text('[study]\nname = "s"\nseeds = [0]\n[factors.d]\nlevels.on = { "model.dropout" = 0.5 }\n'
+                    'levels.off = { "model.dropout" = 0.0 }\n')
+    store = Store(tmp_path / "out")
+    with pytest.raises(StoreError, match=r"the study stopped at baseline seed 0, which found no space left on the "
+                                         r"disk \(OSError: \[Errno 28\] No space left on device: checkpoint.pt\)"):
+        run_study(load_study(path), store, RunOptions(progress=False), report=lambda line: None)
+    assert calls == [1] and store.read().records == {}
+    assert store.manifest() is not None  # the folder says which study it holds; the rerun resumes
