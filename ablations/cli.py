@@ -29,8 +29,10 @@ from .study import load_study
 
 EXIT_CODES = """exit status:
   0    every run finished (ok or diverged: a diverged run is a result)
-  1    you answered no at the --confirm-above prompt; nothing ran
-  2    a usage error: a bad study file or option, a folder in use by another driver, a large design without --yes
+  1    you answered no at the --confirm-above prompt; nothing ran. Also a bug in vggbench, printed with its
+       traceback and a line saying so
+  2    a usage error: a bad study file or option, a folder in use by another driver, a large design without --yes,
+       a full disk
   3    some runs failed (they are listed); rerun with --retry-failed to run them again
   130  interrupted (Ctrl-C); finished runs are kept, rerun the same command to resume"""
 EXIT_OK, EXIT_DECLINED, EXIT_FAILED = 0, 1, 3   # 2: a UserError (vggcore.errors); 130: Ctrl-C

@@ -17,6 +17,7 @@ Fields (JSON keys; a key whose value is None is left out, except `error` and `fi
     timing           {"seconds": wall time of the run, "threads": torch threads it had}
     diverged_epoch   the epoch whose loss was not finite (diverged runs)
     resumed_from_epoch, world_size   from train()'s result; a failure gets 0 and its configured train.nproc
+    seed_scheme      how the run's random streams were derived (vggcore.seeds), when train() says
     traceback        the last frames of a raised error
     exit_signal, exit_code   how a worker process died
     no_space         the run failed for lack of disk space: the driver stops the study and never writes this
@@ -62,6 +63,7 @@ class RunRecord:
     diverged_epoch: int | None = None    # diverged runs: the epoch whose loss was not finite
     resumed_from_epoch: int = 0          # epochs found in the run's checkpoint when it started
     world_size: int = 1                  # processes that trained the run
+    seed_scheme: str | None = None       # the seed derivation train() reports it ran under
     traceback: str | None = None         # a raised error's last frames
     exit_signal: str | None = None       # a dead worker: the signal that killed it
     exit_code: int | None = None         # a dead worker: its exit code (negative: the signal)
@@ -75,7 +77,8 @@ class RunRecord:
         return cls(**_head(run, started), status=result["status"], error=result.get("error"),
                    history=result["history"], final=result["final"], provenance=result["provenance"],
                    timing=_timing(started, threads), diverged_epoch=result.get("diverged_epoch"),
-                   resumed_from_epoch=result.get("resumed_from_epoch", 0), world_size=result.get("world_size", 1))
+                   resumed_from_epoch=result.get("resumed_from_epoch", 0), world_size=result.get("world_size", 1),
+                   seed_scheme=result.get("seed_scheme"))
 
     @classmethod
     def failed(cls, run: RunSpec, err: BaseException, started: float, threads: int) -> RunRecord:

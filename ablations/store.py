@@ -97,9 +97,9 @@ class Plan:
 @dataclass(frozen=True)
 class Analysis:
     """How a folder's results are analysed: study.json's metric, and the level of adaptive.json's looks."""
-    metric: str
-    maximize: bool
-    source: str
+    metric: str                # what the study ranks by
+    maximize: bool             # higher metric is better
+    source: str                # the study file, else the results file itself
     min_effect: float | None   # adaptive.json's when seeds were added, else study.json's
     looks: int                 # planned looks of --until-decided; 1 for fixed seeds
     alpha: float               # the level of each interval and test: DEFAULT_ALPHA / looks

@@ -30,7 +30,8 @@ CLIS = {
     "ablations": (ablations.cli.main, ["list", str(STUDY_FILE)], ("ablations.cli", "load_study")),
     "reports": (reports.cli.main, ["build", "--bench", str(FIXTURES / "bench_188a3a4.json"), "--out", "{tmp}"],
                 ("reports.render", "build")),
-    "gpu-check": (vggbench.cli.main, ["gpu-check", "--dry-run", "--out", "{tmp}"], ("vggbench.gpu_check", "Check.main")),
+    "gpu-check": (vggbench.cli.main, ["gpu-check", "--dry-run", "--out", "{tmp}"],
+                  ("vggbench.gpu_check", "Check.main")),
 }
 
 

@@ -119,6 +119,8 @@ def test_every_constructor_writes_the_keys_the_old_records_have():
                                  "resumed_from_epoch", "world_size")}
     finished = RunRecord.finished(spec_of(ok), result, 0.0, 2).with_executor("local").to_json()
     assert by_status["ok"] - {"diverged_epoch"} <= set(finished)  # None is left out: "not diverged"
+    assert "seed_scheme" not in finished  # a train() that does not say
+    assert RunRecord.finished(spec_of(ok), {**result, "seed_scheme": "hash"}, 0.0, 2).seed_scheme == "hash"
     try:
         raise FileNotFoundError("data root /nonexistent/cifar is not a directory")
     except FileNotFoundError as err:

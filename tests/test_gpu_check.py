@@ -26,7 +26,9 @@ def test_dry_run_writes_every_output_and_passes(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["ok"] and summary["dry_run"] and summary["torch_version"]
     assert [s["name"] for s in summary["stages"]] == ["environment", "cuda_tests", "bench", "train", "report"]
-    assert all(s["status"] == "ok" and s["seconds"] > 0 for s in summary["stages"])
+    assert all(s["status"] == "ok" for s in summary["stages"])
+    # each stage that runs a subprocess took time (environment runs in-process on torch already imported)
+    assert all(s["seconds"] > 0 for s in summary["stages"] if s["name"] != "environment")
     stages = {s["name"]: s["detail"] for s in summary["stages"]}
     assert stages["cuda_tests"]["tests"] >= 1  # the CUDA test was selected (and skipped: no GPU here)
     assert 0 <= stages["train"]["fp32"]["test_top1_error"] <= 1
