@@ -111,6 +111,19 @@ class Results:
     corrupt_lines: list[int] = field(default_factory=list)    # 1-based line numbers that were skipped
 
 
+def well_formed(record: Any) -> bool:
+    """A JSON value readers can take for a run record: an object with a string run_id and study, and the fields
+    they read, where present, of the right type. Anything else is a corrupt line, however valid its JSON."""
+    if not (isinstance(record, dict) and isinstance(record.get("run_id"), str)
+            and isinstance(record.get("study"), str)):
+        return False
+    kinds = {"status": str, "variant": str, "final": dict, "timing": dict, "levels": dict, "provenance": dict,
+             "history": list}
+    if any(record.get(k) is not None and not isinstance(record[k], t) for k, t in kinds.items()):
+        return False
+    return all(isinstance(row, dict) for row in record.get("history") or [])
+
+
 def read_results(path: Path, warn: bool = True) -> Results:
     """Every well-formed record in a results file; a corrupt line is reported and skipped, never removed."""
     out = Results()
@@ -126,11 +139,12 @@ def read_results(path: Path, warn: bool = True) -> Results:
             continue
         try:
             record = json.loads(raw)
-            rid = record["run_id"]
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            record = None
+        if not well_formed(record):
             out.corrupt_lines.append(number)
             continue
-        out.records[rid] = record
+        out.records[record["run_id"]] = record
     if warn and out.corrupt_lines:
         print(f"warning: {path}: skipped {len(out.corrupt_lines)} corrupt line(s) "
               f"({', '.join(map(str, out.corrupt_lines[:5]))}); the file is left as it is", file=sys.stderr)

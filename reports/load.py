@@ -71,6 +71,17 @@ def _files(paths, pattern: str) -> list[Path]:
     return out
 
 
+def _bench_shaped(data) -> bool:
+    """The members load_bench reads are objects (or absent, where pytest-benchmark may leave them out)."""
+    if not (isinstance(data, dict) and isinstance(data.get("machine_info"), dict)
+            and isinstance(data.get("benchmarks"), list)):
+        return False
+    maybe = lambda value: value is None or isinstance(value, dict)  # noqa: E731
+    return (maybe(data.get("commit_info")) and maybe(data["machine_info"].get("cpu"))
+            and all(isinstance(b, dict) and maybe(b.get("stats")) and maybe(b.get("extra_info"))
+                    for b in data["benchmarks"]))
+
+
 def load_bench(paths) -> pd.DataFrame:
     """pytest-benchmark JSON files (--benchmark-json output, or .benchmarks/ autosave folders)."""
     rows = []
@@ -82,13 +93,12 @@ def load_bench(paths) -> pd.DataFrame:
                                    "(--benchmark-json)") from None
         except OSError as err:
             raise ReportInputError(f"cannot read {path}: {err.strerror or err}") from None
-        if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list) or "machine_info" not in data \
-                or not all(isinstance(b, dict) for b in data["benchmarks"]):
+        if not _bench_shaped(data):
             raise ReportInputError(f"{path} is not a pytest-benchmark JSON file: expected an object with "
-                                   "'machine_info' and a 'benchmarks' list, as --benchmark-json writes")
-        machine, commit = data.get("machine_info", {}), data.get("commit_info", {}) or {}
+                                   "'machine_info' and a 'benchmarks' list of objects, as --benchmark-json writes")
+        machine, commit = data["machine_info"], data.get("commit_info") or {}
         for b in data["benchmarks"]:
-            stats = b.get("stats", {})
+            stats = b.get("stats") or {}
             row = {"file": str(path), "name": b.get("name"), "group": b.get("group"),
                    "commit": commit.get("id"), "commit_dirty": commit.get("dirty"), "datetime": data.get("datetime"),
                    "machine_node": machine.get("node"), "machine_cpu": (machine.get("cpu") or {}).get("brand_raw"),

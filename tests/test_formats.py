@@ -237,3 +237,39 @@ def test_a_run_that_finds_the_disk_full_stops_the_study_unrecorded(tmp_path, mon
         run_study(load_study(path), store, RunOptions(progress=False), report=lambda line: None)
     assert calls == [1] and store.read().records == {}
     assert store.manifest() is not None  # the folder says which study it holds; the rerun resumes
+
+
+# ------------------------------------------------------------------------- valid JSON of the wrong shape
+@pytest.mark.parametrize("line", ['{"run_id": "x"}', '{"run_id": "x", "study": "fixture", "final": []}',
+                                  '{"run_id": 3, "study": "fixture"}', '[1, 2]', '"text"',
+                                  '{"run_id": "x", "study": "fixture", "timing": [], "status": "ok"}',
+                                  '{"run_id": "x", "study": "fixture", "history": [1]}'])
+def test_a_results_line_that_is_no_record_is_skipped_as_corrupt(folder, capsys, tmp_path, line):
+    with open(folder / "results.jsonl", "a") as f:
+        f.write(line + "\n")
+    parsed = Store(folder).read(warn=False)
+    assert parsed.corrupt_lines == [10] and len(parsed.records) == 9
+    assert ablations_main(["status", str(folder)]) == 0
+    assert "skipped 1 corrupt line(s) (10)" in capsys.readouterr().err
+    assert reports_main(["build", "--ablations", str(folder), "--out", str(tmp_path / "r")]) == 0
+
+
+@pytest.mark.parametrize("change", [
+    lambda d: d.update(machine_info=[]), lambda d: d.update(commit_info="x"),
+    lambda d: d["benchmarks"].append(3), lambda d: d["benchmarks"][0].update(stats=[]),
+    lambda d: d["benchmarks"][0].update(extra_info="x"), lambda d: d["machine_info"].update(cpu=[]),
+])
+def test_a_bench_file_with_a_member_of_the_wrong_type_is_one_line(tmp_path, capsys, change):
+    data = json.loads(BENCH_OLD.read_text())
+    change(data)
+    (tmp_path / "b.json").write_text(json.dumps(data))
+    assert reports_main(["build", "--bench", str(tmp_path / "b.json"), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "b.json is not a pytest-benchmark JSON file" in err and len(err.splitlines()) == 1
+
+
+def test_a_lock_file_of_another_shape_names_no_holder(tmp_path):
+    from vggcore.lock import LOCK_FILE, describe_holder
+
+    (tmp_path / LOCK_FILE).write_text("[1, 2]\n")
+    assert describe_holder(tmp_path) == "another process (pid unknown)"

@@ -32,9 +32,10 @@ QUICK_ARGS = ["--vgg-modes", "forward,train_step"]
 
 def _bench_done(path: Path) -> bool:
     try:
-        return bool(json.loads(path.read_text()).get("benchmarks"))
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
+    return isinstance(data, dict) and bool(data.get("benchmarks"))
 
 
 class SuiteFailed(UserError, RuntimeError):

@@ -64,7 +64,8 @@ def _holder(path: Path) -> dict:
         try:
             text = path.read_text()
             if text.strip():
-                return json.loads(text)
+                info = json.loads(text)
+                return info if isinstance(info, dict) else {}
         except (OSError, json.JSONDecodeError):
             pass
         time.sleep(0.05)
