@@ -3,7 +3,7 @@
     python -m ablations run STUDY.toml --out DIR --until-decided [--max-seeds 10] [--min-effect 0.01]
 
 Procedure (one_at_a_time designs). Look 0 is the study's own seeds. At each look every variant is compared with
-the baseline (`reports.stats.effects`: Welch t, Holm across the variants) at the per-look level
+the baseline (`ablations.stats.effects`: Welch t, Holm across the variants) at the per-look level
 alpha / L, where L = max_seeds - len(seeds) + 1 is the number of planned looks. A variant is decided when it is
 `better`, `worse` or `equivalent` (its interval inside +/- min_effect). If some variant is still undecided and the
 baseline has fewer than max_seeds seeds, round r adds seed max(seeds) + r to the baseline and to every undecided
@@ -20,38 +20,20 @@ was cut short. The plan (alpha, max_seeds, min_effect) is kept in `adaptive.json
 
 from __future__ import annotations
 
-import json
 import sys
-from dataclasses import asdict, dataclass
 from typing import Callable
 
 import numpy as np
 
-from vggcore.checkpoint import save_json
+from vggcore.validation import MIN_EFFECT, optional
 
 from .runner import RunOptions, run_study
-from .store import Store, StoreError
+from .stats import adjust, decide, effects, welch
+from .store import PLAN, Plan, Store
 from .study import RunSpec, Study, StudyError, resolve, run_id, variant_name, variants
 
-PLAN = "adaptive.json"
+__all__ = ["DEFAULT_MAX_SEEDS", "PLAN", "Plan", "added_seeds", "make_plan", "run_until_decided", "simulate"]
 DEFAULT_MAX_SEEDS = 10
-
-
-@dataclass(frozen=True)
-class Plan:
-    min_effect: float | None   # metric units; None: a variant can stop only as better or worse
-    max_seeds: int             # seeds per variant, the study's own included
-    initial_seeds: int         # the study's listed seeds
-    alpha: float = 0.05        # family-wise error over all looks
-    correction: str = "holm"   # across the variants at each look
-
-    @property
-    def looks(self) -> int:
-        return self.max_seeds - self.initial_seeds + 1
-
-    @property
-    def alpha_per_look(self) -> float:
-        return self.alpha / self.looks
 
 
 def make_plan(study: Study, min_effect: float | None = None, max_seeds: int | None = None) -> Plan:
@@ -64,8 +46,7 @@ def make_plan(study: Study, min_effect: float | None = None, max_seeds: int | No
     if len(variants(study)) < 2:
         raise StudyError(f"--until-decided: study {study.name} has no variant to compare with the baseline")
     min_effect = study.min_effect if min_effect is None else min_effect
-    if min_effect is not None and (not np.isfinite(min_effect) or min_effect < 0):
-        raise StudyError(f"--min-effect must be a non-negative number in metric units, got {min_effect!r}")
+    optional(MIN_EFFECT)("--min-effect", min_effect)
     n0 = len(study.seeds)
     if max_seeds is None:
         max_seeds = study.max_seeds if study.max_seeds is not None else max(DEFAULT_MAX_SEEDS, n0)
@@ -97,30 +78,12 @@ def _frame(records: dict, specs: list[RunSpec], metric: str):
     return pd.DataFrame(rows, columns=["study", "variant", "seed", "status", metric])
 
 
-def _keep_plan(store: Store, plan: Plan) -> None:
-    path = store.root / PLAN
-    want = asdict(plan)
-    if path.exists():
-        try:
-            old = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            raise StoreError(f"{path} is corrupt; cannot tell how this folder's seeds were added") from None
-        if any(old.get(k) != v for k, v in want.items()):
-            raise StoreError(f"{store.root} was started --until-decided with max_seeds {old.get('max_seeds')}, "
-                             f"min_effect {old.get('min_effect')}, alpha {old.get('alpha')}; changing the plan "
-                             "midway would void its error rate. Rerun with the same values or use a new --out")
-        return
-    save_json(path, {**want, "looks": plan.looks, "alpha_per_look": plan.alpha_per_look})
-
-
 def run_until_decided(study: Study, store: Store, options: RunOptions, plan: Plan,
                       report: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> dict:
     """Run the study, then rounds of added seeds until every variant is decided or at max_seeds.
     Returns {"looks", "decisions" (variant -> decision), "seeds" (variant -> runs), "failed", "ran"}."""
-    from reports.stats import effects
-
     store.prepare()
-    _keep_plan(store, plan)
+    store.keep_plan(plan)
     levels = {variant_name(study, lv): lv for lv in variants(study)}
     specs = [_spec(study, lv, s) for lv in levels.values() for s in study.seeds]
     extra: list[RunSpec] = []
@@ -172,10 +135,8 @@ def simulate(values: np.ndarray, n0: int, max_seeds: int, min_effect: float | No
     """The same procedure on pre-drawn outcomes, vectorised over studies, for calibration tests.
 
     values: (studies, 1 + variants, max_seeds), arm 0 the baseline; arm a's k-th run is values[:, a, k].
-    Returns codes (final decision per variant, reports.stats.decide codes), ever_rejected (a better/worse at any
+    Returns codes (final decision per variant, ablations.stats.decide codes), ever_rejected (a better/worse at any
     look), n (seeds per arm), low/high (final intervals of variant - baseline)."""
-    from reports.stats import adjust, decide, welch
-
     studies, arms, _ = values.shape
     looks = max_seeds - n0 + 1
     per = alpha / looks

@@ -18,20 +18,24 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from vggcore.cli import run_command
+from vggcore.cli import Parser
+from vggcore.errors import EXIT_INTERRUPTED, UsageError, run_command
+from vggcore.validation import MIN_EFFECT, integer, number, option_value, optional
 
 from .runner import EXECUTORS, RunOptions, pending, run_study
-from .store import MANIFEST, Store, read_results
+from .store import MANIFEST, Store, StoreError
 from .study import load_study
 
 
 EXIT_CODES = """exit status:
   0    every run finished (ok or diverged: a diverged run is a result)
-  1    you answered no at the --confirm-above prompt; nothing ran
-  2    a usage error: a bad study file or option, a folder in use by another driver, a large design without --yes
+  1    you answered no at the --confirm-above prompt; nothing ran. Also a bug in vggbench, printed with its
+       traceback and a line saying so
+  2    a usage error: a bad study file or option, a folder in use by another driver, a large design without --yes,
+       a full disk
   3    some runs failed (they are listed); rerun with --retry-failed to run them again
   130  interrupted (Ctrl-C); finished runs are kept, rerun the same command to resume"""
-EXIT_OK, EXIT_DECLINED, EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_DECLINED, EXIT_FAILED = 0, 1, 3   # 2: a UserError (vggcore.errors); 130: Ctrl-C
 CONFIRM_ABOVE = 1000   # runs to do above which `run` asks first: 81,000 runs must not start by accident
 
 
@@ -73,30 +77,22 @@ def _confirm(study_name: str, todo: int, args: argparse.Namespace) -> bool:
     if todo <= args.confirm_above or args.yes:
         return True
     if not sys.stdin.isatty():
-        raise ValueError(f"study {study_name}: {todo:,} runs to run is more than --confirm-above "
+        raise UsageError(f"study {study_name}: {todo:,} runs to run is more than --confirm-above "
                          f"{args.confirm_above:,}; add --yes to start them (no terminal to ask)")
     answer = input(f"Run {todo:,} runs? [y/N] ").strip().lower()
     return answer in ("y", "yes")
 
 
-def _number(text: str | None, flag: str, kind=float):
-    """Parse a numeric flag here, not in argparse, so a bad value is a one-line error with exit 2."""
-    if text is None:
-        return None
-    try:
-        value = kind(text)
-    except ValueError:
-        raise ValueError(f"{flag} must be a{'n integer' if kind is int else ' number'}, got {text!r}") from None
-    if kind is float and not (value >= 0 and value != float("inf")):
-        raise ValueError(f"{flag} must be a non-negative number in metric units, got {text!r}")
-    return value
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
-    min_effect = _number(args.min_effect, "--min-effect")
-    max_seeds = _number(args.max_seeds, "--max-seeds", int)
+    # Numbers checked here, not by argparse, so a bad value is one line naming the option (exit 2).
+    integer(1)("--workers", args.workers)
+    integer(0)("--confirm-above", args.confirm_above)
+    for option, value in (("--num-cpus", args.num_cpus), ("--num-gpus", args.num_gpus)):
+        optional(number(0))(option, value)
+    min_effect = option_value("--min-effect", args.min_effect, MIN_EFFECT)
+    max_seeds = option_value("--max-seeds", args.max_seeds, integer(1), integer=True)
     if (min_effect is not None or max_seeds is not None) and not args.until_decided:
-        raise ValueError("--min-effect and --max-seeds only apply with --until-decided")
+        raise UsageError("--min-effect and --max-seeds only apply with --until-decided")
     study = load_study(args.study)
     store = Store(args.out)
     if args.until_decided:
@@ -163,48 +159,39 @@ def _until_decided(study, store: Store, options: RunOptions, plan) -> int:
 
 def _print_status(store: Store) -> int:
     """Print the folder's counts, its failed runs and the seeds needed; return how many of its runs failed."""
-    import json
-
-    if not store.manifest_path.exists():
-        raise FileNotFoundError(f"{store.root} holds no study ({MANIFEST} is missing)")
-    manifest = json.loads(store.manifest_path.read_text())
-    records = read_results(store.results_path).records
-    listed = set(manifest["run_ids"])
+    manifest = store.manifest()
+    if manifest is None:
+        raise StoreError(f"{store.root} holds no study ({MANIFEST} is missing)")
+    records = store.read().records
+    listed = set(manifest.run_ids)
     # seeds added by --until-decided are ordinary records outside the study's listed runs
-    ids = [*manifest["run_ids"], *[i for i, r in records.items()
-                                   if i not in listed and r.get("study") == manifest["study"]]]
-    statuses = Counter(records[i]["status"] for i in ids if i in records)
+    ids = [*manifest.run_ids, *[i for i, r in records.items()
+                                if i not in listed and r.get("study") == manifest.study]]
+    statuses = Counter(records[i].get("status") for i in ids if i in records)
     remaining = sum(1 for i in ids if i not in records)
     added = len(ids) - len(listed)
-    print(f"{manifest['study']}: {len(ids)} runs{f' ({added} from added seeds)' if added else ''}: "
+    print(f"{manifest.study}: {len(ids)} runs{f' ({added} from added seeds)' if added else ''}: "
           f"{statuses.get('ok', 0)} done, {statuses.get('failed', 0)} failed, "
           f"{statuses.get('diverged', 0)} diverged, {remaining} remaining")
     for rid in ids:
-        if rid in records and records[rid]["status"] == "failed":
+        if rid in records and records[rid].get("status") == "failed":
             r = records[rid]
-            print(f"  failed: {r['variant']} seed {r['seed']}: {r.get('error')}")
-    print(_seeds_needed(store, manifest, [records[i] for i in ids if i in records]))
+            print(f"  failed: {r.get('variant')} seed {r.get('seed')}: {r.get('error')}")
+    print(_seeds_needed(store, [records[i] for i in ids if i in records]))
     return statuses.get("failed", 0)
 
 
-def _seeds_needed(store: Store, manifest: dict, records: list[dict]) -> str:
+def _seeds_needed(store: Store, records: list[dict]) -> str:
     """The power line: seeds per variant needed to detect min_effect, from the pooled spread so far."""
-    import json
-
     import pandas as pd
 
-    from reports.stats import power
+    from .stats import power
 
-    from .adaptive import PLAN
-
-    plan_path = store.root / PLAN
-    min_effect = manifest.get("min_effect")
-    if plan_path.exists():
-        min_effect = json.loads(plan_path.read_text()).get("min_effect", min_effect)
-    metric = manifest.get("metric", "test_top1_error")
+    analysis = store.analysis()
+    min_effect, metric = analysis.min_effect, analysis.metric
     if not min_effect:
         return "seeds needed: set [study] min_effect (metric units, above 0) to compute them"
-    frame = pd.DataFrame([{"study": r["study"], "variant": r["variant"], "status": r["status"],
+    frame = pd.DataFrame([{"study": r.get("study"), "variant": r.get("variant"), "status": r.get("status"),
                            metric: (r.get("final") or {}).get(metric)} for r in records],
                          columns=["study", "variant", "status", metric])
     if frame.empty:
@@ -221,20 +208,19 @@ def _seeds_needed(store: Store, manifest: dict, records: list[dict]) -> str:
 def _cmd_status(args: argparse.Namespace) -> int:
     root = Path(args.out)
     if not root.is_dir():
-        raise FileNotFoundError(f"{root} is not a directory")
+        raise StoreError(f"{root} is not a study folder: {'a file' if root.exists() else 'no such folder'}")
     _print_status(Store(root))
     return EXIT_OK
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ablations", description=__doc__, epilog=EXIT_CODES,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="python -m ablations", description=__doc__, epilog=EXIT_CODES)
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="train every run of a study (resumes)", epilog=EXIT_CODES,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    r = sub.add_parser("run", help="train every run of a study (resumes)", epilog=EXIT_CODES)
     r.add_argument("study", help="study TOML file")
     r.add_argument("--out", required=True, help="results folder: results.jsonl, study.json, runs/")
-    r.add_argument("--executor", choices=EXECUTORS, default="local")
+    r.add_argument("--executor", choices=EXECUTORS, default="local",
+                   help="local: this machine, --workers processes; ray: one Ray task per run")
     r.add_argument("--workers", type=int, default=1, help="local processes (each gets cores/N threads)")
     r.add_argument("--ray-address", help="join this Ray cluster (default: RAY_ADDRESS, else a local Ray)")
     r.add_argument("--num-cpus", type=float, help="CPUs per run on Ray (default: the study's, 1)")
@@ -243,34 +229,28 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--dry-run", action="store_true", help="show what would run and exit")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--confirm-above", type=int, default=CONFIRM_ABOVE, metavar="N",
-                   help=f"ask before running more than N runs (default {CONFIRM_ABOVE:,})")
+                   help="ask before running more than N runs")
     r.add_argument("--yes", action="store_true", help="start a design above --confirm-above without asking")
     r.add_argument("--until-decided", action="store_true",
                    help="after the study's seeds, add seeds a round at a time to undecided variants (and the "
                         "baseline) until each is better, worse or equivalent, or has --max-seeds; one_at_a_time "
                         "designs only")
     r.add_argument("--max-seeds", metavar="N",
-                   help="with --until-decided: seeds per variant at most (default [study] max_seeds, else 10)")
+                   help="with --until-decided: seeds per variant at most (default: [study] max_seeds, else 10)")
     r.add_argument("--min-effect", metavar="D",
-                   help="with --until-decided: smallest difference that matters, in metric units (default "
+                   help="with --until-decided: smallest difference that matters, in metric units (default: "
                         "[study] min_effect); a variant whose interval lies inside +/-D is equivalent")
     r.set_defaults(func=_cmd_run)
     ls = sub.add_parser("list", help="print the expanded runs of a study")
-    ls.add_argument("study")
+    ls.add_argument("study", help="study TOML file")
     ls.add_argument("--out", help="a results folder: estimate the time left from the runs recorded there")
     ls.set_defaults(func=_cmd_list)
     st = sub.add_parser("status", help="done, failed, diverged and remaining runs in a results folder")
-    st.add_argument("out")
+    st.add_argument("out", help="results folder")
     st.set_defaults(func=_cmd_status)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if getattr(args, "workers", 1) < 1:
-        print("error: --workers must be at least 1", file=sys.stderr)
-        return EXIT_USAGE
-    if getattr(args, "confirm_above", 0) < 0:
-        print("error: --confirm-above must be 0 or more", file=sys.stderr)
-        return EXIT_USAGE
-    return run_command(args, (ValueError, RuntimeError, OSError))  # FolderLocked is a ValueError
+    return run_command(args.func, args)

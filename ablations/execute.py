@@ -1,5 +1,5 @@
 """Running one study run, in this process, a worker process or a Ray task. Workers never write results:
-they return the record and the driver appends it.
+they return the record (`records.RunRecord`) and the driver appends it.
 
 A run with `train.nproc = N > 1` is a data-parallel group: `execute_run` starts N ranks on this machine through
 torchrun's launcher API (torch.distributed.launcher), each calling `execute`; rank 0's record is the run's.
@@ -8,14 +8,13 @@ torchrun's launcher API (torch.distributed.launcher), each calling `execute`; ra
 from __future__ import annotations
 
 import time
-import traceback
-from datetime import datetime, timezone
 from pathlib import Path
 
+from .records import RunRecord
 from .study import RunSpec
 
 
-def execute(spec: dict, run_dir: str, threads: int | None = None) -> dict:
+def execute(spec: dict, run_dir: str, threads: int | None = None) -> RunRecord:
     """Train one run (resuming from its checkpoint in `run_dir`) and return its record. Never raises for a
     failing run: the failure is the record."""
     import torch
@@ -28,27 +27,17 @@ def execute(spec: dict, run_dir: str, threads: int | None = None) -> dict:
         torch.set_num_threads(threads)
     run = RunSpec(**spec)
     started = time.time()
-    record = {"run_id": run.run_id, "study": run.study, "variant": run.variant, "levels": run.levels,
-              "seed": run.seed, "config": run.config,
-              "started": datetime.fromtimestamp(started, timezone.utc).isoformat()}
     try:
         result = train(VGGConfig(**run.config["model"]), DataConfig(**run.config["data"]),
                        TrainConfig(**run.config["train"]), out=Path(run_dir), progress=False)
-        record.update(status=result["status"], error=result.get("error"), history=result["history"],
-                      final=result["final"], diverged_epoch=result.get("diverged_epoch"),
-                      provenance=result["provenance"], resumed_from_epoch=result.get("resumed_from_epoch", 0),
-                      world_size=result.get("world_size", 1))
     except KeyboardInterrupt:
         raise
     except Exception as err:  # a failing run is recorded; the study goes on
-        record.update(status="failed", error=f"{type(err).__name__}: {err}",
-                      traceback=traceback.format_exc(limit=8), history=[], final=None,
-                      provenance=_provenance_safe(run.config["train"].get("device", "cpu")))
-    record["timing"] = {"seconds": time.time() - started, "threads": torch.get_num_threads()}
-    return record
+        return RunRecord.failed(run, err, started, torch.get_num_threads())
+    return RunRecord.finished(run, result, started, torch.get_num_threads())
 
 
-def execute_run(spec: dict, run_dir: str, threads: int | None = None) -> dict:
+def execute_run(spec: dict, run_dir: str, threads: int | None = None) -> RunRecord:
     """`execute` for one process, or a group of `train.nproc` ranks on this machine sharing `threads` cores."""
     nproc = int(spec["config"]["train"].get("nproc", 1))
     if nproc <= 1:
@@ -67,24 +56,5 @@ def execute_run(spec: dict, run_dir: str, threads: int | None = None) -> dict:
     try:
         results = elastic_launch(config, execute)(spec, run_dir, per_rank_threads)
     except Exception as err:  # ChildFailedError: a rank crashed outright
-        run = RunSpec(**spec)
-        return {"run_id": run.run_id, "study": run.study, "variant": run.variant, "levels": run.levels,
-                "seed": run.seed, "config": run.config,
-                "started": datetime.fromtimestamp(started, timezone.utc).isoformat(), "status": "failed",
-                "error": f"data-parallel group of {nproc} failed: {type(err).__name__}: "
-                         f"{str(err).strip().splitlines()[0] if str(err).strip() else ''}"[:500],
-                "history": [], "final": None, "world_size": nproc,
-                "provenance": _provenance_safe(run.config["train"].get("device", "cpu")),
-                "timing": {"seconds": time.time() - started, "threads": per_rank_threads}}
-    record = results[0]
-    record["timing"]["seconds"] = time.time() - started  # the group's wall time, start-up included
-    return record
-
-
-def _provenance_safe(device: str) -> dict:
-    from vggcore.provenance import provenance
-
-    try:
-        return provenance(device)
-    except Exception:  # a broken device must not hide the original failure
-        return provenance("cpu")
+        return RunRecord.failed_group(RunSpec(**spec), nproc, err, started, per_rank_threads)
+    return results[0].with_seconds(time.time() - started)  # the group's wall time, start-up included

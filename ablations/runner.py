@@ -13,10 +13,12 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
+from vggcore.errors import MissingPackage
 from vggcore.measure import cpu_count
 
 from .execute import execute_run
-from .store import Store
+from .records import RunRecord
+from .store import Store, StoreError
 from .study import RunSpec, Study, expand
 from .workers import run_in_workers
 
@@ -46,7 +48,7 @@ def pending(study: Study, store: Store, retry_failed: bool = False,
     return runs, todo, records
 
 
-def _local(todo: list[RunSpec], store: Store, workers: int) -> Iterator[dict]:
+def _local(todo: list[RunSpec], store: Store, workers: int) -> Iterator[RunRecord]:
     threads = max(1, cpu_count() // workers)
     if workers == 1:
         for run in todo:
@@ -55,11 +57,11 @@ def _local(todo: list[RunSpec], store: Store, workers: int) -> Iterator[dict]:
     yield from run_in_workers(todo, store.run_dir, workers, threads)
 
 
-def _ray(todo: list[RunSpec], store: Store, study: Study, options: RunOptions) -> Iterator[dict]:
+def _ray(todo: list[RunSpec], store: Store, study: Study, options: RunOptions) -> Iterator[RunRecord]:
     try:
         import ray
     except ImportError:
-        raise RuntimeError("the Ray executor needs Ray: pip install 'vggbench[ray]'") from None
+        raise MissingPackage("the Ray executor needs Ray: pip install 'vggbench[ray]'") from None
     address = options.ray_address or os.environ.get("RAY_ADDRESS")
     started_here = not ray.is_initialized()
     if started_here:
@@ -120,7 +122,11 @@ def _run_locked(study: Study, store: Store, options: RunOptions, report: Callabl
     start = time.perf_counter()
     try:
         for record in stream:
-            record["executor"] = options.executor
+            if record.no_space:  # every next run would meet the same full disk: stop, and say so once
+                raise StoreError(f"the study stopped at {record.variant} seed {record.seed}, which found no space "
+                                 f"left on the disk ({record.error}); it is not recorded as failed: free some "
+                                 "space and run the same command again to resume")
+            record = record.with_executor(options.executor)
             store.append(record)
             counts["ran"] += 1
             if bar is not None:
@@ -134,12 +140,11 @@ def _run_locked(study: Study, store: Store, options: RunOptions, report: Callabl
     return counts
 
 
-def _line(record: dict, metric: str, done: int, total: int) -> str:
-    status = record["status"]
-    head = f"[{done}/{total}] {record['variant']} seed {record['seed']}: {status}"
-    seconds = record.get("timing", {}).get("seconds", 0)
-    if status == "ok":
-        return f"{head} {metric}={record['final'][metric]:.4f} ({seconds:.1f} s)"
-    if status == "diverged":
-        return f"{head} in epoch {record.get('diverged_epoch')} ({seconds:.1f} s)"
-    return f"{head}: {record.get('error')}"
+def _line(record: RunRecord, metric: str, done: int, total: int) -> str:
+    head = f"[{done}/{total}] {record.variant} seed {record.seed}: {record.status}"
+    seconds = record.timing.get("seconds", 0)
+    if record.status == "ok":
+        return f"{head} {metric}={record.final[metric]:.4f} ({seconds:.1f} s)"
+    if record.status == "diverged":
+        return f"{head} in epoch {record.diverged_epoch} ({seconds:.1f} s)"
+    return f"{head}: {record.error}"

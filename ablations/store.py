@@ -1,31 +1,108 @@
-"""The results folder: `results.jsonl` (one record per finished run), `study.json` (what the folder is for),
-and `runs/<run_id>/` (each run's checkpoint, so an interrupted run resumes).
+"""The results folder of a study, and the one reader and writer of its files:
 
-Only the driver writes `results.jsonl`: one complete line per record, flushed and fsynced before the next run
-is reported, so a kill at any moment loses at most the run in flight, and that run resumes from its checkpoint.
+    study.json      `Manifest`: the study the folder holds and the runs it lists (written before any run)
+    adaptive.json   `Plan`: how `run --until-decided` adds seeds (alpha, max_seeds, min_effect), when it did
+    results.jsonl   one `records.RunRecord` per finished run, appended by the driver alone
+    runs/<run_id>/  each run's checkpoint, so an interrupted run resumes
+
+Every line of results.jsonl is complete, flushed and fsynced before the next run is reported, so a kill at any
+moment loses at most the run in flight, and that run resumes from its checkpoint. A write that finds the disk
+full is a one-line `StoreError` naming the file, and leaves the file as it was: the run whose record could not be
+written runs again (from its finished checkpoint) on the next launch.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Iterator
 
 from vggcore.checkpoint import save_json
 from vggcore.errors import UserError
 from vggcore.lock import folder_lock
 
+from .records import RunRecord
 from .study import RunSpec, Study
 
 RESULTS = "results.jsonl"
 MANIFEST = "study.json"
+PLAN = "adaptive.json"
+DEFAULT_METRIC = "test_top1_error"
+DEFAULT_ALPHA = 0.05            # the family-wise level of a study run with fixed seeds (one look)
 
 
 class StoreError(UserError, ValueError):
     """The output folder cannot be used for this study."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """study.json: what the folder is for. Fields that older folders lack take the defaults below."""
+    study: str                          # the study's name
+    run_ids: tuple[str, ...] = ()       # the runs of the study's own seeds, in the order they were listed
+    source: str = ""                    # the study file it came from
+    metric: str = DEFAULT_METRIC        # what the study ranks by
+    maximize: bool = False              # higher metric is better
+    min_effect: float | None = None     # smallest difference that matters, metric units
+
+    @classmethod
+    def from_json(cls, data: Any, path: Path) -> Manifest:
+        if not isinstance(data, dict) or not isinstance(data.get("study"), str) \
+                or not isinstance(data.get("run_ids", []), list):
+            raise StoreError(f"{path} is corrupt; cannot tell which study this folder holds")
+        known = {k: data[k] for k in ("source", "metric", "maximize", "min_effect") if data.get(k) is not None}
+        return cls(study=data["study"], run_ids=tuple(data.get("run_ids", [])), **known)
+
+    def to_json(self) -> dict:
+        return {"study": self.study, "source": self.source, "metric": self.metric, "maximize": self.maximize,
+                "min_effect": self.min_effect, "run_ids": list(self.run_ids)}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """adaptive.json: the plan of `run --until-decided` (`ablations.adaptive`), fixed when the folder started."""
+    min_effect: float | None   # metric units; None: a variant can stop only as better or worse
+    max_seeds: int             # seeds per variant, the study's own included
+    initial_seeds: int         # the study's listed seeds
+    alpha: float = DEFAULT_ALPHA   # family-wise error over all looks
+    correction: str = "holm"   # across the variants at each look
+
+    @property
+    def looks(self) -> int:
+        return self.max_seeds - self.initial_seeds + 1
+
+    @property
+    def alpha_per_look(self) -> float:
+        return self.alpha / self.looks
+
+    @classmethod
+    def from_json(cls, data: Any, path: Path) -> Plan:
+        try:
+            return cls(min_effect=data["min_effect"], max_seeds=int(data["max_seeds"]),
+                       initial_seeds=int(data["initial_seeds"]), alpha=float(data.get("alpha", DEFAULT_ALPHA)),
+                       correction=data.get("correction", "holm"))
+        except (KeyError, TypeError, ValueError):
+            raise StoreError(f"{path} is corrupt; cannot tell how this folder's seeds were added") from None
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "looks": self.looks, "alpha_per_look": self.alpha_per_look}
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """How a folder's results are analysed: study.json's metric, and the level of adaptive.json's looks."""
+    metric: str                # what the study ranks by
+    maximize: bool             # higher metric is better
+    source: str                # the study file, else the results file itself
+    min_effect: float | None   # adaptive.json's when seeds were added, else study.json's
+    looks: int                 # planned looks of --until-decided; 1 for fixed seeds
+    alpha: float               # the level of each interval and test: DEFAULT_ALPHA / looks
 
 
 @dataclass
@@ -34,34 +111,75 @@ class Results:
     corrupt_lines: list[int] = field(default_factory=list)    # 1-based line numbers that were skipped
 
 
+def well_formed(record: Any) -> bool:
+    """A JSON value readers can take for a run record: an object with a string run_id and study, and the fields
+    they read, where present, of the right type. Anything else is a corrupt line, however valid its JSON."""
+    if not (isinstance(record, dict) and isinstance(record.get("run_id"), str)
+            and isinstance(record.get("study"), str)):
+        return False
+    kinds = {"status": str, "variant": str, "final": dict, "timing": dict, "levels": dict, "provenance": dict,
+             "history": list}
+    if any(record.get(k) is not None and not isinstance(record[k], t) for k, t in kinds.items()):
+        return False
+    return all(isinstance(row, dict) for row in record.get("history") or [])
+
+
 def read_results(path: Path, warn: bool = True) -> Results:
     """Every well-formed record in a results file; a corrupt line is reported and skipped, never removed."""
     out = Results()
     if not path.exists():
         return out
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-                rid = record["run_id"]
-            except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
-                out.corrupt_lines.append(number)
-                continue
-            out.records[rid] = record
+    try:
+        with open(path, "rb") as f:
+            lines = list(f)
+    except OSError as err:
+        raise StoreError(f"cannot read {path}: {err.strerror or err}") from None
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            record = None
+        if not well_formed(record):
+            out.corrupt_lines.append(number)
+            continue
+        out.records[record["run_id"]] = record
     if warn and out.corrupt_lines:
         print(f"warning: {path}: skipped {len(out.corrupt_lines)} corrupt line(s) "
               f"({', '.join(map(str, out.corrupt_lines[:5]))}); the file is left as it is", file=sys.stderr)
     return out
 
 
-class Store:
-    def __init__(self, out: str | Path) -> None:
-        self.root = Path(out)
-        self.results_path = self.root / RESULTS
-        self.manifest_path = self.root / MANIFEST
+@contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """A full disk while writing `path` becomes one StoreError that names it; other errors pass unchanged."""
+    try:
+        yield
+    except UserError:
+        raise
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise StoreError(f"no space left on device writing {path}; free some space (or choose an --out on "
+                         "another filesystem) and run the same command again to resume: the runs recorded so far "
+                         "are kept") from None
 
+
+class Store:
+    def __init__(self, out: str | Path, results: str | Path | None = None) -> None:
+        """The folder `out`; `results`: its results file when it is not `out/results.jsonl`."""
+        self.root = Path(out)
+        self.results_path = Path(results) if results is not None else self.root / RESULTS
+        self.manifest_path = self.root / MANIFEST
+        self.plan_path = self.root / PLAN
+
+    @classmethod
+    def of_results(cls, path: str | Path) -> Store:
+        """The folder of a results file, whatever the file is called."""
+        return cls(Path(path).parent, path)
+
+    # ------------------------------------------------------------------------------------------ the folder
     def prepare(self) -> None:
         """Create the folder and prove it is writable before any training starts."""
         try:
@@ -73,49 +191,102 @@ class Store:
         except OSError as err:
             raise StoreError(f"cannot write to output folder {self.root}: {err.strerror or err}") from None
 
-    def lock(self):
-        """Hold the folder for one driver (a context manager); a second driver gets FolderLocked at once."""
-        self.prepare()
-        return folder_lock(self.root, what="study folder")
+    @contextmanager
+    def lock(self) -> Iterator[Path]:
+        """Hold the folder for one driver; a second driver gets FolderLocked at once. A folder this call created
+        is removed again when the block leaves nothing in it (a study refused before its first run)."""
+        with folder_lock(self.root, what="study folder") as root:
+            self.prepare()
+            yield root
 
     def run_dir(self, run: RunSpec) -> Path:
         return self.root / "runs" / run.run_id
+
+    # --------------------------------------------------------------------------------------- study.json
+    def manifest(self) -> Manifest | None:
+        """The folder's study.json, None when it has none; StoreError when it cannot be read."""
+        data = self._read_json(self.manifest_path, "cannot tell which study this folder holds")
+        return None if data is None else Manifest.from_json(data, self.manifest_path)
 
     def check_manifest(self, study: Study, runs: list[RunSpec]) -> None:
         """Refuse a folder made by a study whose runs would now come out differently; record it otherwise.
         Adding runs (more seeds, more levels) is allowed: nothing recorded changes."""
         ids = [r.run_id for r in runs]
-        if self.manifest_path.exists():
-            try:
-                old = json.loads(self.manifest_path.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                old = None
-            if not isinstance(old, dict):  # valid JSON of another shape ("[]") is just as unreadable
-                raise StoreError(f"{self.manifest_path} is corrupt; cannot tell which study this folder holds")
-            if old.get("study") != study.name:
-                raise StoreError(f"{self.root} holds study {old.get('study')!r}, not {study.name!r}; use another --out")
-            missing = [rid for rid in old.get("run_ids", []) if rid not in set(ids)]
+        old = self.manifest()
+        if old is not None:
+            if old.study != study.name:
+                raise StoreError(f"{self.root} holds study {old.study!r}, not {study.name!r}; use another --out")
+            missing = [rid for rid in old.run_ids if rid not in set(ids)]
             if missing:
                 raise StoreError(
                     f"{study.source or study.name} changed since {self.root} was started: {len(missing)} of its "
-                    f"{len(old.get('run_ids', []))} runs would now be configured differently. Restore the file, "
+                    f"{len(old.run_ids)} runs would now be configured differently. Restore the file, "
                     "or use a new --out so results are not mixed")
-            ids = [*old.get("run_ids", []), *[i for i in ids if i not in set(old.get("run_ids", []))]]
-        save_json(self.manifest_path, {"study": study.name, "source": study.source, "metric": study.metric,
-                                       "maximize": study.maximize, "min_effect": study.min_effect,
-                                       "run_ids": ids})
+            ids = [*old.run_ids, *[i for i in ids if i not in set(old.run_ids)]]
+        manifest = Manifest(study=study.name, run_ids=tuple(ids), source=study.source, metric=study.metric,
+                            maximize=study.maximize, min_effect=study.min_effect)
+        with _writing(self.manifest_path):
+            save_json(self.manifest_path, manifest.to_json())
 
+    # ------------------------------------------------------------------------------------ adaptive.json
+    def plan(self) -> Plan | None:
+        """The plan of `run --until-decided`, None for a folder run with fixed seeds."""
+        data = self._read_json(self.plan_path, "cannot tell how this folder's seeds were added")
+        return None if data is None else Plan.from_json(data, self.plan_path)
+
+    def keep_plan(self, plan: Plan) -> None:
+        """Record the plan, or refuse one that differs from the plan the folder was started with."""
+        old = self.plan()
+        if old is None:
+            with _writing(self.plan_path):
+                save_json(self.plan_path, plan.to_json())
+        elif old != plan:
+            raise StoreError(f"{self.root} was started --until-decided with max_seeds {old.max_seeds}, "
+                             f"min_effect {old.min_effect}, alpha {old.alpha}; changing the plan midway would "
+                             "void its error rate. Rerun with the same values or use a new --out")
+
+    def analysis(self) -> Analysis:
+        """How to analyse the folder's results (defaults for a bare results file without study.json)."""
+        manifest, plan = self.manifest(), self.plan()
+        manifest = manifest or Manifest(study="", source=str(self.results_path))
+        return Analysis(metric=manifest.metric, maximize=bool(manifest.maximize),
+                        source=manifest.source or str(self.results_path),
+                        min_effect=plan.min_effect if plan is not None else manifest.min_effect,
+                        looks=plan.looks if plan is not None else 1,
+                        alpha=plan.alpha_per_look if plan is not None else DEFAULT_ALPHA)
+
+    # ------------------------------------------------------------------------------------ results.jsonl
     def read(self, warn: bool = True) -> Results:
         return read_results(self.results_path, warn)
 
-    def append(self, record: dict) -> None:
-        line = json.dumps(record, default=str, separators=(",", ":")) + "\n"
-        if self.results_path.exists() and self.results_path.stat().st_size:
+    def append(self, record: RunRecord) -> None:
+        """Append one record as one line, durably; on a full disk the file is cut back to what it was."""
+        line = json.dumps(record.to_json(), default=str, separators=(",", ":")) + "\n"
+        size = self.results_path.stat().st_size if self.results_path.is_file() else 0
+        if size:
             with open(self.results_path, "rb") as f:  # a line cut off by a crash must not swallow this one
                 f.seek(-1, os.SEEK_END)
                 if f.read(1) != b"\n":
                     line = "\n" + line
-        with open(self.results_path, "a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
+        with _writing(self.results_path):
+            try:
+                with open(self.results_path, "a", encoding="utf-8") as f:
+                    f.write(line)
+                    f.flush()
+                    os.fsync(f.fileno())
+            except OSError:
+                if self.results_path.is_file():
+                    os.truncate(self.results_path, size)  # no half line; truncating needs no space
+                raise
+
+    # -------------------------------------------------------------------------------------------- reading
+    @staticmethod
+    def _read_json(path: Path, consequence: str) -> Any:
+        if not path.exists():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise StoreError(f"{path} is corrupt; {consequence}") from None
+        except OSError as err:
+            raise StoreError(f"cannot read {path}: {err.strerror or err}") from None

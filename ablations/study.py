@@ -37,7 +37,7 @@ from vggcore.config import VGGConfig
 from vggcore.data import DataConfig
 from vggcore.errors import UserError
 from vggcore.train import LATER_FIELDS, TrainConfig
-from vggcore.validation import SEED_MAX, ConfigError, check_field
+from vggcore.validation import MIN_EFFECT, SEED_MAX, ConfigError, check_field, optional
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -201,9 +201,10 @@ def parse_study(data: dict, source: str = "") -> Study:
 def _adaptive_fields(head: dict, seeds: list[int]) -> tuple[float | None, int | None]:
     """`min_effect` (>= 0, metric units) and `max_seeds` (>= the listed seeds), both optional."""
     min_effect = head.get("min_effect")
-    if min_effect is not None and (isinstance(min_effect, bool) or not isinstance(min_effect, (int, float))
-                                   or not min_effect >= 0 or min_effect == float("inf")):
-        raise StudyError(f"'study.min_effect' must be a non-negative number in metric units, got {min_effect!r}")
+    try:
+        optional(MIN_EFFECT)("'study.min_effect'", min_effect)
+    except ConfigError as err:
+        raise StudyError(str(err)) from None
     max_seeds = head.get("max_seeds")
     if max_seeds is not None and (isinstance(max_seeds, bool) or not isinstance(max_seeds, int)
                                   or max_seeds < len(seeds)):
@@ -251,8 +252,11 @@ def _check_disjoint(factors: tuple[Factor, ...]) -> None:
 def load_study(path: str | Path) -> Study:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"study file {path} does not exist")
-    raw = path.read_bytes()
+        raise StudyError(f"study file {path} does not exist")
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise StudyError(f"cannot read study file {path}: {err.strerror or err}") from None
     try:
         data = tomllib.loads(raw.decode())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:

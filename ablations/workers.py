@@ -17,10 +17,10 @@ import os
 import signal
 import sys
 import time
-from datetime import datetime, timezone
 from multiprocessing.connection import wait
 from typing import Iterator
 
+from .records import RunRecord
 from .study import RunSpec
 
 
@@ -52,30 +52,6 @@ def _serve(conn, threads: int, parent_pid: int) -> None:
         conn.send(execute_run(spec, run_dir, threads))
 
 
-def crash_record(run: RunSpec, exitcode: int | None, started: float, threads: int) -> dict:
-    """The record of a run whose worker process died under it."""
-    from .execute import _provenance_safe
-
-    if exitcode is not None and exitcode < 0:
-        try:
-            name = signal.Signals(-exitcode).name
-        except ValueError:
-            name = f"signal {-exitcode}"
-        error = f"the worker process was killed by {name} (signal {-exitcode}) during this run"
-    else:
-        name = None
-        error = f"the worker process exited with code {exitcode} during this run"
-    if name == "SIGKILL":
-        error += " (the kernel's OOM killer sends SIGKILL: check memory)"
-    return {"run_id": run.run_id, "study": run.study, "variant": run.variant, "levels": run.levels,
-            "seed": run.seed, "config": run.config,
-            "started": datetime.fromtimestamp(started, timezone.utc).isoformat(),
-            "status": "failed", "error": error, "exit_signal": name, "exit_code": exitcode,
-            "history": [], "final": None,
-            "provenance": _provenance_safe(run.config["train"].get("device", "cpu")),
-            "timing": {"seconds": time.time() - started, "threads": threads}}
-
-
 class _Slot:
     def __init__(self, ctx, threads: int) -> None:
         self.conn, child = ctx.Pipe()
@@ -100,7 +76,7 @@ class _Slot:
         self.conn.close()
 
 
-def run_in_workers(todo: list[RunSpec], run_dir, workers: int, threads: int) -> Iterator[dict]:
+def run_in_workers(todo: list[RunSpec], run_dir, workers: int, threads: int) -> Iterator[RunRecord]:
     """Yield one record per run of `todo`, `workers` at a time; `run_dir(run)` is the run's folder."""
     ctx = multiprocessing.get_context("spawn")
     slots: list[_Slot | None] = [None] * workers
@@ -134,7 +110,7 @@ def run_in_workers(todo: list[RunSpec], run_dir, workers: int, threads: int) -> 
                     continue  # woken for nothing
                 if record is None:  # the worker died under its run
                     slot.process.join()
-                    record = crash_record(slot.run, slot.process.exitcode, slot.started, threads)
+                    record = RunRecord.crashed_worker(slot.run, slot.process.exitcode, slot.started, threads)
                     slot.conn.close()
                     slots[i] = None
                 else:

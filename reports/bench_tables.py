@@ -1,17 +1,19 @@
-"""Benchmark tables for people: the fastest setting with its speed-up over plain fp32 (and that ratio's interval),
-and the per-case table in readable units with unstable cases marked. Pure functions of the tidy bench frame."""
+"""The report's tables of benchmark results, pure functions of the tidy bench frame (`reports.load.load_bench`):
+the fastest setting with its speed-up over plain fp32 (and that ratio's interval), the per-case table in readable
+units with unstable cases marked, vggcore's speed against torchvision's, and the paper's Table 2 beside vggcore."""
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 
-from .compare import _within_var, ratio_interval
+from .compare import ratio_interval, within_run_variance
 from .format import bytes_h, flops_h, number_h, percent_h, ratio_interval_h, seconds_h
 
 SETTING = ["device", "dtype", "channels_last", "compiled", "implementation", "batch_size"]
+# Table 2 of the paper: parameters in millions.
+PAPER_PARAMS_M = {"A": 133, "A-LRN": 133, "B": 133, "C": 134, "D": 138, "E": 144}
 
 
 def setting_label(row) -> str:
@@ -44,13 +46,13 @@ def fastest_with_speedup(bench: pd.DataFrame) -> pd.DataFrame:
             speedup = 1.0  # the fastest setting is plain fp32 itself: no other setting beat it
         elif not plain.empty:
             p = plain.iloc[0]
-            r, lo, hi, _ = ratio_interval([math.log(best["median"])], [_within_var(best)],
-                                          [math.log(p["median"])], [_within_var(p)])
+            r, lo, hi, _ = ratio_interval([math.log(best["median"])], [within_run_variance(best)],
+                                          [math.log(p["median"])], [within_run_variance(p)])
             speedup, low, high = r, lo, hi  # plain time / best time: > 1 = the setting is faster
         rows.append({"arch": arch, "mode": mode, "setting": setting_label(best), "device": best["device"],
                      "images_per_s": best["images_per_s"], "speedup_vs_fp32": speedup, "speedup_low": low,
                      "speedup_high": high, "mfu": best.get("mfu"), "peak_memory_bytes": best.get("peak_memory_bytes"),
-                     "unstable": bool(best.get("unstable") is True)})
+                     "unstable": bool(best["unstable"])})  # a numpy bool: never test it with `is True`
     return pd.DataFrame(rows)
 
 
@@ -69,19 +71,42 @@ def fastest_display(table: pd.DataFrame) -> pd.DataFrame:
 def cases_display(bench: pd.DataFrame) -> pd.DataFrame:
     """Every case in units people read; the median step with its 95% interval; unstable cases marked."""
     data = bench.sort_values(["arch", "mode", "dtype", "batch_size", "implementation"])
-    get = lambda col: data[col] if col in data else pd.Series(np.nan, index=data.index)  # noqa: E731
-    unstable = get("unstable").eq(True)  # missing (older files) counts as stable
     step = [f"{seconds_h(m)} [{seconds_h(lo)}, {seconds_h(hi)}]" if lo == lo else seconds_h(m)
-            for m, lo, hi in zip(get("median"), get("median_low"), get("median_high"))]
+            for m, lo, hi in zip(data["median"], data["median_low"], data["median_high"])]
     return pd.DataFrame({
         "case": [f"{a} {m}" for a, m in zip(data["arch"], data["mode"])],
         "setting": [setting_label(r) for _, r in data.iterrows()],
-        "step [95%]": step, "rounds": get("rounds").map(_int_h),
-        "images/s": get("images_per_s").map(number_h), "achieved": get("achieved_flops").map(flops_h),
-        "MFU": get("mfu").map(percent_h), "peak memory": get("peak_memory_bytes").map(bytes_h),
-        "stable": ["no: " + str(r) if u else "yes" for u, r in zip(unstable, get("unstable_reason"))],
+        "step [95%]": step, "rounds": data["rounds"].map(_int_h),
+        "images/s": data["images_per_s"].map(number_h), "achieved": data["achieved_flops"].map(flops_h),
+        "MFU": data["mfu"].map(percent_h), "peak memory": data["peak_memory_bytes"].map(bytes_h),
+        "stable": ["no: " + str(r) if u else "yes" for u, r in zip(data["unstable"], data["unstable_reason"])],
     })
 
 
 def _int_h(value) -> str:
     return "—" if value is None or value != value else f"{int(value)}"
+
+
+def speed_ratios(bench: pd.DataFrame) -> pd.DataFrame:
+    """vggcore images/s over torchvision's for every case that has both."""
+    keys = ["arch", "mode", "device", "dtype", "batch_size", "image_size", "width", "channels_last", "compiled"]
+    keys = [k for k in keys if k in bench]
+    impl = bench.pivot_table(index=keys, columns="implementation", values="images_per_s", aggfunc="median")
+    if not {"vggcore", "torchvision"} <= set(impl.columns):
+        return pd.DataFrame(columns=[*keys, "vggcore", "torchvision", "ratio", "case"])
+    out = impl.dropna(subset=["vggcore", "torchvision"]).reset_index()
+    out["ratio"] = out["vggcore"] / out["torchvision"]
+    out["case"] = out.apply(lambda r: f"{r['arch']} {r['mode']} {r['device']} {r['dtype']} b{r['batch_size']}", axis=1)
+    return out
+
+
+def paper_table2() -> pd.DataFrame:
+    """The paper's parameter counts beside vggcore's exact analytic counts and GMACs at 224x224."""
+    from vggcore import VGGConfig, summary, totals
+
+    rows = []
+    for arch, paper in PAPER_PARAMS_M.items():
+        t = totals(summary(VGGConfig(arch=arch)))
+        rows.append({"arch": arch, "paper_params_M": paper, "vggcore_params": t["params"],
+                     "vggcore_params_M": round(t["params"] / 1e6, 1), "vggcore_GMACs_224": round(t["macs"] / 1e9, 3)})
+    return pd.DataFrame(rows)

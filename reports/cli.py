@@ -2,32 +2,27 @@
 
     python -m reports build --bench bench.json --ablations runs/demo --out report   # report.md, index.html
     python -m reports compare OLD.json NEW.json --threshold 5%                       # exit 1 on a regression
-    python -m reports demo --out runs/demo                                           # the whole main job
+
+The whole main job (benchmarks, the demo study, this report) is `python -m vggbench demo` (./dev demo).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from vggcore.cli import run_command
+from vggcore.cli import Parser
+from vggcore.errors import UsageError, run_command
+from vggcore.validation import MIN_EFFECT, option_value
 
-DEMO_BENCH_ARGS = ["--vgg-reference"]
 BETWEEN_RUN = 0.03  # reports.compare.BETWEEN_RUN, repeated so --help does not import pandas
+MOVED = {"demo": "python -m vggbench demo (./dev demo)"}   # subcommands that moved, and where to
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
     from .render import build
 
-    min_effect = None
-    if args.min_effect is not None:
-        try:
-            min_effect = float(args.min_effect)
-        except ValueError:
-            raise ValueError(f"--min-effect must be a number in metric units, got {args.min_effect!r}") from None
-        if not (0 <= min_effect < float("inf")):
-            raise ValueError(f"--min-effect must be a non-negative number in metric units, got {args.min_effect!r}")
+    min_effect = option_value("--min-effect", args.min_effect, MIN_EFFECT)
     index = build(args.bench or [], args.ablations or [], args.out, method=args.interval, min_effect=min_effect,
                   correction=args.correction)
     print(f"report written: {index} and {index.with_name('report.md')}")
@@ -42,7 +37,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     old = (args.old_files or []) + ([args.old] if args.old else [])
     new = (args.new_files or []) + ([args.new] if args.new else [])
     if not old or not new:
-        raise ValueError("compare needs OLD and NEW: `compare OLD NEW`, or `--old FILE... --new FILE...`")
+        raise UsageError("compare needs OLD and NEW: `compare OLD NEW`, or `--old FILE... --new FILE...`")
     table = compare(old, new, threshold, noise)
     print(format_table(table))
     counts = table["verdict"].value_counts()
@@ -59,22 +54,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import ROOT, run_demo
-
-    study = Path(args.study) if args.study else ROOT / "ablations" / "studies" / "demo.toml"
-    try:
-        run_demo(Path(args.out), DEMO_BENCH_ARGS + (args.bench_args or []), study, args.rerun_bench)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: finished results are kept in {args.out}; run the same command to resume",
-              file=sys.stderr)
-        return 130
-    return 0
-
-
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m reports", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="python -m reports", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="tables, figures, report.md and index.html")
     b.add_argument("--bench", nargs="+", action="extend", metavar="FILE_OR_DIR",
@@ -83,10 +64,10 @@ def parser() -> argparse.ArgumentParser:
                    help="ablation result folders or results.jsonl files (repeatable)")
     b.add_argument("--out", required=True, help="report folder")
     b.add_argument("--interval", choices=("t", "bootstrap"), default="t",
-                   help="intervals and tests over seeds: t (default; Student-t means, Welch t differences) or "
-                        "bootstrap (seeded percentile bootstrap: too narrow at 3-10 seeds, see the README)")
+                   help="intervals and tests over seeds: t (Student-t means, Welch t differences) or "
+                        "bootstrap (seeded percentile bootstrap: too narrow at 3-10 seeds)")
     b.add_argument("--correction", choices=("holm", "bh"), default="holm",
-                   help="p-value adjustment across a study's comparisons: holm (family-wise, default) or bh "
+                   help="p-value adjustment across a study's comparisons: holm (family-wise) or bh "
                         "(Benjamini-Hochberg, false discovery rate)")
     b.add_argument("--min-effect", metavar="D",
                    help="smallest difference that matters, metric units, for every study (default: each "
@@ -102,21 +83,20 @@ def parser() -> argparse.ArgumentParser:
                    help="OLD runs (repeated pytest runs of one version)")
     c.add_argument("--new", dest="new_files", nargs="+", action="extend", metavar="FILE",
                    help="NEW runs")
-    c.add_argument("--threshold", default="5%", help="allowed slow-down of the median step time (default 5%%)")
+    c.add_argument("--threshold", default="5%", help="allowed slow-down of the median step time")
     c.add_argument("--run-noise", default=f"{100 * BETWEEN_RUN:g}%",
                    help="relative SD of a run's median between pytest runs on this machine, the noise floor "
-                        f"(default {100 * BETWEEN_RUN:g}%%, measured on this project's 2-core VM)")
+                        "(the default was measured on this project's 2-core VM)")
     c.add_argument("--fail-on-inconclusive", action="store_true",
                    help="exit 1 also when the noise cannot rule out a slowdown beyond the threshold")
     c.set_defaults(func=_cmd_compare)
-    d = sub.add_parser("demo", help="the main job: quick benchmarks, demo study, report")
-    d.add_argument("--out", default="runs/demo", help="where everything goes (default runs/demo)")
-    d.add_argument("--study", help="study file (default ablations/studies/demo.toml)")
-    d.add_argument("--rerun-bench", action="store_true", help="measure again even if bench.json exists")
-    d.add_argument("--bench-args", nargs=argparse.REMAINDER, help="extra pytest options for the suite, last")
-    d.set_defaults(func=_cmd_demo)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command(parser().parse_args(argv), (ValueError, RuntimeError, OSError))
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in MOVED:
+        print(f"error: `python -m reports {argv[0]}` moved: run {MOVED[argv[0]]}", file=sys.stderr)
+        return 2
+    args = parser().parse_args(argv)
+    return run_command(args.func, args)

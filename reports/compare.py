@@ -9,7 +9,7 @@ The noise model. A case's median step time from one pytest run is log-normal aro
     rounds kept in extra_info `round_times`, else from pytest-benchmark's IQR and rounds);
   - between-run: how far a whole run's median wanders from the next run's (machine state, memory layout,
     other jobs). On this project's 2-core VM two back-to-back runs of one commit moved medians by up to 6.8%
-    (README, "How much noise"), which `BETWEEN_RUN` encodes. A user can set `--run-noise` for another machine.
+    (measured 2026-11-28), which `BETWEEN_RUN` encodes. A user can set `--run-noise` for another machine.
 With several files per side the between-run spread is also measured from them (pooled over both sides); the
 larger of the measured and the modelled variance is used, so a quiet pair of runs cannot talk the gate into a
 verdict its machine does not support.
@@ -34,12 +34,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from vggcore.validation import number, option_value
+
 from .load import ReportInputError, load_bench
 
 CONFIDENCE = 0.95
 # Relative SD of one run's median around the truth, between pytest runs on this VM: two back-to-back runs of one
 # commit (4 cases) moved medians by up to 6.8%, about two SDs of the log-ratio, so ~2.4% per run; rounded up.
-# A machine whose load changes between runs is far noisier (README): such cases come out unstable.
+# A machine whose load changes between runs is far noisier: such cases come out unstable.
 BETWEEN_RUN = 0.03
 
 
@@ -53,24 +55,21 @@ class Verdict:
     noise: str          # which noise estimate set the interval
 
 
-def parse_percent(option: str, text: str, *, allow_zero: bool = True) -> float:
-    """'5%' or '5' -> 0.05; a clear error naming the option for anything not a finite, non-negative percentage."""
-    raw = str(text).strip().removesuffix("%")
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{option} must be a percentage like 5% or 2.5, got {text!r}") from None
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{option} must be a finite percentage {'>= 0' if allow_zero else 'above 0'}, got {text!r}")
-    return value / 100
+PERCENT = number(0, allowed="a finite percentage >= 0, like 5% or 2.5")
+
+
+def parse_percent(option: str, text: str) -> float:
+    """'5%' or '5' -> 0.05; a one-line ConfigError naming the option for anything not a finite percentage >= 0."""
+    return option_value(option, text, PERCENT, scale="percent")
 
 
 def parse_threshold(text: str) -> float:
     return parse_percent("--threshold", text)
 
 
-def _within_var(row: pd.Series) -> float:
-    """Variance of the log of one run's median from its own rounds (robust: MAD of log round times)."""
+def within_run_variance(row: pd.Series) -> float:
+    """Variance of the log of one run's median from its own rounds (robust: MAD of log round times); from
+    pytest-benchmark's IQR and rounds for a file that kept no round times."""
     times = row.get("round_times")
     if isinstance(times, (list, tuple)) and len(times) >= 2:
         logs = np.log(np.asarray(times, dtype=float))
@@ -134,7 +133,7 @@ def _per_run(paths, side: str) -> pd.DataFrame:
     frame = frame.dropna(subset=["median"])
     frame = frame[frame["median"] > 0]
     frame = frame.assign(log_median=np.log(frame["median"].astype(float)),
-                         within_var=frame.apply(_within_var, axis=1))
+                         within_var=frame.apply(within_run_variance, axis=1))
     return frame
 
 
@@ -156,7 +155,7 @@ def compare(old_paths, new_paths, threshold: float, between_run: float = BETWEEN
         row = {"name": name, "runs_old": len(o), "runs_new": len(n),
                "median_old": float(np.exp(o["log_median"].mean())) if len(o) else float("nan"),
                "median_new": float(np.exp(n["log_median"].mean())) if len(n) else float("nan"),
-               "unstable": bool(pd.concat([o, n]).get("unstable", pd.Series(dtype=bool)).fillna(False).any())}
+               "unstable": bool(pd.concat([o, n])["unstable"].any())}
         if o.empty or n.empty:
             row.update(ratio=float("nan"), low=float("nan"), high=float("nan"), noise="",
                        verdict="new case" if o.empty else "missing in new",

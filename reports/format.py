@@ -46,17 +46,6 @@ def flops_h(value, per_second: bool = True) -> str:
     return f"{_sig(value)} {unit}"
 
 
-def macs_h(value) -> str:
-    """276.4e6 -> '276 M'."""
-    if _missing(value):
-        return DASH
-    value = float(value)
-    for prefix, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(value) >= scale:
-            return f"{_sig(value / scale)} {prefix}"
-    return _sig(value)
-
-
 def seconds_h(value) -> str:
     """0.0123 -> '12.3 ms', 2.5 -> '2.50 s'."""
     if _missing(value):

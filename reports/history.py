@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .compare import BETWEEN_RUN, CONFIDENCE, _within_var, judge, ratio_interval
+from .compare import BETWEEN_RUN, CONFIDENCE, judge, ratio_interval, within_run_variance
 
 
 def machine_label(frame: pd.DataFrame) -> pd.Series:
@@ -45,15 +45,13 @@ def history(bench: pd.DataFrame) -> pd.DataFrame:
     """One row per machine, case and run, in time order: run (0, 1, ...), datetime, commit, median, low, high."""
     frame = bench.assign(machine=machine_label(bench)).dropna(subset=["median"])
     frame = frame.sort_values(["machine", "name", "datetime", "file"])
-    low = frame["median_low"] if "median_low" in frame else pd.Series(np.nan, index=frame.index)
-    high = frame["median_high"] if "median_high" in frame else pd.Series(np.nan, index=frame.index)
     out = pd.DataFrame({"machine": frame["machine"], "name": frame["name"], "group": frame["group"],
                         "datetime": frame["datetime"], "commit": frame["commit"], "file": frame["file"],
                         "median": frame["median"].astype(float),
-                        "low": low.fillna(frame["median"]).astype(float),
-                        "high": high.fillna(frame["median"]).astype(float),
-                        "unstable": frame["unstable"].fillna(False).astype(bool) if "unstable" in frame else False,
-                        "within_var": frame.apply(_within_var, axis=1)})
+                        "low": frame["median_low"].fillna(frame["median"]).astype(float),
+                        "high": frame["median_high"].fillna(frame["median"]).astype(float),
+                        "unstable": frame["unstable"],
+                        "within_var": frame.apply(within_run_variance, axis=1)})
     out["run"] = out.groupby(["machine", "name"]).cumcount()
     return out.reset_index(drop=True)
 

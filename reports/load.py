@@ -6,6 +6,8 @@
     every extra_info key (see bench/runner.py): arch, mode, batch_size, image_size, width, device, device_name,
     dtype, channels_last, compiled, implementation, images_per_s, macs_per_image, achieved_flops, peak_flops,
     mfu, peak_memory_bytes, activation_bytes, param_bytes, torch_version, threads, ...  (NaN when absent)
+    and always the fields of BENCH_DEFAULTS, filled where a file lacks them, so no reader asks whether a column
+    exists: unstable (bool), unstable_reason, median_low, median_high, round_times, world_size
 
 `load_ablations(paths)` -> AblationData with
     runs:    one row per run: study, run_id, variant, seed, status, error, diverged_epoch, epochs, seconds,
@@ -26,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ablations.store import read_results
+from ablations.store import Store
 from vggcore.errors import UserError
 
 BENCH_EXTRA_KEYS = ("arch", "mode", "batch_size", "image_size", "width", "device", "device_name", "dtype",
@@ -35,6 +37,19 @@ BENCH_EXTRA_KEYS = ("arch", "mode", "batch_size", "image_size", "width", "device
                     "torch_version", "threads")
 STAT_KEYS = ("min", "max", "mean", "stddev", "median", "iqr", "rounds", "ops")
 FINAL_KEYS = ("test_top1_error", "test_top5_error", "test_loss", "val_top1_error", "train_seconds")
+NAN = float("nan")
+# extra_info fields that some files lack, and the value that reads such a file as it was measured. Before
+# adaptive sampling (bench/sampling.py, commit 1664250) no case was judged unstable and neither the median's
+# interval nor the round times were kept; the within-run noise of such a file comes from pytest-benchmark's IQR
+# (reports.compare.within_run_variance). Only the data-parallel scaling cases have a world size.
+BENCH_DEFAULTS: dict[str, object] = {
+    "unstable": False,
+    "unstable_reason": "",
+    "median_low": NAN,
+    "median_high": NAN,
+    "round_times": None,
+    "world_size": NAN,
+}
 
 
 class ReportInputError(UserError, ValueError):
@@ -56,6 +71,17 @@ def _files(paths, pattern: str) -> list[Path]:
     return out
 
 
+def _bench_shaped(data) -> bool:
+    """The members load_bench reads are objects (or absent, where pytest-benchmark may leave them out)."""
+    if not (isinstance(data, dict) and isinstance(data.get("machine_info"), dict)
+            and isinstance(data.get("benchmarks"), list)):
+        return False
+    maybe = lambda value: value is None or isinstance(value, dict)  # noqa: E731
+    return (maybe(data.get("commit_info")) and maybe(data["machine_info"].get("cpu"))
+            and all(isinstance(b, dict) and maybe(b.get("stats")) and maybe(b.get("extra_info"))
+                    for b in data["benchmarks"]))
+
+
 def load_bench(paths) -> pd.DataFrame:
     """pytest-benchmark JSON files (--benchmark-json output, or .benchmarks/ autosave folders)."""
     rows = []
@@ -65,12 +91,14 @@ def load_bench(paths) -> pd.DataFrame:
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise ReportInputError(f"{path} is not JSON ({err}); expected pytest-benchmark output "
                                    "(--benchmark-json)") from None
-        if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list) or "machine_info" not in data:
+        except OSError as err:
+            raise ReportInputError(f"cannot read {path}: {err.strerror or err}") from None
+        if not _bench_shaped(data):
             raise ReportInputError(f"{path} is not a pytest-benchmark JSON file: expected an object with "
-                                   "'machine_info' and a 'benchmarks' list, as --benchmark-json writes")
-        machine, commit = data.get("machine_info", {}), data.get("commit_info", {}) or {}
+                                   "'machine_info' and a 'benchmarks' list of objects, as --benchmark-json writes")
+        machine, commit = data["machine_info"], data.get("commit_info") or {}
         for b in data["benchmarks"]:
-            stats = b.get("stats", {})
+            stats = b.get("stats") or {}
             row = {"file": str(path), "name": b.get("name"), "group": b.get("group"),
                    "commit": commit.get("id"), "commit_dirty": commit.get("dirty"), "datetime": data.get("datetime"),
                    "machine_node": machine.get("node"), "machine_cpu": (machine.get("cpu") or {}).get("brand_raw"),
@@ -83,6 +111,21 @@ def load_bench(paths) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     if frame.empty:
         raise ReportInputError(f"no benchmark cases in {', '.join(map(str, paths))}")
+    return fill_bench_defaults(frame)
+
+
+def fill_bench_defaults(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with every BENCH_DEFAULTS column, its missing values filled (booleans as a bool column)."""
+    frame = frame.copy()
+    for key, default in BENCH_DEFAULTS.items():
+        column = frame[key] if key in frame else pd.Series(None, index=frame.index, dtype=object)
+        missing = column.isna()
+        if isinstance(default, bool):
+            frame[key] = column.where(~missing, default).astype(bool)
+        elif isinstance(default, float):
+            frame[key] = pd.to_numeric(column, errors="coerce").astype(float)
+        else:
+            frame[key] = column.astype(object).where(~missing, default)
     return frame
 
 
@@ -98,24 +141,20 @@ def load_ablations(paths) -> AblationData:
     """`results.jsonl` files or the folders holding them (each with its study.json)."""
     runs, history, studies, skipped = [], [], {}, []
     for path in _files(paths, "results.jsonl"):
-        parsed = read_results(path, warn=False)  # the latest record of a run wins (e.g. a retried failure)
+        store = Store.of_results(path)
+        parsed = store.read(warn=False)  # the latest record of a run wins (e.g. a retried failure)
         records, bad = parsed.records, parsed.corrupt_lines
         if not records:
             raise ReportInputError(f"{path} is not ablation results: expected JSON lines with a 'run_id' each, "
                                    "as `python -m ablations run` writes")
         if bad:
             skipped.append(f"{path}: {len(bad)} unreadable line(s) skipped ({', '.join(map(str, bad[:5]))})")
-        manifest = path.with_name("study.json")
-        meta = json.loads(manifest.read_text()) if manifest.exists() else {}
-        plan_path = path.with_name("adaptive.json")  # seeds added by --until-decided: the looks must be counted
-        plan = json.loads(plan_path.read_text()) if plan_path.exists() else {}
+        analysis = store.analysis()  # study.json, and adaptive.json's looks when seeds were added
         for r in records.values():
-            studies.setdefault(r["study"], {"study": r["study"], "metric": meta.get("metric", "test_top1_error"),
-                                            "maximize": bool(meta.get("maximize", False)),
-                                            "source": meta.get("source", str(path)),
-                                            "min_effect": plan.get("min_effect", meta.get("min_effect")),
-                                            "looks": int(plan.get("looks", 1)),
-                                            "alpha": float(plan.get("alpha_per_look", 0.05))})
+            studies.setdefault(r["study"], {"study": r["study"], "metric": analysis.metric,
+                                            "maximize": analysis.maximize, "source": analysis.source,
+                                            "min_effect": analysis.min_effect, "looks": analysis.looks,
+                                            "alpha": analysis.alpha})
             final = r.get("final") or {}
             prov = r.get("provenance") or {}
             row = {"study": r["study"], "run_id": r["run_id"], "variant": r.get("variant"), "seed": r.get("seed"),

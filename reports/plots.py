@@ -35,17 +35,13 @@ def _label(row, keys) -> str:
     return " ".join(str(row[k]) for k in keys)
 
 
-def _unstable(g: pd.DataFrame) -> pd.Series:
-    return g["unstable"].fillna(False).astype(bool) if "unstable" in g else pd.Series(False, index=g.index)
-
-
 def throughput_vs_batch(bench: pd.DataFrame, ax=None, mode: str | None = None):
     """Images/s against batch size (log x), one line per architecture, device, dtype, mode, implementation;
     bars: the 95% interval from the median step's interval; hollow red-ringed markers: unstable cases."""
     ax = _ax(ax)
     data = bench if mode is None else bench[bench["mode"] == mode]
     for key, g in data.sort_values("batch_size").groupby(CASE_KEYS, sort=True):
-        if "median_high" in g:
+        if g["median_high"].notna().any():  # files from before adaptive sampling kept no interval
             low = (g["batch_size"] / g["median_high"]).fillna(g["images_per_s"])
             high = (g["batch_size"] / g["median_low"]).fillna(g["images_per_s"])
             err = [(g["images_per_s"] - low).clip(lower=0), (high - g["images_per_s"]).clip(lower=0)]
@@ -53,7 +49,7 @@ def throughput_vs_batch(bench: pd.DataFrame, ax=None, mode: str | None = None):
             err = None
         line = ax.errorbar(g["batch_size"], g["images_per_s"], yerr=err, marker="o", capsize=3,
                            label=" ".join(map(str, key)))
-        shaky = _unstable(g)
+        shaky = g["unstable"]
         if shaky.any():
             ax.scatter(g.loc[shaky, "batch_size"], g.loc[shaky, "images_per_s"], s=120, facecolors="none",
                        edgecolors="red", zorder=3, label=None)
@@ -97,7 +93,7 @@ def history(hist: pd.DataFrame, found: pd.DataFrame, ax=None):
 
 
 def speed_ratio(ratios: pd.DataFrame, ax=None):
-    """vggcore / torchvision images/s per case (frame from `reports.tables.speed_ratios`); 1 = parity."""
+    """vggcore / torchvision images/s per case (frame from `reports.bench_tables.speed_ratios`); 1 = parity."""
     ax = _ax(ax)
     labels = ratios["case"].tolist()
     ax.barh(labels, ratios["ratio"], color="tab:blue")

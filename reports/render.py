@@ -17,12 +17,12 @@ from urllib.parse import quote
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from ablations.stats import effects, power
+
 from . import plots
-from .load import ReportInputError, load_ablations, load_bench
-from .stats import effects, power
-from .bench_tables import cases_display, fastest_display, fastest_with_speedup
+from .bench_tables import cases_display, fastest_display, fastest_with_speedup, paper_table2, speed_ratios
 from .history import history, latest_runs, machines, steps
-from .tables import paper_table2, speed_ratios
+from .load import ReportInputError, load_ablations, load_bench
 
 
 @dataclass
@@ -146,7 +146,7 @@ def build(bench_paths=(), ablation_paths=(), out: str | Path = "report", method:
     out = Path(out)
     bench = load_bench(bench_paths) if bench_paths else None
     scaling = None
-    if bench is not None and "world_size" in bench and bench["world_size"].notna().any():
+    if bench is not None and bench["world_size"].notna().any():
         # The data-parallel scaling cases are their own section; the rest is the single-process grid.
         scaling = bench[bench["world_size"].notna()]
         bench = bench[bench["world_size"].isna()]
@@ -230,7 +230,7 @@ def _bench_section(r: Report, bench: pd.DataFrame) -> None:
     cols = [c for c in ["arch", "mode", "device", "dtype", "implementation", "batch_size", "images_per_s",
                         "median", "rounds", "mfu", "peak_memory_bytes", "activation_bytes", "threads"] if c in bench]
     r.table("benchmarks", bench.sort_values(["arch", "mode", "batch_size"])[cols], display=cases_display(bench))
-    shaky = bench[bench["unstable"].fillna(False).astype(bool)] if "unstable" in bench else bench.iloc[:0]
+    shaky = bench[bench["unstable"]]
     if not shaky.empty:
         r.add("text", f"{len(shaky)} unstable case(s), marked 'no' above and ringed in red in the figures: their "
                       "rounds were too spread, fell into two clusters, or the median's interval missed its target. "

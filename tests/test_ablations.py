@@ -13,44 +13,16 @@ from ablations.cli import main
 from ablations.runner import RunOptions, run_study
 from ablations.store import Store, read_results
 from ablations.study import parse_study
+from vggcore.errors import MissingPackage
 from vggcore.measure import cpu_count
+from tiny_study import BROKEN, tiny_study
 
 STUDIES = Path(__file__).resolve().parent.parent / "ablations" / "studies"
-
-TINY = """
-[study]
-name = "tiny"
-design = "{design}"
-seeds = {seeds}
-metric = "test_top1_error"
-
-[base.model]
-arch = "A"
-batch_norm = true
-width = 0.125
-image_size = 32
-
-[base.data]
-augment = "none"
-
-[base.train]
-epochs = {epochs}
-batch_size = 128
-
-[factors.dropout]
-levels.on = {{ "model.dropout" = 0.5 }}
-levels.off = {{ "model.dropout" = 0.0 }}
-"""
-BROKEN = """
-[factors.data]
-levels.digits = { "data.dataset" = "digits" }
-levels.missing = { "data.dataset" = "cifar10", "data.data_root" = "/nonexistent/cifar" }
-"""
 
 
 def write(tmp_path, design="one_at_a_time", seeds="[0, 1]", epochs=1, extra=""):
     path = tmp_path / "tiny.toml"
-    path.write_text(TINY.format(design=design, seeds=seeds, epochs=epochs) + extra)
+    path.write_text(tiny_study(design=design, seeds=seeds, epochs=epochs, extra=extra))
     return path
 
 
@@ -239,7 +211,7 @@ def test_cli_list_status_dry_run(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv,match", [
     (["run", "missing.toml", "--out", "x"], "study file missing.toml does not exist"),
-    (["status", "/nonexistent/dir"], "is not a directory"),
+    (["status", "/nonexistent/dir"], "/nonexistent/dir is not a study folder: no such folder"),
 ])
 def test_cli_errors(argv, match, capsys):
     assert main(argv) == 2
@@ -252,7 +224,7 @@ def test_unwritable_out_is_one_line_error(tmp_path, capsys):
     blocker.write_text("x")
     assert main(["run", str(write(tmp_path)), "--out", str(blocker / "out"), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "cannot write to output folder" in err and len(err.strip().splitlines()) == 1
+    assert "cannot create study folder" in err and len(err.strip().splitlines()) == 1
 
 
 def test_bad_key_in_study_file_cli(tmp_path, capsys):
@@ -264,7 +236,7 @@ def test_bad_key_in_study_file_cli(tmp_path, capsys):
 
 def test_missing_ray_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
-    with pytest.raises(RuntimeError, match=r"pip install 'vggbench\[ray\]'"):
+    with pytest.raises(MissingPackage, match=r"pip install 'vggbench\[ray\]'"):
         run_study(load_study(write(tmp_path)), Store(tmp_path / "o"), RunOptions(executor="ray", progress=False))
 
 

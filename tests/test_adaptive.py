@@ -89,9 +89,9 @@ def test_plan_defaults_and_overrides():
 
 @pytest.mark.parametrize("extra,match", [
     (["--min-effect", "-1"], "--min-effect must be a non-negative number in metric units, got '-1'"),
-    (["--min-effect", "abc"], "--min-effect must be a number, got 'abc'"),
+    (["--min-effect", "abc"], "--min-effect must be a non-negative number in metric units, got 'abc'"),
     (["--max-seeds", "2"], "--max-seeds 2 is below the study's 3 seeds; give at least 3"),
-    (["--max-seeds", "x"], "--max-seeds must be an integer, got 'x'"),
+    (["--max-seeds", "x"], "--max-seeds must be a positive integer, got 'x'"),
 ])
 def test_bad_until_decided_flags_are_one_line_errors(tmp_path, capsys, extra, match):
     argv = ["run", str(write(tmp_path)), "--out", str(tmp_path / "o"), "--until-decided", *extra]
@@ -186,7 +186,7 @@ def test_status_shows_seeds_needed_from_the_pooled_spread(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "7 runs (1 from added seeds): 7 done" in text
     # pooled within-variant sd over 2 + 3 dof (the added seed counts), and the seeds that detect 0.02 with it
-    from reports.stats import seeds_needed
+    from ablations.stats import seeds_needed
 
     ss = sum(float(((np.array(xs) - np.mean(xs)) ** 2).sum()) for xs in ([0.10, 0.12, 0.14], [0.11, 0.13, 0.15, 0.15]))
     sd = float(np.sqrt(ss / 5))

@@ -9,28 +9,7 @@ import pytest
 from reports.cli import BETWEEN_RUN as CLI_BETWEEN_RUN
 from reports.cli import main
 from reports.compare import BETWEEN_RUN, compare, judge, parse_threshold, ratio_interval
-
-CASES = {"A-forward-b1": 0.08, "A-forward-b4": 0.25, "A-train_step-b1": 0.6, "D-train_step-b4": 2.9}
-# The noise of this VM (README, "How much noise"): a run's median moves ~2.5% (SD) from run to run; rounds
-# within a run spread ~5% with one slow outlier in twenty.
-RUN_SD, ROUND_SD, OUTLIER = 0.025, 0.05, 0.05
-
-
-def simulate_run(rng, cases: dict, slowdown: dict | None = None, run_sd: float = RUN_SD, rounds: int = 8) -> dict:
-    """One pytest-benchmark JSON document: per case, rounds from the noise model around its true time."""
-    benches = []
-    for name, seconds in cases.items():
-        true = seconds * (slowdown or {}).get(name, 1.0) * math.exp(rng.normal(0, run_sd))
-        times = true * np.exp(rng.normal(0, ROUND_SD, rounds))
-        times = np.where(rng.random(rounds) < OUTLIER, times * 1.5, times)
-        q1, q3 = np.quantile(times, [0.25, 0.75])
-        benches.append({"name": name, "group": "g", "extra_info": {"round_times": times.tolist()},
-                        "stats": {"median": float(np.median(times)), "min": float(times.min()),
-                                  "max": float(times.max()), "mean": float(times.mean()), "iqr": float(q3 - q1),
-                                  "rounds": rounds, "stddev": float(times.std(ddof=1)), "ops": 1 / times.mean()}})
-    return {"machine_info": {"node": "vm"}, "commit_info": {}, "datetime": "2026-11-28T00:00:00",
-            "benchmarks": benches}
-
+from simulated_bench import CASES, OUTLIER, ROUND_SD, RUN_SD, simulate_run
 
 def write(path, doc):
     path.write_text(json.dumps(doc))
@@ -118,11 +97,11 @@ def test_files_sharing_no_case_are_a_usage_error(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--threshold", "nan"], "--threshold must be a finite percentage >= 0, got 'nan'"),
-    (["--threshold", "inf"], "--threshold must be a finite percentage >= 0, got 'inf'"),
-    (["--threshold=-1%"], "--threshold must be a finite percentage >= 0, got '-1%'"),
-    (["--threshold", "lots"], "--threshold must be a percentage like 5% or 2.5, got 'lots'"),
-    (["--run-noise", "nan"], "--run-noise must be a finite percentage >= 0, got 'nan'"),
+    (["--threshold", "nan"], "--threshold must be a finite percentage >= 0, like 5% or 2.5, got 'nan'"),
+    (["--threshold", "inf"], "--threshold must be a finite percentage >= 0, like 5% or 2.5, got 'inf'"),
+    (["--threshold=-1%"], "--threshold must be a finite percentage >= 0, like 5% or 2.5, got '-1%'"),
+    (["--threshold", "lots"], "--threshold must be a finite percentage >= 0, like 5% or 2.5, got 'lots'"),
+    (["--run-noise", "nan"], "--run-noise must be a finite percentage >= 0, like 5% or 2.5, got 'nan'"),
 ])
 def test_bad_numbers_are_usage_errors(tmp_path, capsys, args, message):
     old, new = runs(tmp_path, "o", 1, 0), runs(tmp_path, "n", 1, 1)

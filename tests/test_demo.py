@@ -1,4 +1,4 @@
-"""The main job (`python -m reports demo`, what `./dev demo` runs) end to end at a tiny size, killed in its
+"""The main job (`python -m vggbench demo`, what `./dev demo` runs) end to end at a tiny size, killed in its
 study stage and run again to completion."""
 
 import json
@@ -13,37 +13,16 @@ import pytest
 
 from ablations import expand, load_study
 from ablations.store import read_results
+from tiny_study import tiny_study
 
-STUDY = """
-[study]
-name = "tinydemo"
-seeds = [0]
-metric = "test_top1_error"
-
-[base.model]
-arch = "A"
-batch_norm = true
-width = 0.125
-image_size = 32
-
-[base.data]
-augment = "none"
-
-[base.train]
-epochs = 3
-batch_size = 128
-
-[factors.dropout]
-levels.on = { "model.dropout" = 0.5 }
-levels.off = { "model.dropout" = 0.0 }
-"""
+STUDY = tiny_study(name="tinydemo", epochs=3)
 # The quick grid cut to one tiny case (the demo adds --vgg-reference; torchvision skips width 0.125).
 TINY_BENCH = ["--vgg-archs=A", "--vgg-modes=forward", "--vgg-batch-sizes=1", "--vgg-width=0.125",
               "--vgg-image-size=32", "--vgg-devices=cpu", "--vgg-max-time=0.02"]
 
 
 def demo_cmd(out, study):
-    return [sys.executable, "-m", "reports", "demo", "--out", str(out), "--study", str(study),
+    return [sys.executable, "-m", "vggbench", "demo", "--out", str(out), "--study", str(study),
             "--bench-args", *TINY_BENCH]
 
 

@@ -2,7 +2,7 @@
 
 import json
 
-import reports.demo as demo
+import vggbench.demo as demo
 
 
 def test_bench_stage_times_settings_and_reports_both(tmp_path, monkeypatch):
@@ -27,3 +27,14 @@ def test_bench_stage_times_settings_and_reports_both(tmp_path, monkeypatch):
     calls.clear()
     demo.run_demo(tmp_path, ["--vgg-reference"], study)  # both files exist: a rerun measures nothing again
     assert calls == []
+
+
+def test_a_bench_file_of_another_shape_is_measured_again(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(demo, "_run_suite", lambda label, path, args: calls.append(path) or path.write_text(
+        json.dumps({"machine_info": {}, "benchmarks": [{"name": "x"}]})))
+    monkeypatch.setattr("ablations.runner.run_study", lambda *a, **k: None)
+    monkeypatch.setattr("reports.render.build", lambda bench, abl, out: out / "index.html")
+    (tmp_path / "bench.json").write_text("[]")  # valid JSON, not a benchmark file
+    demo.run_demo(tmp_path, [], demo.DEMO_STUDY)
+    assert calls[0] == tmp_path / "bench.json"

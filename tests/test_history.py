@@ -7,7 +7,7 @@ import pytest
 
 from reports.history import detect_step, history, latest_runs, machines, steps
 from reports.load import load_bench
-from test_compare import CASES, RUN_SD, simulate_run
+from simulated_bench import CASES, RUN_SD, simulate_run
 
 
 def autosaves(folder, rng, factors, node="vm", start=0):

@@ -17,43 +17,15 @@ from ablations.cli import main as ablations_main
 from ablations.store import Store, read_results
 from vggcore.cli import main as vggcore_main
 from vggcore.lock import folder_lock
+from tiny_study import BROKEN, tiny_study
 
-TINY = """
-[study]
-name = "tiny"
-design = "one_at_a_time"
-seeds = {seeds}
-metric = "test_top1_error"
-
-[base.model]
-arch = "A"
-batch_norm = true
-width = 0.125
-image_size = 32
-
-[base.data]
-augment = "none"
-
-[base.train]
-epochs = {epochs}
-batch_size = 128
-
-[factors.dropout]
-levels.on = {{ "model.dropout" = 0.5 }}
-levels.off = {{ "model.dropout" = 0.0 }}
-"""
-BROKEN = """
-[factors.data]
-levels.digits = { "data.dataset" = "digits" }
-levels.missing = { "data.dataset" = "cifar10", "data.data_root" = "/nonexistent/cifar" }
-"""
 TRAIN = ["train", "--arch", "A", "--batch-norm", "--width", "0.125", "--image-size", "32", "--augment", "none",
          "--batch-size", "128", "--quiet"]
 
 
 def write(tmp_path, seeds="[0]", epochs=1, extra="", name="tiny.toml"):
     path = tmp_path / name
-    path.write_text(TINY.format(seeds=seeds, epochs=epochs) + extra)
+    path.write_text(tiny_study(seeds=seeds, epochs=epochs, extra=extra))
     return path
 
 

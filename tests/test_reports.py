@@ -11,9 +11,8 @@ from reports import ReportInputError, effects, load_ablations, load_bench, plots
 from reports.cli import main
 from reports.compare import compare, parse_threshold
 from reports.render import build
-from reports.stats import diff_test, mean_interval
-from reports.bench_tables import fastest_with_speedup
-from reports.tables import paper_table2, speed_ratios
+from ablations.stats import diff_test, mean_interval
+from reports.bench_tables import fastest_with_speedup, paper_table2, speed_ratios
 
 
 def bench_case(name, arch="A", impl="vggcore", batch=1, median=0.5, extra=True, mode="forward"):
@@ -328,7 +327,7 @@ def test_scaling_section_beside_the_paper(bench_file, tmp_path):
 
 
 def test_adjustments_and_seeds_needed_by_hand():
-    from reports.stats import benjamini_hochberg, holm, seeds_needed
+    from ablations.stats import benjamini_hochberg, holm, seeds_needed
 
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert benjamini_hochberg([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.04, 0.04])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ablations.adaptive import simulate
-from reports.stats import adjust, bootstrap_means, decide, t_interval, welch
+from ablations.stats import adjust, bootstrap_means, decide, t_interval, welch
 
 STUDIES = 4000
 VARIANTS = 4

@@ -5,6 +5,7 @@ import math
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from ablations import StudyError, expand, load_study
@@ -14,6 +15,7 @@ from vggcore.cli import main as vggcore_main
 from vggcore.config import VGGConfig
 from vggcore.data import DataConfig
 from vggcore.train import TrainConfig
+from vggcore.validation import MIN_EFFECT, ConfigError, integer, number, option_value
 
 INF, NAN = math.inf, math.nan
 
@@ -152,8 +154,42 @@ def test_missing_device_is_a_failed_record_with_the_reason(tmp_path):
 
     device = f"cuda:{torch.cuda.device_count()}" if torch.cuda.is_available() else "cuda"
     spec = expand(load_study(study(tmp_path, train=f'device = "{device}"')))[0]
-    record = execute(spec.to_json(), str(tmp_path / "run"))
+    record = execute(spec.to_json(), str(tmp_path / "run")).to_json()
     assert record["status"] == "failed" and record["history"] == []
     assert f"device {device!r} is not available on this machine" in record["error"]
     reason = "CUDA" if device == "cuda" else "GPU"
     assert reason in record["error"].split("machine", 1)[1], record["error"]
+
+
+# ------------------------------------------------------------------------------------------ option values
+@pytest.mark.parametrize("text,kwargs,value", [
+    ("0.5", {}, 0.5), (None, {}, None), (" 3 ", {"integer": True}, 3), ("5%", {"scale": "percent"}, 0.05),
+    ("5", {"scale": "percent"}, 0.05), ("2%", {"scale": "fraction"}, 0.02), ("0.02", {"scale": "fraction"}, 0.02),
+])
+def test_option_value_parses_what_it_is_given(text, kwargs, value):
+    check = integer(1) if kwargs.get("integer") else number(0)
+    assert option_value("--x", text, check, **kwargs) == value
+
+
+@pytest.mark.parametrize("text,kwargs,message", [
+    ("abc", {}, "--min-effect must be a non-negative number in metric units, got 'abc'"),
+    ("-1", {}, "--min-effect must be a non-negative number in metric units, got '-1'"),
+    ("inf", {}, "--min-effect must be a non-negative number in metric units, got 'inf'"),
+    ("2%", {}, "--min-effect must be a non-negative number in metric units, got '2%'"),  # no % for a plain number
+])
+def test_option_value_names_the_option_and_what_was_typed(text, kwargs, message):
+    with pytest.raises(ConfigError) as caught:
+        option_value("--min-effect", text, MIN_EFFECT, **kwargs)
+    assert str(caught.value) == message and caught.value.fields == ("--min-effect",)
+
+
+def test_min_effect_is_judged_alike_everywhere():
+    """The study file, `run --until-decided`, `reports build` and `effects` share one check."""
+    from ablations.stats import effects
+
+    for bad in (-0.1, float("nan"), float("inf"), True, "small"):
+        with pytest.raises(ConfigError, match="must be a non-negative number in metric units"):
+            MIN_EFFECT("min_effect", bad)
+    with pytest.raises(ConfigError, match="min_effect must be a non-negative number in metric units, got -0.1"):
+        effects(pd.DataFrame({"study": ["s"], "variant": ["baseline"], "status": ["ok"], "m": [1.0]}), "m",
+                min_effect=-0.1)

@@ -9,9 +9,32 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from .archs import ARCHS
+from .errors import run_command
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written (they hold example commands), and every option's default after its help, except
+    a default of None or False (nothing given, a switch left off)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        positional_only = not action.option_strings and action.nargs not in ("?", "*")
+        if ("%(default)" in text or positional_only or action.default is None or action.default is False
+                or action.default == argparse.SUPPRESS):
+            return text
+        return text + " (default: %(default)s)"
+
+
+class Parser(argparse.ArgumentParser):
+    """The parser of every vggbench command line: no abbreviated options (argparse would take `--worker 2` as
+    `--workers 2`), defaults shown in --help. The subcommands `add_subparsers` makes are Parsers too."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
 
 def _cmd_list(args: argparse.Namespace) -> None:
@@ -56,20 +79,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m vggcore", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="python -m vggcore", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list architectures with parameters and GMACs at 224").set_defaults(func=_cmd_list)
 
     s = sub.add_parser("summary", help="per-layer shapes, parameters, MACs and memory of one architecture")
     s.add_argument("arch", help="A, A-LRN, B, C, D, E or vgg11/13/16/19[_bn]")
     s.add_argument("--batch-norm", action="store_true", default=None, help="BatchNorm after every conv")
-    s.add_argument("--image-size", type=int, default=224)
+    s.add_argument("--image-size", type=int, default=224, help="square input side, pixels")
     s.add_argument("--width", type=float, default=1.0, help="channel and FC-width multiplier")
     s.add_argument("--head", default="paper", help="paper, torchvision or gap")
-    s.add_argument("--num-classes", type=int, default=1000)
-    s.add_argument("--batch-size", type=int, default=1)
-    s.add_argument("--format", choices=("table", "csv", "markdown"), default="table")
+    s.add_argument("--num-classes", type=int, default=1000, help="outputs of the last layer")
+    s.add_argument("--batch-size", type=int, default=1, help="images per forward pass, for the memory columns")
+    s.add_argument("--format", choices=("table", "csv", "markdown"), default="table", help="output format")
     s.set_defaults(func=_cmd_summary)
 
     from .train_cli import add_train_arguments
@@ -80,20 +102,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
-
-
-def run_command(args: argparse.Namespace, errors: tuple[type[BaseException], ...] = USER_ERRORS) -> int:
-    """Run `args.func(args)` for a CLI: a user's mistake is one line on stderr and exit 2, Ctrl-C exit 130."""
-    try:
-        return args.func(args) or 0
-    except errors as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-
-
 def main(argv: list[str] | None = None) -> int:
-    return run_command(parser().parse_args(argv))
+    args = parser().parse_args(argv)
+    return run_command(args.func, args)

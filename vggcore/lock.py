@@ -16,6 +16,11 @@ Under data-parallel training take it on rank 0 only (`folder_lock(out) if rank =
 Works on local filesystems and on network filesystems with POSIX locking (NFS on Linux forwards it to the server).
 A record lock is dropped when the process closes any descriptor of the file, so nothing here opens `.lock` again
 while holding it (re-entry is counted in memory instead).
+
+A folder the lock created is removed again, `.lock` and all, when the block leaves nothing else in it: a command
+refused before it starts (a bad option found late, a missing dataset) leaves no folder behind. The file is
+unlinked while still locked, so a process that opened it a moment before is refused as usual; one that opens the
+path afterwards creates a new folder of its own.
 """
 
 from __future__ import annotations
@@ -42,7 +47,15 @@ _held_guard = threading.Lock()
 
 
 class FolderLocked(UserError, ValueError):
-    """Another process works in this folder. A ValueError so every CLI reports it on one line and exits 2."""
+    """Another process works in this folder."""
+
+
+class NotAFolder(UserError, NotADirectoryError):
+    """An output folder's path names a file."""
+
+
+class FolderNotWritable(UserError, PermissionError):
+    """An output folder that cannot be created, written or locked."""
 
 
 def _holder(path: Path) -> dict:
@@ -51,7 +64,8 @@ def _holder(path: Path) -> dict:
         try:
             text = path.read_text()
             if text.strip():
-                return json.loads(text)
+                info = json.loads(text)
+                return info if isinstance(info, dict) else {}
         except (OSError, json.JSONDecodeError):
             pass
         time.sleep(0.05)
@@ -71,11 +85,12 @@ def folder_lock(folder: str | Path, what: str = "output folder") -> Iterator[Pat
     process holds it. Yields the folder."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
-        raise NotADirectoryError(f"{what} {folder} is a file, not a folder; choose a folder path")
+        raise NotAFolder(f"{what} {folder} is a file, not a folder; choose a folder path")
+    created = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise PermissionError(f"cannot create {what} {folder}: {err.strerror or err}") from None
+        raise FolderNotWritable(f"cannot create {what} {folder}: {err.strerror or err}") from None
     key = str(folder.resolve())
     with _held_guard:
         if key in _held:
@@ -95,13 +110,14 @@ def folder_lock(folder: str | Path, what: str = "output folder") -> Iterator[Pat
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # mode 0o666 less the umask, like any file we write
     except OSError as err:
-        raise PermissionError(f"cannot write to {what} {folder}: {err.strerror or err}") from None
+        _remove_if_empty(folder, created)
+        raise FolderNotWritable(f"cannot write to {what} {folder}: {err.strerror or err}") from None
     try:
         fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as err:
         os.close(fd)
         if err.errno not in (errno.EACCES, errno.EAGAIN):
-            raise PermissionError(f"cannot lock {what} {folder}: {err.strerror or err}") from None
+            raise FolderNotWritable(f"cannot lock {what} {folder}: {err.strerror or err}") from None
         raise FolderLocked(f"{what} {folder} is in use by {describe_holder(folder)}; wait for it to finish, "
                            "or use another folder") from None
     try:
@@ -121,4 +137,23 @@ def folder_lock(folder: str | Path, what: str = "output folder") -> Iterator[Pat
             os.ftruncate(fd, 0)  # the details describe a holder; none is left
         except OSError:
             pass
+        if created and _only_the_lock(folder):
+            path.unlink(missing_ok=True)  # while still locked: see the module's doc
         os.close(fd)  # releases the lock
+        _remove_if_empty(folder, created)
+
+
+def _only_the_lock(folder: Path) -> bool:
+    try:
+        return [p.name for p in folder.iterdir()] == [LOCK_FILE]
+    except OSError:
+        return False
+
+
+def _remove_if_empty(folder: Path, created: list[Path]) -> None:
+    """Remove the folders this lock created, deepest first, as far as they are empty."""
+    for path in created:
+        try:
+            path.rmdir()  # fails, harmlessly, once anything is in it
+        except OSError:
+            return

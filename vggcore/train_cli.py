@@ -15,7 +15,7 @@ from pathlib import Path
 from .config import VGGConfig
 from .data import DATASETS, DataConfig
 from .distributed import DistributedError
-from .lock import folder_lock
+from .lock import NotAFolder, folder_lock
 from .schedules import SCHEDULES
 from .train import TrainConfig, train
 from .transforms import PRESETS
@@ -26,32 +26,32 @@ OPTION_OF = {"init_from_a_epochs": "--init-from-a"}
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--arch", default="A", help="A, A-LRN, B, C, D, E or vgg11/13/16/19[_bn] (default A)")
-    p.add_argument("--dataset", default="digits", help=f"{', '.join(DATASETS)} (default digits, embedded)")
+    p.add_argument("--arch", default="A", help="A, A-LRN, B, C, D, E or vgg11/13/16/19[_bn]")
+    p.add_argument("--dataset", default="digits", help=f"{', '.join(DATASETS)} (digits is embedded)")
     p.add_argument("--data-root", help="folder with the CIFAR python files or an ImageNet-style train/ val/ tree")
-    p.add_argument("--image-size", type=int, default=32)
-    p.add_argument("--width", type=float, default=0.25, help="channel and FC-width multiplier (default 0.25)")
+    p.add_argument("--image-size", type=int, default=32, help="training crop side, pixels")
+    p.add_argument("--width", type=float, default=0.25, help="channel and FC-width multiplier (1 = the paper)")
     p.add_argument("--head", default="paper", help="paper, torchvision or gap")
-    p.add_argument("--dropout", type=float, default=0.5)
-    p.add_argument("--batch-norm", action="store_true")
+    p.add_argument("--dropout", type=float, default=0.5, help="dropout probability of the FC layers")
+    p.add_argument("--batch-norm", action="store_true", help="BatchNorm after every conv")
     p.add_argument("--init", default="kaiming", help="kaiming, paper or xavier")
     p.add_argument("--init-from-a", type=int, default=0, metavar="EPOCHS",
                    help="pre-train net A for EPOCHS and copy it in (the paper's pre-initialisation)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--epochs", type=int, default=10, help="passes over the training split")
+    p.add_argument("--batch-size", type=int, default=64, help="images per SGD step (the global batch under torchrun)")
     p.add_argument("--micro-batch", type=int, help="images per forward pass; accumulates up to --batch-size")
-    p.add_argument("--lr", type=float, default=1e-2)
+    p.add_argument("--lr", type=float, default=1e-2, help="SGD learning rate (the paper's momentum and weight decay)")
     p.add_argument("--augment", default="crop_flip", help=", ".join(PRESETS))
     p.add_argument("--schedule", default="plateau", help=", ".join(SCHEDULES))
-    p.add_argument("--warmup-epochs", type=int, default=0)
+    p.add_argument("--warmup-epochs", type=int, default=0, help="epochs of linear learning-rate warm-up")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast")
-    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--channels-last", action="store_true", help="NHWC memory format for the model and its input")
     p.add_argument("--device", default="cpu", help="cpu, cuda or mps; under torchrun cuda means cuda:LOCAL_RANK")
     p.add_argument("--sync-bn", action="store_true",
                    help="under torchrun: SyncBatchNorm (statistics over the global batch, not each rank's slice)")
     p.add_argument("--dist-backend", default="auto", choices=("auto", "gloo", "nccl"),
                    help="under torchrun: process-group backend (auto: nccl on cuda, gloo on cpu)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seeds the initialisation, data order and dropout")
     p.add_argument("--out", help="run folder: checkpoint after each epoch, metrics.json; rerun to resume. One "
                    "process per folder: a second one on a folder in use is refused")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -79,7 +79,7 @@ def run_from_args(args: argparse.Namespace) -> int | None:
     model, data, tr = configs_from_args(args)
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--out {out} is a file, not a folder; choose a folder path")
+        raise NotAFolder(f"--out {out} is a file, not a folder; choose a folder path")
     writer = int(os.environ.get("RANK", "0")) == 0  # under torchrun rank 0 alone writes, so it alone holds the lock
     try:
         # Held for the whole run: a second `train --out` on this folder is refused instead of overwriting.

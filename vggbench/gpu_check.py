@@ -1,8 +1,11 @@
-"""`./dev gpu-check`: the GPU side of the project in one command, within a time budget, on a bare GPU box.
+"""`./dev gpu-check` (`python -m vggbench gpu-check`): the GPU side of the project in one command, within a time
+budget, on a bare GPU box.
 
-Needs python3 with torch, torchvision, pytest-benchmark, pandas, matplotlib, scikit-learn (and scipy, tabulate
-for the report); no pip, no venv, no network: it runs from the source tree with PYTHONPATH=. (which `./dev`
-sets). Stages, each a subprocess with its own time budget; a failed stage never stops the next ones:
+Needs a Python with torch, torchvision, pytest-benchmark, pandas, matplotlib, scikit-learn (and scipy, tabulate
+for the report): `./dev` runs $PYTHON when set, else the project's .venv/bin/python when there is one, else
+python3 (a GPU box with torch & co. preinstalled); no pip, no network: it runs from the source tree with
+PYTHONPATH=. (which `./dev` sets). A Python without torch is refused in one line (vggbench/__main__.py). Stages,
+each a subprocess with its own time budget; a failed stage never stops the next ones:
 
     environment  GPU name, torch and CUDA versions, missing optional modules
     cuda_tests   the test suite's CUDA tests (bench/cuda_only.py selects them)
@@ -36,6 +39,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from bench.sampling import MIN_ROUNDS
+from vggcore.errors import UsageError
+from vggcore.lock import FolderNotWritable
+from vggcore.validation import integer, number
+
 ROOT = Path(__file__).resolve().parents[1]
 ARCHS = ("A", "D")
 DTYPES = "fp32,bf16,fp16"
@@ -50,7 +58,7 @@ class CheckConfig:
     out: Path                     # output folder
     dry_run: bool = False         # CPU only, tiny sizes: checks everything but the GPU parts
     budget_s: float = 300.0       # whole check, seconds; each stage gets its SHARES of it
-    max_time: float = 0.2         # bench: seconds of timed rounds per case (at least 3 rounds always run)
+    max_time: float = 0.2         # bench: seconds of timed rounds per case (MIN_ROUNDS rounds always run)
     batch_sizes: str = "32,256"   # bench: batch sizes; the largest also for the interleaved A/B comparison
     modes: str = "forward,train_step"  # bench: step kinds
     epochs: int = 10              # train: epochs on digits
@@ -264,12 +272,19 @@ class Check:
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
         return summary
 
+    def prepare(self) -> None:
+        """An empty output folder, stale results of an earlier check removed; one line when it cannot be."""
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            for stale in ["bench.json", "report.md", "summary.json", "gpu-check.log", *KEY_FIGURES]:
+                (self.out / stale).unlink(missing_ok=True)
+            shutil.rmtree(self.parts, ignore_errors=True)
+            self.parts.mkdir()
+        except OSError as err:
+            raise FolderNotWritable(f"cannot write to --out {self.out}: {err.strerror or err}") from None
+
     def main(self) -> int:
-        self.out.mkdir(parents=True, exist_ok=True)
-        for stale in ["bench.json", "report.md", "summary.json", "gpu-check.log", *KEY_FIGURES]:
-            (self.out / stale).unlink(missing_ok=True)
-        shutil.rmtree(self.parts, ignore_errors=True)
-        self.parts.mkdir()
+        self.prepare()
         budget = self.config.budget_s
         self.say(f"gpu-check{' --dry-run' if self.config.dry_run else ''}: output in {self.out}, budget {budget:.0f} s")
         self.stage("environment", self.environment, 30)
@@ -319,42 +334,30 @@ def _jsonable(d: dict) -> dict:
     return {k: str(v) if isinstance(v, Path) else v for k, v in d.items()}
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="./dev gpu-check", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="output folder (default: $OUT when set, else runs/gpu-check)")
     p.add_argument("--dry-run", action="store_true", help="CPU only, tiny sizes: check everything but the GPU")
     p.add_argument("--budget", type=float, default=300.0, metavar="SECONDS",
-                   help="whole-check budget; stages get fixed shares of it (default 300)")
+                   help="whole-check budget; stages get fixed shares of it")
     p.add_argument("--max-time", type=float, default=0.2, metavar="SECONDS",
-                   help="bench: seconds of timed rounds per case (default 0.2; 3 rounds at least)")
-    p.add_argument("--batch-sizes", default="32,256", help="bench: comma-separated batch sizes (default 32,256)")
+                   help=f"bench: seconds of timed rounds per case ({MIN_ROUNDS} rounds at least, whatever the time)")
+    p.add_argument("--batch-sizes", default="32,256", help="bench: comma-separated batch sizes")
     p.add_argument("--modes", default="forward,train_step", help="bench: forward, forward_backward, train_step")
-    p.add_argument("--epochs", type=int, default=10, help="train: epochs on digits (default 10)")
-    return p
+    p.add_argument("--epochs", type=int, default=10, help="train: epochs on digits")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    out = Path(args.out or os.environ.get("OUT") or ROOT / "runs" / "gpu-check")
+def config_from_args(args: argparse.Namespace) -> CheckConfig:
+    """The check's configuration; a bad option is a one-line UserError naming it."""
     sizes = args.batch_sizes.split(",")
     if not all(s.strip().isdigit() and int(s) > 0 for s in sizes):
-        print(f"error: --batch-sizes: {args.batch_sizes!r} is not a list of positive integers", file=sys.stderr)
-        return 2
-    if args.budget <= 0 or args.max_time <= 0 or args.epochs < 1:
-        print("error: --budget and --max-time must be positive and --epochs at least 1", file=sys.stderr)
-        return 2
-    config = CheckConfig(out=out, dry_run=args.dry_run, budget_s=args.budget, max_time=args.max_time,
-                         batch_sizes=args.batch_sizes, modes=args.modes, epochs=args.epochs)
-    try:
-        return Check(config).main()
-    except OSError as err:
-        print(f"error: cannot write to {out}: {err.strerror or err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        raise UsageError(f"--batch-sizes: {args.batch_sizes!r} is not a list of positive integers")
+    number(0, low_open=True)("--budget", args.budget)
+    number(0, low_open=True)("--max-time", args.max_time)
+    integer(1)("--epochs", args.epochs)
+    out = Path(args.out or os.environ.get("OUT") or ROOT / "runs" / "gpu-check")
+    return CheckConfig(out=out, dry_run=args.dry_run, budget_s=args.budget, max_time=args.max_time,
+                       batch_sizes=args.batch_sizes, modes=args.modes, epochs=args.epochs)
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def run_from_args(args: argparse.Namespace) -> int:
+    return Check(config_from_args(args)).main()

@@ -1,19 +1,24 @@
 """The main job on the embedded default data: quick benchmark grid, the demo ablation study, the report.
 
-    python -m reports demo --out runs/demo        # (./dev demo)
+    python -m vggbench demo --out runs/demo        # (./dev demo)
 
 Each stage keeps its results in `out`: a rerun skips a finished benchmark file and resumes the study.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from vggcore.errors import UserError
+
 ROOT = Path(__file__).resolve().parent.parent
+DEMO_STUDY = ROOT / "ablations" / "studies" / "demo.toml"
+DEMO_BENCH_ARGS = ["--vgg-reference"]   # the quick grid beside torchvision's VGG
 # The settings stage: bf16 autocast and channels_last against plain fp32 for one architecture, so the report's
 # "fastest setting" and its speed-up over fp32 are measured, not assumed. One batch size keeps it short.
 SETTINGS_ARGS = ["--vgg-archs", "A", "--vgg-batch-sizes", "4", "--vgg-modes", "train_step",
@@ -27,22 +32,29 @@ QUICK_ARGS = ["--vgg-modes", "forward,train_step"]
 
 def _bench_done(path: Path) -> bool:
     try:
-        return bool(json.loads(path.read_text()).get("benchmarks"))
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
+    return isinstance(data, dict) and bool(data.get("benchmarks"))
+
+
+class SuiteFailed(UserError, RuntimeError):
+    """The benchmark suite could not run or exited non-zero: one line, as its own output above says why."""
+
+    exit_code = 1
 
 
 def _run_suite(label: str, path: Path, args: list[str]) -> None:
     suite = ROOT / "bench"
     if not suite.is_dir():
-        raise FileNotFoundError(f"benchmark suite not found at {suite}: run from a source checkout")
+        raise SuiteFailed(f"benchmark suite not found at {suite}: run from a source checkout")
     print(f"[1/3] {label}: pytest bench --benchmark-only {' '.join(args)}", flush=True)
     tmp = path.with_suffix(".json.partial")
     cmd = [sys.executable, "-m", "pytest", str(suite), "--benchmark-only", "-p", "no:cacheprovider",
            "--benchmark-columns=median,rounds,ops", f"--benchmark-json={tmp}", *args]
     code = subprocess.call(cmd, cwd=ROOT)
     if code != 0:
-        raise RuntimeError(f"the benchmark suite failed (exit {code}); see its output above")
+        raise SuiteFailed(f"the benchmark suite failed (exit {code}); see its output above")
     tmp.replace(path)  # only a complete file counts as done
 
 
@@ -51,7 +63,7 @@ def run_demo(out: Path, bench_args: list[str], study: Path, rerun_bench: bool = 
     from ablations.store import Store
     from ablations.study import load_study
 
-    from .render import build
+    from reports.render import build
 
     out.mkdir(parents=True, exist_ok=True)
     bench_json, settings_json = out / "bench.json", out / "bench-settings.json"
@@ -73,3 +85,21 @@ def run_demo(out: Path, bench_args: list[str], study: Path, rerun_bench: bool = 
     print(f"done in {time.perf_counter() - t0:.0f} s (benchmarks {t1 - t0:.0f} s, study {t2 - t1:.0f} s). "
           f"Report: {index} and {index.with_name('report.md')}")
     return index
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="runs/demo", help="where everything goes")
+    p.add_argument("--study", help=f"study file (default: {DEMO_STUDY.relative_to(ROOT)})")
+    p.add_argument("--rerun-bench", action="store_true", help="measure again even if bench.json exists")
+    p.add_argument("--bench-args", nargs=argparse.REMAINDER, help="extra pytest options for the suite, last")
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    study = Path(args.study) if args.study else DEMO_STUDY
+    try:
+        run_demo(Path(args.out), DEMO_BENCH_ARGS + (args.bench_args or []), study, args.rerun_bench)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished results are kept in {args.out}; run the same command to resume",
+              file=sys.stderr)
+        return 130
+    return 0

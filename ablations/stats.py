@@ -1,4 +1,5 @@
-"""Statistics over seeds: pure functions on tidy frames, seeded, no plotting.
+"""Statistics over seeds: pure functions on tidy frames, seeded, no plotting. Here, below `reports`, because the
+study runner needs them too (`run --until-decided` decides at each look, `status` prints the seeds needed).
 
 `summarize(runs, metric)`: one row per (study, variant):
     n (all runs), n_ok, n_failed, n_diverged, mean, std, median, ci_low, ci_high, ci_method
@@ -26,6 +27,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
+
+from vggcore.validation import MIN_EFFECT, optional
 
 ALPHA = 0.05
 RESAMPLES = 10_000
@@ -193,8 +196,7 @@ def effects(runs: pd.DataFrame, metric: str, maximize: bool = False, method: str
             min_effect: float | None = None, alpha: float = ALPHA, correction: str = "holm") -> pd.DataFrame:
     """`summarize` plus each variant's comparison with its study's baseline, ranked best first.
     The family for the adjustment is every non-baseline variant of the same study."""
-    if min_effect is not None and (not np.isfinite(min_effect) or min_effect < 0):
-        raise ValueError(f"min_effect must be a non-negative number in metric units, got {min_effect!r}")
+    optional(MIN_EFFECT)("min_effect", min_effect)
     adjust([], correction)
     table = summarize(runs, metric, method, seed, alpha)
     extra = []

@@ -1,0 +1,152 @@
+"""The run record: one line of `results.jsonl` per finished run, built here and nowhere else.
+
+    RunRecord.finished(run, result, started, threads)     train() returned (status ok or diverged)
+    RunRecord.failed(run, err, started, threads)          train() raised: the error and its traceback
+    RunRecord.crashed_worker(run, exitcode, started, threads)   the worker process died under the run
+    RunRecord.failed_group(run, nproc, err, started, threads)   a data-parallel group's rank crashed outright
+    record.to_json()                                      the dict the driver appends (`Store.append`)
+
+Fields (JSON keys; a key whose value is None is left out, except `error` and `final`, always present):
+    run_id, study, variant, levels, seed, config   the run as `RunSpec` gives it
+    started          ISO time (UTC) the run started
+    status           ok, diverged or failed
+    error            None, or what went wrong in words ("TypeName: message" for a raised error)
+    history          one dict per finished epoch (empty for a failure)
+    final            the final metrics (None unless ok)
+    provenance       versions, commit, machine, device (`vggcore.provenance`)
+    timing           {"seconds": wall time of the run, "threads": torch threads it had}
+    diverged_epoch   the epoch whose loss was not finite (diverged runs)
+    resumed_from_epoch, world_size   from train()'s result; a failure gets 0 and its configured train.nproc
+    seed_scheme      how the run's random streams were derived (vggcore.seeds), when train() says
+    traceback        the last frames of a raised error
+    exit_signal, exit_code   how a worker process died
+    no_space         the run failed for lack of disk space: the driver stops the study and never writes this
+                     record, so the same command resumes the run from its last checkpoint once there is room
+    executor         local or ray, set by the driver as it appends the record
+
+Records are read back as the dicts they were written as (`Store.read`): older records may lack later keys, so
+readers use `.get`.
+"""
+
+from __future__ import annotations
+
+import errno
+import signal
+import time
+import traceback
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from typing import Any
+
+from .study import RunSpec
+
+STATUSES = ("ok", "diverged", "failed")
+ALWAYS = ("error", "final")   # written even when None: "no error", "no final metrics"
+TRACEBACK_FRAMES = 8
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    study: str
+    variant: str
+    levels: dict[str, str]
+    seed: int
+    config: dict[str, dict[str, Any]]
+    started: str                         # ISO time, UTC
+    status: str                          # one of STATUSES
+    error: str | None                    # None when the run finished
+    history: list[dict]                  # one row per finished epoch
+    final: dict | None                   # final metrics of an ok run
+    provenance: dict                     # where the result came from
+    timing: dict                         # seconds (wall), threads
+    diverged_epoch: int | None = None    # diverged runs: the epoch whose loss was not finite
+    resumed_from_epoch: int = 0          # epochs found in the run's checkpoint when it started
+    world_size: int = 1                  # processes that trained the run
+    seed_scheme: str | None = None       # the seed derivation train() reports it ran under
+    traceback: str | None = None         # a raised error's last frames
+    exit_signal: str | None = None       # a dead worker: the signal that killed it
+    exit_code: int | None = None         # a dead worker: its exit code (negative: the signal)
+    no_space: bool | None = None         # failed on a full disk (ENOSPC, EDQUOT): every next run would too
+    executor: str | None = None          # set by the driver: local or ray
+
+    # ------------------------------------------------------------------------------------ constructors
+    @classmethod
+    def finished(cls, run: RunSpec, result: dict, started: float, threads: int) -> RunRecord:
+        """A run that train() returned: ok or diverged, with its history and metrics."""
+        return cls(**_head(run, started), status=result["status"], error=result.get("error"),
+                   history=result["history"], final=result["final"], provenance=result["provenance"],
+                   timing=_timing(started, threads), diverged_epoch=result.get("diverged_epoch"),
+                   resumed_from_epoch=result.get("resumed_from_epoch", 0), world_size=result.get("world_size", 1),
+                   seed_scheme=result.get("seed_scheme"))
+
+    @classmethod
+    def failed(cls, run: RunSpec, err: BaseException, started: float, threads: int) -> RunRecord:
+        """A run whose training raised `err`: the study goes on, the failure is the record."""
+        frames = "".join(traceback.format_exception(type(err), err, err.__traceback__, limit=TRACEBACK_FRAMES))
+        no_space = isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT) or None
+        return cls._failure(run, f"{type(err).__name__}: {err}", started, threads, traceback=frames,
+                            no_space=no_space)
+
+    @classmethod
+    def crashed_worker(cls, run: RunSpec, exitcode: int | None, started: float, threads: int) -> RunRecord:
+        """A run whose worker process died under it (OOM killer, segfault, SIGKILL)."""
+        name = None
+        if exitcode is not None and exitcode < 0:
+            try:
+                name = signal.Signals(-exitcode).name
+            except ValueError:
+                name = f"signal {-exitcode}"
+            error = f"the worker process was killed by {name} (signal {-exitcode}) during this run"
+        else:
+            error = f"the worker process exited with code {exitcode} during this run"
+        if name == "SIGKILL":
+            error += " (the kernel's OOM killer sends SIGKILL: check memory)"
+        return cls._failure(run, error, started, threads, exit_signal=name, exit_code=exitcode)
+
+    @classmethod
+    def failed_group(cls, run: RunSpec, nproc: int, err: BaseException, started: float,
+                     threads: int | None) -> RunRecord:
+        """A data-parallel run whose group of `nproc` ranks failed as a whole (a rank crashed outright)."""
+        text = str(err).strip()
+        error = (f"data-parallel group of {nproc} failed: {type(err).__name__}: "
+                 f"{text.splitlines()[0] if text else ''}")[:500]
+        return cls._failure(run, error, started, threads, world_size=nproc)
+
+    @classmethod
+    def _failure(cls, run: RunSpec, error: str, started: float, threads: int | None, **extra) -> RunRecord:
+        extra.setdefault("world_size", int(run.config["train"].get("nproc", 1)))
+        return cls(**_head(run, started), status="failed", error=error, history=[], final=None,
+                   provenance=_provenance(run.config["train"].get("device", "cpu")),
+                   timing=_timing(started, threads), **extra)
+
+    # --------------------------------------------------------------------------------------- changes
+    def with_executor(self, executor: str) -> RunRecord:
+        return replace(self, executor=executor)
+
+    def with_seconds(self, seconds: float) -> RunRecord:
+        """The record with another wall time (a group's, start-up included)."""
+        return replace(self, timing={**self.timing, "seconds": seconds})
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        return {k: v for k, v in data.items() if v is not None or k in ALWAYS}
+
+
+def _head(run: RunSpec, started: float) -> dict:
+    return {"run_id": run.run_id, "study": run.study, "variant": run.variant, "levels": run.levels,
+            "seed": run.seed, "config": run.config,
+            "started": datetime.fromtimestamp(started, timezone.utc).isoformat()}
+
+
+def _timing(started: float, threads: int | None) -> dict:
+    return {"seconds": time.time() - started, "threads": threads}
+
+
+def _provenance(device: str) -> dict:
+    from vggcore.provenance import provenance
+
+    try:
+        return provenance(device)
+    except Exception:  # a broken device must not hide the failure being recorded
+        return provenance("cpu")
