@@ -11,7 +11,6 @@ which worker serves the image, or on how many workers there are.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Iterator
 
@@ -19,15 +18,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from .data import DataConfig
+from .seeds import derive as mix
 from .transforms import preset
 
 MEAN_SAMPLES = 1000
-
-
-def mix(*parts: int) -> int:
-    """A 63-bit seed from integers; unlike a linear formula, (1, 0) and (0, 1) give unrelated seeds."""
-    digest = hashlib.blake2b(",".join(map(str, parts)).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1
 
 
 class EpochShuffle(DistributedSampler):
