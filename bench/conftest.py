@@ -22,6 +22,7 @@ from .memory_guard import LIMIT_HELP, parse_limit
 from .sampling import UNSTABLE_ADVICE, SamplingRule, rule_from_options
 from .scaling import DEFAULT_PER_RANK_BATCH, expand_scaling, world_sizes
 
+
 def _per_device(sizes: dict[str, list[int]]) -> str:
     return " / ".join(f"{device} {','.join(map(str, values))}" for device, values in sizes.items())
 
