@@ -10,31 +10,41 @@
 
 from __future__ import annotations
 
-import gc
-
 import pytest
-import torch
 
+from vggcore.errors import UserError
 from vggcore.measure import peak_flops as measure_peak_flops
 
-from .ab import parse_against
-from .cases import OptionError, expand, switches
-from .sampling import UNSTABLE_ADVICE, rule_from_options
+from . import session
+from .ab import DEFAULT_AGAINST, describe, parse_against
+from .cases import GRIDS, MODES, expand, switches
 from .memory_guard import LIMIT_HELP, parse_limit
-from .scaling import expand_scaling, world_sizes
+from .sampling import UNSTABLE_ADVICE, SamplingRule, rule_from_options
+from .scaling import DEFAULT_PER_RANK_BATCH, expand_scaling, world_sizes
 
+
+def _per_device(sizes: dict[str, list[int]]) -> str:
+    return " / ".join(f"{device} {','.join(map(str, values))}" for device, values in sizes.items())
+
+
+_RULE = SamplingRule()
 OPTIONS = {
-    "archs": "architectures, comma-separated (A, A-LRN, B, C, D, E, vgg16_bn, ...); default A,D",
-    "batch-sizes": "batch sizes, comma-separated positive integers; default per device from --vgg-grid",
+    "archs": "architectures, comma-separated (A, A-LRN, B, C, D, E, vgg16_bn, ...); default "
+             f"{','.join(GRIDS['quick']['archs'])} (full grid: all six; with --vgg-world-sizes: A)",
+    "batch-sizes": "batch sizes, comma-separated positive integers; default per device, quick grid: "
+                   f"{_per_device(GRIDS['quick']['batch_sizes'])}; full grid: {_per_device(GRIDS['full']['batch_sizes'])}"
+                   f"; with --vgg-world-sizes, per rank: {_per_device({k: [v] for k, v in DEFAULT_PER_RANK_BATCH.items()})}",
     "image-size": "square input side in pixels, a multiple of 32 (default 224)",
     "devices": "cpu, cuda, mps, comma-separated; default every available one",
     "dtypes": "fp32, bf16, fp16 (the latter two under autocast); default fp32 (full grid: all)",
-    "modes": "forward, forward_backward, train_step; default all three",
+    "modes": f"{', '.join(MODES)}; default all three",
     "width": "channel and FC-width multiplier (default 1, the paper's VGG)",
     "head": "vggcore's head: paper (default), torchvision (AdaptiveAvgPool2d 7x7, torchvision's ops) or gap",
     "grid": "quick (default) or full: all six configurations, batch sizes up to 256, every dtype",
-    "max-time": "seconds of timed rounds per case (default 2); at least 6 rounds always run",
-    "precision": "stop timing a case once its median's 95%% interval is within +-this (default 2%%)",
+    "max-time": f"seconds of timed rounds per case (default {_RULE.max_time:g}); at least {_RULE.min_rounds} rounds "
+                "always run",
+    "precision": f"stop timing a case once its median's 95%% interval is within +-this (default "
+                 f"{_RULE.precision * 100:g}%%)",
 }
 
 
@@ -43,20 +53,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for name, help_text in OPTIONS.items():
         group.addoption(f"--vgg-{name}", default=None, help=help_text)
     group.addoption("--vgg-channels-last", nargs="?", const="on", default="off", metavar="on|off|off,on",
-                    help="NHWC memory format for model and input; 'off,on' benchmarks both")
+                    help="NHWC memory format for model and input; 'off,on' benchmarks both (default off)")
     group.addoption("--vgg-compile", nargs="?", const="on", default="off", metavar="on|off|off,on",
-                    help="torch.compile the model (compile time is not timed); 'off,on' benchmarks both")
-    group.addoption("--vgg-reference", action="store_true", help="also time torchvision's VGG for every case")
+                    help="torch.compile the model (compile time is not timed); 'off,on' benchmarks both "
+                         "(default off)")
+    group.addoption("--vgg-reference", action="store_true",
+                    help="also time torchvision's VGG for every case (default off)")
     group.addoption("--vgg-memory-limit", default=None, metavar="SIZE|off", help=LIMIT_HELP)
     group.addoption("--vgg-ab", action="store_true",
-                    help="also time vggcore and torchvision alternately, step by step (a drift-free ratio)")
+                    help="also time vggcore and torchvision alternately, step by step (a drift-free ratio; "
+                         "default off)")
     group.addoption("--vgg-ab-against", default=None, metavar="SETTING=VALUE,...",
                     help="with A/B (implies --vgg-ab): time each case against itself with these settings, e.g. "
-                         "dtype=bf16,channels_last=on (settings: implementation, dtype, channels_last, compiled, head)")
+                         "dtype=bf16,channels_last=on (settings: implementation, dtype, channels_last, compiled, "
+                         f"head); default {describe(DEFAULT_AGAINST)}, torchvision's VGG")
     group.addoption("--vgg-world-sizes", default=None, metavar="1,2,4",
                     help="run the data-parallel scaling benchmark instead of the single-process grid: DDP train "
-                         "step at these world sizes, per-rank batch fixed (--vgg-batch-sizes; default 8 on cpu, "
-                         "64 on cuda), arch A unless --vgg-archs; sizes the machine cannot host are skipped")
+                         "step at these world sizes, per-rank batch fixed (--vgg-batch-sizes), arch A unless "
+                         "--vgg-archs; sizes the machine cannot host are skipped (default: none, the "
+                         "single-process grid runs)")
 
 
 def _raw_options(config: pytest.Config) -> dict[str, str | None]:
@@ -64,30 +79,32 @@ def _raw_options(config: pytest.Config) -> dict[str, str | None]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    stash = config.stash
     try:
-        config._vgg_cases = expand(_raw_options(config),
-                                   compiled=switches("--vgg-compile", config.getoption("--vgg-compile")),
-                                   channels_last=switches("--vgg-channels-last",
-                                                          config.getoption("--vgg-channels-last")),
-                                   reference=config.getoption("--vgg-reference"))
-        config._vgg_ab_against = parse_against(config.getoption("--vgg-ab-against"))
-        config._vgg_rule = rule_from_options(config.getoption("--vgg-max-time"), config.getoption("--vgg-precision"))
+        stash[session.CASES] = expand(_raw_options(config),
+                                      compiled=switches("--vgg-compile", config.getoption("--vgg-compile")),
+                                      channels_last=switches("--vgg-channels-last",
+                                                             config.getoption("--vgg-channels-last")),
+                                      reference=config.getoption("--vgg-reference"))
+        stash[session.AB_AGAINST] = parse_against(config.getoption("--vgg-ab-against"))
+        stash[session.RULE] = rule_from_options(config.getoption("--vgg-max-time"),
+                                                config.getoption("--vgg-precision"))
         sizes = world_sizes(config.getoption("--vgg-world-sizes"))
-        config._vgg_scaling = expand_scaling(_raw_options(config), sizes) if sizes else []
-        config._vgg_memory_limit = parse_limit(config.getoption("--vgg-memory-limit"))
-    except (OptionError, ValueError) as err:
+        stash[session.SCALING] = expand_scaling(_raw_options(config), sizes) if sizes else []
+        stash[session.MEMORY_LIMIT] = parse_limit(config.getoption("--vgg-memory-limit"))
+    except UserError as err:  # a bad --vgg-* value (OptionError); anything else is a bug and keeps its traceback
         raise pytest.UsageError(str(err)) from None
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "case" in metafunc.fixturenames:
-        cases = metafunc.config._vgg_cases
+        cases = metafunc.config.stash[session.CASES]
         metafunc.parametrize("case", cases, ids=[c.id for c in cases])
     if "scaling_case" in metafunc.fixturenames:
-        cases = metafunc.config._vgg_scaling
+        cases = metafunc.config.stash[session.SCALING]
         metafunc.parametrize("scaling_case", cases, ids=[c.id for c in cases])
     if "ab_case" in metafunc.fixturenames:
-        cases = [c for c in metafunc.config._vgg_cases if c.implementation == "vggcore"]
+        cases = [c for c in metafunc.config.stash[session.CASES] if c.implementation == "vggcore"]
         metafunc.parametrize("ab_case", cases, ids=[c.id.removesuffix("-vggcore") for c in cases])
 
 
@@ -127,33 +144,27 @@ def model_cache():
 @pytest.fixture
 def memory_limit(request):
     """--vgg-memory-limit, parsed (`bench.memory_guard.MemoryLimit`)."""
-    return request.config._vgg_memory_limit
+    return request.config.stash[session.MEMORY_LIMIT]
 
 
 @pytest.fixture
 def rule(request):
     """The sampling rule (`bench.sampling.SamplingRule`) from --vgg-max-time and --vgg-precision."""
-    return request.config._vgg_rule
+    return request.config.stash[session.RULE]
 
 
 @pytest.fixture
-def max_time(rule) -> float:
-    return rule.max_time
+def ab_against(request) -> dict:
+    """--vgg-ab-against, parsed: the settings of each A/B pair's B side (torchvision's VGG by default)."""
+    return request.config.stash[session.AB_AGAINST]
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     """List the cases whose rounds cannot be trusted as one figure, with the reason and what to do (as pyperf)."""
-    unstable = getattr(config, "_vgg_unstable", [])
+    unstable = session.unstable_cases(config)
     if not unstable:
         return
     terminalreporter.section("unstable benchmark cases", yellow=True)
     for name, reason in unstable:
         terminalreporter.line(f"{name}: {reason}")
     terminalreporter.line(f"{len(unstable)} unstable case(s): {UNSTABLE_ADVICE}.")
-
-
-def free_memory(cache: dict) -> None:
-    cache.clear()
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()

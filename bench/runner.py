@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import asdict
 from typing import Callable
 
+import pytest
 import torch
 from torch import nn
 
 from vggcore import VGGConfig, build, summary, totals
-from vggcore.measure import autocast, device_name, measure_peak_memory, saved_activation_bytes, synchronize, threads
+from vggcore.measure import (autocast, device_name, is_out_of_memory, measure_peak_memory, saved_activation_bytes,
+                             synchronize, threads)
+from vggcore.step import forward_loss, sgd, train_step
+from vggcore.train import TrainConfig
 
 from .cases import BenchCase
 from .sampling import Sample
 
 NUM_CLASSES = 1000
-# The paper's SGD (section 3.1); the learning rate does not change the cost of a step.
-SGD = dict(lr=1e-2, momentum=0.9, weight_decay=5e-4)
 
 
 def model_config(case: BenchCase) -> VGGConfig:
@@ -41,7 +44,10 @@ def make_model(case: BenchCase) -> nn.Module:
 
 
 class Step:
-    """One benchmarked step of a case: inputs made and seeded up front, `__call__` is what gets timed."""
+    """One benchmarked step of a case: inputs made and seeded up front, `__call__` is what gets timed.
+
+    forward_backward and train_step run training's own step (`vggcore.step.train_step`, the paper's SGD from
+    `TrainConfig()`; the learning rate does not change the cost of a step), without or with the update."""
 
     def __init__(self, case: BenchCase, model: nn.Module) -> None:
         self.case, self.model = case, model
@@ -50,22 +56,19 @@ class Step:
         self.x = x.to(case.device, memory_format=torch.channels_last if case.channels_last else torch.contiguous_format)
         self.y = torch.randint(0, NUM_CLASSES, (case.batch_size,), generator=gen).to(case.device)
         self.runner = torch.compile(model) if case.compiled else model
-        self.optimizer = torch.optim.SGD(model.parameters(), **SGD) if case.mode == "train_step" else None
+        self.optimizer = sgd(model.parameters(), TrainConfig()) if case.mode == "train_step" else None
         model.train(case.mode != "forward")
 
     def forward_loss(self) -> torch.Tensor:
-        with autocast(self.case.device, self.case.dtype):
-            return nn.functional.cross_entropy(self.runner(self.x), self.y)
+        """The loss of the step's forward, as training computes it."""
+        return forward_loss(self.runner, self.x, self.y, self.case.dtype)[0]
 
     def __call__(self) -> None:
         if self.case.mode == "forward":
             with torch.inference_mode(), autocast(self.case.device, self.case.dtype):
                 self.runner(self.x)
         else:
-            self.model.zero_grad(set_to_none=True)
-            self.forward_loss().backward()
-            if self.optimizer is not None:
-                self.optimizer.step()
+            train_step(self.runner, self.optimizer, [(self.x, self.y)], dtype=self.case.dtype)
         synchronize(self.case.device)  # the timed call ends when the device is done
 
     def activation_bytes(self) -> int:
@@ -74,6 +77,29 @@ class Step:
             return 0
         with autocast(self.case.device, self.case.dtype):
             return saved_activation_bytes(self.model, lambda: self.runner(self.x))
+
+
+def warm_up(step: Callable[[], object]) -> None:
+    """Two untimed calls: the first compiles and allocates gradients and optimizer state, the second settles
+    the allocator's caches."""
+    step()
+    step()
+
+
+def free_memory(cache: dict) -> None:
+    """Drop the cached models and hand the freed memory back (CUDA's caching allocator keeps it otherwise)."""
+    cache.clear()
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def skip_oom(err: Exception, case: BenchCase, cache: dict) -> None:
+    """Skip the running test when `err` is an out-of-memory error (after freeing the cache); re-raise otherwise."""
+    if not is_out_of_memory(err):
+        raise err
+    free_memory(cache)
+    pytest.skip(f"out of memory on {case.device} at batch {case.batch_size}: {str(err).splitlines()[0]}")
 
 
 def flops_per_image(case: BenchCase) -> tuple[int, int]:

@@ -15,8 +15,12 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from dataclasses import dataclass, field, replace
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar
+
+from vggcore.validation import Check, ConfigError, check_field, check_fields, integer, number
+
+from .cases import OptionError
 
 CONFIDENCE = 0.95
 # 6 is the smallest sample whose min..max brackets the median with >= 95% confidence (1 - 2/2^6 = 96.9%);
@@ -32,6 +36,13 @@ class SamplingRule:
     max_time: float = 2.0         # seconds of timed rounds per case; only the minimum rounds may go past it
     min_rounds: int = MIN_ROUNDS  # never fewer timed rounds, whatever the budget says
     max_rounds: int = 1000        # a cap for microsecond steps, so a case never times forever
+
+    CHECKS: ClassVar[dict[str, Check]] = {
+        "precision": number(0, 1, low_open=True, high_open=True), "max_time": number(0, low_open=True),
+        "min_rounds": integer(1), "max_rounds": integer(1)}
+
+    def __post_init__(self) -> None:
+        check_fields(self, self.CHECKS)
 
 
 @dataclass(frozen=True)
@@ -186,28 +197,33 @@ def ratio_sample(times_a: list[float], times_b: list[float], precision: float) -
             "ratio_unstable": (high - low) / 2 / median > precision}
 
 
-def _number(option: str, raw: str) -> float:
+# option -> (SamplingRule field, what its value means)
+OPTIONS = {"--vgg-max-time": ("max_time", "seconds of timed rounds per case"),
+           "--vgg-precision": ("precision", "a fraction: 0.02 or 2%")}
+
+
+def _parse(option: str, raw: str) -> float:
+    """'0.02' or '2%' -> 0.02; OptionError naming the option."""
     try:
         return float(raw.strip().removesuffix("%")) / (100 if raw.strip().endswith("%") else 1)
     except ValueError:
-        raise ValueError(f"{option}: {raw!r} is not a number") from None
+        raise OptionError(f"{option}: {raw!r} is not a number ({OPTIONS[option][1]})") from None
 
 
 def rule_from_options(max_time: str | None, precision: str | None) -> SamplingRule:
-    """--vgg-max-time (seconds) and --vgg-precision (0.02 or 2%) -> the rule; ValueError naming the option."""
-    rule = SamplingRule()
-    if max_time is not None:
-        seconds = _number("--vgg-max-time", max_time)
-        if not (math.isfinite(seconds) and seconds > 0):
-            raise ValueError(f"--vgg-max-time: {max_time!r} must be a finite number of seconds above 0")
-        rule = replace(rule, max_time=seconds)
-    if precision is not None:
-        fraction = _number("--vgg-precision", precision)
-        if not (math.isfinite(fraction) and 0 < fraction < 1):
-            raise ValueError(f"--vgg-precision: {precision!r} must be a finite fraction above 0 and below 1 "
-                             "(0.02 or 2%)")
-        rule = replace(rule, precision=fraction)
-    return rule
+    """--vgg-max-time (seconds) and --vgg-precision (0.02 or 2%) -> the rule; OptionError naming the option."""
+    values = {}
+    for option, raw in (("--vgg-max-time", max_time), ("--vgg-precision", precision)):
+        if raw is None:
+            continue
+        name, meaning = OPTIONS[option]
+        value = _parse(option, raw)
+        try:
+            check_field(SamplingRule.CHECKS, name, value)
+        except ConfigError as err:
+            raise OptionError(f"{option}: {raw!r}: {err} ({meaning})") from None
+        values[name] = value
+    return SamplingRule(**values)
 
 
 def record_rounds(benchmark, times: list[float]) -> None:
@@ -215,7 +231,8 @@ def record_rounds(benchmark, times: list[float]) -> None:
 
     `pedantic` fixes its rounds before the first one runs; adaptive stopping decides after each round, so the
     rounds are timed here (same clock, `time.perf_counter`) and added to the fixture's statistics through the
-    hook `pedantic` itself uses."""
+    hook `pedantic` itself uses. That hook (`_make_stats`) and the once-only guard (`_mode`) are private to
+    pytest-benchmark: pyproject.toml bounds its version, and tests/test_bench_plugin.py fails when they change."""
     benchmark._mode = "benchmark.pedantic(...)"  # the fixture may still be used only once
     stats = benchmark._make_stats(1)
     for t in times:

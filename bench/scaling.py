@@ -10,7 +10,6 @@ nccl with one GPU per rank. A world size the machine cannot host is skipped with
 
 from __future__ import annotations
 
-import os
 import socket
 import traceback
 from dataclasses import asdict, dataclass
@@ -158,50 +157,41 @@ class Group:
 
 
 def _rank_main(case_dict: dict, rank: int, port: int, conn) -> None:
-    """One rank: join the group, build the DDP model, warm up, then step on request."""
+    """One rank: join the group as training does (`vggcore.distributed.setup`), build the DDP model, warm up, then
+    take training's own step (`vggcore.step.train_step`) on request."""
     try:
-        import torch.distributed as dist
-        from torch import nn
-
         from vggcore import VGGConfig, build
-        from vggcore.measure import autocast, synchronize
+        from vggcore.distributed import setup, teardown, wrap_model
+        from vggcore.measure import synchronize
+        from vggcore.step import sgd, train_step
+        from vggcore.train import TrainConfig
 
         case = ScalingCase(**case_dict)
-        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-        if case.device == "cuda":
-            device, backend = f"cuda:{rank}", "nccl"
-            torch.cuda.set_device(device)
-        else:
-            device, backend = "cpu", "gloo"
-            torch.set_num_threads(max(1, cpu_count() // case.world_size))  # the cores split between the ranks
-        dist.init_process_group(backend, rank=rank, world_size=case.world_size)
+        # On CPU the ranks split the cores between them, as training's ranks on one machine do.
+        world = setup(case.device, rank=rank, world_size=case.world_size, address=f"127.0.0.1:{port}")
         torch.manual_seed(0)
         model = build(VGGConfig(arch=case.arch, image_size=case.image_size, width=case.width, num_classes=1000,
-                                head=case.head)).to(device)
-        ddp = nn.parallel.DistributedDataParallel(model, device_ids=[rank] if backend == "nccl" else None)
-        optimizer = torch.optim.SGD(model.parameters(), lr=1e-2, momentum=0.9, weight_decay=5e-4)
+                                head=case.head)).to(world.device)
+        ddp = wrap_model(model, world, sync_bn=False)
+        optimizer = sgd(model.parameters(), TrainConfig())
         gen = torch.Generator().manual_seed(rank)
-        x = torch.randn(case.batch_size, 3, case.image_size, case.image_size, generator=gen).to(device)
-        y = torch.randint(0, 1000, (case.batch_size,), generator=gen).to(device)
+        x = torch.randn(case.batch_size, 3, case.image_size, case.image_size, generator=gen).to(world.device)
+        y = torch.randint(0, 1000, (case.batch_size,), generator=gen).to(world.device)
 
         def step() -> None:
-            optimizer.zero_grad(set_to_none=True)
-            with autocast(case.device, case.dtype):
-                loss = nn.functional.cross_entropy(ddp(x), y)
-            loss.backward()
-            optimizer.step()
-            synchronize(case.device)
+            train_step(ddp, optimizer, [(x, y)], world_size=world.world_size, dtype=case.dtype)
+            synchronize(world.device)
 
         for _ in range(2):  # allocate gradients, optimizer state and DDP's buckets
             step()
-        conn.send(("ready", {"threads": torch.get_num_threads(), "backend": backend}))
+        conn.send(("ready", {"threads": torch.get_num_threads(), "backend": world.backend}))
         while True:
             message = conn.recv()
             if message != "step":
                 break
             step()
             conn.send(("done", None))
-        dist.destroy_process_group()
+        teardown(world)
     except Exception as err:  # the parent turns it into the case's failure
         try:
             conn.send(("error", f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=4)}"))

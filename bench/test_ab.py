@@ -16,17 +16,18 @@ import pytest
 
 from .ab import describe, twin
 from .cases import BenchCase
-from .runner import Step, make_model
 from .memory_guard import Prediction, predict
 from .memory_guard import skip_reason as memory_skip_reason
+from .runner import Step, make_model, skip_oom, warm_up
 from .sampling import SamplingRule, ratio_sample, record_rounds, sample_pairs, summarize
-from .test_vgg import note_unstable, skip_oom, warm_up
+from .session import note_unstable
 
 
-def test_ab_interleaved(benchmark, ab_case: BenchCase, model_cache, rule: SamplingRule, memory_limit, request):
+def test_ab_interleaved(benchmark, ab_case: BenchCase, model_cache, rule: SamplingRule, memory_limit, ab_against,
+                        request):
     """One round = one A step and one B step, the order alternating every round; each step is timed on its own.
     Both sides see the same machine state, so the ratio of their times is drift-free."""
-    against = request.config._vgg_ab_against
+    against = ab_against
     other = twin(ab_case, against)
     one = predict(ab_case)   # both networks and both inputs are held at once; steps run one at a time
     both = Prediction(2 * one.resident_bytes, one.step_bytes)

@@ -2,13 +2,14 @@
 
     pytest bench --benchmark-only --vgg-world-sizes 1,2,4,8 --vgg-archs A --vgg-image-size 224
 
-Records `world_size`, global `images_per_s`, `speedup` and `scaling_efficiency` = images_per_s(N) /
-(N x images_per_s(1)), the latter two when world size 1 ran in the same session.
+Rounds are sampled as for the single-process grid (`bench.sampling`: at least 6, until the median is known to
+--vgg-precision or --vgg-max-time runs out). Records `world_size`, global `images_per_s`, `speedup` and
+`scaling_efficiency` = images_per_s(N) / (N x images_per_s(1)), the latter two when world size 1 ran in the same
+session.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict
 
 import pytest
@@ -16,9 +17,10 @@ import torch
 
 from vggcore.measure import device_name
 
+from .runner import warm_up
+from .sampling import SamplingRule, record_rounds, sample
 from .scaling import Group, ScalingCase
-
-MIN_ROUNDS, MAX_ROUNDS = 3, 50
+from .session import note_unstable
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +29,7 @@ def world_one() -> dict:
     return {}
 
 
-def test_data_parallel_scaling(benchmark, scaling_case: ScalingCase, world_one, max_time):
+def test_data_parallel_scaling(benchmark, scaling_case: ScalingCase, world_one, rule: SamplingRule, request):
     case = scaling_case
     reason = case.skip_reason()
     if reason:
@@ -35,23 +37,28 @@ def test_data_parallel_scaling(benchmark, scaling_case: ScalingCase, world_one, 
     benchmark.group = case.group
     group = Group(case)
     try:
-        group()
-        start = time.perf_counter()
-        group()
-        estimate = time.perf_counter() - start
-        rounds = max(MIN_ROUNDS, min(MAX_ROUNDS, int(max_time / max(estimate, 1e-6))))
-        benchmark.pedantic(group, rounds=rounds, warmup_rounds=1, iterations=1)
-        median = benchmark.stats.stats.median if benchmark.stats is not None else estimate
+        if benchmark.disabled:  # --benchmark-disable: one untimed step, and no figure that poses as a timing
+            group()
+            result = None
+        else:
+            warm_up(group)
+            result = sample(group, rule)
+            record_rounds(benchmark, result.times)
     finally:
         group.close()
-    images_per_s = case.world_size * case.batch_size / median
-    if case.world_size == 1:
-        world_one[case.baseline_key] = images_per_s
-    base = world_one.get(case.baseline_key)
-    benchmark.extra_info.update({
-        **asdict(case), "implementation": "vggcore", "device_name": device_name(case.device),
-        "images_per_s": round(images_per_s, 3), "per_rank_images_per_s": round(images_per_s / case.world_size, 3),
-        "speedup": round(images_per_s / base, 4) if base else None,
-        "scaling_efficiency": round(images_per_s / (case.world_size * base), 4) if base else None,
-        "backend": group.info[0]["backend"], "threads_per_rank": group.info[0]["threads"],
-        "threads": group.info[0]["threads"], "torch_version": torch.__version__, "rounds": rounds})
+    info = {**asdict(case), "implementation": "vggcore", "device_name": device_name(case.device),
+            "backend": group.info[0]["backend"], "threads_per_rank": group.info[0]["threads"],
+            "threads": group.info[0]["threads"], "torch_version": torch.__version__, "timed": result is not None}
+    if result is not None:
+        images_per_s = case.world_size * case.batch_size / result.median
+        if case.world_size == 1:
+            world_one[case.baseline_key] = images_per_s
+        base = world_one.get(case.baseline_key)
+        info.update({
+            "images_per_s": round(images_per_s, 3), "per_rank_images_per_s": round(images_per_s / case.world_size, 3),
+            "speedup": round(images_per_s / base, 4) if base else None,
+            "scaling_efficiency": round(images_per_s / (case.world_size * base), 4) if base else None,
+            "rounds": len(result.times), **result.extra_info()})
+        if result.unstable:
+            note_unstable(request.config, case.id, info["unstable_reason"])
+    benchmark.extra_info.update(info)

@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from vggcore.measure import is_out_of_memory
-
 from .cases import BenchCase
-from .conftest import free_memory
 from .memory_guard import predict
 from .memory_guard import skip_reason as memory_skip_reason
-from .runner import Step, make_model, measure
+from .runner import Step, make_model, measure, skip_oom, warm_up
 from .sampling import Sample, SamplingRule, record_rounds, sample
-
-
-def note_unstable(config: pytest.Config, name: str, reason: str) -> None:
-    """Remember an unstable case for the terminal summary (bench/conftest.py)."""
-    if not hasattr(config, "_vgg_unstable"):
-        config._vgg_unstable = []
-    config._vgg_unstable.append((name, reason))
+from .session import note_unstable
 
 
 def _model(case: BenchCase, cache: dict):
@@ -27,20 +18,6 @@ def _model(case: BenchCase, cache: dict):
         cache.clear()  # one network in memory at a time
         cache[key] = make_model(case)
     return cache[key]
-
-
-def warm_up(step: Step) -> None:
-    """Two untimed calls: the first compiles and allocates gradients and optimizer state, the second settles
-    the allocator's caches."""
-    step()
-    step()
-
-
-def skip_oom(err: Exception, case: BenchCase, cache: dict) -> None:
-    if not is_out_of_memory(err):
-        raise err
-    free_memory(cache)
-    pytest.skip(f"out of memory on {case.device} at batch {case.batch_size}: {str(err).splitlines()[0]}")
 
 
 def test_vgg(benchmark, case: BenchCase, peak_flops, model_cache, rule: SamplingRule, memory_limit, request):

@@ -142,7 +142,7 @@ def test_autosave_and_compare_fail(suite, monkeypatch):
     """A regression planted between two saved runs fails --benchmark-compare-fail; the same slow run without
     the flag, and an unchanged run with it, pass."""
     suite.makepyfile(slow_plugin=SLOW_PLUGIN)
-    monkeypatch.setenv("PYTHONPATH", str(suite.path))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(suite.path), os.environ.get("PYTHONPATH", "")]))
     args = ("-p", "slow_plugin", "--vgg-archs=A", "--vgg-modes=forward", "--vgg-batch-sizes=1")
     monkeypatch.setenv("PLANTED_DELAY_S", "0")
     first, _ = run(suite, *args, "--benchmark-autosave")
@@ -251,7 +251,7 @@ def pytest_runtest_call(item):
 def test_benchmark_disable_records_no_throughput(suite, monkeypatch):
     """--benchmark-disable runs each step once, untimed: no figure may pose as a measured throughput."""
     suite.makepyfile(dump_plugin=DUMP_EXTRA_PLUGIN)
-    monkeypatch.setenv("PYTHONPATH", str(suite.path))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(suite.path), os.environ.get("PYTHONPATH", "")]))
     no_only = [a for a in TINY if a != "--benchmark-only"]  # --benchmark-only and --benchmark-disable clash
     result = suite.runpytest_subprocess("bench", *no_only, "-p", "dump_plugin", "--benchmark-disable",
                                         "--vgg-archs=A", "--vgg-modes=forward", "--vgg-batch-sizes=1")
@@ -266,15 +266,15 @@ def test_benchmark_disable_records_no_throughput(suite, monkeypatch):
 
 
 @pytest.mark.parametrize("option,message", [
-    ("--vgg-max-time=nan", "--vgg-max-time: 'nan' must be a finite number of seconds above 0"),
-    ("--vgg-max-time=-5", "--vgg-max-time: '-5' must be a finite number of seconds above 0"),
-    ("--vgg-max-time=inf", "--vgg-max-time: 'inf' must be a finite number of seconds above 0"),
-    ("--vgg-max-time=soon", "--vgg-max-time: 'soon' is not a number"),
-    ("--vgg-precision=0", "--vgg-precision: '0' must be a finite fraction above 0 and below 1*"),
-    ("--vgg-precision=-2%", "--vgg-precision: '-2%' must be a finite fraction above 0 and below 1*"),
-    ("--vgg-precision=nan", "--vgg-precision: 'nan' must be a finite fraction above 0 and below 1*"),
-    ("--vgg-precision=tight", "--vgg-precision: 'tight' is not a number*"),
-    ("--vgg-precision=150%", "--vgg-precision: '150%' must be a finite fraction above 0 and below 1*"),
+    ("--vgg-max-time=nan", "--vgg-max-time: 'nan': max_time must be a finite number > 0, got nan (seconds of timed*"),
+    ("--vgg-max-time=-5", "--vgg-max-time: '-5': max_time must be a finite number > 0, got -5.0*"),
+    ("--vgg-max-time=inf", "--vgg-max-time: 'inf': max_time must be a finite number > 0, got inf*"),
+    ("--vgg-max-time=soon", "--vgg-max-time: 'soon' is not a number (seconds of timed rounds per case)"),
+    ("--vgg-precision=0", "--vgg-precision: '0': precision must be a finite number in (0, 1), got 0.0 (a fraction*"),
+    ("--vgg-precision=-2%", "--vgg-precision: '-2%': precision must be a finite number in (0, 1), got -0.02*"),
+    ("--vgg-precision=nan", "--vgg-precision: 'nan': precision must be a finite number in (0, 1), got nan*"),
+    ("--vgg-precision=tight", "--vgg-precision: 'tight' is not a number (a fraction: 0.02 or 2%)"),
+    ("--vgg-precision=150%", "--vgg-precision: '150%': precision must be a finite number in (0, 1), got 1.5*"),
 ])
 def test_bad_sampling_options_are_usage_errors(suite, option, message):
     result = suite.runpytest_subprocess("bench", "--benchmark-only", option)
@@ -324,11 +324,15 @@ def test_data_parallel_scaling_suite(suite):
     result.stdout.fnmatch_lines([f"SKIPPED*world size {too_many} needs {too_many} CPU cores (one per rank); "
                                  f"this machine has {too_many - 1}*"])
     infos = {b["extra_info"]["world_size"]: b["extra_info"] for b in data["benchmarks"]}
+    benches = {b["extra_info"]["world_size"]: b for b in data["benchmarks"]}
     assert set(infos) == {1, 2}
     for n, info in infos.items():
         assert info["mode"] == "ddp_train_step" and info["backend"] == "gloo" and info["batch_size"] == 2
         assert info["threads_per_rank"] == max(1, (too_many - 1) // n)
         assert info["images_per_s"] > 0
+        # sampled by bench.sampling's adaptive rule, as the single-process grid: at least 6 rounds
+        assert info["rounds"] >= 6 and len(info["round_times"]) == info["rounds"] == benches[n]["stats"]["rounds"]
+        assert info["stop_reason"] in ("precision", "time budget") and isinstance(info["unstable"], bool)
     one, two = infos[1]["images_per_s"], infos[2]["images_per_s"]
     assert infos[1]["scaling_efficiency"] == pytest.approx(1.0, abs=1e-3)
     assert infos[2]["scaling_efficiency"] == pytest.approx(two / (2 * one), rel=1e-3)

@@ -4,6 +4,7 @@ import dataclasses
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +17,8 @@ from vggcore import VGGConfig, build
 from vggcore.checkpoint import CheckpointError, load_checkpoint
 from vggcore.cli import main, parser
 from vggcore.data import DataConfig
-from vggcore.distributed import DistributedError, World, choose_backend, guarded, per_rank, shard
+from vggcore.distributed import DistributedError, World, choose_backend, guarded, per_rank, setup, shard, teardown
+from vggcore.errors import UserError
 from vggcore.train import TrainConfig, train
 from vggcore.train_cli import configs_from_args
 
@@ -62,6 +64,45 @@ def test_bad_inputs_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="sync_bn .* this network has no BatchNorm"):
         train(VGGConfig("A", width=0.125, image_size=32), DataConfig("synthetic", synthetic_samples=64),
               TrainConfig(epochs=1, batch_size=8, sync_bn=True), progress=False)
+
+
+def test_launch_mistakes_are_user_errors():
+    """What the CLI must print as one line (it catches UserError alone): each keeps its ValueError base too."""
+    cases = [(lambda: per_rank(30, 4), "must divide by the world size"),
+             (lambda: choose_backend("cpu", "mpi"), "unknown distributed backend"),
+             (lambda: choose_backend("mps", "gloo"), "runs on cpu \\(gloo\\) or cuda"),
+             (lambda: train(VGGConfig("A", width=0.125, image_size=32), DataConfig("synthetic", synthetic_samples=64),
+                            TrainConfig(epochs=1, batch_size=8, sync_bn=True), progress=False), "sync_bn"),
+             (lambda: train(VGGConfig("A", width=0.125, image_size=32), DataConfig("synthetic", synthetic_samples=64),
+                            TrainConfig(epochs=1, batch_size=8, nproc=2), progress=False),
+              "asks for nproc=2 processes but runs in a world of 1")]
+    if not torch.cuda.is_available():
+        cases.append((lambda: choose_backend("cpu", "nccl"), "backend nccl needs CUDA devices"))
+    for fn, match in cases:
+        with pytest.raises(UserError, match=match) as caught:
+            fn()
+        assert isinstance(caught.value, ValueError)
+
+
+def test_setup_starts_a_group_of_spawned_ranks_without_torchrun(monkeypatch):
+    """The scaling benchmark's ranks: rank, world size and address given, torchrun's variables ignored."""
+    monkeypatch.setenv("RANK", "5")  # would be a malformed torchrun world if it were read
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    threads = torch.get_num_threads()
+    world = setup("cpu", threads=1, rank=0, world_size=1, address=f"127.0.0.1:{port}")
+    try:
+        assert (world.rank, world.world_size, world.local_world_size, world.backend, world.owns_group) == (
+            0, 1, 1, "gloo", True)
+        assert torch.distributed.is_initialized() and torch.distributed.get_world_size() == 1
+    finally:
+        teardown(world)
+        torch.set_num_threads(threads)
+    assert not torch.distributed.is_initialized()
+    with pytest.raises(ValueError, match="give rank, world_size and address together"):
+        setup("cpu", rank=0)
 
 
 def test_a_broken_group_becomes_one_clear_error():

@@ -79,3 +79,13 @@ def test_cpu_peak_memory_without_proc_samples_psutil(monkeypatch):
     with measure_peak_memory("cpu") as peak:
         time.sleep(0.05)
     assert peak.method == "rss_sampling" and peak.bytes == 250 * MB
+
+
+def test_synchronize_waits_for_an_indexed_cuda_device(monkeypatch):
+    """Under torchrun a rank's device is cuda:LOCAL_RANK: synchronize must wait for it, not skip it."""
+    waited = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: waited.append(device))
+    measure.synchronize("cuda:1")
+    measure.synchronize("cuda")
+    measure.synchronize("cpu")
+    assert waited == ["cuda:1", "cuda"]

@@ -59,8 +59,3 @@ def resolve_arch(name: str) -> tuple[str, bool | None]:
         if arch.lower() == key.lower():
             return arch, bn
     raise ValueError(f"unknown architecture {name!r}; valid names: {', '.join(arch_names())}")
-
-
-def conv_layers(arch: str) -> list[tuple[int, int]]:
-    """(out_channels, kernel_size) of each convolution of a configuration, in order."""
-    return [(t, 3) if isinstance(t, int) else t for t in ARCHS[arch] if not isinstance(t, str)]

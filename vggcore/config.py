@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import ClassVar
 
 from .archs import DOWNSAMPLE, TORCHVISION_NAMES, resolve_arch
@@ -70,7 +70,3 @@ class VGGConfig:
         """torchvision's builder for this configuration (vgg16_bn, ...), or None where it has none."""
         base = TORCHVISION_NAMES.get(self.arch)
         return base and base + ("_bn" if self.batch_norm else "")
-
-
-def config_fields() -> list[str]:
-    return [f.name for f in fields(VGGConfig)]

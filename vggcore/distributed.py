@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from .errors import UserError
+
 BACKENDS = ("auto", "gloo", "nccl")
 ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
 DEFAULT_TIMEOUT_S = 600.0   # a lost peer ends a collective after this long
@@ -27,6 +29,11 @@ DEFAULT_TIMEOUT_S = 600.0   # a lost peer ends a collective after this long
 
 class DistributedError(RuntimeError):
     """The process group broke (a peer died or timed out): the run stops; rerunning resumes its checkpoint."""
+
+
+class WorldError(UserError, ValueError):
+    """A world that cannot run this run as launched: a batch that does not split over the ranks, a backend the
+    device cannot use, more ranks than GPUs, a malformed torchrun environment. The fix is in how it is launched."""
 
 
 @dataclass(frozen=True)
@@ -61,21 +68,21 @@ def env_world() -> dict[str, int] | None:
         try:
             values[key] = int(raw)
         except ValueError:
-            raise ValueError(f"environment variable {key}={raw!r} is not an integer") from None
+            raise WorldError(f"environment variable {key}={raw!r} is not an integer") from None
     return values
 
 
 def choose_backend(device: str, requested: str = "auto") -> str:
     """gloo for CPU, nccl for CUDA; a requested backend that cannot serve the device is refused."""
     if requested not in BACKENDS:
-        raise ValueError(f"unknown distributed backend {requested!r}; choose one of {', '.join(BACKENDS)}")
+        raise WorldError(f"unknown distributed backend {requested!r}; choose one of {', '.join(BACKENDS)}")
     kind = device.split(":")[0]
     if requested == "nccl" and (kind != "cuda" or not torch.cuda.is_available()):
-        raise ValueError("backend nccl needs CUDA devices (--device cuda on a machine with GPUs); "
+        raise WorldError("backend nccl needs CUDA devices (--device cuda on a machine with GPUs); "
                          f"this run's device is {device!r}{'' if torch.cuda.is_available() else ' and no GPU is visible'}"
                          "; use gloo on CPU")
     if kind not in ("cpu", "cuda"):
-        raise ValueError(f"data-parallel training runs on cpu (gloo) or cuda (nccl), not {device!r}")
+        raise WorldError(f"data-parallel training runs on cpu (gloo) or cuda (nccl), not {device!r}")
     if requested == "auto":
         return "nccl" if kind == "cuda" else "gloo"
     return requested
@@ -85,15 +92,24 @@ def per_rank(batch_size: int, world_size: int, what: str = "batch_size") -> int:
     """Images per rank of a global batch: the batch must split evenly."""
     if batch_size % world_size:
         lower, upper = batch_size // world_size * world_size, -(-batch_size // world_size) * world_size
-        raise ValueError(f"{what} {batch_size} is the global batch and must divide by the world size "
+        raise WorldError(f"{what} {batch_size} is the global batch and must divide by the world size "
                          f"{world_size}; try {lower or world_size} or {upper}")
     return batch_size // world_size
 
 
 def setup(device: str, requested_backend: str = "auto", threads: int | None = None,
-          timeout_s: float = DEFAULT_TIMEOUT_S) -> World:
-    """Join torchrun's process group (or use the one already started); outside torchrun, a world of one."""
-    env = env_world()
+          timeout_s: float = DEFAULT_TIMEOUT_S, *, rank: int | None = None, world_size: int | None = None,
+          address: str | None = None) -> World:
+    """Join torchrun's process group (or use the one already started); outside torchrun, a world of one.
+
+    `rank`, `world_size` and `address` ("HOST:PORT" of rank 0's store) together start a group of processes that
+    a program spawned on this machine itself (the scaling benchmark), not torchrun; the environment is not read.
+    """
+    explicit = (rank, world_size, address)
+    if any(v is not None for v in explicit) and not all(v is not None for v in explicit):
+        raise ValueError("setup: give rank, world_size and address together, or none of them")
+    env = {"RANK": rank, "WORLD_SIZE": world_size, "LOCAL_RANK": rank, "LOCAL_WORLD_SIZE": world_size} \
+        if rank is not None else env_world()
     if env is None and not dist.is_initialized():
         if threads:
             torch.set_num_threads(threads)
@@ -107,7 +123,7 @@ def setup(device: str, requested_backend: str = "auto", threads: int | None = No
     backend = choose_backend(device, requested_backend)
     if device.split(":")[0] == "cuda":
         if local_rank >= torch.cuda.device_count():
-            raise ValueError(f"local rank {local_rank} has no GPU: this machine shows {torch.cuda.device_count()}; "
+            raise WorldError(f"local rank {local_rank} has no GPU: this machine shows {torch.cuda.device_count()}; "
                              "start at most one process per GPU (--nproc_per_node)")
         device = f"cuda:{local_rank}"
         torch.cuda.set_device(device)
@@ -120,11 +136,12 @@ def setup(device: str, requested_backend: str = "auto", threads: int | None = No
         torch.set_num_threads(threads)
     owns = False
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s),
+        where = {"init_method": f"tcp://{address}", "rank": rank, "world_size": world_size} if address else {}
+        dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s), **where,
                                 **({"device_id": torch.device(device)} if backend == "nccl" else {}))
         owns = True
     elif dist.get_backend() != backend:
-        raise ValueError(f"the process group runs {dist.get_backend()}, but device {device!r} needs {backend}")
+        raise WorldError(f"the process group runs {dist.get_backend()}, but device {device!r} needs {backend}")
     return World(rank, world_size, local_rank, local_world_size, backend, device, threads, owns)
 
 
@@ -149,11 +166,6 @@ def all_gather_ints(world: World, value: int) -> list[int]:
     out = [torch.zeros_like(t) for _ in range(world.world_size)]
     guarded(world, "gathering per-rank settings", lambda: dist.all_gather(out, t))
     return [int(x) for x in out]
-
-
-def barrier(world: World) -> None:
-    if world.distributed:
-        guarded(world, "waiting for the other ranks", lambda: dist.barrier())
 
 
 def guarded(world: World, doing: str, fn):

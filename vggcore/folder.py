@@ -23,7 +23,6 @@ files would cost minutes at every start, and a truncated file shows only when it
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -33,6 +32,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from .data import DataConfig, DataFileError, DataRootError
+from .seeds import derive as mix
 from .transforms import preset
 from .validation import ConfigError
 
@@ -42,12 +42,6 @@ MEAN_SAMPLES = 1000
 # whatever this says (so a limit above 2 x 89,478,485 also needs PIL's raised).
 MAX_IMAGE_PIXELS = 89_478_485
 PIXELS_ENV = "VGGBENCH_MAX_IMAGE_PIXELS"
-
-
-def mix(*parts: int) -> int:
-    """A 63-bit seed from integers; unlike a linear formula, (1, 0) and (0, 1) give unrelated seeds."""
-    digest = hashlib.blake2b(",".join(map(str, parts)).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1
 
 
 class EpochShuffle(DistributedSampler):

@@ -47,10 +47,6 @@ def device_unavailable_reason(device: str) -> str | None:
     return f"unknown device kind {kind!r}"
 
 
-def available_devices() -> list[str]:
-    return [d for d in DEVICES if device_available(d)]
-
-
 def dtype_unsupported_reason(device: str, dtype: str) -> str | None:
     """Why `dtype` autocast is not benchmarked on `device`, or None when it is."""
     if dtype == "fp32":
@@ -80,9 +76,11 @@ def device_name(device: str) -> str:
 
 
 def synchronize(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-    elif device == "mps":
+    """Wait for `device` ("cpu", "cuda", "cuda:1", "mps") to finish its queued work."""
+    kind = device.split(":")[0]
+    if kind == "cuda":
+        torch.cuda.synchronize(device)
+    elif kind == "mps":
         torch.mps.synchronize()
 
 

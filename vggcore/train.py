@@ -8,8 +8,10 @@
     ...                out="runs/a")
     >>> result["status"], result["final"]["test_top1_error"]
 
-Every epoch re-seeds from (seed, epoch), so a run resumed from its checkpoint repeats exactly what the
-uninterrupted run would have done on the same device.
+Every epoch re-seeds each of its random streams from (seed, epoch, stream, rank) (`vggcore.seeds`), so a run
+resumed from its checkpoint repeats exactly what the uninterrupted run would have done on the same device. The
+scheme of that derivation is recorded in the checkpoint and metrics.json: a run started under an older scheme
+resumes under it. Each step is `vggcore.step.train_step`, the step the benchmarks time.
 
 Under torchrun the same call trains data-parallel (`vggcore.distributed`): `batch_size` stays the global batch,
 each rank takes its slice of every step's images and DistributedDataParallel averages the gradients.
@@ -20,24 +22,24 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ClassVar, Iterator
 
 import torch
-import torch.nn.functional as F
 
 from .checkpoint import CheckpointError, load_checkpoint, load_json, save_checkpoint, save_json
 from .config import VGGConfig
 from .data import DataConfig, Dataset, load
-from .distributed import World, all_gather_ints, all_sum, guarded, per_rank, setup, shard, \
+from .distributed import World, WorldError, all_gather_ints, all_sum, guarded, per_rank, setup, shard, \
     teardown, wrap_model
 from .evaluate import centre_batches, score
 from .measure import device_unavailable_reason, synchronize
 from .model import VGG, build, init_from
 from .provenance import provenance
 from .schedules import SCHEDULES, Schedule
+from .seeds import LEGACY, SCHEME, SCHEMES, stream_seed
+from .step import micro_batches, sgd, train_step
 from .transforms import Augment, augment_batch, preset
 from .validation import SEED_MAX, Check, ConfigError, boolean, check_fields, choice, integer, number, optional
 
@@ -108,10 +110,6 @@ class Diverged(Exception):
     pass
 
 
-def seed_for(seed: int, epoch: int, stream: int = 0) -> int:
-    return (seed * 1_000_003 + epoch * 101 + stream) % (2 ** 63)
-
-
 def resolved_config(model: VGGConfig, data: DataConfig, train: TrainConfig) -> dict:
     return {"model": dataclasses.asdict(model), "data": dataclasses.asdict(data), "train": dataclasses.asdict(train)}
 
@@ -147,18 +145,20 @@ class Batches:
             self.num_classes, self.mean_rgb = self.data.num_classes, self.data.mean_rgb
             self.train_size = len(self.data.train)
             if self.train_size < 2:
-                raise ValueError("the training split has fewer than 2 images")
+                raise ConfigError(f"the training split of {data_config.dataset} has {self.train_size} image(s), "
+                                  "fewer than the 2 a step needs", ("dataset",), data_config.dataset)
 
     def _ready(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=self.memory_format)
 
-    def train(self, epoch: int, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
-        gen = torch.Generator().manual_seed(seed_for(seed, epoch, 1))
+    def train(self, epoch: int, seed: int, scheme: str = SCHEME) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+        """`scheme`: the run's seed scheme (`vggcore.seeds`), the one it was started under."""
+        gen = torch.Generator().manual_seed(stream_seed(scheme, seed, epoch, "order"))
         world = self.world
         # In a world of N, each rank draws its own augmentation (seeded by rank and epoch) for its slice only,
         # so no rank augments images it does not train on; the permutation is the same on every rank.
         aug_gen = gen if not world.distributed else torch.Generator().manual_seed(
-            seed_for(seed, epoch, 16 + world.rank))
+            stream_seed(scheme, seed, epoch, "augment", world.rank))
         if self.folder:
             self.train_loader.sampler.set_epoch(epoch)  # order and per-image draws follow (seed, epoch)
             colour_only = Augment(color=self.aug.color)
@@ -196,22 +196,20 @@ class Batches:
 
 
 # -------------------------------------------------------------------------------------------- the loop
-def _chunks(x: torch.Tensor, y: torch.Tensor, global_n: int, micro: int, world: World) -> list:
-    """The forward/backward pieces of this rank's slice. Every rank must run the same number of them (DDP
-    all-reduces on the last), so in a world of N the count comes from the largest slice of the global batch."""
-    if not world.distributed:
-        return list(zip(x.split(micro), y.split(micro)))
-    largest = -(-global_n // world.world_size)
-    count = max(1, min(-(-largest // micro), global_n // world.world_size))  # never an empty piece
-    return list(zip(x.tensor_split(count), y.tensor_split(count)))
-
-
 def _epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Iterator, config: TrainConfig,
            epoch: int, world: World) -> dict:
     model.train()
     micro = config.micro_batch or config.batch_size
-    autocast = dict(device_type=world.device.split(":")[0], dtype=torch.bfloat16, enabled=config.bf16)
+    dtype = "bf16" if config.bf16 else "fp32"
     seen, loss_sum, correct, data_s = 0, 0.0, 0, 0.0
+
+    def check(batch_loss: float, batch_correct: int, n: int) -> tuple[float, int, int]:
+        if world.distributed:  # every rank sees the global sums, so all stop together on divergence
+            batch_loss, batch_correct, n = all_sum(world, [batch_loss, batch_correct, n])
+        if not math.isfinite(batch_loss):
+            raise Diverged(f"non-finite training loss in epoch {epoch + 1}")
+        return batch_loss, batch_correct, n
+
     start = time.perf_counter()
     while True:
         t0 = time.perf_counter()
@@ -221,27 +219,9 @@ def _epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: It
             break
         synchronize(world.device)
         data_s += time.perf_counter() - t0
-        optimizer.zero_grad(set_to_none=True)
-        batch_loss, batch_correct = 0.0, 0
-        pieces = _chunks(x, y, global_n, micro, world)
-        for i, (xs, ys) in enumerate(pieces):
-            # DDP all-reduces the gradients on the last piece only; the others accumulate locally.
-            quiet = model.no_sync() if world.distributed and i < len(pieces) - 1 else nullcontext()
-            with quiet:
-                with torch.autocast(**autocast):
-                    logits = model(xs)
-                    loss = F.cross_entropy(logits.float(), ys)
-                # Each piece weighs its share of the global batch (DDP divides the sum over ranks by N), so the
-                # step follows the global batch's mean gradient however the images are split.
-                (loss * (len(ys) * world.world_size / global_n)).backward()
-            batch_loss += float(loss.detach()) * len(ys)
-            batch_correct += int((logits.argmax(1) == ys).sum())
-        n = len(y)
-        if world.distributed:  # every rank sees the global sums, so all stop together on divergence
-            batch_loss, batch_correct, n = all_sum(world, [batch_loss, batch_correct, n])
-        if not math.isfinite(batch_loss):
-            raise Diverged(f"non-finite training loss in epoch {epoch + 1}")
-        optimizer.step()
+        batch_loss, batch_correct, n = train_step(model, optimizer, micro_batches(x, y, micro, global_n, world),
+                                                  global_n=global_n, world_size=world.world_size, dtype=dtype,
+                                                  check=check)
         seen += int(n)
         correct += int(batch_correct)
         loss_sum += batch_loss
@@ -262,8 +242,9 @@ def train(model_config: VGGConfig, data_config: DataConfig, train_config: TrainC
     the environment) the run is data-parallel over the group, `backend` gloo/nccl/auto; rank 0 alone writes.
     """
     if train_config.sync_bn and not model_config.batch_norm:
-        raise ValueError("sync_bn converts BatchNorm to SyncBatchNorm, but this network has no BatchNorm "
-                         "(set batch_norm / --batch-norm, or drop sync_bn / --sync-bn)")
+        raise ConfigError("sync_bn converts BatchNorm to SyncBatchNorm, but this network has no BatchNorm "
+                          "(set batch_norm / --batch-norm, or drop sync_bn / --sync-bn)", ("sync_bn", "batch_norm"),
+                          train_config.sync_bn)
     # Checked here, on the machine that runs the run (a Ray worker may have a GPU its driver lacks).
     reason = device_unavailable_reason(train_config.device)
     if reason:
@@ -272,17 +253,18 @@ def train(model_config: VGGConfig, data_config: DataConfig, train_config: TrainC
     world = setup(train_config.device, backend, threads=train_config.threads)
     try:
         if train_config.nproc > 1 and world.world_size != train_config.nproc:
-            raise ValueError(f"this run asks for nproc={train_config.nproc} processes but runs in a world of "
+            raise WorldError(f"this run asks for nproc={train_config.nproc} processes but runs in a world of "
                              f"{world.world_size}; launch it with torchrun --nproc_per_node={train_config.nproc}")
         per_rank(train_config.batch_size, world.world_size)
+        scheme = (_scheme_in(Path(out)) if out is not None else None) or SCHEME
         return _fit(model_config, data_config, train_config, out=out, progress=progress and world.is_main,
-                    on_epoch=on_epoch if world.is_main else None, world=world)[1]
+                    on_epoch=on_epoch if world.is_main else None, world=world, scheme=scheme)[1]
     finally:
         teardown(world)
 
 
 def _fit(model_config: VGGConfig, data_config: DataConfig, train_config: TrainConfig, *, out, progress,
-         on_epoch, world: World) -> tuple[VGG | None, dict]:
+         on_epoch, world: World, scheme: str) -> tuple[VGG | None, dict]:
     out = Path(out) if out is not None else None
     batches = Batches(data_config, model_config, train_config, world)
     model_config = dataclasses.replace(model_config, num_classes=batches.num_classes)
@@ -305,7 +287,7 @@ def _fit(model_config: VGGConfig, data_config: DataConfig, train_config: TrainCo
                                  dataclasses.replace(train_config, epochs=train_config.init_from_a_epochs,
                                                      init_from_a_epochs=0),
                                  out=out / "pretrain-A" if out else None, progress=progress, on_epoch=None,
-                                 world=world)
+                                 world=world, scheme=scheme)
         if a_model is None:  # finished earlier: its weights are in its checkpoint
             a_model = build(dataclasses.replace(model_config, arch="A"))
             a_model.load_state_dict(load_checkpoint(out / "pretrain-A" / "checkpoint.pt")["model"])
@@ -313,8 +295,7 @@ def _fit(model_config: VGGConfig, data_config: DataConfig, train_config: TrainCo
         pretrain = {"epochs": train_config.init_from_a_epochs, "final": pretrain.get("final")}
     if train_config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=train_config.lr, momentum=train_config.momentum,
-                                weight_decay=train_config.weight_decay)
+    optimizer = sgd(model.parameters(), train_config)
     schedule = Schedule(train_config.schedule, train_config.lr, train_config.epochs,
                         warmup_epochs=train_config.warmup_epochs, gamma=train_config.gamma,
                         step_epochs=train_config.step_epochs, patience=train_config.patience,
@@ -325,6 +306,9 @@ def _fit(model_config: VGGConfig, data_config: DataConfig, train_config: TrainCo
         state = load_checkpoint(ckpt_path)  # every rank reads the same file (a shared filesystem across machines)
         _same_config(state["config"], config, ckpt_path)
         _same_world(state.get("world_size", 1), world.world_size, ckpt_path)
+        if _recorded_scheme(state, ckpt_path) != scheme:
+            raise CheckpointError(f"{ckpt_path} was written under seed scheme {_recorded_scheme(state, ckpt_path)!r} "
+                                  f"but its folder's other files under {scheme!r}; refusing to mix runs")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
@@ -337,18 +321,18 @@ def _fit(model_config: VGGConfig, data_config: DataConfig, train_config: TrainCo
     record = {"config": config, "status": "running", "history": history, "final": None,
               "provenance": provenance(train_config.device.split(":")[0]), "resumed_from_epoch": resumed_from,
               "pretrain": pretrain, "world_size": world.world_size, "backend": world.backend,
-              "rank_threads": all_gather_ints(world, torch.get_num_threads())}
+              "rank_threads": all_gather_ints(world, torch.get_num_threads()), "seed_scheme": scheme}
     bar = _progress(progress, train_config.epochs, resumed_from, model_config.name)
     autocast_dtype = torch.bfloat16 if train_config.bf16 else None
     try:
         for epoch in range(resumed_from, train_config.epochs):
             # Dropout; data draws have their own. Rank 0 keeps the single-process stream, the others their own.
-            torch.manual_seed(seed_for(train_config.seed, epoch, 0 if world.rank == 0 else 1000 + world.rank))
+            torch.manual_seed(stream_seed(scheme, train_config.seed, epoch, "dropout", world.rank))
             lr = schedule.lr(epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             stats = guarded(world, f"training epoch {epoch + 1}", lambda: _epoch(
-                net, optimizer, batches.train(epoch, train_config.seed), train_config, epoch, world))
+                net, optimizer, batches.train(epoch, train_config.seed, scheme), train_config, epoch, world))
             val = _score(model, batches, "val", world, autocast_dtype)
             schedule.report(epoch, 1 - val["top1_error"])
             row = {"epoch": epoch + 1, "lr": lr, **stats, "val_loss": val["loss"],
@@ -358,8 +342,8 @@ def _fit(model_config: VGGConfig, data_config: DataConfig, train_config: TrainCo
                 save_checkpoint(ckpt_path, {"format": 1, "config": config, "epoch": epoch + 1,
                                             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                             "schedule": schedule.state_dict(), "history": history,
-                                            "pretrain": pretrain, "rng": {"torch": torch.get_rng_state()},
-                                            "world_size": world.world_size})
+                                            "pretrain": pretrain, "world_size": world.world_size,
+                                            "seed_scheme": scheme})
                 save_json(metrics_path, record)
             if bar is not None:
                 bar.update(1)
@@ -407,8 +391,26 @@ def _score(model: VGG, batches: Batches, which: str, world: World, autocast_dtyp
     loss, err1, err5, total = all_sum(world, [local["loss"] * n, local["top1_error"] * n,
                                               local["top5_error"] * n, n])
     if total == 0:
-        raise ValueError("nothing to evaluate: the split is empty")
+        raise ConfigError(f"nothing to evaluate: the {which} split is empty", ("dataset",), which)
     return {"loss": loss / total, "top1_error": round(err1) / total, "top5_error": round(err5) / total}
+
+
+def _recorded_scheme(record: dict, path: Path) -> str:
+    """The seed scheme `record` (a checkpoint or metrics.json) was written under; LEGACY where it names none."""
+    scheme = record.get("seed_scheme", LEGACY)
+    if scheme not in SCHEMES:
+        raise CheckpointError(f"{path} was written under seed scheme {scheme!r}, which this vggcore does not know "
+                              f"(it knows {', '.join(SCHEMES)}); resume it with the vggcore that wrote it")
+    return scheme
+
+
+def _scheme_in(out: Path) -> str | None:
+    """The seed scheme of what `out` holds from an earlier start of this run (its metrics, its checkpoint, or a
+    finished pre-training of net A), or None for a folder without any: a run keeps the scheme it began under."""
+    for path, read in ((out / "metrics.json", load_json), (out / "checkpoint.pt", load_checkpoint)):
+        if path.exists():
+            return _recorded_scheme(read(path), path)
+    return _scheme_in(out / "pretrain-A") if (out / "pretrain-A").is_dir() else None
 
 
 def _same_world(saved: int, current: int, path: Path) -> None:

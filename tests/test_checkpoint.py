@@ -1,0 +1,143 @@
+"""Atomic writes on a full disk: one clear UserError that says how much room the file needs, and nothing left
+behind. On a real 3 MB tmpfs where this process may mount one (root), and with monkeypatched writes everywhere."""
+
+import errno
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from vggcore import VGGConfig, checkpoint
+from vggcore.checkpoint import load_checkpoint, save_checkpoint, save_json
+from vggcore.data import DataConfig
+from vggcore.errors import UserError
+from vggcore.train import TrainConfig, train
+
+FULL = r"no space left on device writing .*{name} \({what} needs {needed} MB, \d+\.\d MB free\)"
+# torch.save's words for a failed write on a full disk (seen on a 3 MB tmpfs)
+TORCH_FULL = "[enforce fail at inline_container.cc:672] . unexpected pos 2526976 vs 2526864"
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 3 MB tmpfs, mounted for the test (skipped where mounting is not permitted)."""
+    where = tmp_path / "tiny"
+    where.mkdir()
+    if shutil.which("mount") is None:
+        pytest.skip("no mount command on this machine")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(where)], capture_output=True,
+                             text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a 3 MB tmpfs here (needs root): {mounted.stderr.strip()}")
+    yield where
+    subprocess.run(["umount", str(where)], check=True)
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+def state(mb: float) -> dict:
+    return {"format": 1, "weights": torch.zeros(int(mb * 1e6 / 4))}
+
+
+def test_checkpoint_too_large_for_a_real_tiny_disk(tiny_disk):
+    save_checkpoint(tiny_disk / "checkpoint.pt", state(1))        # an earlier, smaller checkpoint
+    with pytest.raises(UserError, match=FULL.format(name="checkpoint.pt", what="the checkpoint", needed="4.0")) as err:
+        save_checkpoint(tiny_disk / "checkpoint.pt", state(4))
+    assert isinstance(err.value, OSError) and err.value.errno == errno.ENOSPC
+    assert isinstance(err.value, checkpoint.DiskFullError)
+    assert leftovers(tiny_disk) == []
+    assert load_checkpoint(tiny_disk / "checkpoint.pt")["weights"].numel() == 250_000  # the old one, whole
+
+
+def test_json_on_a_real_full_disk(tiny_disk):
+    (tiny_disk / "filler").write_bytes(b"\0" * (3 * 2 ** 20 - 64 * 1024))
+    with pytest.raises(UserError, match=FULL.format(name="metrics.json", what="the file", needed="0.2")):
+        save_json(tiny_disk / "metrics.json", {"history": ["x" * 200_000]})
+    assert leftovers(tiny_disk) == [] and not (tiny_disk / "metrics.json").exists()
+
+
+def test_training_on_a_real_tiny_disk_stops_with_the_disk_full_error(tiny_disk):
+    """A VGG-A checkpoint at width 0.125 (3.6 MB with its momentum) cannot fit: the run's error says so."""
+    model = VGGConfig(arch="A", width=0.125, image_size=32)
+    with pytest.raises(UserError, match=FULL.format(name="checkpoint.pt", what="the checkpoint", needed=r"\d+\.\d")):
+        train(model, DataConfig("digits", augment="none"), TrainConfig(epochs=1, batch_size=256, threads=1),
+              out=tiny_disk / "run", progress=False)
+    assert leftovers(tiny_disk / "run") == []
+
+
+def fake_statvfs(free_bytes: int):
+    real = os.statvfs(".")
+
+    class Stats:
+        f_frsize = 4096
+        f_bavail = free_bytes // 4096
+        f_bfree = f_bavail
+        f_blocks = real.f_blocks
+    return lambda path: Stats()
+
+
+def test_torch_write_failure_with_no_room_is_disk_full(tmp_path, monkeypatch):
+    """torch.save's RuntimeError without errno counts as a full disk when statvfs confirms there is no room."""
+    calls = []
+
+    def failing_save(obj, f):
+        calls.append(f)
+        if len(calls) == 1:  # the real write fails; the size count that follows goes through
+            f.write(b"x" * 100)
+            raise RuntimeError(TORCH_FULL)
+        f.write(b"x" * 2_500_000)
+
+    monkeypatch.setattr(checkpoint.torch, "save", failing_save)
+    monkeypatch.setattr(checkpoint.os, "statvfs", fake_statvfs(1_000_000))
+    with pytest.raises(UserError, match=FULL.format(name="checkpoint.pt", what="the checkpoint", needed="2.5")):
+        save_checkpoint(tmp_path / "checkpoint.pt", state(0.001))
+    assert leftovers(tmp_path) == [] and not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_torch_write_failure_with_room_to_spare_is_not_called_disk_full(tmp_path, monkeypatch):
+    def failing_save(obj, f):
+        if hasattr(f, "fileno"):  # the real file; the size count that may follow goes through
+            raise RuntimeError(TORCH_FULL)
+        f.write(b"x" * 100)
+
+    monkeypatch.setattr(checkpoint.torch, "save", failing_save)
+    monkeypatch.setattr(checkpoint.os, "statvfs", fake_statvfs(10 ** 12))
+    with pytest.raises(RuntimeError, match="enforce fail") as err:
+        save_checkpoint(tmp_path / "checkpoint.pt", state(0.001))
+    assert not isinstance(err.value, UserError) and leftovers(tmp_path) == []
+
+
+def test_enospc_from_the_write_itself(tmp_path, monkeypatch):
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint.os, "fsync", fsync)
+    with pytest.raises(UserError, match=FULL.format(name="metrics.json", what="the file", needed="0.0")):
+        save_json(tmp_path / "metrics.json", {"a": 1})
+    monkeypatch.setattr(checkpoint.os, "fsync", real_fsync)
+    assert leftovers(tmp_path) == [] and not (tmp_path / "metrics.json").exists()
+    save_json(tmp_path / "metrics.json", {"a": 1})
+    assert json.loads((tmp_path / "metrics.json").read_text()) == {"a": 1}
+
+
+def test_other_write_errors_pass_unchanged(tmp_path, monkeypatch):
+    def fsync(fd):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(checkpoint.os, "fsync", fsync)
+    with pytest.raises(OSError, match="Input/output error") as err:
+        save_json(tmp_path / "metrics.json", {"a": 1})
+    assert not isinstance(err.value, UserError) and leftovers(tmp_path) == []
+
+
+def test_old_checkpoints_with_an_rng_entry_still_load(tmp_path):
+    save_checkpoint(tmp_path / "old.pt", {"format": 1, "rng": {"torch": torch.get_rng_state()}, "epoch": 3})
+    assert load_checkpoint(tmp_path / "old.pt")["epoch"] == 3
