@@ -1,4 +1,4 @@
-"""pytest plugin: keep only the tests that need CUDA (used by `python -m bench.gpu_check`).
+"""pytest plugin: keep only the tests that need CUDA (used by `python -m vggbench gpu-check`).
 
     python -m pytest tests -p bench.cuda_only
 

@@ -18,14 +18,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar
 
+from vggcore.intervals import CONFIDENCE, MIN_ROUNDS_95, median_interval
 from vggcore.validation import Check, ConfigError, check_field, check_fields, integer, number
 
 from .cases import OptionError
 
-CONFIDENCE = 0.95
 # 6 is the smallest sample whose min..max brackets the median with >= 95% confidence (1 - 2/2^6 = 96.9%);
 # with 5 rounds (the least the harness ever takes) the best distribution-free interval has only 93.75%.
-MIN_ROUNDS = 6
+MIN_ROUNDS = MIN_ROUNDS_95
 SPREAD_LIMIT = 0.10    # interquartile range over median above which rounds are "too spread" (pyperf warns at 10%)
 CLUSTER_GAP = 0.05     # a gap of 5% or more between two groups of rounds can be two machine states
 
@@ -62,27 +62,6 @@ class Sample:
                 "median_rel_half_width": round(self.rel_half_width, 5), "unstable": self.unstable,
                 "unstable_reason": "; ".join(self.reasons), "stop_reason": self.stop,
                 "round_times": [round(t, 9) for t in self.times]}
-
-
-def median_rank_interval(n: int, confidence: float = CONFIDENCE) -> tuple[int, int, float]:
-    """0-based ranks (lo, hi) of the sorted sample bracketing the median with at least `confidence`, and the
-    exact coverage; for n < 6 the widest one (min..max), whose coverage is below 95%."""
-    if n < 1:
-        raise ValueError("median_rank_interval needs at least one value")
-    best = (0, n - 1, 1 - 2 * 0.5 ** n)
-    for k in range(1, n // 2 + 1):  # interval [x(k), x(n-k+1)] in 1-based ranks
-        coverage = 1 - 2 * sum(math.comb(n, i) for i in range(k)) / 2 ** n
-        if coverage < confidence:
-            break
-        best = (k - 1, n - k, coverage)
-    return best
-
-
-def median_interval(times, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """Distribution-free interval of the population median from i.i.d. rounds."""
-    ordered = sorted(times)
-    lo, hi, _ = median_rank_interval(len(ordered), confidence)
-    return ordered[lo], ordered[hi]
 
 
 def relative_half_width(times, confidence: float = CONFIDENCE) -> float:

@@ -20,6 +20,8 @@ from vggcore.train import TrainConfig, train
 FULL = r"no space left on device writing .*{name} \({what} needs {needed} MB, \d+\.\d MB free\)"
 # torch.save's words for a failed write on a full disk (seen on a 3 MB tmpfs)
 TORCH_FULL = "[enforce fail at inline_container.cc:672] . unexpected pos 2526976 vs 2526864"
+# the parts every checkpoint vggcore.train writes has (load_checkpoint refuses a file without them)
+WHOLE = {"format": 1, "config": {}, "epoch": 3, "model": {}, "optimizer": {}, "schedule": {}, "history": []}
 
 
 @pytest.fixture
@@ -42,7 +44,7 @@ def leftovers(folder: Path) -> list[str]:
 
 
 def state(mb: float) -> dict:
-    return {"format": 1, "weights": torch.zeros(int(mb * 1e6 / 4))}
+    return {**WHOLE, "weights": torch.zeros(int(mb * 1e6 / 4))}
 
 
 def test_checkpoint_too_large_for_a_real_tiny_disk(tiny_disk):
@@ -139,5 +141,39 @@ def test_other_write_errors_pass_unchanged(tmp_path, monkeypatch):
 
 
 def test_old_checkpoints_with_an_rng_entry_still_load(tmp_path):
-    save_checkpoint(tmp_path / "old.pt", {"format": 1, "rng": {"torch": torch.get_rng_state()}, "epoch": 3})
+    save_checkpoint(tmp_path / "old.pt", {**WHOLE, "rng": {"torch": torch.get_rng_state()}})
     assert load_checkpoint(tmp_path / "old.pt")["epoch"] == 3
+
+
+class Payload:
+    """A pickled global whose loading would run code (a file appears) if torch.load trusted it."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_checkpoint_naming_a_global_is_refused_by_name_and_runs_nothing(tmp_path):
+    marker = tmp_path / "PWNED"
+    torch.save({**WHOLE, "extra": Payload(marker)}, tmp_path / "evil.pt")
+    with pytest.raises(checkpoint.CheckpointError, match=r"refused to load checkpoint .*evil\.pt: it names "
+                                                         r"\S*(posix|os)\.system.*nothing in it was run") as err:
+        load_checkpoint(tmp_path / "evil.pt")
+    assert "weights_only=False" not in str(err.value) and not marker.exists()
+
+
+def test_a_checkpoint_lacking_its_parts_or_a_record_that_is_not_an_object_is_refused(tmp_path):
+    save_checkpoint(tmp_path / "part.pt", {"format": 1, "epoch": 3, "model": {}})
+    with pytest.raises(checkpoint.CheckpointError, match="lacks config, optimizer, schedule, history"):
+        load_checkpoint(tmp_path / "part.pt")
+    (tmp_path / "metrics.json").write_text("[]")
+    with pytest.raises(checkpoint.CheckpointError, match="holds a JSON list, not a run's record"):
+        checkpoint.load_json(tmp_path / "metrics.json")
+
+
+def test_a_state_that_does_not_fit_the_network_names_the_file(tmp_path):
+    net = torch.nn.Linear(3, 2)
+    with pytest.raises(checkpoint.CheckpointError, match=r"ckpt\.pt: its model state does not fit this run"):
+        checkpoint.load_state(net, torch.nn.Linear(4, 2).state_dict(), tmp_path / "ckpt.pt", "model")

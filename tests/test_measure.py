@@ -89,3 +89,28 @@ def test_synchronize_waits_for_an_indexed_cuda_device(monkeypatch):
     measure.synchronize("cuda")
     measure.synchronize("cpu")
     assert waited == ["cuda:1", "cuda"]
+
+
+def test_peak_kernels_stay_small_where_a_dtype_is_slow(monkeypatch):
+    """bf16 on an AVX2-only CPU ran ~170x slower than fp32 here: the peak must not time a 2048^3 matmul there."""
+    sizes, slow = [], 1e9  # a 1 GFLOP/s "machine"
+
+    def fake_best(fn, device, repeats):
+        size = fn.size
+        sizes.append(size)
+        return 2 * size ** 3 / slow
+
+    def fake_make(size):
+        fn = lambda: None  # noqa: E731
+        fn.size = size
+        return fn
+
+    monkeypatch.setattr(measure, "_best_seconds", fake_best)
+    rate = measure._grown_rate([256, 512, 1024, 2048], lambda s: 2 * s ** 3, fake_make, "cpu", 5)
+    assert rate == pytest.approx(slow)
+    # 512^3 at 1 GFLOP/s is 0.27 s, 1024^3 would be 2.1 s: growth stops at 512
+    assert max(sizes) == 512 and sizes.count(512) == 2
+    sizes.clear()
+    slow = 1e12  # 1 TFLOP/s: every size fits the budget, the full size is reached
+    measure._grown_rate([256, 512, 1024, 2048], lambda s: 2 * s ** 3, fake_make, "cpu", 5)
+    assert max(sizes) == 2048

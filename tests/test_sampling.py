@@ -7,8 +7,8 @@ import statistics
 import numpy as np
 import pytest
 
-from bench.sampling import (SamplingRule, median_interval, median_rank_interval, ratio_sample, rule_from_options,
-                            sample, sample_pairs, summarize)
+from bench.sampling import SamplingRule, ratio_sample, rule_from_options, sample, sample_pairs, summarize
+from vggcore.intervals import median_interval, median_rank_interval
 
 
 class FakeClock:

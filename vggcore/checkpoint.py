@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
@@ -113,24 +114,55 @@ def save_json(path: Path, data: Any) -> None:
     atomic_write(path, lambda f: f.write(text), what="the file")
 
 
-def load_json(path: Path) -> Any:
+def load_json(path: Path) -> dict:
+    """A run's JSON file (metrics.json): an object, or a CheckpointError naming the file."""
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{path} is corrupt ({err}); move it away to start this run over") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path} holds a JSON {type(data).__name__}, not a run's record (an object); move it "
+                              "away to start this run over")
+    return data
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
     atomic_write(path, lambda f: torch.save(state, f), what="the checkpoint")
 
 
+# What every checkpoint `vggcore.train` writes holds; a file without one of them is not one of ours.
+CHECKPOINT_KEYS = ("config", "epoch", "model", "optimizer", "schedule", "history")
+
+
 def load_checkpoint(path: Path) -> dict:
+    """A vggbench checkpoint, read with `weights_only=True` (tensors and plain containers only: a pickled global
+    is refused before anything runs), or a CheckpointError naming the file and what was wrong."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many kinds for a damaged file
+        text = str(err)
+        refused = re.search(r"unsupported (?:global: )?GLOBAL (\S+)", text, re.I)
+        if refused:  # torch's own message would advise weights_only=False, which would run the file's code
+            raise CheckpointError(f"refused to load checkpoint {path}: it names {refused.group(1).rstrip('.,;')}, "
+                                  "which a vggbench checkpoint never contains; nothing in it was run") from None
         raise CheckpointError(f"checkpoint {path} is corrupt or unreadable ({type(err).__name__}: "
-                              f"{str(err).splitlines()[0] if str(err) else ''}); refusing to start over on top of "
+                              f"{text.splitlines()[0] if text else ''}); refusing to start over on top of "
                               "it: move it away to retrain from scratch") from None
     if not isinstance(state, dict) or state.get("format") != 1:
         raise CheckpointError(f"checkpoint {path} is not a vggbench checkpoint")
+    missing = [k for k in CHECKPOINT_KEYS if k not in state]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}: not a whole vggbench checkpoint; move "
+                              "it away to retrain from scratch")
     return state
+
+
+def load_state(module, state: dict, path: Path, what: str) -> None:
+    """`module.load_state_dict(state)` with a CheckpointError naming the file when the shapes or keys do not fit
+    (a checkpoint of another network under the same configuration is a foreign file)."""
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError, TypeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"checkpoint {path}: its {what} state does not fit this run ({first[:200]}); move it "
+                              "away to retrain from scratch") from None

@@ -3,7 +3,7 @@
 Step times on a shared machine are skewed and have outliers, so a normal-theory interval would be too narrow where
 it matters; the ranks below bracket the population median with binomial coverage whatever the distribution is,
 for i.i.d. rounds. Pure functions, so vggcore's measurements (the per-layer profile) and the benchmark's adaptive
-sampling share one rule: `bench/sampling.py` keeps a copy of these two functions until it imports them from here.
+sampling (`bench/sampling.py`) share one rule.
 
     >>> median_interval([3.0, 1.0, 2.0, 5.0, 4.0, 6.0])
     (1.0, 6.0)

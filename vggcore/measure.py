@@ -16,6 +16,8 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
+from .errors import MissingPackage
+
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 DEVICES = ("cpu", "cuda", "mps")
 
@@ -176,8 +178,8 @@ def _rss_reader() -> Callable[[], int]:
     try:
         import psutil
     except ImportError:
-        raise RuntimeError("measuring peak CPU memory without /proc needs psutil (pip install psutil; vggbench "
-                           "declares it on such platforms)") from None
+        raise MissingPackage("measuring peak CPU memory without /proc needs psutil (pip install psutil; vggbench "
+                             "declares it on such platforms)") from None
     proc = psutil.Process()
     return lambda: proc.memory_info().rss
 
@@ -233,31 +235,60 @@ def _best_seconds(fn: Callable[[], object], device: str, repeats: int) -> float:
     return best
 
 
+# A peak kernel grows to its full size only while one call is predicted to stay this fast: where a dtype has no
+# fast path (bf16 on an AVX2-only CPU ran a 1024^3 matmul at 0.9 GFLOP/s against fp32's 155 here), the full-size
+# kernels would take minutes each for a figure a smaller kernel gives as well.
+PEAK_CALL_BUDGET_S = 0.5
+
+
+def _grown_rate(sizes: list[int], flops: Callable[[int], float], make: Callable[[int], Callable[[], object]],
+                device: str, repeats: int) -> float:
+    """Best FLOP/s of `make(size)()`: sizes are tried smallest first (one timed call each) while the rate seen so
+    far predicts a call under PEAK_CALL_BUDGET_S; the largest such size is then timed `repeats` times."""
+    chosen, rate = sizes[0], 0.0
+    for size in sizes:
+        if rate and flops(size) / rate > PEAK_CALL_BUDGET_S:
+            break
+        chosen = size
+        if size != sizes[-1]:
+            rate = max(rate, flops(size) / _best_seconds(make(size), device, 1))
+    return max(rate, flops(chosen) / _best_seconds(make(chosen), device, repeats))
+
+
 def matmul_peak_flops(device: str, dtype: str, n: int | None = None, repeats: int = 5) -> float:
-    """FLOP/s of the best of `repeats` n x n matmuls in `dtype`."""
-    n = n or (8192 if device == "cuda" else 2048)
+    """FLOP/s of the best of `repeats` n x n matmuls in `dtype` (n grown up to 8192 on CUDA, 2048 elsewhere, see
+    PEAK_CALL_BUDGET_S; a given `n` is used as is)."""
+    top = n or (8192 if device == "cuda" else 2048)
+    sizes = [top] if n else [s for s in (256, 512, 1024, 2048, 4096, 8192) if s <= top]
     gen = torch.Generator().manual_seed(0)
-    a, b = (torch.randn(n, n, generator=gen).to(device=device, dtype=DTYPES[dtype]) for _ in range(2))
-    return 2 * n ** 3 / _best_seconds(lambda: a @ b, device, repeats)
+
+    def make(size: int) -> Callable[[], object]:
+        a, b = (torch.randn(size, size, generator=gen).to(device=device, dtype=DTYPES[dtype]) for _ in range(2))
+        return lambda: a @ b
+    return _grown_rate(sizes, lambda size: 2 * size ** 3, make, device, repeats)
 
 
 def conv_peak_flops(device: str, dtype: str, batch: int | None = None, repeats: int = 5) -> float:
-    """FLOP/s of the best of `repeats` VGG-shaped 3x3 convolutions (256 -> 256 channels, 56 x 56, NHWC)."""
-    batch = batch or (64 if device == "cuda" else 8)
+    """FLOP/s of the best of `repeats` VGG-shaped 3x3 convolutions (256 -> 256 channels, 56 x 56, NHWC), the batch
+    grown up to 64 on CUDA and 8 elsewhere (see PEAK_CALL_BUDGET_S; a given `batch` is used as is)."""
+    top = batch or (64 if device == "cuda" else 8)
+    sizes = [top] if batch else [b for b in (1, 2, 8, 64) if b <= top]
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(batch, 256, 56, 56, generator=gen).to(device=device, dtype=DTYPES[dtype],
+
+    def make(size: int) -> Callable[[], object]:
+        x = torch.randn(size, 256, 56, 56, generator=gen).to(device=device, dtype=DTYPES[dtype],
+                                                             memory_format=torch.channels_last)
+        w = torch.randn(256, 256, 3, 3, generator=gen).to(device=device, dtype=DTYPES[dtype],
                                                           memory_format=torch.channels_last)
-    w = torch.randn(256, 256, 3, 3, generator=gen).to(device=device, dtype=DTYPES[dtype],
-                                                      memory_format=torch.channels_last)
-    macs = batch * 256 * 56 * 56 * 256 * 9
-    return 2 * macs / _best_seconds(lambda: torch.nn.functional.conv2d(x, w, padding=1), device, repeats)
+        return lambda: torch.nn.functional.conv2d(x, w, padding=1)
+    return _grown_rate(sizes, lambda size: 2 * size * 256 * 56 * 56 * 256 * 9, make, device, repeats)
 
 
 def peak_flops(device: str, dtype: str) -> dict[str, float]:
     """The machine's own measured dense peak for `dtype`: the better of a large matmul and a VGG-shaped conv.
 
-    Both are measured because neither bounds the other everywhere: on this project's AVX-512 CPU, oneDNN's
-    convolutions run about 2.5x faster than MKL's fp32 matmul, so a matmul-only peak would give MFU > 1.
+    Both are measured because neither bounds the other everywhere: on an AVX-512 CPU, oneDNN's fp32 convolutions
+    ran about 2.5x faster than MKL's fp32 matmul, so a matmul-only peak would give MFU > 1.
     """
     mm, conv = matmul_peak_flops(device, dtype), conv_peak_flops(device, dtype)
     return {"peak_flops": max(mm, conv), "peak_flops_matmul": mm, "peak_flops_conv": conv}

@@ -28,7 +28,7 @@ from typing import Callable, ClassVar, Iterator
 
 import torch
 
-from .checkpoint import CheckpointError, load_checkpoint, load_json, save_checkpoint, save_json
+from .checkpoint import CheckpointError, load_checkpoint, load_json, load_state, save_checkpoint, save_json
 from .config import VGGConfig
 from .data import DataConfig, Dataset, load
 from .distributed import World, WorldError, all_gather_ints, all_sum, guarded, per_rank, setup, shard, \
@@ -290,7 +290,8 @@ def _fit(model_config: VGGConfig, data_config: DataConfig, train_config: TrainCo
                                  world=world, scheme=scheme)
         if a_model is None:  # finished earlier: its weights are in its checkpoint
             a_model = build(dataclasses.replace(model_config, arch="A"))
-            a_model.load_state_dict(load_checkpoint(out / "pretrain-A" / "checkpoint.pt")["model"])
+            a_path = out / "pretrain-A" / "checkpoint.pt"
+            load_state(a_model, load_checkpoint(a_path)["model"], a_path, "model")
         init_from(model, a_model.to(device))
         pretrain = {"epochs": train_config.init_from_a_epochs, "final": pretrain.get("final")}
     if train_config.channels_last:
@@ -309,9 +310,9 @@ def _fit(model_config: VGGConfig, data_config: DataConfig, train_config: TrainCo
         if _recorded_scheme(state, ckpt_path) != scheme:
             raise CheckpointError(f"{ckpt_path} was written under seed scheme {_recorded_scheme(state, ckpt_path)!r} "
                                   f"but its folder's other files under {scheme!r}; refusing to mix runs")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
+        load_state(model, state["model"], ckpt_path, "model")
+        load_state(optimizer, state["optimizer"], ckpt_path, "optimizer")
+        load_state(schedule, state["schedule"], ckpt_path, "schedule")
         history, resumed_from = state["history"], state["epoch"]
         pretrain = state.get("pretrain", pretrain)
     net = wrap_model(model, world, train_config.sync_bn)  # DDP in a world of N; `model` itself in one process

@@ -1,0 +1,32 @@
+"""The report's opening: the fastest setting per architecture, each study's effects ranked, the paper's Table 2."""
+
+from __future__ import annotations
+
+from ..bench_tables import fastest_display, fastest_with_speedup, paper_table2
+from ..document import Report
+from . import Inputs
+from .studies import method_text
+
+
+def add(r: Report, inp: Inputs) -> None:
+    r.add("h2", "Summary")
+    if inp.bench is not None:
+        r.add("h3", "Fastest setting per architecture")
+        fastest = fastest_with_speedup(inp.bench)
+        r.table("fastest_settings", fastest, display=fastest_display(fastest))
+        r.add("text", "Speed-up: median step time of plain fp32 (same device, batch size and implementation) over "
+                      "the fastest setting's, with a 95% interval from both cases' rounds and the between-run "
+                      "noise model of `reports compare`.")
+    if inp.effects:
+        r.add("h3", "Effects, ranked (best first)")
+        for study, eff in inp.effects.items():
+            cols = ["variant", "n_ok", "n", "mean", "ci_low", "ci_high", "diff", "diff_low", "diff_high", "rel_diff",
+                    "p_value", "p_adjusted", "decision"]
+            r.table(f"summary_{study}", eff[cols], study)
+            r.add("text", method_text(eff, inp.powers[study].iloc[0]))
+    r.add("h3", "Paper Table 2 beside vggcore")
+    r.table("paper_table2", paper_table2())
+    missing = [name for name, data in (("benchmark", inp.bench if inp.scaling is None else inp.scaling),
+                                       ("ablation", inp.ablations)) if data is None]
+    if missing:
+        r.add("text", f"Not in this report: {' and '.join(missing)} results (none were given).")
