@@ -357,7 +357,7 @@ def test_build_uses_min_effect_and_correction_options(ablation_dir, tmp_path, ca
 
     eff = pd.read_csv(tmp_path / "r" / "tables" / "effects.csv").set_index("variant")
     assert eff.loc["d=off", "min_effect"] == 0.5 and eff.loc["d=off", "correction"] == "Benjamini-Hochberg"
-    # inside +/-0.5 but significant: a difference that is real wins over "equivalent" (README: Statistics)
+    # inside +/-0.5 but significant: a difference that is real wins over "equivalent" (docs/ablations.md, Statistics)
     assert eff.loc["d=off", "decision"] == "worse"
     md = (tmp_path / "r" / "report.md").read_text()
     assert "adjusted p by Benjamini-Hochberg" in md and "equivalent: the interval lies inside +/-0.5" in md
