@@ -142,7 +142,7 @@ def _markdown_table(frame: pd.DataFrame, caption: str) -> list[str]:
     out = []
     for cap, part, numbers in _parts(frame, caption):
         out.append(f"*{cap}*")
-        out.extend(f"_{note}_" for note in part.notes)
+        out.extend(f"*{note}*" for note in part.notes)
 
         def text(cell: Cell) -> str:
             mark = str(numbers[cell.reason]).translate(SUPERSCRIPT) if cell.reason else ""

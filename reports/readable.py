@@ -81,7 +81,7 @@ TONES = {"better": "good", "faster": "good", "worse": "bad", "regression": "bad"
 
 LEVEL = 0.05        # the alpha an interval is labelled with when the frame does not say (ablations.stats.ALPHA)
 BUDGET_PX = 1300    # widest table: a 1,400 px window less the page's margins and a scroll bar
-CHAR_PX = 9         # a wide glyph at the tables' 13 px (bold DejaVu Sans headers: about 8.7)
+FONT_PX = 13        # the tables' font size
 PAD_PX = 18         # cell padding and border
 WRAP_CHARS = 28     # longer cells wrap (their column is counted this wide)
 
@@ -211,11 +211,22 @@ def _looks_numeric(text: str) -> bool:
     return text == DASH or (bool(text) and (text[0].isdigit() or text[0] in "+-[<") and not text[:1].isalpha())
 
 
+# Glyph widths in em, on the wide side of common sans fonts (DejaVu Sans: digits 0.64, bold about 8% wider).
+NARROW, WIDE = set(" .,:;[]()'|!ilIjft"), set("mwMW@%—")
+
+
+def text_px(text: str, bold: bool = False) -> float:
+    """Estimated rendered width of `text` at FONT_PX."""
+    em = sum(0.36 if ch in NARROW else 0.95 if ch in WIDE else 0.74 if ch.isupper() else 0.64 for ch in text)
+    return em * FONT_PX * (1.08 if bold else 1.0)
+
+
 def column_px(header: str, cells: list[Cell]) -> float:
-    """Estimated width of a column: its widest cell (wrapping ones counted WRAP_CHARS wide) or header word."""
-    longest = max([len(c.text) + (3 if c.reason else 0) for c in cells] or [0])
-    word = max((len(w) for w in header.split()), default=0)
-    return max(min(longest, WRAP_CHARS), word) * CHAR_PX + PAD_PX
+    """Estimated width of a column: its widest cell (a wrapping one counted WRAP_CHARS characters wide), or its
+    header's longest word (headers wrap between words), plus padding."""
+    cell = max([text_px(c.text[:WRAP_CHARS]) + (text_px("00") if c.reason else 0) for c in cells] or [0.0])
+    word = max((text_px(w, bold=True) for w in header.split()), default=0.0)
+    return max(cell, word) + PAD_PX
 
 
 def wraps(cells: list[Cell]) -> bool:
@@ -233,14 +244,27 @@ def split(table: Table, budget: float = BUDGET_PX) -> list[Table]:
     while keys < min(3, len(widths) - 1) and len({tuple(c.text for c in r[:keys]) for r in table.rows}) < len(
             table.rows):
         keys += 1
-    parts, current, used = [], [], sum(widths[:keys])
-    for i in range(keys, len(widths)):
-        if current and used + widths[i] > budget:
-            parts.append(current)
-            current, used = [], sum(widths[:keys])
-        current.append(i)
-        used += widths[i]
-    parts.append(current)
+    key_px, rest = sum(widths[:keys]), list(range(keys, len(widths)))
+
+    def cut(cap: float) -> list[list[int]]:
+        """Consecutive columns into parts of at most `cap` pixels, keys included (a column wider than that alone
+        still gets a part)."""
+        parts, current, used = [], [], key_px
+        for i in rest:
+            if current and used + widths[i] > cap:
+                parts.append(current)
+                current, used = [], key_px
+            current.append(i)
+            used += widths[i]
+        return parts + [current]
+
+    # As few parts as the budget allows, then as even as they can be: the narrowest cap that needs no more parts.
+    fewest = len(cut(budget))
+    low, high = key_px + max(widths[i] for i in rest), float(budget)
+    while high - low > 1:
+        mid = (low + high) / 2
+        low, high = (mid, high) if len(cut(mid)) > fewest else (low, mid)
+    parts = cut(high)
     out = []
     for n, cols in enumerate(parts):
         idx = list(range(keys)) + cols
