@@ -71,7 +71,7 @@ HEADERS = {
 # (low column, high column, header after the level): merged into one "[low, high]" column where `low` stood.
 INTERVALS = [("ci_low", "ci_high", "interval"), ("diff_low", "diff_high", "interval of the difference"),
              ("median_low", "median_high", "interval of the median"),
-             ("speedup_low", "speedup_high", "interval of the speed-up"), ("low", "high", "interval")]
+             ("speedup_low", "speedup_high", "interval of the speed-up"), ("low", "high", "interval of the ratio")]
 # Columns that describe how a whole table was computed: when constant they move to a line under the caption.
 CONTEXT = {"study", "metric", "test", "correction", "family", "alpha", "min_effect", "ci_method", "machine"}
 # Words of a verdict column and the tone HTML gives them (reports.compare's verdicts beside the study decisions).

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from reports.document import Report, prepare
-from reports.readable import BUDGET_PX, HEADERS, Flag, column_px, readable, split
+from reports.readable import BUDGET_PX, HEADERS, INTERVALS, Flag, column_px, readable, split
 from reports.render import build
 
 
@@ -29,6 +29,18 @@ def test_machine_columns_get_plain_headers_and_intervals_are_merged():
     assert x["decision"].tone == "bad" and table.rows[0][-1].tone == ""   # the baseline gets no colour
     # columns that are the same in every row move to one line under the caption
     assert table.notes == ["Same in every row: level (alpha) 0.05; test Welch t."]
+
+
+def test_every_machine_column_of_the_effects_and_benchmark_tables_reads_as_words_and_none_alike():
+    from reports.load import BENCH_DEFAULTS, BENCH_EXTRA_KEYS
+    from reports.sections.studies import EFFECTS_COLUMNS
+
+    columns = list(dict.fromkeys([*EFFECTS_COLUMNS, *BENCH_EXTRA_KEYS, *BENCH_DEFAULTS, *HEADERS]))
+    headers = readable(pd.DataFrame([{c: 1.0 for c in columns}])).headers
+    assert not [h for h in headers if "_" in h]
+    assert len(headers) == len(set(headers)), sorted(h for h in headers if headers.count(h) > 1)
+    merged = {c for lo, hi, _ in INTERVALS for c in (lo, hi)} & set(columns)
+    assert len(headers) == len(columns) - len(merged) // 2   # each interval pair is one column
 
 
 def test_the_interval_level_follows_the_frames_alpha():
