@@ -217,7 +217,7 @@ def test_rows_add_up_to_the_profiled_step(train_profile):
     # with two rounds every median is a mean, so the row medians add up exactly
     assert sum(r.time_s for r in prof.rows) == pytest.approx(prof.totals.profiled_step_s)
     assert prof.totals.timing == "host" and prof.totals.rounds == 2
-    assert prof.setting["optimizer"] == "SGD" and prof.setting["dtype"] == "bf16"
+    assert prof.setting["optimizer"] == "SGD(foreach)" and prof.setting["dtype"] == "bf16"   # DEFAULT_SGD["cpu"]
 
 
 def test_records_are_tidy_and_json_clean(train_profile):
