@@ -65,7 +65,7 @@ def add_options(group) -> None:
                          "features.0 (the totals still cover the whole step); default every row")
     group.addoption("--vgg-profile-rounds", default=None, metavar="N",
                     help=f"with --vgg-profile (implies it): profiled rounds per case, each beside one unprofiled "
-                         f"round (default {MIN_ROUNDS_95}, the fewest whose min..max is a 95% interval of the "
+                         f"round (default {MIN_ROUNDS_95}, the fewest whose min..max is a 95%% interval of the "
                          "median)")
 
 
