@@ -74,6 +74,13 @@ def check(model: nn.Module, mode: str, device: str, dtype: str) -> None:
         raise ProfileError(reason)
 
 
+def check_layers(model: VGG, mode: str, device: str, dtype: str, batch_size: int,
+                 optimizer: torch.optim.Optimizer | None, layers: Sequence[str]) -> None:
+    """ProfileError unless every value of the layer filter names a row (layer or kind) this profile will have."""
+    select(layers, [(p.key[0], p.kind) for p in plan_rows(model, mode, device, dtype, batch_size, Seen(), optimizer,
+                                                           set())] + [("unattributed", "unattributed")])
+
+
 # ------------------------------------------------------------------------------------------------ the step
 def sync(device: str) -> None:
     """Wait for `device` (cuda:1 included: vggcore.measure.synchronize knows the default device only)."""
@@ -232,9 +239,7 @@ def profile_step(model: VGG, mode: str = "train_step", *, batch_size: int, devic
         optimizer = torch.optim.SGD(model.parameters(), **SGD, **SGD_IMPLEMENTATIONS[default_sgd(device)])
     step = CaseStep(model, mode, device, dtype, *inputs, optimizer if mode == "train_step" else None)
     if layers is not None:   # judge the filter before the work: the row names do not depend on the run
-        select(layers, [(p.key[0], p.kind) for p in plan_rows(model, mode, device, dtype, batch_size, Seen(),
-                                                               step.optimizer, set())]
-                       + [("unattributed", "unattributed")])
+        check_layers(model, mode, device, dtype, batch_size, step.optimizer, layers)
     source = source or TorchProfilerSource(device)
     seen = Seen()
 
