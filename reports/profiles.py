@@ -9,7 +9,8 @@ case's record (bench/profiling.py: {"format", "case", "totals", "rows"}) and is 
 
 Row columns (vggcore.profile_rows.ProfileRow): order, layer_index, layer, kind, pass, time_s, time_low_s,
 time_high_s, round_times_s, flops, bytes, intensity, achieved_flops, achieved_bytes, bound_flops, bound_time_s,
-share_of_bound, above_bound_s, limit, dtype.
+share_of_bound, above_bound_s, limit, dtype, top_op, top_op_share (the op with the most own time in the row and
+its share; absent from profiles recorded before it was).
 """
 
 from __future__ import annotations
@@ -105,7 +106,8 @@ def where_time_goes(rows: pd.DataFrame, top: int = 12) -> pd.DataFrame:
     step = rows["time_s"].sum()
     ranked = rows.sort_values("above_bound_s", ascending=False, kind="stable")
     cols = ["layer", "kind", "pass", "time_s", "bound_time_s", "above_bound_s", "share_of_bound", "limit",
-            "flops", "bytes", "achieved_flops", "achieved_bytes", "intensity"]
+            "flops", "bytes", "achieved_flops", "achieved_bytes", "intensity", "top_op", "top_op_share"]
+    cols = [c for c in cols if c in rows]   # top_op: rows of profiles taken before it was recorded lack it
     head = ranked.head(top)[cols].copy()
     rest = ranked.iloc[top:]
     if not rest.empty:

@@ -74,6 +74,30 @@ def test_attribution_rules_on_host_time():
     assert times.attributed == pytest.approx(13.5 + 2 + 1 + 3 + 4 + 2 + 21 + 3 + 12)
 
 
+def test_each_rows_ops_by_own_time_sum_to_the_row_and_name_the_kernel():
+    times = attribute(hand_made_step(), device_timing=False)
+    for key, seconds in times.rows.items():
+        assert sum(times.ops[key].values()) == pytest.approx(seconds), key
+    assert times.ops[("conv", "forward", "op")] == pytest.approx({"aten::conv2d": 3 + 10, "aten::empty": 0.5})
+    assert times.ops[("conv", "forward", "cast")] == pytest.approx({"aten::to": 1, "aten::_to_copy": 1})
+    backward = times.ops[("conv", "backward", "op")]
+    assert max(backward, key=backward.get) == "ConvolutionBackward0" and backward["ConvolutionBackward0"] == 16
+    assert times.ops[("optimizer", "update", "op")] == pytest.approx({"Optimizer.step#SGD.step": 12 - 1,
+                                                                     "aten::mul_": 1 - 0.2, "aten::to": 0.2})
+    device = attribute(hand_made_step(thread=2, device=True), device_timing=True)
+    for key, seconds in device.rows.items():
+        assert sum(device.ops[key].values()) == pytest.approx(seconds), key
+    assert device.ops[("optimizer", "update", "op")] == pytest.approx({"vggcore::optimizer": 0.1,
+                                                                      "Optimizer.step#SGD.step": 1.4})
+
+
+def test_top_op_is_the_op_with_most_time_over_the_rounds():
+    from vggcore.profile_rows import top_op
+
+    assert top_op([{"a": 3.0, "b": 1.0}, {"b": 4.0}]) == ("b", pytest.approx(5 / 8))
+    assert top_op([{}, {}]) == ("", None) and top_op([]) == ("", None)
+
+
 def test_attribution_on_device_time_ignores_host_durations():
     """CUDA: kernels only; the backward nodes run on the engine's device thread, found by sequence number."""
     times = attribute(hand_made_step(thread=2, device=True), device_timing=True)
@@ -230,6 +254,10 @@ def test_records_are_tidy_and_json_clean(train_profile):
     conv = next(r for r in records if r["kind"] == "conv3x3" and r["pass"] == "forward")
     assert conv["dtype"] == "bf16" and conv["intensity"] == conv["flops"] / conv["bytes"]
     assert conv["share_of_bound"] == pytest.approx(conv["bound_time_s"] / conv["time_s"])
+    # the kernel that holds the row back has a name (oneDNN's or the slow fallback, whichever this CPU runs)
+    assert "conv" in conv["top_op"] and conv["top_op"].startswith("aten::") and 0 < conv["top_op_share"] <= 1
+    cast = next(r for r in records if r["kind"] == "cast" and r["pass"] == "forward")
+    assert cast["top_op"] in ("aten::to", "aten::_to_copy", "aten::copy_")
 
 
 def test_layer_filter_keeps_rows_and_totals(train_profile):

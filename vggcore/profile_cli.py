@@ -130,7 +130,8 @@ def display_rows(prof) -> list[dict]:
             else "-", "GB/s": _sig(r.achieved_bytes / 1e9) if r.bytes and r.achieved_bytes else "-",
             "bound_ms": _sig(r.bound_time_s * 1e3) if r.limit != "none" else "-",
             "of_bound": f"{r.share_of_bound:.1%}" if r.share_of_bound is not None else "-",
-            "above_bound_ms": _sig(r.above_bound_s * 1e3), "limit": r.limit})
+            "above_bound_ms": _sig(r.above_bound_s * 1e3), "limit": r.limit,
+            "top_op": f"{r.top_op} ({r.top_op_share:.0%})" if r.top_op else "-"})
     return out
 
 

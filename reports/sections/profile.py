@@ -76,7 +76,10 @@ def ranked_display(ranked: pd.DataFrame) -> pd.DataFrame:
         "share of bound": ranked["share_of_bound"].map(percent_h), "limit": ranked["limit"].fillna(""),
         "achieved": [flops_h(v) if f and f > 0 else DASH for v, f in zip(ranked["achieved_flops"], ranked["flops"])],
         "bytes/s": [bytes_h(v) + "/s" if b and b > 0 else DASH for v, b in zip(ranked["achieved_bytes"],
-                                                                               ranked["bytes"])]})
+                                                                               ranked["bytes"])],
+        "top op (share of the row)": [f"{op} ({percent_h(share)})" if isinstance(op, str) and op else DASH
+                                      for op, share in zip(ranked.get("top_op", [None] * len(ranked)),
+                                                           ranked.get("top_op_share", [None] * len(ranked)))]})
 
 
 def side(r: Report, setting: str, a: pd.Series, b: pd.Series, rows: pd.DataFrame) -> None:
