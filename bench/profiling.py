@@ -14,6 +14,7 @@ What a case records (extra_info["profile"], format PROFILE_FORMAT):
               roofs (peak_flops, bandwidth and how each was measured) and benchmark_median_s, the case's own
               benchmark median (the profile's unprofiled rounds are timed separately, after the benchmark's)
     rows      `Profile.records(case=id)`: one tidy row per layer, pass and part (vggcore.profile_rows.ProfileRow)
+    kernels   `Profile.kernel_records()`: every op by its own time per step, most first (op, seconds, share, rows)
 
 The profile runs after the case's timed rounds and memory probe, on the same model, inputs and optimizer. The
 roofs are measured once per device and dtype in the session: the peak is the session's own (`peak_flops`
@@ -151,7 +152,7 @@ def profile_case(config: pytest.Config, case: BenchCase, step, peaks: dict[str, 
     times = info.get("round_times") or []
     totals = prof.record(case=case.id, benchmark_median_s=statistics.median(times) if times else None)
     return {"profile": {"format": PROFILE_FORMAT, "case": case.id, "totals": totals,
-                        "rows": prof.records(case=case.id)}}
+                        "rows": prof.records(case=case.id), "kernels": prof.kernel_records()}}
 
 
 def terminal_summary(terminalreporter, config: pytest.Config) -> None:

@@ -4,6 +4,7 @@ case's record (bench/profiling.py: {"format", "case", "totals", "rows"}) and is 
 
     rows   = profile_rows(bench)     # one row per case, layer, pass and part: CASE_COLUMNS + vggcore's row columns
     cases  = profile_cases(bench)    # one row per profiled case: CASE_COLUMNS + the totals and the roofs
+    ops    = profile_kernels(bench)  # one row per case and op: its own time per step, most first
     where_time_goes(rows[rows["name"] == name])          # the rows losing most time to the roofs, ranked
     for setting, a, b in pairs(cases): side_by_side(rows_of(a), rows_of(b))
 
@@ -68,6 +69,13 @@ def profile_cases(bench: pd.DataFrame) -> pd.DataFrame:
     rows = [{**_case(case), **{k: v for k, v in record["totals"].items() if k not in CASE_COLUMNS and k != "case"}}
             for case, record in _profiles(bench)]
     return pd.DataFrame(rows)
+
+
+def profile_kernels(bench: pd.DataFrame) -> pd.DataFrame:
+    """Every profiled case's ops by own time per step (op, seconds, share, rows), most first; profiles recorded
+    before the ops were kept have none."""
+    rows = [{"name": case["name"], **k} for case, record in _profiles(bench) for k in record.get("kernels") or []]
+    return pd.DataFrame(rows, columns=["name", "op", "seconds", "share", "rows"])
 
 
 def label(case) -> str:

@@ -62,6 +62,10 @@ def test_profile_rows_go_into_the_benchmark_json(suite):
         assert totals["peak_flops"] == info["peak_flops"] and totals["bandwidth"] > 1e8
         assert totals["bandwidth_method"].startswith("stream triad")
         assert isinstance(totals["reconciles"], bool) and isinstance(totals["reasons"], str)
+        kernels = profile["kernels"]   # every op by own time, most first; they add up to the attributed rows
+        assert [k["seconds"] for k in kernels] == sorted((k["seconds"] for k in kernels), reverse=True)
+        # (two rounds: every median is a mean, so the two sums agree exactly)
+        assert sum(k["seconds"] for k in kernels) == pytest.approx(totals["attributed_s"], rel=1e-6)
     assert "without a profile" not in result.stdout.str()
 
 

@@ -202,6 +202,11 @@ def test_rows_sum_to_the_step_on_a_stub_source_and_clock(gap_s, tick_factor, rec
     assert sum(r.time_s for r in prof.rows) == pytest.approx(duration)           # nothing hidden
     assert prof.rows[-1].layer == "unattributed"
     assert totals.reconciles is reconciles and totals.perturbs is perturbs
+    # every op of the attributed rows, by own time: the canned aten::op of every row and the backward nodes
+    assert sum(k.seconds for k in prof.kernels) == pytest.approx(attributed)
+    assert {k.op for k in prof.kernels} == {"aten::op", "SomeBackward0", "autograd::engine::evaluate_function: "
+                                                                         "SomeBackward0"}
+    assert [r["op"] for r in prof.kernel_records(case="x")][0] == prof.kernels[0].op
     assert bool(totals.reasons) is not (reconciles and not perturbs)
     assert abs(totals.attributed_gap) <= 0.10 if reconciles else abs(totals.attributed_gap) > 0.10
 

@@ -43,7 +43,7 @@ def test_table_has_every_row_and_the_totals(capsys, stub_roofs):
     header = lines[0].split()
     assert header[:4] == ["layer", "kind", "pass", "time_ms"] and "of_bound" in header
     body = [line.split() for line in lines[1:] if line.strip() and not line.startswith(("step", "rows", "roofs",
-                                                                                         "note"))]
+                                                                                         "note", "ops"))]
     ops = [(row[0], row[2]) for row in body if row[1] != "cast"]
     assert ops == ([("zero_grad", "update")] + [(n, "forward") for n in LAYERS] + [("loss", "forward"),
                    ("loss", "backward")] + [(n, "backward") for n in reversed(LAYERS)]
@@ -51,6 +51,8 @@ def test_table_has_every_row_and_the_totals(capsys, stub_roofs):
     assert any(line.startswith("step (unprofiled, median of 1):") for line in lines)
     assert any(line.startswith("roofs: 100 GFLOP/s fp32 peak, 10 GB/s") and "SGD(foreach)" in line for line in lines)
     assert "profiling A train_step at batch 2, fp32 on cpu" in err
+    ops = next(line for line in lines if line.startswith("ops with the most own time per step: "))
+    assert "aten::" in ops and ops.count(";") == 5                            # the six ops with the most time
 
 
 def test_csv_and_json_carry_every_column(capsys):
@@ -66,6 +68,9 @@ def test_csv_and_json_carry_every_column(capsys):
     assert data["case"]["arch"] == "A" and data["case"]["optimizer"] == "SGD(fused)"
     assert data["case"]["mode"] == "train_step" and data["case"]["rounds"] == 1
     assert data["rows"][-1]["layer"] == "unattributed" and len(data["rows"]) > 2 * len(LAYERS)
+    kernels = data["kernels"]
+    assert [k["seconds"] for k in kernels] == sorted((k["seconds"] for k in kernels), reverse=True)
+    assert any(k["op"].startswith("aten::_fused_sgd") for k in kernels)        # the fused SGD kernel ran
 
 
 def test_markdown_bf16_channels_last(capsys):

@@ -10,7 +10,8 @@ import pytest
 
 from reports import plots_profile
 from reports.load import ReportInputError, load_bench
-from reports.profiles import pairs, part, profile_cases, profile_rows, side_by_side, time_by_part, where_time_goes
+from reports.profiles import (pairs, part, profile_cases, profile_kernels, profile_rows, side_by_side, time_by_part,
+                              where_time_goes)
 from reports.render import build
 from vggcore import VGGConfig, summary
 
@@ -134,6 +135,21 @@ def test_files_without_profiles_read_as_before(tmp_path):
     assert profile_rows(old).empty and profile_cases(old).empty
     build([OLD], out=tmp_path)
     assert "Where the time goes" not in (tmp_path / "report.md").read_text()
+
+
+def test_the_ops_of_a_profile_are_listed_where_recorded(tmp_path, bench):
+    assert profile_kernels(bench).empty          # the stored file predates the ops list: no table, no error
+    data = json.loads(PROFILED.read_text())
+    kernels = [{"op": "aten::_slow_conv2d_forward", "seconds": 0.5, "share": 0.4, "rows": 8},
+               {"op": "aten::add_", "seconds": 0.1, "share": 0.08, "rows": 1}]
+    data["benchmarks"][1]["extra_info"]["profile"]["kernels"] = kernels
+    path = tmp_path / "with_ops.json"
+    path.write_text(json.dumps(data))
+    ops = profile_kernels(load_bench([path]))
+    assert list(ops["op"]) == ["aten::_slow_conv2d_forward", "aten::add_"] and ops["name"].nunique() == 1
+    build([path], out=tmp_path / "report")
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "the ops the step's time goes to: A train_step cpu bf16" in md and "aten::_slow_conv2d_forward" in md
 
 
 def test_a_profile_of_an_unknown_format_is_a_clear_error(tmp_path):

@@ -9,7 +9,8 @@ roofline measured in the same run (`vggcore.profile`).
 The table has one row per layer and pass (forward, backward), the autocast casts a layer causes (kind "cast"),
 the loss, zero_grad, the optimizer step and the unattributed remainder; below it the totals (do the rows add up
 to the unprofiled step, how much profiling perturbs it) and the roofs. --format csv and json give every column
-of `vggcore.profile_rows.ProfileRow` in SI units (seconds, FLOPs, bytes); json adds the case record.
+of `vggcore.profile_rows.ProfileRow` in SI units (seconds, FLOPs, bytes); json adds the case record and every op
+by its own time per step (which kernels the time goes to).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .step import DEFAULT_SGD, SGD_CHOICES
 from .validation import integer, number, option_value
 
 FORMATS = ("table", "csv", "markdown", "json")
+KERNELS_SHOWN = 6   # ops listed under the table
 
 
 def add_profile_arguments(p: argparse.ArgumentParser) -> None:
@@ -146,6 +148,10 @@ def totals_text(prof) -> str:
              f"(STREAM triad) on {roofs.device}; optimizer: {prof.setting.get('optimizer') or 'none'}; "
              f"threads: {prof.setting.get('threads')}"]
     lines += [f"note: {reason}" for reason in t.reasons]
+    top = prof.kernels[:KERNELS_SHOWN]
+    if top:
+        lines.append("ops with the most own time per step: " + "; ".join(
+            f"{k.op} {k.seconds * 1e3:.4g} ms ({k.share:.0%}, {k.rows} rows)" for k in top))
     return "\n".join(lines)
 
 
@@ -153,7 +159,8 @@ def render(prof, fmt: str) -> str:
     import pandas as pd
 
     if fmt == "json":
-        return json.dumps({"case": prof.record(), "rows": prof.records()}, indent=1, default=str)
+        return json.dumps({"case": prof.record(), "rows": prof.records(), "kernels": prof.kernel_records()},
+                          indent=1, default=str)
     if fmt == "csv":
         return pd.DataFrame(prof.records()).to_csv(index=False).rstrip("\n")
     table = pd.DataFrame(display_rows(prof))

@@ -95,6 +95,16 @@ class ProfileTotals:
 
 
 @dataclass(frozen=True)
+class OpTime:
+    """One op (aten::..., an autograd node's own time) over the whole step: which kernels the time goes to."""
+
+    op: str                        # the profiler's name of the op
+    seconds: float                 # own time per step, mean over the profiled rounds (device time on CUDA)
+    share: float                   # of the profiled step (mean round)
+    rows: int                      # how many of the profile's rows it ran in
+
+
+@dataclass(frozen=True)
 class Profile:
     """One case's profile: its rows, the totals, the roofs, and the setting it ran under."""
 
@@ -102,6 +112,11 @@ class Profile:
     totals: ProfileTotals
     roofs: Roofs
     setting: dict = field(default_factory=dict)   # arch, mode, batch size, dtype, device, optimizer, versions...
+    kernels: tuple[OpTime, ...] = ()              # every op of the attributed rows by own time, most first
+
+    def kernel_records(self, **extra) -> list[dict]:
+        """The ops (`kernels`) as tidy records: op, seconds per step, share of the profiled step, rows."""
+        return [{**extra, **asdict(k)} for k in self.kernels]
 
     def records(self, **extra) -> list[dict]:
         """Tidy rows for a JSON file or a DataFrame: `extra` (e.g. case=...) first, then the row's columns."""
@@ -203,7 +218,22 @@ def assemble(plans: Sequence[RowPlan], rounds: Sequence[RoundTimes], step_times:
                                         flops=0, bytes=0, dtype=""), remainder, roofs))
     totals = reconcile([r.duration for r in rounds], list(step_times), sum(r.time_s for r in rows[:-1]),
                        rows[-1].time_s, timing, tolerance)
-    return Profile(rows=tuple(rows), totals=totals, roofs=roofs, setting=dict(setting or {}))
+    return Profile(rows=tuple(rows), totals=totals, roofs=roofs, setting=dict(setting or {}),
+                   kernels=kernel_times(rounds))
+
+
+def kernel_times(rounds: Sequence[RoundTimes]) -> tuple[OpTime, ...]:
+    """Each op's own time summed over every attributed row, per step (mean over rounds), most first."""
+    seconds: dict[str, float] = {}
+    keys: dict[str, set] = {}
+    for r in rounds:
+        for key, ops in r.ops.items():
+            for name, t in ops.items():
+                seconds[name] = seconds.get(name, 0.0) + t / len(rounds)
+                keys.setdefault(name, set()).add(key)
+    step = statistics.fmean(r.duration for r in rounds)
+    return tuple(OpTime(op=name, seconds=t, share=t / step if step > 0 else 0.0, rows=len(keys[name]))
+                 for name, t in sorted(seconds.items(), key=lambda kv: -kv[1]))
 
 
 def reconcile(profiled: list[float], step: list[float], attributed: float, unattributed: float, timing: str,

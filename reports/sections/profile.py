@@ -8,9 +8,11 @@ import pandas as pd
 from .. import plots_profile
 from ..document import Report
 from ..format import DASH, bytes_h, flops_h, percent_h, ratio_h, seconds_h
-from ..profiles import label, pairs, profile_cases, profile_rows, side_by_side, time_by_part, where_time_goes
+from ..profiles import (label, pairs, profile_cases, profile_kernels, profile_rows, side_by_side, time_by_part,
+                        where_time_goes)
 from . import Inputs
 
+KERNELS_SHOWN = 8     # ops listed per case (the CSV holds all)
 ABOUT = ("Each profiled case's step (pytest bench --vgg-profile), one row per layer and pass (forward, backward), "
          "the autocast casts each layer causes, the loss, zero_grad and the optimizer step, timed under "
          "torch.profiler (CPU: host op times; CUDA: kernel device times) in rounds interleaved with unprofiled "
@@ -26,12 +28,13 @@ def add(r: Report, inp: Inputs) -> None:
     if rows.empty:
         return
     cases = profile_cases(inp.bench)
+    kernels = profile_kernels(inp.bench)
     r.add("h2", "Where the time goes")
     r.add("text", ABOUT)
     r.table("profile_cases", cases, "profiled cases: totals and roofs",
             display=totals_display(cases))
     for _, case in cases.iterrows():
-        one_case(r, case, rows[rows["name"] == case["name"]])
+        one_case(r, case, rows[rows["name"] == case["name"]], kernels[kernels["name"] == case["name"]])
     found = pairs(cases)
     if found:
         r.add("h3", "Two settings side by side")
@@ -52,7 +55,7 @@ def totals_display(cases: pd.DataFrame) -> pd.DataFrame:
         "rounds": cases["rounds"], "timing": cases["timing"]})
 
 
-def one_case(r: Report, case: pd.Series, rows: pd.DataFrame) -> None:
+def one_case(r: Report, case: pd.Series, rows: pd.DataFrame, kernels: pd.DataFrame) -> None:
     name = label(case)
     r.add("h3", f"Profile: {name}")
     reasons = case.get("reasons")
@@ -66,6 +69,11 @@ def one_case(r: Report, case: pd.Series, rows: pd.DataFrame) -> None:
     ranked = where_time_goes(rows)
     r.table(f"where the time goes {case['name']}", ranked, f"where the time goes: {name}",
             display=ranked_display(ranked))
+    if not kernels.empty:
+        top = kernels.head(KERNELS_SHOWN)
+        r.table(f"ops {case['name']}", kernels.drop(columns="name"), f"the ops the step's time goes to: {name}",
+                display=pd.DataFrame({"op": top["op"], "own time per step": top["seconds"].map(seconds_h),
+                                      "share of the step": top["share"].map(percent_h), "rows": top["rows"]}))
 
 
 def ranked_display(ranked: pd.DataFrame) -> pd.DataFrame:
