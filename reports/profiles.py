@@ -113,8 +113,9 @@ def where_time_goes(rows: pd.DataFrame, top: int = 12) -> pd.DataFrame:
     step (the sum of every row, unattributed included)."""
     step = rows["time_s"].sum()
     ranked = rows.sort_values("above_bound_s", ascending=False, kind="stable")
-    cols = ["layer", "kind", "pass", "time_s", "bound_time_s", "above_bound_s", "share_of_bound", "limit",
-            "flops", "bytes", "achieved_flops", "achieved_bytes", "intensity", "top_op", "top_op_share"]
+    cols = ["layer", "kind", "pass", "time_s", "time_low_s", "time_high_s", "bound_time_s", "above_bound_s",
+            "share_of_bound", "limit", "flops", "bytes", "achieved_flops", "achieved_bytes", "intensity", "top_op",
+            "top_op_share"]
     cols = [c for c in cols if c in rows]   # top_op: rows of profiles taken before it was recorded lack it
     head = ranked.head(top)[cols].copy()
     rest = ranked.iloc[top:]

@@ -40,19 +40,62 @@ def test_rows_of_a_stored_run(bench):
     assert (rows[rows["dtype"] == "bf16"]["kind"] == "cast").any()
 
 
+KERNELS = [{"op": "aten::_slow_conv2d_forward", "seconds": 0.5, "share": 0.4, "rows": 8},
+           {"op": "aten::add_", "seconds": 0.1, "share": 0.08, "rows": 1}]
+
+
 def test_report_renders_a_roofline_from_the_stored_json(tmp_path):
-    index = build([PROFILED], out=tmp_path)
-    md = (tmp_path / "report.md").read_text()
+    # one report for both: the stored file predates the ops list, so the bf16 case gets one here
+    data = json.loads(PROFILED.read_text())
+    data["benchmarks"][1]["extra_info"]["profile"]["kernels"] = KERNELS
+    path = tmp_path / "with_ops.json"
+    path.write_text(json.dumps(data))
+    out = tmp_path / "report"
+    index = build([path], out=out)
+    md = (out / "report.md").read_text()
     assert "## Where the time goes" in md and "### Two settings side by side" in md
     for dtype in ("fp32", "bf16"):
         stem = f"roofline_test_vgg_a_train_step_cpu_{dtype}_32px_w0_125_b2_vggcore"
-        assert (tmp_path / "figures" / f"{stem}.png").stat().st_size > 10_000
+        assert (out / "figures" / f"{stem}.png").stat().st_size > 10_000
         assert f"figures/{stem}.png" in md
-        assert (tmp_path / "tables" / f"where_the_time_goes_test_vgg_a_train_step_cpu_{dtype}_32px_w0_125_b2_"
-                                      "vggcore.csv").exists()
+        assert (out / "tables" / f"where_the_time_goes_test_vgg_a_train_step_cpu_{dtype}_32px_w0_125_b2_"
+                                 "vggcore.csv").exists()
     assert "Profile: A train_step cpu bf16 32px w0.125 b2 SGD foreach" in md
-    assert len(list((tmp_path / "figures").glob("parts_*.png"))) == 1
+    assert len(list((out / "figures").glob("parts_*.png"))) == 1
     assert "Where the time goes" in index.read_text()
+    # the ops, where recorded
+    assert md.count("the ops the step's time goes to:") == 1
+    assert "the ops the step's time goes to: A train_step cpu bf16" in md and "aten::_slow_conv2d_forward" in md
+    # read as words (reports.readable), the CSVs keep the machine names
+    section = md[md.index("## Where the time goes"):]
+    for header in ("time above the bound", "least time the roofs allow", "interval over the rounds",
+                   "share of the bound", "own time per step", "B / A", "profiling overhead", "interval coverage"):
+        assert f" {header} " in section, header
+    for machine in ("time_s", "above_bound_s", "bound_time_s", "share_of_bound", "ratio_b_over_a", "own_time_s"):
+        assert machine not in section, machine
+    csv = pd.read_csv(next((out / "tables").glob("where_the_time_goes_*bf16*.csv")))
+    assert {"time_s", "time_low_s", "time_high_s", "above_bound_s", "bound_time_s"} <= set(csv.columns)
+
+
+def test_every_profile_column_reads_as_words_and_none_alike():
+    from dataclasses import fields
+
+    from reports.load import BENCH_DEFAULTS, BENCH_EXTRA_KEYS
+    from reports.readable import HEADERS, readable
+    from reports.sections.studies import EFFECTS_COLUMNS
+    from vggcore.profile_rows import ProfileRow, ProfileTotals
+
+    profile = ([f.name for f in fields(ProfileRow)] + [f.name for f in fields(ProfileTotals)]
+               + ["time_interval", "share_of_step", "own_time_s", "time_a_s", "time_b_s", "delta_s",
+                  "ratio_b_over_a", "top_op_with_share", "bandwidth"])
+    profile = ["pass" if c == "pass_" else c for c in profile]
+    assert not [c for c in profile if c not in HEADERS and "_" in c]      # each has a header of its own
+    columns = list(dict.fromkeys([*EFFECTS_COLUMNS, *BENCH_EXTRA_KEYS, *BENCH_DEFAULTS, *HEADERS, *profile]))
+    headers = readable(pd.DataFrame([{c: 1.0 for c in columns if c not in {"ci_high", "diff_high",
+                                                                           "median_high", "speedup_high",
+                                                                           "high"}}])).headers
+    assert not [h for h in headers if "_" in h]
+    assert len(headers) == len(set(headers)), sorted(h for h in headers if headers.count(h) > 1)
 
 
 def test_roofline_draws_both_roofs_and_one_point_per_flop_row(bench):
@@ -137,19 +180,9 @@ def test_files_without_profiles_read_as_before(tmp_path):
     assert "Where the time goes" not in (tmp_path / "report.md").read_text()
 
 
-def test_the_ops_of_a_profile_are_listed_where_recorded(tmp_path, bench):
+def test_profiles_recorded_before_the_ops_list_have_none(bench):
     assert profile_kernels(bench).empty          # the stored file predates the ops list: no table, no error
-    data = json.loads(PROFILED.read_text())
-    kernels = [{"op": "aten::_slow_conv2d_forward", "seconds": 0.5, "share": 0.4, "rows": 8},
-               {"op": "aten::add_", "seconds": 0.1, "share": 0.08, "rows": 1}]
-    data["benchmarks"][1]["extra_info"]["profile"]["kernels"] = kernels
-    path = tmp_path / "with_ops.json"
-    path.write_text(json.dumps(data))
-    ops = profile_kernels(load_bench([path]))
-    assert list(ops["op"]) == ["aten::_slow_conv2d_forward", "aten::add_"] and ops["name"].nunique() == 1
-    build([path], out=tmp_path / "report")
-    md = (tmp_path / "report" / "report.md").read_text()
-    assert "the ops the step's time goes to: A train_step cpu bf16" in md and "aten::_slow_conv2d_forward" in md
+    assert list(profile_kernels(bench).columns) == ["name", "op", "seconds", "share", "rows"]
 
 
 def test_a_profile_of_an_unknown_format_is_a_clear_error(tmp_path):

@@ -7,7 +7,7 @@ import pandas as pd
 
 from .. import plots_profile
 from ..document import Report
-from ..format import DASH, bytes_h, flops_h, percent_h, ratio_h, seconds_h
+from ..format import DASH, percent_h, seconds_h
 from ..profiles import (label, pairs, profile_cases, profile_kernels, profile_rows, side_by_side, time_by_part,
                         where_time_goes)
 from . import Inputs
@@ -43,16 +43,11 @@ def add(r: Report, inp: Inputs) -> None:
 
 
 def totals_display(cases: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "case": [label(c) for _, c in cases.iterrows()],
-        "step (unprofiled)": cases["step_s"].map(seconds_h),
-        "rows sum": cases["attributed_s"].map(seconds_h),
-        "unattributed": cases["unattributed_s"].map(seconds_h),
-        "rows vs step": cases["attributed_gap"].map(percent_h),
-        "profiling overhead": cases["overhead"].map(percent_h),
-        "peak": cases["peak_flops"].map(flops_h),
-        "bandwidth": cases["bandwidth"].map(lambda v: bytes_h(v) + "/s"),
-        "rounds": cases["rounds"], "timing": cases["timing"]})
+    """The totals in machine columns (reports.readable gives them their headers and units), the case as its label."""
+    shown = cases[["name", "step_s", "attributed_s", "unattributed_s", "attributed_gap", "overhead", "peak_flops",
+                   "bandwidth", "rounds", "coverage", "timing"]].copy()
+    shown["name"] = [label(c) for _, c in cases.iterrows()]
+    return shown
 
 
 def one_case(r: Report, case: pd.Series, rows: pd.DataFrame, kernels: pd.DataFrame) -> None:
@@ -70,24 +65,29 @@ def one_case(r: Report, case: pd.Series, rows: pd.DataFrame, kernels: pd.DataFra
     r.table(f"where the time goes {case['name']}", ranked, f"where the time goes: {name}",
             display=ranked_display(ranked))
     if not kernels.empty:
-        top = kernels.head(KERNELS_SHOWN)
+        top = kernels.head(KERNELS_SHOWN).rename(columns={"seconds": "own_time_s", "share": "share_of_step"})
         r.table(f"ops {case['name']}", kernels.drop(columns="name"), f"the ops the step's time goes to: {name}",
-                display=pd.DataFrame({"op": top["op"], "own time per step": top["seconds"].map(seconds_h),
-                                      "share of the step": top["share"].map(percent_h), "rows": top["rows"]}))
+                display=top[["op", "own_time_s", "share_of_step", "rows"]])
 
 
 def ranked_display(ranked: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "rank": ranked["rank"], "layer": ranked["layer"], "kind": ranked["kind"], "pass": ranked["pass"],
-        "time": ranked["time_s"].map(seconds_h), "share of step": ranked["share_of_step"].map(percent_h),
-        "bound": ranked["bound_time_s"].map(seconds_h), "above bound": ranked["above_bound_s"].map(seconds_h),
-        "share of bound": ranked["share_of_bound"].map(percent_h), "limit": ranked["limit"].fillna(""),
-        "achieved": [flops_h(v) if f and f > 0 else DASH for v, f in zip(ranked["achieved_flops"], ranked["flops"])],
-        "bytes/s": [bytes_h(v) + "/s" if b and b > 0 else DASH for v, b in zip(ranked["achieved_bytes"],
-                                                                               ranked["bytes"])],
-        "top op (share of the row)": [f"{op} ({percent_h(share)})" if isinstance(op, str) and op else DASH
-                                      for op, share in zip(ranked.get("top_op", [None] * len(ranked)),
-                                                           ranked.get("top_op_share", [None] * len(ranked)))]})
+    """The ranking in machine columns for reports.readable; the time's interval over the rounds and the top op with
+    its share as one text column each, rates of rows without FLOPs (or bytes) missing rather than 0."""
+    shown = ranked[["rank", "layer", "kind", "pass", "time_s"]].copy()
+    lows, highs = ranked.get("time_low_s"), ranked.get("time_high_s")
+    shown["time_interval"] = ([DASH] * len(ranked) if lows is None else
+                              [f"[{seconds_h(lo)}, {seconds_h(hi)}]" if pd.notna(lo) and pd.notna(hi) else DASH
+                               for lo, hi in zip(lows, highs)])
+    for column in ("share_of_step", "bound_time_s", "above_bound_s", "share_of_bound", "limit", "intensity"):
+        shown[column] = ranked[column]
+    shown["limit"] = shown["limit"].fillna("")
+    shown["achieved_flops"] = ranked["achieved_flops"].where(ranked["flops"] > 0)
+    shown["achieved_bytes"] = ranked["achieved_bytes"].where(ranked["bytes"] > 0)
+    ops = ranked.get("top_op", pd.Series([None] * len(ranked), index=ranked.index))
+    shares = ranked.get("top_op_share", pd.Series([None] * len(ranked), index=ranked.index))
+    shown["top_op_with_share"] = [f"{op} ({percent_h(share)})" if isinstance(op, str) and op else DASH
+                                  for op, share in zip(ops, shares)]
+    return shown
 
 
 def side(r: Report, setting: str, a: pd.Series, b: pd.Series, rows: pd.DataFrame) -> None:
@@ -97,10 +97,7 @@ def side(r: Report, setting: str, a: pd.Series, b: pd.Series, rows: pd.DataFrame
     r.add("text", f"{setting}: {title}. B / A > 1: the row is slower in B. Rows only one side has (bf16's casts) "
                   "count 0 s on the other; the last row is the whole step.")
     r.table(f"side by side {a['name']} {b['name']}", table, f"side by side ({setting}): {title}",
-            display=pd.DataFrame({"layer": table["layer"], "pass": table["pass"], "kind": table["kind"],
-                                  "A": table["time_a_s"].map(seconds_h), "B": table["time_b_s"].map(seconds_h),
-                                  "B - A": table["delta_s"].map(seconds_h),
-                                  "B / A": table["ratio_b_over_a"].map(ratio_h)}))
+            display=table[["layer", "pass", "kind", "time_a_s", "time_b_s", "delta_s", "ratio_b_over_a"]])
     r.figure(f"parts {a['name']} {b['name']}", lambda ax: plots_profile.parts(
         {f"A: {label(a)}": time_by_part(rows_a), f"B: {label(b)}": time_by_part(rows_b)}, ax,
         title=f"Where the step's time goes ({setting})"))
