@@ -43,7 +43,7 @@ BITWISE_SGD = {"cpu": ("for-loop", "foreach"), "cuda": ("for-loop",), "mps": ("f
 # The default per device: the fastest of the bit-for-bit ones, so choosing it changes no result and needs no
 # config field (a run trained before this table existed, under "auto", is the same run). cpu: foreach, which on
 # the issue's AMX machine took 901 ms against the for-loop's 1,622 in a bf16 VGG-A step and here (AVX2, loaded)
-# was as fast as the for-loop in the SGD step alone; the lead's A/B (docs/_drafts/issue17.md) confirms or flips
+# was as fast as the for-loop in the SGD step alone; the lead's A/B (docs/profile.md) confirms or flips
 # it, and either way no number changes. cuda: foreach, PyTorch's own default there (so "auto" ran it already).
 # mps: the for-loop, PyTorch's own default there.
 DEFAULT_SGD = {"cpu": "foreach", "cuda": "foreach", "mps": "for-loop"}
