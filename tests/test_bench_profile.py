@@ -8,8 +8,9 @@ import pytest
 
 from bench.ab import describe, parse_against, twin
 from bench.cases import BenchCase, OptionError, expand
-from bench.profiling import PROFILE_FORMAT, available_rows
+from bench.profiling import PROFILE_FORMAT, ProfileOptions, available_rows, options_from
 from vggcore import VGGConfig, summary
+from vggcore.errors import UserError
 from vggcore.step import default_sgd
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
@@ -69,35 +70,78 @@ def test_profile_rows_go_into_the_benchmark_json(suite):
     assert "without a profile" not in result.stdout.str()
 
 
-def test_layer_filter_and_a_case_it_does_not_fit(suite):
-    """conv1x1 is a kind of C only: A keeps its benchmark, gets no profile and says why; C keeps the rows asked."""
+def test_layer_filter_a_case_it_does_not_fit_and_an_ab_of_two_optimizers(suite):
+    """conv1x1 is a kind of C only: A keeps its benchmark, gets no profile and says why; C keeps the rows asked.
+    In the same session (one start-up less) each case is also timed against itself with the fused SGD."""
     result, data = run(suite, "--vgg-profile-layers=conv1x1,optimizer", ROUNDS, "--vgg-archs=A,C",
-                       "--vgg-modes=train_step", "-rs")
+                       "--vgg-modes=train_step", "--vgg-optimizer=for-loop", "--vgg-ab-against=optimizer=fused",
+                       "-rs")
     assert result.ret == 0, result.stdout.str()
-    result.assert_outcomes(passed=2)
-    by_arch = {b["extra_info"]["arch"]: b["extra_info"] for b in data["benchmarks"]}
-    assert "profile" not in by_arch["A"] and "'conv1x1' is no layer or kind" in by_arch["A"]["profile_skipped"]
-    assert by_arch["A"]["images_per_s"] > 0                      # the benchmark itself still counts
-    rows = by_arch["C"]["profile"]["rows"]
+    result.assert_outcomes(passed=4)
+    single = {b["extra_info"]["arch"]: b["extra_info"] for b in data["benchmarks"] if b["name"].startswith("test_vgg")}
+    assert "profile" not in single["A"] and "'conv1x1' is no layer or kind" in single["A"]["profile_skipped"]
+    assert single["A"]["images_per_s"] > 0                      # the benchmark itself still counts
+    rows = single["C"]["profile"]["rows"]
     assert {r["kind"] for r in rows} == {"conv1x1", "optimizer"} and len(rows) == 3 * 2 + 1
+    assert single["C"]["profile"]["totals"]["optimizer"] == "SGD(for-loop)"
     result.stdout.fnmatch_lines(["*benchmark cases without a profile*",
-                                 "A-train_step-cpu-fp32-32px-w0.125-b2-vggcore: layer filter: 'conv1x1' is no*",
+                                 "A-train_step-cpu-fp32-32px-w0.125-b2-sgd-for-loop-vggcore: layer filter: "
+                                 "'conv1x1' is no*",
                                  "1 case(s) benchmarked without a per-layer profile."])
+    # the optimizer A/B: for-loop against fused, step by step; A/B cases get no profile
+    names = sorted(b["name"] for b in data["benchmarks"])
+    assert names == [f"test_ab_interleaved[{arch}-train_step-cpu-fp32-32px-w0.125-b2-sgd-for-loop]" for arch in "AC"] \
+        + [f"test_vgg[{arch}-train_step-cpu-fp32-32px-w0.125-b2-sgd-for-loop-vggcore]" for arch in "AC"]
+    for ab in (b["extra_info"] for b in data["benchmarks"] if b["name"].startswith("test_ab")):
+        assert ab["optimizer"] == "for-loop" and ab["against"] == "optimizer=fused" and ab["a_over_b_speed"] > 0
+        assert "profile" not in ab
+
+
+class Options:
+    """A pytest config's getoption over a dict (the plugin's options default to None, pytest-benchmark's to False)."""
+
+    def __init__(self, **values):
+        self.values = {k.lstrip("-").replace("-", "_"): v for k, v in values.items()}
+
+    def getoption(self, name, default=None):
+        return self.values.get(name.lstrip("-").replace("-", "_"), default)
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"--vgg-profile": True, "benchmark_disable": True}, "--vgg-profile needs timed rounds; it cannot run with "
+                                                         "--benchmark-disable (drop one)"),
+    ({"--vgg-profile-layers": "conv5x5"}, "--vgg-profile-layers: 'conv5x5' is no layer or kind of any profiled case; "
+                                          "layers: features.0, .*; kinds: conv3x3, "),
+    ({"--vgg-profile-layers": ","}, "--vgg-profile-layers: empty list"),
+    ({"--vgg-profile-rounds": "0"}, "--vgg-profile-rounds: '0' is not a positive integer"),
+    ({"--vgg-profile-rounds": "two"}, "--vgg-profile-rounds: 'two' is not a positive integer"),
+    ({"--vgg-profile": True, "--vgg-world-sizes": "1"}, "--vgg-profile profiles the single-process grid"),
+])
+def test_bad_profile_options_are_option_errors(options, message):
+    cases = expand({"devices": "cpu", "archs": "A", "modes": "train_step", "batch_sizes": "2"})
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        options_from(Options(**options), cases)
+    assert options_from(Options(), cases) == ProfileOptions(enabled=False)
+    implied = options_from(Options(**{"--vgg-profile-rounds": "3"}), cases)
+    assert implied.enabled and implied.rounds == 3 and implied.layers is None
+
+
+def test_bad_optimizer_values_are_option_errors():
+    with pytest.raises(OptionError, match="--vgg-optimizer: unknown value 'adam'; allowed: for-loop, foreach, fused"):
+        expand({"devices": "cpu", "optimizer": "adam"})
+    with pytest.raises(OptionError, match="--vgg-ab-against: optimizer='lbfgs' is not allowed; optimizer takes "
+                                          "for-loop, foreach, fused"):
+        parse_against("optimizer=lbfgs")
 
 
 @pytest.mark.parametrize("args,message", [
     (["--vgg-profile", "--benchmark-disable"], "--vgg-profile needs timed rounds; it cannot run with "
-                                               "--benchmark-disable*"),
+                                               "--benchmark-disable*"),   # pytest-benchmark's own option
     (["--vgg-profile-layers=conv5x5"], "--vgg-profile-layers: 'conv5x5' is no layer or kind of any profiled case; "
                                        "layers: features.0, *; kinds: conv3x3, *"),
-    (["--vgg-profile-layers=,"], "--vgg-profile-layers: empty list"),
-    (["--vgg-profile-rounds=0"], "--vgg-profile-rounds: '0' is not a positive integer"),
-    (["--vgg-profile", "--vgg-world-sizes=1"], "--vgg-profile profiles the single-process grid*"),
-    (["--vgg-optimizer=adam"], "--vgg-optimizer: unknown value 'adam'; allowed: for-loop, foreach, fused"),
-    (["--vgg-ab-against=optimizer=lbfgs"], "--vgg-ab-against: optimizer='lbfgs' is not allowed; optimizer takes "
-                                           "for-loop, foreach, fused"),
 ])
-def test_bad_profile_and_optimizer_options_are_usage_errors(suite, args, message):
+def test_bad_options_stop_the_session_as_usage_errors(suite, args, message):
+    """End to end, two of the errors above: every UserError of the plugin's configure is a usage error."""
     only = [] if "--benchmark-disable" in args else ["--benchmark-only"]
     result = suite.runpytest_subprocess("bench", *only, "-p", "no:cacheprovider", "--vgg-archs=A", *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -145,16 +189,3 @@ def test_optimizer_is_an_ab_setting():
     assert forward.optimizer == "" and forward.skip_reason() is None
     assert twin(forward, against).skip_reason() == ("optimizer=fused applies to train_step cases only; this case is "
                                                     "forward")
-
-
-def test_ab_of_two_optimizers_in_one_run(suite):
-    result, data = run(suite, "--vgg-archs=A", "--vgg-modes=train_step", "--vgg-optimizer=for-loop",
-                       "--vgg-ab-against=optimizer=fused")
-    assert result.ret == 0, result.stdout.str()
-    names = sorted(b["name"] for b in data["benchmarks"])
-    assert names == ["test_ab_interleaved[A-train_step-cpu-fp32-32px-w0.125-b2-sgd-for-loop]",
-                     "test_vgg[A-train_step-cpu-fp32-32px-w0.125-b2-sgd-for-loop-vggcore]"]
-    ab = next(b for b in data["benchmarks"] if b["name"].startswith("test_ab"))["extra_info"]
-    assert ab["optimizer"] == "for-loop" and ab["against"] == "optimizer=fused" and ab["a_over_b_speed"] > 0
-    single = next(b for b in data["benchmarks"] if b["name"].startswith("test_vgg"))["extra_info"]
-    assert single["optimizer"] == "for-loop" and "profile" not in single   # no --vgg-profile: no profile
