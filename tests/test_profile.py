@@ -27,7 +27,8 @@ def ev(name, start, end, seq=-1, thread=MAIN, fwd_thread=0, device=0.0):
 def node(name, start, end, seq, thread=MAIN, device=0.0):
     """A backward node as the engine records it: the evaluate_function range and the node itself inside."""
     inset = (end - start) / 10
-    return [ev(EVALUATE + name, start, end, seq, thread, MAIN, device), ev(name, start + inset, end - inset, seq, thread)]
+    return [ev(EVALUATE + name, start, end, seq, thread, MAIN, device),
+            ev(name, start + inset, end - inset, seq, thread)]
 
 
 def hand_made_step(thread=MAIN, device=False):
