@@ -71,8 +71,8 @@ def check_folder(root: str, token: str) -> tuple[str | None, str | None]:
 
 class RayRuns:
     """The records of `todo` as their tasks finish. Connects (and probes the folder) when made, so a bad address
-    or folder is refused before the driver writes anything; `close()` cancels what is left and stops a Ray it
-    started."""
+    or folder is refused before the driver writes anything; submits the runs when iterated; `close()` cancels
+    what is left and stops a Ray it started."""
 
     def __init__(self, todo: list[RunSpec], store: Store, study: Study, options,
                  report: Callable[[str], None]) -> None:
@@ -89,9 +89,7 @@ class RayRuns:
             self.num_cpus = options.num_cpus if options.num_cpus is not None else study.num_cpus
             self.num_gpus = options.num_gpus if options.num_gpus is not None else study.num_gpus
             self.remote = ray.remote(num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_retries=0)(execute_run)
-            self.store = store
-            for run in todo:
-                self._submit(run, 1, time.time())
+            self.store, self.todo = store, list(todo)
         except BaseException:
             self.close()
             raise
@@ -108,6 +106,10 @@ class RayRuns:
 
     def __iter__(self) -> Iterator[RunRecord]:
         ray = self.ray
+        # Submitted only now, once the driver has checked the folder's manifest: a refused folder runs nothing.
+        for run in self.todo:
+            self._submit(run, 1, time.time())
+        self.todo = []
         while self.refs:
             done, _ = ray.wait(list(self.refs), num_returns=1)
             for ref in done:
