@@ -23,7 +23,6 @@ from ablations.store import Store
 from ablations.tracking import Target, TrackingError, parse_target
 from ablations import StudyError, expand, load_study
 from vggcore.errors import MissingPackage
-from tiny_study import tiny_study
 from tracked_study import (expected_metrics, expected_params, fresh_db, make_folder, mlflow_runs, pristine_mlflow_db,
                            record_of, records, same, tensorboard_runs, write_study)
 
@@ -234,36 +233,81 @@ def test_missing_extra_is_the_install_hint(tmp_path, monkeypatch, module, kind):
         export(store, [Target(kind, str(tmp_path / "t"))], report=lambda line: None)
 
 
-def runner_cmd(*args):
-    return [sys.executable, "-m", "ablations", *map(str, args)]
+def killed_driver(toml: Path, out: Path, targets: tuple[str, ...], hold: str, run_id: str, mark: Path) -> None:
+    """A driver (forked: no interpreter to start, no training) that holds at one run and waits to be killed:
+    `hold` = "execute", while that run trains; "track", after its record is in results.jsonl and before it is
+    tracked (the narrowest window a kill can hit)."""
+    import ablations.export
+    import ablations.runner
+
+    def execute(spec, run_dir, threads=None):
+        if hold == "execute" and spec["run_id"] == run_id:
+            mark.write_text("held")
+            time.sleep(600)
+        return fake_execute(spec, run_dir, threads)
+
+    log = ablations.export.LiveTracking.log
+
+    def track(self, record):
+        if hold == "track" and record["run_id"] == run_id:
+            mark.write_text("held")
+            time.sleep(600)
+        log(self, record)
+
+    ablations.runner.execute_run = execute
+    ablations.export.LiveTracking.log = track
+    try:
+        run_study(load_study(toml), Store(out), RunOptions(progress=False, track=targets), report=lambda line: None)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        os._exit(1)
+    os._exit(0)  # never back into pytest
 
 
-@pytest.mark.slow
-def test_live_tracking_after_a_sigkill_holds_exactly_the_recorded_runs(tmp_path, db):
-    path = tmp_path / "real.toml"
-    path.write_text(tiny_study(seeds="[0]", epochs=2))
+def test_live_tracking_after_a_sigkill_holds_exactly_the_recorded_runs(tmp_path, db, monkeypatch):
+    import multiprocessing
+
+    toml = write_study(tmp_path)
+    runs = [r.run_id for r in expand(load_study(toml))]
     out, logdir = tmp_path / "out", tmp_path / "tb"
-    cmd = runner_cmd("run", path, "--out", out, "--quiet", "--track", f"mlflow:{db}", "--track", f"tensorboard:{logdir}")
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    results, deadline = out / "results.jsonl", time.time() + 300
-    # kill while a run trains: one run recorded (and tracked: with one worker the driver tracks a record before
-    # it starts the next run), the next one past its first epoch
-    while time.time() < deadline:
-        done = set(records(Store(out))) if results.exists() else set()
-        if done and any(p.parent.name not in done for p in out.glob("runs/*/checkpoint.pt")):
-            break
-        time.sleep(0.1)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    targets = (f"mlflow:{db}", f"tensorboard:{logdir}")
+
+    def tracked() -> tuple[list[str], list[str]]:
+        return (sorted(r["tags"]["run_id"] for r in mlflow_runs(db)),
+                sorted(name.rsplit("-", 1)[1] for name in tensorboard_runs(logdir) if name != "tiny"))
+
+    def kill_at(hold: str, run_id: str) -> None:
+        mark = tmp_path / f"held-{hold}"
+        child = multiprocessing.get_context("fork").Process(
+            target=killed_driver, args=(toml, out, targets, hold, run_id, mark))
+        child.start()
+        deadline = time.time() + 120
+        while not mark.exists():
+            assert child.is_alive() and time.time() < deadline, "the driver did not reach the run it holds at"
+            time.sleep(0.05)
+        os.kill(child.pid, signal.SIGKILL)
+        child.join()
+        assert child.exitcode == -signal.SIGKILL
+
+    # killed while its second run trains: the stores hold exactly the one recorded run
+    kill_at("execute", runs[1])
+    assert sorted(records(Store(out))) == [runs[0]]
+    assert tracked() == ([runs[0]], [runs[0]])
+    # killed between recording the second run and tracking it: that run is recorded, not yet tracked...
+    kill_at("track", runs[1])
+    assert sorted(records(Store(out))) == sorted(runs[:2])
+    assert tracked() == ([runs[0]], [runs[0]])
+    # ...and the next run with the same targets tracks it first, then the rest: each run once in each store
+    monkeypatch.setattr("ablations.runner.execute_run", fake_execute)
+    lines = []
+    run_study(load_study(toml), Store(out), RunOptions(progress=False, track=targets), report=lines.append)
+    assert sum("caught up with the records already in" in line and "(1 new, 0 updated, 1 already there)" in line
+               for line in lines) == 2, lines
     store = Store(out)
-    recorded = set(records(store))
-    assert len(recorded) == 1
-    assert sorted(r["tags"]["run_id"] for r in mlflow_runs(db)) == sorted(recorded)
-    assert sorted(name.rsplit("-", 1)[1] for name in tensorboard_runs(logdir) if name != "tiny") == sorted(recorded)
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    assert len(records(store)) == 2 == len(store.results_path.read_text().splitlines())
-    check_mlflow(db, store)   # each run once
+    assert len(records(store)) == 3 == len(store.results_path.read_text().splitlines())
+    check_mlflow(db, store)
     check_tensorboard(logdir, store)
 
 
