@@ -248,7 +248,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--executor", choices=EXECUTORS, default="local",
                    help="local: this machine, --workers processes; ray: one Ray task per run")
     r.add_argument("--workers", type=int, default=1, help="local processes (each gets cores/N threads)")
-    r.add_argument("--ray-address", help="join this Ray cluster (default: RAY_ADDRESS, else a local Ray)")
+    r.add_argument("--ray-address", help="join this Ray cluster (default: RAY_ADDRESS, else a local Ray); on a "
+                                         "cluster --out must be on a filesystem every node mounts at the same path "
+                                         "(checked before any run)")
     r.add_argument("--num-cpus", type=float, help="CPUs per run on Ray (default: the study's, 1)")
     r.add_argument("--num-gpus", type=float, help="GPUs per run on Ray (default: the study's, 0)")
     r.add_argument("--ray-retries", type=int, default=RETRIES, metavar="N",
