@@ -369,7 +369,7 @@ def test_an_mlflow_server_and_its_ui_list_the_exported_runs(tmp_path, db):
         # the UI is a JavaScript app: let it fetch and render the run list before the DOM is taken
         page = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                               f"--user-data-dir={tmp_path / 'chrome'}", "--virtual-time-budget=30000",
+                               f"--user-data-dir={tmp_path / 'chrome'}", "--virtual-time-budget=10000",
                                "--dump-dom", f"{uri}/#/experiments/{experiment}/runs"],
                               capture_output=True, text=True, timeout=180).stdout
         text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style).*?</\1>", "", page, flags=re.S)))
