@@ -1,6 +1,6 @@
 """Seeded, vectorised simulations behind the statistics' defaults; the figures of docs/statistics.md.
 
-    python -m ablations.calibrate [--studies 20000]      # prints the docs' tables (minutes at 20,000)
+    python -m ablations.stats.calibrate [--studies 20000]      # prints the docs' tables (minutes at 20,000)
 
 A simulated study: a baseline and VARIANTS variants, `seeds` seeds each. A seed that trained ends with a test
 error drawn from a beta distribution (mean 0.03, sd 0.015 by default: the demo's trained seeds); with probability
@@ -18,7 +18,8 @@ from scipy import stats as sps
 from .bounded import diff_interval, mean_interval
 from .failures import did_not_train
 from .planning import seeds_needed
-from .robust import DEFAULT, compare, decide, holm
+from .primitives import decide, holm
+from .robust import DEFAULT, compare
 from .sequential import look_levels, simulate
 
 VARIANTS = 4
@@ -75,7 +76,7 @@ def trained_mask(values, failed, which: str):
 
 def analyse(values, failed, statistic: str, which: str, alpha: float = 0.05, min_effect: float | None = 0.01):
     """Every variant vs the baseline of every study: dict of (studies, variants) arrays diff, low, high, p,
-    p_adjusted (Holm over the variants) and decision codes (ablations.robust.DECISIONS)."""
+    p_adjusted (Holm over the variants) and decision codes (ablations.stats.primitives.DECISIONS)."""
     ok = trained_mask(values, failed, which)
     v, b = values[:, 1:], values[:, :1]
     okv, okb = ok[:, 1:], ok[:, :1]
@@ -250,7 +251,7 @@ def min_effect_table(studies: int = 20_000, min_effects=(0.01, 0.015, 0.02, 0.02
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m ablations.calibrate", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m ablations.stats.calibrate", description=__doc__.split("\n")[0])
     parser.add_argument("--studies", type=int, default=20_000)
     parser.add_argument("--part", default="all",
                         choices=("bounded", "decision", "crossover", "power", "adaptive", "min_effect", "all"))
