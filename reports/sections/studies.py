@@ -8,6 +8,7 @@ import pandas as pd
 
 from ablations.stats.failures import failure_line, rule_text
 from ablations.stats.frames import COLUMNS, effects, expensive
+from ablations.stats.planning import LIMIT as SEEDS_LIMIT
 from ablations.stats.sequential import RULE_LABELS
 from ablations.store import Plan
 
@@ -48,8 +49,11 @@ def add(r: Report, inp: Inputs) -> None:
         ablations_section(r, inp.ablations, inp.effects)
 
 
-def _num(x, digits: int = 3) -> str:
-    return DASH if x != x else f"{x:.{digits}g}"
+def seeds_text(seeds: float) -> str:
+    """Seeds needed in words: a count, "more than 10,000" past planning's limit, "cannot plan" for NaN."""
+    if seeds != seeds:
+        return "cannot plan"
+    return f"{seeds:,.0f}" if seeds <= SEEDS_LIMIT else f"more than {SEEDS_LIMIT:,}"
 
 
 def _interval(value, low, high, signed: bool = False) -> str:
@@ -60,42 +64,39 @@ def _interval(value, low, high, signed: bool = False) -> str:
     return f"{value:{f}}{inside}"
 
 
+# The columns of the effects table a person reads (the CSV keeps every column of COLUMNS). How the numbers were
+# made (statistic, intervals, correction, rule) is said once, under the table, by method_text.
+DISPLAY_COLUMNS = ["variant", "n", "n_ok", "n_not_trained", "n_used", "mean", "ci_low", "ci_high", "diff",
+                   "diff_low", "diff_high", "rel_diff", "p_adjusted", "decision", "look", "alpha", "seeds_needed"]
+
+
 def effects_display(eff: pd.DataFrame) -> pd.DataFrame:
-    """The effects table as people read it: one row per variant, the numbers with their intervals."""
-    return pd.DataFrame({
-        "variant": eff["variant"],
-        "seeds (trained / finished / runs)": [f"{u} / {k} / {n}" for u, k, n in zip(eff["n_used"], eff["n_ok"],
-                                                                                    eff["n"])],
-        "did not train": [f"{k} of {n}" if n else DASH for k, n in zip(eff["n_not_trained"], eff["n_ok"])],
-        "mean [interval]": [_interval(m, lo, hi) for m, lo, hi in zip(eff["mean"], eff["ci_low"], eff["ci_high"])],
-        "diff vs baseline [interval]": [DASH if v == "baseline" else _interval(d, lo, hi, signed=True) for
-                                        v, d, lo, hi in zip(eff["variant"], eff["diff"], eff["diff_low"],
-                                                            eff["diff_high"])],
-        "p_adjusted": eff["p_adjusted"].map(_num),
-        "decision": [d if v == "baseline" or r == "fixed seeds" else f"{d} (look {lk})" for v, d, r, lk in
-                     zip(eff["variant"], eff["decision"], eff["rule"], eff["look"])],
-        "seeds needed": [DASH if s != s else (f"{s:.0f}" if s < 10_000 else "> 10,000") for s in eff["seeds_needed"]],
-    })
+    """The effects table as people read it: machine columns that `reports.readable` turns into words (merged
+    intervals, coloured decisions); the look column only for studies run --until-decided."""
+    cols = [c for c in DISPLAY_COLUMNS if c != "look" or (eff["rule"] != "fixed seeds").any()]
+    return eff[cols]
 
 
 def method_text(eff: pd.DataFrame) -> str:
-    """One study's statistics in words: statistic, intervals, family, look rule and levels, threshold."""
+    """One study's statistics in words: statistic, intervals, family, look rule and levels, threshold. It uses the
+    words of the report's headers (reports.readable.HEADERS), not the CSV's column names."""
     row = eff.iloc[0]
     me = row["min_effect"]
     threshold = (f"equivalent: the interval lies inside +/-{me:g}" if me == me
                  else "no min_effect set, so no variant can be called equivalent")
     if row["rule"] == "fixed seeds":
-        looks = f"Fixed seeds: one analysis, every interval and test at alpha {row['alpha']:.4g}."
+        looks = f"Fixed seeds: one analysis, every interval and test at level (alpha) {row['alpha']:.4g}."
     else:
         levels = sorted(set(float(x) for x in eff["alpha"].round(8)))
         looks = (f"Seeds were added --until-decided ({RULE_LABELS.get(row['rule'], row['rule'])}): {row['looks']} "
-                 f"planned looks analysed, each comparison at the level of the look that decided it "
+                 f"planned looks analysed, each comparison at the level (alpha) of the look that decided it "
                  f"({', '.join(f'{x:.3g}' for x in levels)} here), a family-wise {row['alpha_family']:g} over "
                  "all looks.")
-    return (f"{row['study']}: {row['metric']}; seeds are trained / finished / runs recorded. Decision statistic: "
-            f"{row['test']}. Intervals: {row['ci_method']}. diff = variant - baseline, p_adjusted by "
-            f"{row['correction']} over the family of {row['family']}; better/worse when p_adjusted < alpha and "
-            f"the interval lies beyond 0; {threshold}; undecided otherwise. {looks}")
+    return (f"{row['study']}: {row['metric']}; 'finished' of 'seeds' runs ended ok, 'seeds used' are those the "
+            f"decision statistic uses. Decision statistic: {row['test']}. Intervals: {row['ci_method']}. "
+            f"Difference vs baseline = variant - baseline, change vs baseline = difference / |baseline mean|, "
+            f"adjusted p by {row['correction']} over the family of {row['family']}; better/worse when adjusted p < "
+            f"the level and the interval lies beyond 0; {threshold}; undecided otherwise. {looks}")
 
 
 def failure_lines(eff: pd.DataFrame) -> list[str]:
@@ -122,8 +123,7 @@ def expensive_text(eff: pd.DataFrame) -> str:
     worst = expensive(variants)
     if worst is None:
         return "Every variant is decided: no seeds needed."
-    per = "; ".join(f"{v}: {s:.0f}" if s == s else f"{v}: cannot plan"
-                    for v, s, d in zip(variants["variant"], variants["seeds_needed"], variants["decision"])
+    per = "; ".join(f"{v}: {seeds_text(s)}" for v, s, d in zip(variants["variant"], variants["seeds_needed"], variants["decision"])
                     if d == "undecided")
     return (f"Seeds needed per undecided variant (80% power for min_effect, each from its own spread and rate of "
             f"seeds that did not train): {per}. Expensive to decide: {worst['variant']}, "
