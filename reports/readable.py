@@ -113,6 +113,13 @@ def _signed_percent(value) -> str:
     return "0%" if float(value) == 0 else f"{100 * float(value):+.1f}%"
 
 
+def _seeds(value) -> str:
+    """Seeds needed: a count, or "> 10,000" past the planner's limit (it returns inf there)."""
+    if pd.isna(value):
+        return DASH
+    return f"{float(value):,.0f}" if float(value) <= 10_000 else "> 10,000"
+
+
 def _short(value, digits: int = 4) -> str:
     """`digits` significant figures without trailing zeros (0.025, 0.8975, 132.9); never scientific notation."""
     number = float(value)
@@ -157,12 +164,6 @@ def level_label(frame: pd.DataFrame) -> str:
         alpha = float(frame["alpha"].dropna().iloc[0])
     return f"{(1 - alpha) * 100:.4g}%"
 
-
-def _seeds(value) -> str:
-    """Seeds needed: a count, or "> 10,000" past the planner's limit (it returns inf there)."""
-    if pd.isna(value):
-        return DASH
-    return f"{float(value):,.0f}" if float(value) <= 10_000 else "> 10,000"
 
 
 def _interval(low, high, fmt) -> str:
