@@ -177,36 +177,32 @@ arch = "A"
 batch_norm = true
 width = 0.125
 image_size = 32
+dropout = 0.0
 
 [base.data]
 augment = "none"
 
 [base.train]
 epochs = 5
-batch_size = 32
+batch_size = 16
 lr = 0.05
 schedule = "constant"
 threads = 1
 
-# lr 1e-7: no seed of this variant can train (its loss stays at ln 10)
+# lr 1e-7: no seed of this variant can train (its loss stays at ln 10); 2 epochs are enough to show it
 [factors.lr]
 levels.normal = { "train.lr" = 0.05 }
-levels.tiny = { "train.lr" = 1e-7 }
-
-# two factors that change nothing the training sees: the same runs under other ids
-[factors.eval]
-levels.b500 = { "train.eval_batch_size" = 500 }
-levels.b250 = { "train.eval_batch_size" = 250 }
-
-[factors.loader]
-levels.w2 = { "data.num_workers" = 2 }
-levels.w1 = { "data.num_workers" = 1 }
+levels.tiny = { "train.lr" = 1e-7, "train.epochs" = 2 }
 """
+# Two variants that change nothing the training sees (an eval batch size, a loader worker count: the same runs
+# under other ids), planted as copies of the baseline's real records rather than trained again.
+NO_OP = ("eval=b250", "loader=w1")
 
 
 @pytest.mark.slow
 def test_a_tiny_real_study_with_a_variant_that_cannot_train(tmp_path):
-    """12 real runs (5 epochs at width 0.125); then one seed of eval=b250 is planted from a run that did not
+    """6 real runs at width 0.125 (the baseline, 5 epochs, and lr=tiny, 2 epochs, whose seeds cannot train) and two no-op
+    variants copied from the baseline's records; then one seed of eval=b250 is planted from a run that did not
     train. The report counts them, the other variants' effects are those without them, and seeds-needed stays
     per variant where one pooled sd would explode."""
     from ablations.stats import seeds_needed as pooled_seeds_needed
@@ -215,8 +211,13 @@ def test_a_tiny_real_study_with_a_variant_that_cannot_train(tmp_path):
     study.write_text(TINY_REAL)
     out = tmp_path / "out"
     assert ablations_main(["run", str(study), "--out", str(out), "--workers", "2", "--quiet"]) == 0
+    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    factor = {"eval=b250": "eval", "loader=w1": "loader"}
+    lines += [{**r, "run_id": f"{v}-{r['seed']}", "variant": v, "levels": {**r["levels"], factor[v]: v[-4:]}}
+              for v in NO_OP for r in lines if r["variant"] == "baseline"]
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     eff = effects_of(out, tmp_path / "rep")
-    tiny, b250, w1 = (eff.loc[v] for v in ("lr=tiny", "eval=b250", "loader=w1"))
+    tiny, b250, w1 = (eff.loc[v] for v in ("lr=tiny", *NO_OP))
     assert (tiny["n_not_trained"], tiny["n_ok"], tiny["n_used"]) == (3, 3, 0)
     assert tiny["excess_failure_p"] == pytest.approx(1 / 20) and tiny["decision"] == "undecided"
     assert eff.loc["baseline", "n_not_trained"] == 0 and b250["n_not_trained"] == w1["n_not_trained"] == 0
@@ -227,14 +228,12 @@ def test_a_tiny_real_study_with_a_variant_that_cannot_train(tmp_path):
     # the others' comparisons are what they are without lr=tiny's runs (Holm's family aside)
     runs = load_ablations([out]).runs
     alone = effects(runs[runs["variant"] != "lr=tiny"], "test_top1_error", min_effect=0.2).set_index("variant")
-    for v in ("eval=b250", "loader=w1"):
+    for v in NO_OP:
         assert eff.loc[v, ["diff", "diff_low", "diff_high", "p_value"]].tolist() == pytest.approx(
             alone.loc[v, ["diff", "diff_low", "diff_high", "p_value"]].tolist())
-    # no effect at all: the same training under other ids
     assert b250["diff"] == pytest.approx(0, abs=1e-12) and w1["diff"] == pytest.approx(0, abs=1e-12)
 
     # plant: eval=b250's seed 0 becomes a run that did not train (lr=tiny's seed 0, relabelled)
-    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     donor = next(r for r in lines if r["variant"] == "lr=tiny" and r["seed"] == 0)
     lines = [({**donor, "run_id": r["run_id"], "variant": r["variant"], "levels": r["levels"]}
               if r["variant"] == "eval=b250" and r["seed"] == 0 else r) for r in lines]
