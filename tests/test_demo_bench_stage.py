@@ -22,6 +22,7 @@ def fake_stages(monkeypatch, peaks=AMX):
     monkeypatch.setattr(demo, "_run_suite", fake_suite)
     monkeypatch.setattr("vggbench.demo_plan.measure_peaks", lambda dtypes: {d: peaks[d] for d in dtypes})
     monkeypatch.setattr(demo, "run_study_stage", lambda *a, **k: "")
+    monkeypatch.setattr(demo, "study_layout", lambda study, out: study)
     monkeypatch.setattr(demo, "_fixed", lambda *a, **k: "")
     monkeypatch.setattr("reports.render.build", lambda bench, abl, out: built.append(bench) or out / "index.html")
     return calls, built
@@ -113,3 +114,39 @@ def test_the_study_stage_caps_from_the_listed_runs_and_runs_until_decided(tmp_pa
     monkeypatch.setattr(demo.time, "perf_counter", lambda: 400.0)   # a rerun, later: the recorded cap stands
     demo.run_study_stage(study, folder, 480.0, 0.0, None)
     assert ran["plan"].max_seeds == 6 and Store(folder).plan().max_seeds == 6
+
+
+def test_the_study_trains_channels_last_only_where_it_measured_faster_and_a_rerun_keeps_the_choice(tmp_path,
+                                                                                                   capsys):
+    from ablations.study import expand, load_study
+    from vggbench.demo_plan import choose_layout
+
+    assert choose_layout({"contiguous": 0.05, "channels_last": 0.034}).channels_last
+    slow = choose_layout({"contiguous": 0.05, "channels_last": 0.049})   # 1.02x: within noise, kept contiguous
+    assert not slow.channels_last and "must be 1.05x faster" in slow.reason
+    study = load_study(demo.DEMO_STUDY)
+    calls = []
+
+    def measure(model, train):
+        calls.append((model["width"], train["batch_size"]))
+        return {"contiguous": 0.05, "channels_last": 0.03}
+
+    import vggbench.demo_plan as plan
+    original, plan.measure_layouts = plan.measure_layouts, measure
+    try:
+        chosen = demo.study_layout(study, tmp_path)
+        again = demo.study_layout(study, tmp_path)   # a rerun reads the folder's choice, measures nothing
+    finally:
+        plan.measure_layouts = original
+    assert calls == [(0.25, 64)]   # the study's own base model and batch size
+    assert chosen.base["train"]["channels_last"] and again == chosen
+    assert all(r.config["train"]["channels_last"] for r in expand(chosen))
+    assert "kept from" in capsys.readouterr().out
+
+
+def test_the_layouts_are_timed_on_the_studys_model():
+    from vggbench.demo_plan import measure_layouts
+
+    times = measure_layouts({"arch": "A", "batch_norm": True, "width": 0.125, "image_size": 32, "num_classes": 10},
+                            {"batch_size": 4, "lr": 0.05}, steps=1)
+    assert set(times) == {"contiguous", "channels_last"} and all(t > 0 for t in times.values())

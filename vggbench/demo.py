@@ -5,7 +5,8 @@
 
 Each stage keeps its results in `out`: a rerun skips a finished benchmark file and resumes the study. A study that
 sets [study] max_seeds (the demo's does) runs --until-decided, its seed cap the most that fits the budget after
-its listed seeds (`vggbench.demo_plan`); any other study runs its listed seeds.
+its listed seeds, in channels_last where this machine trains its base model faster so (`vggbench.demo_plan`); any
+other study runs its listed seeds as written.
 """
 
 from __future__ import annotations
@@ -100,6 +101,8 @@ def run_demo(out: Path, bench_args: list[str], study: Path, rerun_bench: bool = 
             _run_suite(label, path, args())
     t1 = time.perf_counter()
     print(f"[2/3] ablation study {study.name} into {out / 'ablations'}", flush=True)
+    if adaptive:
+        study_obj = study_layout(study_obj, out)
     decided = run_study_stage(study_obj, out / "ablations", budget_s, t0, max_seeds) if adaptive else \
         _fixed(study_obj, out / "ablations")
     t2 = time.perf_counter()
@@ -108,6 +111,38 @@ def run_demo(out: Path, bench_args: list[str], study: Path, rerun_bench: bool = 
     print(f"done in {time.perf_counter() - t0:.0f} s (benchmarks {t1 - t0:.0f} s, study {t2 - t1:.0f} s). "
           f"{decided}Report: {index} and {index.with_name('report.md')}")
     return index
+
+
+LAYOUT_FILE = "study-layout.json"
+
+
+def study_layout(study, out: Path):
+    """The study with train.channels_last set where this machine trains its base model faster so
+    (`demo_plan.choose_layout` on `demo_plan.measure_layouts`), the choice kept in `out/study-layout.json` so a
+    rerun trains the same runs. A study that sets train.channels_last itself keeps it."""
+    import dataclasses
+    import json
+
+    from ablations.study import resolve, variants
+
+    from .demo_plan import choose_layout, measure_layouts
+
+    train = study.base.get("train", {})
+    if "channels_last" in train:
+        return study
+    path = out / LAYOUT_FILE
+    try:
+        kept = json.loads(path.read_text())
+        on, reason = bool(kept["channels_last"]), f"{kept['reason']} (kept from {path})"
+    except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
+        config = resolve(study, variants(study)[0], study.seeds[0])
+        layout = choose_layout(measure_layouts(config["model"], config["train"]))
+        on, reason = layout.channels_last, layout.reason
+        path.write_text(json.dumps({"channels_last": on, "reason": reason}) + "\n")
+    print(f"[2/3] {reason}", flush=True)
+    if not on:
+        return study
+    return dataclasses.replace(study, base={**study.base, "train": {**train, "channels_last": True}})
 
 
 def _fixed(study, folder: Path) -> str:
