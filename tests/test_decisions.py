@@ -118,6 +118,36 @@ def test_excess_failure_p_is_its_own_column():
     assert np.isnan(eff.loc["baseline", "excess_failure_p"])
 
 
+def test_the_studies_section_says_it_in_words():
+    """The report's studies section: did-not-train counts and seeds used as plain headers, the effect among the
+    trained seeds, which variant is expensive and why, the statistic and rule in force; after --until-decided the
+    interval headers say each row sits at its look's level."""
+    from reports.readable import readable
+    from reports.sections.studies import effects_display, expensive_text, failure_lines, method_text
+
+    err = "test_top1_error"
+    values = {"baseline": [0.030, 0.025, 0.040], "a=1": [0.03, 0.05, 0.04], "h=tv": [0.52, 0.20, 0.02]}
+    eff = effects(_runs(values, err), err, min_effect=0.02)
+    table = readable(effects_display(eff))
+    assert {"did not train", "seeds used", "seeds needed", "95% interval", "95% interval of the difference"} <= \
+        set(table.headers) and "decided at look" not in table.headers   # fixed seeds: one look
+    lines = failure_lines(eff)
+    assert any(line.startswith("h=tv: 1 of 3 seeds did not train (33%, 95% interval 1%-91%); effect among the "
+                               "seeds that trained:") for line in lines)
+    assert "Expensive to decide: h=tv" in expensive_text(eff) and "1 of 3 seeds did not train" in expensive_text(eff)
+    text = method_text(eff)
+    assert "Decision statistic: on the seeds that trained" in text and "Fixed seeds: one analysis" in text
+    rng = np.random.default_rng(1)
+    plan = Plan(min_effect=0.001, max_seeds=5, initial_seeds=3)
+    looked = effects(_runs({"baseline": list(0.03 + 0.004 * rng.standard_normal(5)),
+                            "a=big": list(0.30 + 0.004 * rng.standard_normal(3)),
+                            "a=same": list(0.03 + 0.004 * rng.standard_normal(5))}), "m", min_effect=0.001,
+                     schedule=plan.schedule())
+    headers = readable(effects_display(looked)).headers
+    assert "interval (at the row's level)" in headers and "decided at look" in headers and "level (alpha)" in headers
+    assert "O'Brien-Fleming-like" in method_text(looked) and "3 of 3 planned looks" in method_text(looked)
+
+
 # ------------------------------------------------------------------------------------------- bad input
 def test_a_metric_without_known_bounds_is_treated_as_unbounded_and_says_so():
     eff = effects(_runs({"baseline": [5.0, 6.0, 7.0], "a=1": [6.0, 7.0, 8.0]}, "train_seconds"), "train_seconds",
