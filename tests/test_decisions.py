@@ -130,7 +130,7 @@ def test_the_studies_section_says_it_in_words():
     eff = effects(_runs(values, err), err, min_effect=0.02)
     table = readable(effects_display(eff))
     assert {"did not train", "seeds used", "seeds needed", "95% interval", "95% interval of the difference"} <= \
-        set(table.headers) and "decided at look" not in table.headers   # fixed seeds: one look
+        set(table.headers) and "at look" not in table.headers   # fixed seeds: one look
     lines = failure_lines(eff)
     assert any(line.startswith("h=tv: 1 of 3 seeds did not train (33%, 95% interval 1%-91%); effect among the "
                                "seeds that trained:") for line in lines)
@@ -144,7 +144,7 @@ def test_the_studies_section_says_it_in_words():
                             "a=same": list(0.03 + 0.004 * rng.standard_normal(5))}), "m", min_effect=0.001,
                      schedule=plan.schedule())
     headers = readable(effects_display(looked)).headers
-    assert "interval (at the row's level)" in headers and "decided at look" in headers and "level (alpha)" in headers
+    assert "interval (at the row's level)" in headers and "at look" in headers and "level (alpha)" in headers
     assert "O'Brien-Fleming-like" in method_text(looked) and "3 of 3 planned looks" in method_text(looked)
 
 

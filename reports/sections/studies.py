@@ -109,7 +109,8 @@ def failure_lines(eff: pd.DataFrame) -> list[str]:
             head += f"; {row['n_diverged']} diverged, {row['n_failed']} failed (counted apart)"
         if row["variant"] != "baseline":
             head += (f"; effect among the seeds that trained: {_interval(row['diff'], row['diff_low'], row['diff_high'], True)}"
-                     f" ({row['n_compared']} vs {row['n_compared_baseline']} seeds, {row['diff_method'] or 'none'})")
+                     f" (of {row['n_compared']} vs {row['n_compared_baseline']} finished seeds, "
+                     f"{row['diff_method'] or 'none'})")
         lines.append(head)
         if row["variant"] != "baseline" and row["excess_failure_p"] == row["excess_failure_p"]:
             lines.append(f"{row['variant']} fails to train more often than the baseline? one-sided Fisher exact "
