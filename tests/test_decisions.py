@@ -231,8 +231,8 @@ NO_OP = ("eval=b250", "loader=w1")
 
 @pytest.mark.slow
 def test_a_tiny_real_study_with_a_variant_that_cannot_train(tmp_path):
-    """6 real runs at width 0.125 (the baseline, 5 epochs, and lr=tiny, 2 epochs, whose seeds cannot train) and two no-op
-    variants copied from the baseline's records; then one seed of eval=b250 is planted from a run that did not
+    """6 real runs at width 0.125 (the baseline, 5 epochs, and lr=tiny, 2 epochs, whose seeds cannot train) and two
+    no-op variants copied from the baseline's records; then one seed of eval=b250 is planted from a run that did not
     train. The report counts them, the other variants' effects are those without them, and seeds-needed stays
     per variant where one pooled sd would explode."""
     from ablations.stats import seeds_needed as pooled_seeds_needed

@@ -147,6 +147,6 @@ def test_the_study_trains_channels_last_only_where_it_measured_faster_and_a_reru
 def test_the_layouts_are_timed_on_the_studys_model():
     from vggbench.demo_plan import measure_layouts
 
-    times = measure_layouts({"arch": "A", "batch_norm": True, "width": 0.125, "image_size": 32, "num_classes": 10},
-                            {"batch_size": 4, "lr": 0.05}, steps=1)
+    times = measure_layouts({"arch": "A", "batch_norm": True, "width": 0.0625, "image_size": 32, "num_classes": 10},
+                            {"batch_size": 2, "lr": 0.05}, steps=1)
     assert set(times) == {"contiguous", "channels_last"} and all(t > 0 for t in times.values())

@@ -108,7 +108,8 @@ def failure_lines(eff: pd.DataFrame) -> list[str]:
         if row["n_diverged"] or row["n_failed"]:
             head += f"; {row['n_diverged']} diverged, {row['n_failed']} failed (counted apart)"
         if row["variant"] != "baseline":
-            head += (f"; effect among the seeds that trained: {_interval(row['diff'], row['diff_low'], row['diff_high'], True)}"
+            effect = _interval(row["diff"], row["diff_low"], row["diff_high"], True)
+            head += (f"; effect among the seeds that trained: {effect}"
                      f" (of {row['n_compared']} vs {row['n_compared_baseline']} finished seeds, "
                      f"{row['diff_method'] or 'none'})")
         lines.append(head)
@@ -124,8 +125,8 @@ def expensive_text(eff: pd.DataFrame) -> str:
     worst = expensive(variants)
     if worst is None:
         return "Every variant is decided: no seeds needed."
-    per = "; ".join(f"{v}: {seeds_text(s)}" for v, s, d in zip(variants["variant"], variants["seeds_needed"], variants["decision"])
-                    if d == "undecided")
+    per = "; ".join(f"{v}: {seeds_text(s)}" for v, s, d in
+                    zip(variants["variant"], variants["seeds_needed"], variants["decision"]) if d == "undecided")
     return (f"Seeds needed per undecided variant (80% power for min_effect, each from its own spread and rate of "
             f"seeds that did not train): {per}. Expensive to decide: {worst['variant']}, "
             f"{worst['seeds_needed_reason']}.")
