@@ -193,7 +193,12 @@ def test_until_decided_on_a_tiny_study_killed_and_rerun(tmp_path, capsys):
                 "decision"):
         assert col in header
     rows = {line.split(",")[1]: dict(zip(header, line.split(","))) for line in effects[1:]}
-    assert rows["classes=c100"]["decision"] == "worse" and float(rows["classes=c100"]["alpha"]) == pytest.approx(0.025)
+    # decided at look 1 of 2, so analysed at that look's O'Brien-Fleming-like level, as the run decided it
+    from ablations.stats.sequential import look_levels
+
+    c100 = rows["classes=c100"]
+    assert c100["decision"] == "worse" and c100["look"] == "1"
+    assert float(c100["alpha"]) == pytest.approx(look_levels(3, 4, rule="obf")[0])
 
 
 def test_status_shows_seeds_needed_per_variant_from_its_own_spread(tmp_path, capsys):
