@@ -1,21 +1,28 @@
 """`run --until-decided`: add seeds, a round at a time, only where the answer is still open.
 
-    python -m ablations run STUDY.toml --out DIR --until-decided [--max-seeds 10] [--min-effect 0.01]
+    python -m ablations run STUDY.toml --out DIR --until-decided [--max-seeds 10] [--min-effect 0.025]
 
-Procedure (one_at_a_time designs). Look 0 is the study's own seeds. At each look every variant is compared with
-the baseline (`ablations.stats.effects`: Welch t, Holm across the variants) at the per-look level
-alpha / L, where L = max_seeds - len(seeds) + 1 is the number of planned looks. A variant is decided when it is
-`better`, `worse` or `equivalent` (its interval inside +/- min_effect). If some variant is still undecided and the
-baseline has fewer than max_seeds seeds, round r adds seed max(seeds) + r to the baseline and to every undecided
-variant below max_seeds, then looks again.
+Procedure (one_at_a_time designs). Look 0 is the study's own seeds. At each look every variant not yet decided is
+compared with the baseline by the plan's decision statistic (default "trained": the seeds that did not train set
+aside, `ablations.stats.robust`) at the look's own nominal level, Holm across the variants, and decided: `better`,
+`worse`, or `equivalent` (its interval inside +/- min_effect). A decided variant keeps its decision. If some
+variant is still undecided and the baseline has fewer than max_seeds seeds, round r adds seed max(seeds) + r to
+the baseline and to every undecided variant, then looks again.
 
-Why it holds its error rate: every look sees the baseline with one more seed, so there are at most L looks; at
-each, Holm keeps the chance of any false better/worse below alpha / L; by Bonferroni over the looks the chance of
-one at any look, the report's final analysis included, stays below alpha (tests/test_stats_calibration.py).
+The levels (`ablations.stats.sequential.look_levels`, rule "obf"): Lan-DeMets O'Brien-Fleming-like alpha spending
+over the L = max_seeds - len(seeds) + 1 planned looks, exact for correlated looks, so the chance of any false
+better/worse over all looks stays at alpha (family-wise 3.5-4.3% in simulation, docs/statistics.md section 4). For
+3 to 10 seeds the levels run from 0.00035 at the first look to 0.034 at the last, where the even split gives
+0.00625 to every look; simulated with four variants (min_effect 0.02), the new rule needed 9.2-9.4 seeds per
+no-effect variant against 9.7-9.9, and found a +0.02 change in 49-55% of studies against 4-29%.
 
-Added runs are ordinary runs (the id hashes the resolved config and seed). Look r uses only the runs of the
-rounds before it, so a rerun after a kill replays the same looks from the records and continues the round that
-was cut short. The plan (alpha, max_seeds, min_effect) is kept in `adaptive.json`; the report reads it.
+A folder started before the rules were recorded (adaptive.json without "rule") keeps its own: alpha / L at every
+look, Welch t on every finished seed, every look re-deciding; a rerun of such a folder continues under it.
+
+Every look is computed by `ablations.stats.frames.effects(..., schedule=plan.schedule())`, the replay of the
+looks from the records that the report runs too, so the report's decisions are the run's. Added runs are ordinary
+runs (the id hashes the resolved config and seed). A rerun after a kill replays the same looks from the records
+and continues the round that was cut short. The plan is kept in `adaptive.json`.
 """
 
 from __future__ import annotations
@@ -28,11 +35,15 @@ import numpy as np
 from vggcore.validation import MIN_EFFECT, optional
 
 from .runner import RunOptions, run_study
-from .stats import adjust, decide, effects, welch
+from .stats.bounded import metric_bounds
+from .stats.errors import check_min_effect
+from .stats.failures import rule_inputs
+from .stats.frames import effects
+from .stats.sequential import RULE_LABELS
 from .store import PLAN, Plan, Store
 from .study import RunSpec, Study, StudyError, resolve, run_id, variant_name, variants
 
-__all__ = ["DEFAULT_MAX_SEEDS", "PLAN", "Plan", "added_seeds", "make_plan", "run_until_decided", "simulate"]
+__all__ = ["DEFAULT_MAX_SEEDS", "PLAN", "Plan", "added_seeds", "make_plan", "run_until_decided"]
 DEFAULT_MAX_SEEDS = 10
 
 
@@ -47,12 +58,15 @@ def make_plan(study: Study, min_effect: float | None = None, max_seeds: int | No
         raise StudyError(f"--until-decided: study {study.name} has no variant to compare with the baseline")
     min_effect = study.min_effect if min_effect is None else min_effect
     optional(MIN_EFFECT)("--min-effect", min_effect)
+    check_min_effect(min_effect, metric_bounds(study.metric)[0], study.metric)
     n0 = len(study.seeds)
     if max_seeds is None:
         max_seeds = study.max_seeds if study.max_seeds is not None else max(DEFAULT_MAX_SEEDS, n0)
     elif max_seeds < n0:
         raise StudyError(f"--max-seeds {max_seeds} is below the study's {n0} seeds; give at least {n0}")
-    return Plan(min_effect=min_effect, max_seeds=max_seeds, initial_seeds=n0)
+    plan = Plan(min_effect=min_effect, max_seeds=max_seeds, initial_seeds=n0, statistic=study.statistic)
+    plan.schedule()   # the levels are computed (and checked) before any run
+    return plan
 
 
 def added_seeds(study: Study, plan: Plan) -> list[int]:
@@ -74,16 +88,25 @@ def _frame(records: dict, specs: list[RunSpec], metric: str):
         r = records.get(s.run_id)
         if r is not None:
             rows.append({"study": s.study, "variant": s.variant, "seed": s.seed, "status": r.get("status"),
-                         metric: (r.get("final") or {}).get(metric)})
-    return pd.DataFrame(rows, columns=["study", "variant", "seed", "status", metric])
+                         metric: (r.get("final") or {}).get(metric), **rule_inputs(r)})
+    return pd.DataFrame(rows, columns=["study", "variant", "seed", "status", metric, *rule_inputs({})])
+
+
+def analyse(study: Study, plan: Plan, records: dict, specs: list[RunSpec]):
+    """The looks the records of `specs` hold, replayed under the plan: the effects frame indexed by variant."""
+    frame = _frame(records, specs, study.metric)
+    return effects(frame, study.metric, study.maximize, min_effect=plan.min_effect, alpha=plan.alpha,
+                   correction=plan.correction, statistic=plan.statistic,
+                   schedule=plan.schedule()).set_index("variant"), frame
 
 
 def run_until_decided(study: Study, store: Store, options: RunOptions, plan: Plan,
                       report: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> dict:
     """Run the study, then rounds of added seeds until every variant is decided or at max_seeds.
-    Returns {"looks", "decisions" (variant -> decision), "seeds" (variant -> runs), "failed", "ran"}."""
+    Returns {"looks", "decisions" (variant -> decision), "seeds" (variant -> runs), "failed", "ran", "plan"}:
+    the plan the folder runs under (the one it recorded, when it was started before)."""
     store.prepare()
-    store.keep_plan(plan)
+    plan = store.keep_plan(plan)
     levels = {variant_name(study, lv): lv for lv in variants(study)}
     specs = [_spec(study, lv, s) for lv in levels.values() for s in study.seeds]
     extra: list[RunSpec] = []
@@ -91,13 +114,11 @@ def run_until_decided(study: Study, store: Store, options: RunOptions, plan: Pla
     rounds = added_seeds(study, plan)
     for look in range(len(rounds) + 1):
         records = store.read(warn=False).records
-        frame = _frame(records, specs, study.metric)
-        eff = effects(frame, study.metric, study.maximize, min_effect=plan.min_effect,
-                      alpha=plan.alpha_per_look, correction=plan.correction).set_index("variant")
+        eff, frame = analyse(study, plan, records, specs)
         seeds = frame.groupby("variant").size()
         comp = eff[eff.index != "baseline"]
         open_ = [v for v in comp.index if comp.at[v, "decision"] == "undecided" and seeds.get(v, 0) < plan.max_seeds]
-        report(_progress(look, plan, comp, seeds, open_, study.metric))
+        report(progress(look, plan, comp, seeds, open_, study.metric))
         if not open_ or look == len(rounds) or seeds.get("baseline", 0) >= plan.max_seeds:
             break
         seed = rounds[look]
@@ -107,17 +128,30 @@ def run_until_decided(study: Study, store: Store, options: RunOptions, plan: Pla
         ran += run_study(study, store, options, report, extra=extra)["ran"]
     failed = sum(1 for s in specs if records.get(s.run_id, {}).get("status") == "failed")
     return {"looks": look + 1, "decisions": comp["decision"].to_dict(), "seeds": seeds.to_dict(),
-            "failed": failed, "ran": ran}
+            "failed": failed, "ran": ran, "plan": plan}
 
 
-def _progress(look: int, plan: Plan, comp, seeds, open_: list[str], metric: str) -> str:
-    lines = [f"look {look + 1} of at most {plan.looks} (alpha {plan.alpha:g} / {plan.looks} looks = "
-             f"{plan.alpha_per_look:.4g} per look, {plan.correction} across {len(comp)} variant(s)):"]
+def plan_line(plan: Plan) -> str:
+    """The plan in words: rule, looks and their levels."""
+    levels = plan.levels
+    span = f"{levels[0]:.4g}" if len(set(levels)) == 1 else f"{levels[0]:.3g} at the first to {levels[-1]:.3g} at the last"
+    return (f"up to {plan.max_seeds} seeds per variant, {plan.looks} look(s), {RULE_LABELS[plan.rule]}: level "
+            f"{span} (family-wise {plan.alpha:g}); {plan.statistic} statistic, {plan.correction} across the "
+            f"variants; min_effect {plan.min_effect}")
+
+
+def progress(look: int, plan: Plan, comp, seeds, open_: list[str], metric: str) -> str:
+    """One look's lines for the terminal: each variant's decision, interval, and why it is still open."""
+    level = plan.levels[min(look, plan.looks - 1)]
+    lines = [f"look {look + 1} of at most {plan.looks} (level {level:.4g} at this look, {plan.rule} rule; "
+             f"{plan.correction} across {len(comp)} variant(s)):"]
     me = plan.min_effect
     for v, row in comp.iterrows():
         n = int(seeds.get(v, 0))
         head = (f"  {v}: {row['decision']}, n={n}, {metric} diff {row['diff']:+.4g} "
                 f"[{row['diff_low']:+.4g}, {row['diff_high']:+.4g}], p_adj {row['p_adjusted']:.3g}")
+        if row["n_not_trained"]:
+            head += f", {int(row['n_not_trained'])} of {int(row['n_ok'])} did not train"
         if v in open_:
             why = "interval crosses 0" if row["diff_low"] <= 0 <= row["diff_high"] or np.isnan(row["diff_low"]) \
                 else "not significant after adjustment"
@@ -125,35 +159,7 @@ def _progress(look: int, plan: Plan, comp, seeds, open_: list[str], metric: str)
             head += f"  -> open: {why}; adding a seed"
         elif row["decision"] == "undecided":
             head += f"  -> stopped at max_seeds {plan.max_seeds}"
+        elif plan.freeze and row["look"] < look + 1:
+            head += f"  (decided at look {int(row['look'])})"
         lines.append(head)
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------------------- simulation (pure)
-def simulate(values: np.ndarray, n0: int, max_seeds: int, min_effect: float | None = None,
-             maximize: bool = False, alpha: float = 0.05, correction: str = "holm") -> dict:
-    """The same procedure on pre-drawn outcomes, vectorised over studies, for calibration tests.
-
-    values: (studies, 1 + variants, max_seeds), arm 0 the baseline; arm a's k-th run is values[:, a, k].
-    Returns codes (final decision per variant, ablations.stats.decide codes), ever_rejected (a better/worse at any
-    look), n (seeds per arm), low/high (final intervals of variant - baseline)."""
-    studies, arms, _ = values.shape
-    looks = max_seeds - n0 + 1
-    per = alpha / looks
-    n = np.full((studies, arms), n0)
-    ever = np.zeros((studies, arms - 1), dtype=bool)
-    k = np.arange(max_seeds)
-    for look in range(looks):
-        mask = k[None, None, :] < n[:, :, None]
-        mean = np.where(mask, values, 0).sum(-1) / n
-        var = np.where(mask, (values - mean[..., None]) ** 2, 0).sum(-1) / (n - 1)
-        _, low, high, p = welch(mean[:, 1:], var[:, 1:], n[:, 1:], mean[:, :1], var[:, :1], n[:, :1], per)
-        codes = decide(low, high, adjust(p, correction), maximize, min_effect, per)
-        ever |= (codes == 1) | (codes == 2)
-        open_ = (codes == 0) & (n[:, 1:] < max_seeds)
-        go = open_.any(axis=1) & (n[:, 0] < max_seeds)
-        if look == looks - 1 or not go.any():
-            break
-        n[:, 1:] += open_ & go[:, None]
-        n[:, 0] += go
-    return {"codes": codes, "ever_rejected": ever, "n": n, "low": low, "high": high}

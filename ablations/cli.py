@@ -115,8 +115,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"  {r.run_id}  {r.variant}  seed {r.seed}")
         print(estimate(records, len(todo), args.workers if args.executor == "local" else 1))
         if args.until_decided:
-            print(f"then until decided: up to {plan.max_seeds} seeds per variant, {plan.looks} looks at alpha "
-                  f"{plan.alpha_per_look:.4g} each, min_effect {plan.min_effect}")
+            from .adaptive import plan_line
+
+            recorded = store.plan()   # a folder started earlier keeps the rule it recorded
+            same = recorded is not None and recorded.same_choices(plan)
+            print("then until decided: " + plan_line(recorded if same else plan))
         return EXIT_OK
     # The lock first: a second driver is refused at once, and what is planned is what this driver will run.
     with store.lock():
@@ -173,7 +176,8 @@ def _until_decided(study, store: Store, options: RunOptions, plan) -> int:
     from .adaptive import run_until_decided
 
     out = run_until_decided(study, store, options, plan)
-    print(f"study {study.name} until decided: {out['looks']} look(s), ran {out['ran']} run(s); "
+    print(f"study {study.name} until decided ({out['plan'].rule} rule): {out['looks']} look(s), ran {out['ran']} "
+          "run(s); "
           + ", ".join(f"{v} {d} (n={out['seeds'].get(v, 0)})" for v, d in out["decisions"].items()))
     _print_status(store)
     if out["failed"]:
@@ -208,27 +212,34 @@ def _print_status(store: Store) -> int:
 
 
 def _seeds_needed(store: Store, records: list[dict]) -> str:
-    """The power line: seeds per variant needed to detect min_effect, from the pooled spread so far."""
+    """The power lines: per variant, the seeds needed to detect min_effect from its own spread and rate of seeds
+    that did not train, and which variant is expensive to decide and why."""
     import pandas as pd
 
-    from .stats import power
+    from .stats.failures import rule_inputs
+    from .stats.frames import effects, expensive
 
     analysis = store.analysis()
     min_effect, metric = analysis.min_effect, analysis.metric
     if not min_effect:
         return "seeds needed: set [study] min_effect (metric units, above 0) to compute them"
-    frame = pd.DataFrame([{"study": r.get("study"), "variant": r.get("variant"), "status": r.get("status"),
-                           metric: (r.get("final") or {}).get(metric)} for r in records],
-                         columns=["study", "variant", "status", metric])
+    frame = pd.DataFrame([{"study": r.get("study"), "variant": r.get("variant"), "seed": r.get("seed"),
+                           "status": r.get("status"), metric: (r.get("final") or {}).get(metric), **rule_inputs(r)}
+                          for r in records], columns=["study", "variant", "seed", "status", metric, *rule_inputs({})])
     if frame.empty:
         return "seeds needed: no finished runs yet"
-    row = power(frame, metric, min_effect).iloc[0]
-    if row["seeds_needed"] != row["seeds_needed"]:
-        return "seeds needed: need two finished seeds of some variant to estimate the spread"
-    return (f"seeds needed per variant to detect {metric} differences of {min_effect:g} with 80% power: "
-            f"{row['seeds_needed']:.0f} (pooled sd {row['pooled_sd']:.3g} over {row['sd_dof']} dof, "
-            f"alpha {row['alpha_per_comparison']:.3g} per comparison = 0.05 / {row['comparisons']}); "
-            f"now {row['seeds_now']}")
+    plan = analysis.plan
+    eff = effects(frame, metric, analysis.maximize, min_effect=min_effect, statistic=analysis.statistic,
+                  schedule=plan.schedule() if plan is not None else None,
+                  alpha=plan.alpha if plan is not None else 0.05, correction=plan.correction if plan else "holm")
+    lines = [f"seeds needed per variant to detect {metric} differences of {min_effect:g} with 80% power, each "
+             "from its own spread and rate of seeds that did not train:"]
+    for _, row in eff[eff["variant"] != "baseline"].iterrows():
+        lines.append(f"  {row['variant']} ({row['decision']}, n={row['n_ok']}): {row['seeds_needed_reason']}")
+    worst = expensive(eff[eff["variant"] != "baseline"])
+    if worst is not None and worst["seeds_needed"] == worst["seeds_needed"]:
+        lines.append(f"expensive to decide: {worst['variant']} ({worst['seeds_needed_reason']})")
+    return "\n".join(lines)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:

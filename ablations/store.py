@@ -50,60 +50,94 @@ class Manifest:
     metric: str = DEFAULT_METRIC        # what the study ranks by
     maximize: bool = False              # higher metric is better
     min_effect: float | None = None     # smallest difference that matters, metric units
+    statistic: str = "trained"          # the decision statistic ([study] statistic; ablations.stats.robust)
 
     @classmethod
     def from_json(cls, data: Any, path: Path) -> Manifest:
         if not isinstance(data, dict) or not isinstance(data.get("study"), str) \
                 or not isinstance(data.get("run_ids", []), list):
             raise StoreError(f"{path} is corrupt; cannot tell which study this folder holds")
-        known = {k: data[k] for k in ("source", "metric", "maximize", "min_effect") if data.get(k) is not None}
+        known = {k: data[k] for k in ("source", "metric", "maximize", "min_effect", "statistic")
+                 if data.get(k) is not None}
         return cls(study=data["study"], run_ids=tuple(data.get("run_ids", [])), **known)
 
     def to_json(self) -> dict:
         return {"study": self.study, "source": self.source, "metric": self.metric, "maximize": self.maximize,
-                "min_effect": self.min_effect, "run_ids": list(self.run_ids)}
+                "min_effect": self.min_effect, "statistic": self.statistic, "run_ids": list(self.run_ids)}
 
 
 @dataclass(frozen=True)
 class Plan:
-    """adaptive.json: the plan of `run --until-decided` (`ablations.adaptive`), fixed when the folder started."""
+    """adaptive.json: the plan of `run --until-decided` (`ablations.adaptive`), fixed when the folder started.
+    A file written before the look rules were recorded (no "rule" key) was run under the even split with Welch t
+    on every finished seed, re-deciding at every look: `from_json` reads it so, and such a folder keeps running and
+    analysing under that rule."""
     min_effect: float | None   # metric units; None: a variant can stop only as better or worse
     max_seeds: int             # seeds per variant, the study's own included
     initial_seeds: int         # the study's listed seeds
     alpha: float = DEFAULT_ALPHA   # family-wise error over all looks
     correction: str = "holm"   # across the variants at each look
+    rule: str = "obf"          # how alpha is spread over the looks (ablations.stats.sequential.RULES)
+    statistic: str = "trained"  # the decision statistic (ablations.stats.robust.LABELS)
+    freeze: bool = True        # a decided variant keeps its decision (False: every look re-decides)
 
     @property
     def looks(self) -> int:
         return self.max_seeds - self.initial_seeds + 1
 
+    def schedule(self):
+        """The looks' levels and rule (`ablations.stats.sequential.Schedule`)."""
+        from .stats.sequential import Schedule
+
+        return Schedule.of(self.rule, self.initial_seeds, self.max_seeds, self.alpha, self.freeze)
+
+    @property
+    def levels(self) -> tuple[float, ...]:
+        """Nominal two-sided level of each planned look."""
+        return self.schedule().levels
+
     @property
     def alpha_per_look(self) -> float:
-        return self.alpha / self.looks
+        """The level of the last planned look (under the even split, every look's)."""
+        return self.levels[-1]
+
+    def same_choices(self, other: Plan) -> bool:
+        """The values a user chose (min_effect, max_seeds, the study's seeds, alpha, correction) agree: a rerun
+        with them continues the folder under the rule it recorded."""
+        keys = ("min_effect", "max_seeds", "initial_seeds", "alpha", "correction")
+        return all(getattr(self, k) == getattr(other, k) for k in keys)
 
     @classmethod
     def from_json(cls, data: Any, path: Path) -> Plan:
         try:
-            return cls(min_effect=data["min_effect"], max_seeds=int(data["max_seeds"]),
+            legacy = "rule" not in data   # written before the rules were recorded: the even split
+            plan = cls(min_effect=data["min_effect"], max_seeds=int(data["max_seeds"]),
                        initial_seeds=int(data["initial_seeds"]), alpha=float(data.get("alpha", DEFAULT_ALPHA)),
-                       correction=data.get("correction", "holm"))
+                       correction=data.get("correction", "holm"),
+                       rule=data.get("rule", "even"), statistic=data.get("statistic", "welch" if legacy else
+                                                                         "trained"),
+                       freeze=bool(data.get("freeze", not legacy)))
+            plan.schedule()   # a rule or count this code cannot plan is a corrupt file too
         except (KeyError, TypeError, ValueError):
             raise StoreError(f"{path} is corrupt; cannot tell how this folder's seeds were added") from None
+        return plan
 
     def to_json(self) -> dict:
-        return {**asdict(self), "looks": self.looks, "alpha_per_look": self.alpha_per_look}
+        return {**asdict(self), "looks": self.looks, "levels": list(self.levels),
+                "alpha_per_look": self.alpha_per_look}
 
 
 @dataclass(frozen=True)
 class Analysis:
-    """How a folder's results are analysed: study.json's metric, and the level of adaptive.json's looks."""
+    """How a folder's results are analysed: study.json's metric and statistic, and adaptive.json's looks."""
     metric: str                # what the study ranks by
     maximize: bool             # higher metric is better
     source: str                # the study file, else the results file itself
     min_effect: float | None   # adaptive.json's when seeds were added, else study.json's
     looks: int                 # planned looks of --until-decided; 1 for fixed seeds
-    alpha: float               # the level of each interval and test: DEFAULT_ALPHA / looks
-
+    alpha: float               # the level of the last look (DEFAULT_ALPHA for fixed seeds)
+    statistic: str = "trained"     # the decision statistic
+    plan: Plan | None = None       # adaptive.json, None for fixed seeds
 
 @dataclass
 class Results:
@@ -224,7 +258,7 @@ class Store:
                     "or use a new --out so results are not mixed")
             ids = [*old.run_ids, *[i for i in ids if i not in set(old.run_ids)]]
         manifest = Manifest(study=study.name, run_ids=tuple(ids), source=study.source, metric=study.metric,
-                            maximize=study.maximize, min_effect=study.min_effect)
+                            maximize=study.maximize, min_effect=study.min_effect, statistic=study.statistic)
         with _writing(self.manifest_path):
             save_json(self.manifest_path, manifest.to_json())
 
@@ -234,16 +268,19 @@ class Store:
         data = self._read_json(self.plan_path, "cannot tell how this folder's seeds were added")
         return None if data is None else Plan.from_json(data, self.plan_path)
 
-    def keep_plan(self, plan: Plan) -> None:
-        """Record the plan, or refuse one that differs from the plan the folder was started with."""
+    def keep_plan(self, plan: Plan) -> Plan:
+        """Record the plan and return it, or return the plan the folder was started with when the values a user
+        chose agree (its rule, statistic and levels stay those it recorded), or refuse one that differs."""
         old = self.plan()
         if old is None:
             with _writing(self.plan_path):
                 save_json(self.plan_path, plan.to_json())
-        elif old != plan:
+            return plan
+        if not old.same_choices(plan):
             raise StoreError(f"{self.root} was started --until-decided with max_seeds {old.max_seeds}, "
                              f"min_effect {old.min_effect}, alpha {old.alpha}; changing the plan midway would "
                              "void its error rate. Rerun with the same values or use a new --out")
+        return old
 
     def analysis(self) -> Analysis:
         """How to analyse the folder's results (defaults for a bare results file without study.json)."""
@@ -253,7 +290,8 @@ class Store:
                         source=manifest.source or str(self.results_path),
                         min_effect=plan.min_effect if plan is not None else manifest.min_effect,
                         looks=plan.looks if plan is not None else 1,
-                        alpha=plan.alpha_per_look if plan is not None else DEFAULT_ALPHA)
+                        alpha=plan.alpha_per_look if plan is not None else DEFAULT_ALPHA,
+                        statistic=plan.statistic if plan is not None else manifest.statistic, plan=plan)
 
     # ------------------------------------------------------------------------------------ results.jsonl
     def read(self, warn: bool = True) -> Results:

@@ -6,6 +6,8 @@
     seeds = [0, 1, 2]
     metric = "test_top1_error"    # lower is better unless maximize = true
     track = "mlflow:sqlite:///mlflow.db"   # optional: live tracking (a list for several), as `run --track`
+    min_effect = 0.025            # optional: smallest difference that matters (decisions, seeds needed)
+    statistic = "trained"         # optional: the decision statistic (ablations.stats.robust.LABELS)
 
     [base.model]                  # any VGGConfig field
     arch = "A"
@@ -47,7 +49,7 @@ else:  # pragma: no cover
 
 SECTIONS = {"model": VGGConfig, "data": DataConfig, "train": TrainConfig}
 STUDY_KEYS = {"name", "design", "seeds", "metric", "maximize", "description", "num_cpus", "num_gpus",
-              "min_effect", "max_seeds", "track"}
+              "min_effect", "max_seeds", "track", "statistic"}
 DESIGNS = ("one_at_a_time", "full")
 METRICS = ("test_top1_error", "test_top5_error", "test_loss", "val_top1_error", "train_seconds")
 FACTOR_KEYS = {"baseline", "levels", "description"}
@@ -80,6 +82,7 @@ class Study:
     min_effect: float | None = None     # smallest difference that matters, metric units (decisions, power)
     max_seeds: int | None = None        # seeds per variant --until-decided may reach (default 10)
     track: tuple[str, ...] = ()         # live tracking targets, mlflow:URI or tensorboard:LOGDIR (`run --track`)
+    statistic: str = "trained"          # the decision statistic (ablations.stats.robust.LABELS)
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,7 @@ def parse_study(data: dict, source: str = "") -> Study:
 
     min_effect, max_seeds = _adaptive_fields(head, seeds)
     track = _track_field(head)
+    statistic = _statistic_fields(head, metric, min_effect)
 
     base = data.get("base", {})
     if not isinstance(base, dict):
@@ -198,7 +202,7 @@ def parse_study(data: dict, source: str = "") -> Study:
                  base={s: dict(base.get(s, {})) for s in SECTIONS}, factors=factors,
                  num_cpus=float(head.get("num_cpus", 1)), num_gpus=float(head.get("num_gpus", 0)),
                  description=head.get("description", ""), source=source, min_effect=min_effect,
-                 max_seeds=max_seeds, track=track)
+                 max_seeds=max_seeds, track=track, statistic=statistic)
 
 
 def _track_field(head: dict) -> tuple[str, ...]:
@@ -229,6 +233,21 @@ def _adaptive_fields(head: dict, seeds: list[int]) -> tuple[float | None, int | 
         raise StudyError(f"'study.max_seeds' must be an integer at least the {len(seeds)} listed seeds, "
                          f"got {max_seeds!r}")
     return (None if min_effect is None else float(min_effect)), max_seeds
+
+
+def _statistic_fields(head: dict, metric: str, min_effect: float | None) -> str:
+    """`statistic` (a name of ablations.stats.robust.LABELS), and min_effect within the metric's range."""
+    from .stats.bounded import metric_bounds
+    from .stats.robust import DEFAULT, LABELS
+
+    bounds, _ = metric_bounds(metric)
+    if min_effect is not None and bounds is not None and min_effect > bounds[1] - bounds[0]:
+        raise StudyError(f"'study.min_effect' {min_effect:g} is larger than {metric}'s whole range "
+                         f"[{bounds[0]:g}, {bounds[1]:g}]; give at most {bounds[1] - bounds[0]:g}")
+    statistic = head.get("statistic", DEFAULT)
+    if statistic not in LABELS:
+        raise StudyError(f"'study.statistic' must be one of {', '.join(LABELS)}, got {statistic!r}")
+    return statistic
 
 
 def _parse_factor(fname: str, fdata: Any) -> Factor:

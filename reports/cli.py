@@ -64,7 +64,8 @@ def parser() -> argparse.ArgumentParser:
                    help="ablation result folders or results.jsonl files (repeatable)")
     b.add_argument("--out", required=True, help="report folder")
     b.add_argument("--interval", choices=("t", "bootstrap"), default="t",
-                   help="intervals and tests over seeds: t (Student-t means, Welch t differences) or "
+                   help="intervals and tests over seeds: t (the study's decision statistic, intervals inside the "
+                        "metric's bounds) or "
                         "bootstrap (seeded percentile bootstrap: too narrow at 3-10 seeds)")
     b.add_argument("--correction", choices=("holm", "bh"), default="holm",
                    help="p-value adjustment across a study's comparisons: holm (family-wise) or bh "

@@ -13,11 +13,15 @@
 `load_ablations(paths)` -> AblationData with
     runs:    one row per run: study, run_id, variant, seed, status, error, diverged_epoch, epochs, seconds,
              executor, git_commit, torch, level.<factor> for each factor, and the final metrics
-             (test_top1_error, test_top5_error, test_loss, val_top1_error, train_seconds)
+             (test_top1_error, test_top5_error, test_loss, val_top1_error, train_seconds), and the inputs of
+             the rule for seeds that did not train (first_train_loss, final_train_loss, rule_error, num_classes:
+             ablations.stats.failures.rule_inputs)
     history: one row per run and epoch: study, run_id, variant, seed, epoch, lr, train_loss, train_accuracy,
              val_loss, val_top1_error, val_top5_error, epoch_seconds, images_per_s, data_fraction
     studies: one row per study: study, metric, maximize, source, min_effect (None when not set), looks and alpha
-             (planned looks and the level per look of `run --until-decided`, from adaptive.json; else 1, 0.05)
+             (planned looks and the last look's level of `run --until-decided`, from adaptive.json; else 1, 0.05),
+             statistic (the decision statistic) and plan (adaptive.json's `ablations.store.Plan`, None for fixed
+             seeds)
     skipped: human-readable notes on lines that could not be read
 """
 
@@ -29,6 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ablations.stats.failures import rule_inputs
 from ablations.store import Store
 from vggcore.errors import UserError
 
@@ -159,7 +164,8 @@ def load_ablations(paths) -> AblationData:
             studies.setdefault(r["study"], {"study": r["study"], "metric": analysis.metric,
                                             "maximize": analysis.maximize, "source": analysis.source,
                                             "min_effect": analysis.min_effect, "looks": analysis.looks,
-                                            "alpha": analysis.alpha})
+                                            "alpha": analysis.alpha, "statistic": analysis.statistic,
+                                            "plan": analysis.plan})
             final = r.get("final") or {}
             prov = r.get("provenance") or {}
             row = {"study": r["study"], "run_id": r["run_id"], "variant": r.get("variant"), "seed": r.get("seed"),
@@ -169,6 +175,7 @@ def load_ablations(paths) -> AblationData:
                    "torch": (prov.get("versions") or {}).get("torch"), "file": str(path)}
             row.update({f"level.{k}": v for k, v in (r.get("levels") or {}).items()})
             row.update({k: final.get(k) for k in FINAL_KEYS})
+            row.update(rule_inputs(r))   # what the rule for seeds that did not train reads
             runs.append(row)
             for h in r.get("history") or []:
                 history.append({"study": r["study"], "run_id": r["run_id"], "variant": r.get("variant"),

@@ -119,8 +119,9 @@ DECISION_STYLE = {"better": ("tab:green", "^"), "worse": ("tab:red", "v"), "equi
 
 
 def ablation_effects(effects: pd.DataFrame, ax=None, study: str | None = None):
-    """Difference of each variant's mean metric to the baseline with its interval; colour and marker give the
-    decision, the label the finished seeds (n), dotted lines the +/- min_effect band when one is set."""
+    """Difference of each variant to the baseline (the decision statistic's estimate) with its interval; colour and
+    marker give the decision, the label the seeds compared (n) and those that did not train, dotted lines the
+    +/- min_effect band when one is set."""
     ax = _ax(ax)
     data = effects if study is None else effects[effects["study"] == study]
     data = data[data["variant"] != "baseline"].reset_index(drop=True)
@@ -131,7 +132,10 @@ def ablation_effects(effects: pd.DataFrame, ax=None, study: str | None = None):
             continue
         err = [(part["diff"] - part["diff_low"]).fillna(0), (part["diff_high"] - part["diff"]).fillna(0)]
         ax.errorbar(part["diff"], list(part.index), xerr=err, fmt=marker, color=colour, capsize=4, label=decision)
-    ax.set_yticks(list(range(len(data))), [f"{v} (n={n})" for v, n in zip(data["variant"], data["n_ok"])])
+    n = data["n_used"] if "n_used" in data else data["n_ok"]
+    failed = data["n_not_trained"] if "n_not_trained" in data else pd.Series([0] * len(data))
+    ax.set_yticks(list(range(len(data))), [f"{v} (n={k}{f', {f} did not train' if f else ''})"
+                                           for v, k, f in zip(data["variant"], n, failed)])
     ax.axvline(0.0, color="k", lw=1)
     me = data["min_effect"].iloc[0] if "min_effect" in data and len(data) else float("nan")
     if me == me and me:

@@ -57,6 +57,12 @@ HEADERS = {
     "min_effect": "smallest difference that matters", "alpha": "level (alpha)", "diverged_epoch": "diverged in epoch",
     "pooled_sd": "pooled sd", "sd_dof": "sd degrees of freedom", "seeds_now": "seeds now",
     "seeds_needed": "seeds needed", "alpha_per_comparison": "alpha per comparison",
+    # ... seeds that did not train, the seeds the statistic uses, the look that decided (ablations.stats.frames)
+    "n_not_trained": "did not train", "excess_failure_p": "p of more failures than baseline",
+    "n_used": "seeds used", "mean_all": "mean of all finished", "diff_method": "difference by",
+    "look": "at look", "n_compared": "variant seeds compared", "n_compared_baseline": "baseline seeds compared",
+    "seeds_needed_reason": "why that many seeds", "alpha_family": "family-wise alpha", "statistic": "statistic name",
+    "rule": "look rule", "looks": "looks analysed",
     # benchmarks (reports.load.load_bench and reports.bench_tables)
     "batch_size": "batch", "image_size": "image size", "world_size": "ranks", "threads_per_rank": "threads per rank",
     "images_per_s": "images/s", "speedup": "speed-up", "scaling_efficiency": "scaling efficiency", "mfu": "MFU",
@@ -86,9 +92,11 @@ HEADERS = {
 # (low column, high column, header after the level): merged into one "[low, high]" column where `low` stood.
 INTERVALS = [("ci_low", "ci_high", "interval"), ("diff_low", "diff_high", "interval of the difference"),
              ("median_low", "median_high", "interval of the median"),
-             ("speedup_low", "speedup_high", "interval of the speed-up"), ("low", "high", "interval of the ratio")]
+             ("speedup_low", "speedup_high", "interval of the speed-up"), ("low", "high", "interval of the ratio"),
+             ("not_trained_low", "not_trained_high", "interval of the did-not-train rate")]
 # Columns that describe how a whole table was computed: when constant they move to a line under the caption.
-CONTEXT = {"study", "metric", "test", "correction", "family", "alpha", "min_effect", "ci_method", "machine"}
+CONTEXT = {"study", "metric", "test", "correction", "family", "alpha", "min_effect", "ci_method", "machine",
+           "statistic", "rule", "looks", "alpha_family"}
 # Words of a verdict column and the tone HTML gives them (reports.compare's verdicts beside the study decisions).
 TONE_COLUMNS = {"decision", "verdict"}
 TONES = {"better": "good", "faster": "good", "worse": "bad", "regression": "bad", "equivalent": "same",
@@ -120,6 +128,13 @@ def _signed_percent(value) -> str:
     return "0%" if float(value) == 0 else f"{100 * float(value):+.1f}%"
 
 
+def _seeds(value) -> str:
+    """Seeds needed: a count, or "> 10,000" past the planner's limit (it returns inf there)."""
+    if pd.isna(value):
+        return DASH
+    return f"{float(value):,.0f}" if float(value) <= 10_000 else "> 10,000"
+
+
 def _short(value, digits: int = 4) -> str:
     """`digits` significant figures without trailing zeros (0.025, 0.8975, 132.9); never scientific notation."""
     number = float(value)
@@ -133,7 +148,7 @@ def _per_second_bytes(value) -> str:
 
 
 FORMATS = {
-    "p_value": _p, "p_adjusted": _p, "diff": _signed,
+    "p_value": _p, "p_adjusted": _p, "excess_failure_p": _p, "diff": _signed, "seeds_needed": _seeds,
     "rel_diff": _signed_percent, "images_per_s": number_h, "vggcore": number_h, "torchvision": number_h,
     "ratio": ratio_h, "speedup": ratio_h, "speedup_vs_fp32": ratio_h, "mfu": percent_h,
     "peak_memory_bytes": bytes_h, "activation_bytes": bytes_h, "param_bytes": bytes_h,
@@ -167,11 +182,15 @@ def _plain(value) -> str:
 
 
 def level_label(frame: pd.DataFrame) -> str:
-    """"95%" for alpha 0.05: the frame's own constant alpha when it has one."""
+    """"95%" for alpha 0.05: the frame's own constant alpha when it has one. Rows at levels of their own (the
+    looks of --until-decided) get "" and each interval header says so."""
     alpha = LEVEL
+    if "alpha" in frame and frame["alpha"].nunique(dropna=True) > 1:
+        return ""
     if "alpha" in frame and frame["alpha"].nunique(dropna=True) == 1:
         alpha = float(frame["alpha"].dropna().iloc[0])
     return f"{(1 - alpha) * 100:.4g}%"
+
 
 
 def _interval(low, high, fmt) -> str:
@@ -215,7 +234,7 @@ def readable(frame: pd.DataFrame) -> Table:
             fmt = (FORMATS.get(fmt_name) or (seconds_h if bench and fmt_name == "median" else None)
                    or (lambda v: _short(v, 3)))
             cells = [Cell(_interval(lo, h, fmt)) for lo, h in zip(frame[name], frame[hi])]
-            columns.append((f"{level} {label}", cells))
+            columns.append((f"{level} {label}" if level else f"{label} (at the row's level)", cells))
             continue
         columns.append((name, _column_cells(name, frame[name], frame)))
     notes = []

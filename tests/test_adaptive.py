@@ -18,7 +18,8 @@ from ablations.study import StudyError, parse_study
 # Three arms, cheap and deterministic: untrained nets (paper init, lr 1e-9) on a small synthetic set, so the test
 # loss sits at ln(classes). `classes=c100` (ln 100 against ln 10) is a large effect; `eval=b250` changes only the
 # evaluation batch size, no effect at all. min_effect 0 allows no `equivalent`, so b250 must receive seeds up to
-# max_seeds.
+# max_seeds. No seed here trains, so the study compares every finished seed (statistic "welch"): the default,
+# "trained", would set them all aside.
 STUDY = """
 [study]
 name = "ud"
@@ -27,6 +28,7 @@ seeds = [0, 1, 2]
 metric = "test_loss"
 min_effect = 0.0
 max_seeds = 4
+statistic = "welch"
 
 [base.model]
 arch = "A"
@@ -79,12 +81,38 @@ def test_study_fields_are_validated(head, match):
 
 
 def test_plan_defaults_and_overrides():
+    from ablations.stats.sequential import look_levels
+
     study = parse_study(study_dict(min_effect=0.02, max_seeds=6))
     plan = make_plan(study)
     assert (plan.min_effect, plan.max_seeds, plan.looks) == (0.02, 6, 4)
-    assert plan.alpha_per_look == pytest.approx(0.05 / 4)
+    # a new plan spends alpha O'Brien-Fleming-like, with the default statistic, and keeps decisions
+    assert (plan.rule, plan.statistic, plan.freeze) == ("obf", "trained", True)
+    assert plan.levels == pytest.approx(tuple(look_levels(3, 6, rule="obf")))
+    assert plan.levels[0] < 0.05 / 4 < plan.levels[-1] < 0.05
     assert make_plan(study, min_effect=0.5, max_seeds=3).looks == 1
     assert make_plan(parse_study(study_dict())).max_seeds == 10
+    # the even split of older folders: alpha / looks at every look
+    assert type(plan)(0.02, 6, 3, rule="even").levels == pytest.approx((0.05 / 4,) * 4)
+
+
+def test_a_min_effect_beyond_the_metric_range_is_refused_before_any_run(tmp_path, capsys):
+    from tiny_study import tiny_study
+
+    path = tmp_path / "tiny.toml"
+    path.write_text(tiny_study(seeds="[0, 1]"))   # ranked by test_top1_error, a fraction in [0, 1]
+    assert main(["run", str(path), "--out", str(tmp_path / "o"), "--until-decided", "--min-effect", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert "min_effect 1.5 is larger than test_top1_error's whole range [0, 1]; give at most 1" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+    with pytest.raises(StudyError, match=r"'study.min_effect' 2 is larger than test_top1_error's whole range "
+                                         r"\[0, 1\]; give at most 1"):
+        parse_study(study_dict(min_effect=2.0, metric="test_top1_error"))
+    parse_study(study_dict(min_effect=2.0, metric="test_loss"))   # unbounded: any positive margin
+    from ablations.stats.errors import StatsInputError
+
+    with pytest.raises(StatsInputError, match=r"min_effect 1.5 is larger than test_top1_error's whole range"):
+        make_plan(parse_study(study_dict()), min_effect=1.5)
 
 
 @pytest.mark.parametrize("extra,match", [
@@ -165,13 +193,18 @@ def test_until_decided_on_a_tiny_study_killed_and_rerun(tmp_path, capsys):
                 "decision"):
         assert col in header
     rows = {line.split(",")[1]: dict(zip(header, line.split(","))) for line in effects[1:]}
-    assert rows["classes=c100"]["decision"] == "worse" and float(rows["classes=c100"]["alpha"]) == pytest.approx(0.025)
+    # decided at look 1 of 2, so analysed at that look's O'Brien-Fleming-like level, as the run decided it
+    from ablations.stats.sequential import look_levels
+
+    c100 = rows["classes=c100"]
+    assert c100["decision"] == "worse" and c100["look"] == "1"
+    assert float(c100["alpha"]) == pytest.approx(look_levels(3, 4, rule="obf")[0])
 
 
-def test_status_shows_seeds_needed_from_the_pooled_spread(tmp_path, capsys):
+def test_status_shows_seeds_needed_per_variant_from_its_own_spread(tmp_path, capsys):
     out = tmp_path / "o"
     out.mkdir()
-    values = {"baseline": [0.10, 0.12, 0.14], "d=off": [0.11, 0.13, 0.15]}  # pooled sd 0.02
+    values = {"baseline": [0.10, 0.12, 0.14], "d=off": [0.11, 0.13, 0.15]}
     lines, ids = [], []
     for variant, xs in values.items():
         for seed, x in enumerate(xs):
@@ -185,10 +218,10 @@ def test_status_shows_seeds_needed_from_the_pooled_spread(tmp_path, capsys):
     assert main(["status", str(out)]) == 0
     text = capsys.readouterr().out
     assert "7 runs (1 from added seeds): 7 done" in text
-    # pooled within-variant sd over 2 + 3 dof (the added seed counts), and the seeds that detect 0.02 with it
-    from ablations.stats import seeds_needed
+    # d=off's own sd (4 seeds, the added one counts) against the baseline's, one comparison
+    from ablations.stats.planning import seeds_needed
 
-    ss = sum(float(((np.array(xs) - np.mean(xs)) ** 2).sum()) for xs in ([0.10, 0.12, 0.14], [0.11, 0.13, 0.15, 0.15]))
-    sd = float(np.sqrt(ss / 5))
-    assert f"with 80% power: {seeds_needed(sd, 0.02):.0f} (pooled sd {sd:.3g} over 5 dof" in text
-    assert "now 3" in text
+    sd_v, sd_b = np.std([0.11, 0.13, 0.15, 0.15], ddof=1), np.std([0.10, 0.12, 0.14], ddof=1)
+    need = seeds_needed(0.02, sd_v, sd_b)
+    assert f"d=off (undecided, n=4): {need:.0f} seeds per arm to detect 0.02: sd {sd_v:.2g} over 4 trained" in text
+    assert "expensive to decide: d=off" in text

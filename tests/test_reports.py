@@ -48,7 +48,8 @@ def bench_file(tmp_path):
 def record(rid, variant, seed, status="ok", err=0.1, levels=None):
     final = {"test_top1_error": err, "test_top5_error": 0.0, "test_loss": err, "val_top1_error": err,
              "train_seconds": 1.0} if status == "ok" else None
-    history = [{"epoch": e, "lr": 0.1 / e, "train_loss": 1 / e, "val_top1_error": err + 0.1 / e} for e in (1, 2)]
+    # a loss that fell 8x: every finished run here trained (ablations.stats.failures)
+    history = [{"epoch": e, "lr": 0.1 / e, "train_loss": 1 / e ** 3, "val_top1_error": err + 0.1 / e} for e in (1, 2)]
     return {"run_id": rid, "study": "s", "variant": variant, "levels": levels or {"d": "on"}, "seed": seed,
             "status": status, "error": "boom" if status == "failed" else None, "final": final,
             "history": history if status != "failed" else [], "timing": {"seconds": 1.0},
@@ -107,10 +108,15 @@ def test_summary_statistics_match_hand_computation(ablation_dir):
     base = table.loc["baseline"]
     assert base["mean"] == pytest.approx(0.12) and base["std"] == pytest.approx(0.02) and base["median"] == 0.12
     half = 4.302653 * 0.02 / 3 ** 0.5  # t(0.975, 2) * s / sqrt(n)
-    assert (base["ci_low"], base["ci_high"]) == pytest.approx((0.12 - half, 0.12 + half), rel=1e-5)
+    # an error rate is bounded: the union of the t interval cut to [0, 1] and the logit-scale t interval
+    assert 0 <= base["ci_low"] <= 0.12 - half + 1e-6 and 0.12 + half - 1e-6 <= base["ci_high"] <= 1
+    assert "bounded in [0, 1]" in base["ci_method"]
     off = table.loc["d=off"]
-    assert (off["n"], off["n_ok"], off["n_failed"]) == (3, 2, 1)  # the failure is counted, not dropped
-    assert "Student-t" in off["ci_method"]
+    assert (off["n"], off["n_ok"], off["n_failed"], off["n_not_trained"]) == (3, 2, 1, 0)  # counted, not dropped
+    # a metric without known bounds keeps the plain Student-t interval, and says so
+    loss = summarize(runs, "test_loss").set_index("variant").loc["baseline"]
+    assert (loss["ci_low"], loss["ci_high"]) == pytest.approx((0.12 - half, 0.12 + half), rel=1e-5)
+    assert "no known bounds: treated as unbounded" in loss["ci_method"]
 
 
 def test_bootstrap_option_by_hand():
@@ -123,19 +129,25 @@ def test_bootstrap_option_by_hand():
     assert mean_interval([0.1, 0.2, 0.4], seed=3, **boot) == mean_interval([0.1, 0.2, 0.4], seed=3, **boot)
 
 
-def test_effects_default_is_welch_with_holm_and_decisions(ablation_dir):
+def test_effects_default_is_welch_on_trained_seeds_with_holm_and_decisions(ablation_dir):
     from scipy import stats as sps
 
-    eff = effects(load_ablations([ablation_dir]).runs, "test_top1_error", min_effect=0.01)
+    runs = load_ablations([ablation_dir]).runs
+    eff = effects(runs, "test_top1_error", min_effect=0.01)
     assert eff["variant"].tolist() == ["baseline", "d=off"]  # lower error first
     off = eff.set_index("variant").loc["d=off"]
     welch = sps.ttest_ind([0.20, 0.22], [0.10, 0.12, 0.14], equal_var=False)
     assert off["diff"] == pytest.approx(0.21 - 0.12) and off["p_value"] == pytest.approx(welch.pvalue)
     assert off["p_adjusted"] == pytest.approx(welch.pvalue)  # a family of one
     assert off["rel_diff"] == pytest.approx(0.09 / 0.12)
+    assert off["statistic"] == "trained" and off["diff_method"] == "welch_trained"
     ci = welch.confidence_interval(0.95)
-    assert (off["diff_low"], off["diff_high"]) == pytest.approx((ci.low, ci.high))
+    # Welch's interval, cut to what the two bounded mean intervals allow
+    assert ci.low - 1e-12 <= off["diff_low"] < off["diff"] < off["diff_high"] <= ci.high + 1e-12
     assert off["decision"] == "worse" and off["family"].startswith("1 comparison") and off["correction"] == "Holm"
+    # the statistic of older code, Welch t on every finished seed, on an unbounded metric: scipy's interval
+    plain = effects(runs, "test_loss", statistic="welch").set_index("variant").loc["d=off"]
+    assert (plain["diff_low"], plain["diff_high"]) == pytest.approx((ci.low, ci.high))
 
 
 def test_bench_tables(bench_file):
@@ -273,7 +285,8 @@ def test_cli_interval_t_gives_student_t_intervals(ablation_dir, tmp_path, capsys
         table = pd.read_csv(out / "tables" / "effects_s.csv").set_index("variant")
         intervals[method] = (table.loc["baseline", "ci_low"], table.loc["baseline", "ci_high"])
     half = 4.302653 * 0.02 / 3 ** 0.5  # t(0.975, 2) * s / sqrt(n) for the baseline's 0.10, 0.12, 0.14
-    assert intervals["t"] == pytest.approx((0.12 - half, 0.12 + half), rel=1e-5)
+    low, high = intervals["t"]   # bounded (an error rate): the t interval is inside it, and it inside [0, 1]
+    assert 0 <= low <= 0.12 - half + 1e-6 and 0.12 + half - 1e-6 <= high <= 1
     # the bootstrap's resampled means never leave [0.10, 0.14]: a different, narrower interval
     assert 0.10 <= intervals["bootstrap"][0] < intervals["bootstrap"][1] <= 0.14
     assert "report written" in capsys.readouterr().out

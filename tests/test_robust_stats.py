@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from ablations.bounded import diff_interval, mean_interval, metric_bounds, t_interval
-from ablations.calibrate import analyse, beta, draw
-from ablations.failures import did_not_train, failure_line, rate_interval, record_inputs
-from ablations.planning import plan_variants, seeds_needed
-from ablations.robust import RANK_FROM, compare, decide, hodges_lehmann, holm, u_null_cdf, yuen
-from ablations.sequential import boundaries, look_levels, simulate, spent
-from ablations.statserrors import StatsInputError, check_min_effect
+from ablations.stats.bounded import diff_interval, mean_interval, metric_bounds, t_interval
+from ablations.stats.calibrate import analyse, beta, draw
+from ablations.stats.failures import did_not_train, failure_line, rate_interval, record_inputs
+from ablations.stats.planning import plan_variants, seeds_needed
+from ablations.stats.primitives import decide, holm
+from ablations.stats.robust import RANK_FROM, compare, hodges_lehmann, u_null_cdf, yuen
+from ablations.stats.sequential import boundaries, look_levels, simulate, spent
+from ablations.stats.errors import StatsInputError, check_min_effect
 from vggcore.errors import UserError
 
 STUDIES = 4000
@@ -250,7 +251,7 @@ def test_spending_levels_give_the_planned_crossing_probability():
 
 
 def test_today_procedure_is_reproduced_by_the_new_simulation():
-    from ablations.adaptive import simulate as today
+    from legacy_adaptive import simulate as today
 
     values = beta(np.random.default_rng(32), 0.05, 0.01, (500, 5, 10))
     old = today(values, 3, 10, min_effect=0.01)
@@ -291,7 +292,7 @@ def test_spending_rule_rarely_calls_a_change_of_min_effect_equivalent():
 
 
 def test_excess_failures_p_is_fishers_one_sided_test():
-    from ablations.failures import excess_failures_p
+    from ablations.stats.failures import excess_failures_p
 
     for kv, nv, kb, nb in [(3, 3, 0, 3), (1, 3, 0, 3), (4, 10, 1, 10), (0, 5, 2, 5)]:
         want = sps.fisher_exact([[kv, nv - kv], [kb, nb - kb]], alternative="greater").pvalue

@@ -8,8 +8,17 @@ these tests print (`pytest -s`) are the ones docs/ablations.md cites.
 import numpy as np
 import pytest
 
-from ablations.adaptive import simulate
 from ablations.stats import adjust, bootstrap_means, decide, t_interval, welch
+from ablations.stats.sequential import look_levels
+from ablations.stats.sequential import simulate as sequential
+
+
+def simulate(values, n0, max_seeds, min_effect=None, alpha=0.05):
+    """--until-decided under the even split recorded by older folders (Welch t on every seed, re-deciding at
+    every look); the rule new plans use is checked in tests/test_robust_stats.py."""
+    levels = look_levels(n0, max_seeds, alpha, rule="even")
+    return sequential(values, None, n0, max_seeds, levels, min_effect, statistic="welch", freeze=False, bounds=None)
+
 
 STUDIES = 4000
 VARIANTS = 4

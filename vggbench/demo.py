@@ -1,8 +1,12 @@
 """The main job on the embedded default data: quick benchmark grid, the demo ablation study, the report.
 
-    python -m vggbench demo --out runs/demo        # (./dev demo)
+    python -m vggbench demo --out runs/demo                 # (./dev demo), within --budget 480 s
+    python -m vggbench demo --out runs/demo --max-seeds 6   # a seed cap of your own
 
-Each stage keeps its results in `out`: a rerun skips a finished benchmark file and resumes the study.
+Each stage keeps its results in `out`: a rerun skips a finished benchmark file and resumes the study. A study that
+sets [study] max_seeds (the demo's does) runs --until-decided, its seed cap the most that fits the budget after
+its listed seeds, in channels_last where this machine trains its base model faster so (`vggbench.demo_plan`); any
+other study runs its listed seeds as written.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ from vggcore.errors import UserError
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_STUDY = ROOT / "ablations" / "studies" / "demo.toml"
 DEMO_BENCH_ARGS = ["--vgg-reference"]   # the quick grid beside torchvision's VGG
-# The settings stage: bf16 autocast and channels_last against plain fp32 for one architecture, so the report's
-# "fastest setting" and its speed-up over fp32 are measured, not assumed. One batch size keeps it short.
+# The settings stage: the dtypes that can win here (bf16 autocast only where this CPU's measured bf16 peak is not
+# far below fp32's: `demo_plan.settings_dtypes`) and channels_last against plain fp32 for one architecture, so the
+# report's "fastest setting" and its speed-up over fp32 are measured, not assumed. One batch size keeps it short.
+SETTINGS_DTYPES = ("fp32", "bf16")
 SETTINGS_ARGS = ["--vgg-archs", "A", "--vgg-batch-sizes", "4", "--vgg-modes", "train_step",
-                 "--vgg-dtypes", "fp32,bf16", "--vgg-channels-last", "off,on", "--vgg-max-time", "1"]
+                 "--vgg-channels-last", "off,on", "--vgg-max-time", "1"]
 
 
 # The quick grid's stage: A and D at batch 1 and 4, forward and training step. forward_backward is left to
@@ -58,46 +64,146 @@ def _run_suite(label: str, path: Path, args: list[str]) -> None:
     tmp.replace(path)  # only a complete file counts as done
 
 
-def run_demo(out: Path, bench_args: list[str], study: Path, rerun_bench: bool = False) -> Path:
-    from ablations.runner import RunOptions, run_study
-    from ablations.store import Store
+def settings_args(bench_args: list[str]) -> list[str]:
+    """The settings stage's options: SETTINGS_ARGS, the dtypes that can win on this CPU (each one left out is
+    said why), then the user's options (which win)."""
+    from .demo_plan import measure_peaks, settings_dtypes
+
+    dtypes, skipped = settings_dtypes(measure_peaks(SETTINGS_DTYPES))
+    for line in skipped:
+        print(f"[1/3] {line}", flush=True)
+    return SETTINGS_ARGS + ["--vgg-dtypes", ",".join(dtypes)] + [a for a in bench_args if a != "--vgg-reference"]
+
+
+def run_demo(out: Path, bench_args: list[str], study: Path, rerun_bench: bool = False,
+             budget_s: float | None = None, max_seeds: int | None = None) -> Path:
+    from ablations.adaptive import make_plan
     from ablations.study import load_study
 
     from reports.render import build
 
+    from .demo_plan import DEFAULT_BUDGET_S
+
+    budget_s = DEFAULT_BUDGET_S if budget_s is None else budget_s
+    study_obj = load_study(study)
+    adaptive = study_obj.max_seeds is not None or max_seeds is not None
+    if adaptive:
+        make_plan(study_obj, max_seeds=max_seeds)   # a bad cap or design is refused before anything runs
     out.mkdir(parents=True, exist_ok=True)
     bench_json, settings_json = out / "bench.json", out / "bench-settings.json"
     t0 = time.perf_counter()
-    for label, path, args in (("benchmarks", bench_json, QUICK_ARGS + bench_args),
+    for label, path, args in (("benchmarks", bench_json, lambda: QUICK_ARGS + bench_args),
                               ("benchmarks, settings of one architecture", settings_json,
-                               SETTINGS_ARGS + [a for a in bench_args if a != "--vgg-reference"])):
+                               lambda: settings_args(bench_args))):
         if _bench_done(path) and not rerun_bench:
             print(f"[1/3] {label}: {path} exists, skipped (--rerun-bench to measure again)", flush=True)
         else:
-            _run_suite(label, path, args)
+            _run_suite(label, path, args())
     t1 = time.perf_counter()
     print(f"[2/3] ablation study {study.name} into {out / 'ablations'}", flush=True)
-    study_obj = load_study(study)
-    run_study(study_obj, Store(out / "ablations"), RunOptions())
+    if adaptive:
+        study_obj = study_layout(study_obj, out)
+    decided = run_study_stage(study_obj, out / "ablations", budget_s, t0, max_seeds) if adaptive else \
+        _fixed(study_obj, out / "ablations")
     t2 = time.perf_counter()
     print("[3/3] report", flush=True)
     index = build([bench_json, settings_json], [out / "ablations"], out / "report")
     print(f"done in {time.perf_counter() - t0:.0f} s (benchmarks {t1 - t0:.0f} s, study {t2 - t1:.0f} s). "
-          f"Report: {index} and {index.with_name('report.md')}")
+          f"{decided}Report: {index} and {index.with_name('report.md')}")
     return index
+
+
+LAYOUT_FILE = "study-layout.json"
+
+
+def study_layout(study, out: Path):
+    """The study with train.channels_last set where this machine trains its base model faster so
+    (`demo_plan.choose_layout` on `demo_plan.measure_layouts`), the choice kept in `out/study-layout.json` so a
+    rerun trains the same runs. A study that sets train.channels_last itself keeps it."""
+    import dataclasses
+    import json
+
+    from ablations.study import resolve, variants
+
+    from .demo_plan import choose_layout, measure_layouts
+
+    train = study.base.get("train", {})
+    if "channels_last" in train:
+        return study
+    path = out / LAYOUT_FILE
+    try:
+        kept = json.loads(path.read_text())
+        on, reason = bool(kept["channels_last"]), f"{kept['reason']} (kept from {path})"
+    except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
+        config = resolve(study, variants(study)[0], study.seeds[0])
+        layout = choose_layout(measure_layouts(config["model"], config["train"]))
+        on, reason = layout.channels_last, layout.reason
+        path.write_text(json.dumps({"channels_last": on, "reason": reason}) + "\n")
+    print(f"[2/3] {reason}", flush=True)
+    if not on:
+        return study
+    return dataclasses.replace(study, base={**study.base, "train": {**train, "channels_last": True}})
+
+
+def _fixed(study, folder: Path) -> str:
+    from ablations.runner import RunOptions, run_study
+    from ablations.store import Store
+
+    run_study(study, Store(folder), RunOptions())
+    return ""
+
+
+def run_study_stage(study, folder: Path, budget_s: float, started: float, max_seeds: int | None) -> str:
+    """The study --until-decided: its listed seeds first, then a seed cap from their run times (or the folder's
+    recorded plan, or `max_seeds`), then rounds of added seeds. Returns the decisions in one line."""
+    from ablations.adaptive import make_plan, run_until_decided
+    from ablations.runner import RunOptions, run_study
+    from ablations.store import Store
+    from ablations.study import variants
+
+    from .demo_plan import seed_cap
+
+    store = Store(folder)
+    recorded = store.plan()
+    if recorded is not None:
+        plan = make_plan(study, max_seeds=recorded.max_seeds)
+        print(f"[2/3] seed cap {recorded.max_seeds} per variant, as this folder recorded it", flush=True)
+    else:
+        run_study(study, store, RunOptions())   # the listed seeds: their times size the cap
+        if max_seeds is None:
+            records = store.read(warn=False).records.values()
+            times = [r["timing"]["seconds"] for r in records if r.get("study") == study.name
+                     and r.get("status") in ("ok", "diverged") and (r.get("timing") or {}).get("seconds")]
+            cap = seed_cap(budget_s, time.perf_counter() - started, sum(times) / len(times) if times else 0.0,
+                           len(variants(study)), len(study.seeds), make_plan(study).max_seeds)
+            max_seeds = cap.max_seeds
+            print(f"[2/3] {cap.reason}", flush=True)
+        plan = make_plan(study, max_seeds=max_seeds)
+    out = run_until_decided(study, store, RunOptions(), plan)
+    return ("Decisions: " + ", ".join(f"{v} {d} (n={out['seeds'].get(v, 0)})" for v, d in out["decisions"].items())
+            + ". ")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/demo", help="where everything goes")
     p.add_argument("--study", help=f"study file (default: {DEMO_STUDY.relative_to(ROOT)})")
     p.add_argument("--rerun-bench", action="store_true", help="measure again even if bench.json exists")
+    p.add_argument("--budget", metavar="SECONDS", default="480",
+                   help="the whole demo's time budget: the study's seed cap is what fits after its listed seeds")
+    p.add_argument("--max-seeds", metavar="N",
+                   help="seed cap per variant for the study --until-decided (default: from --budget)")
     p.add_argument("--bench-args", nargs=argparse.REMAINDER, help="extra pytest options for the suite, last")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
+    from vggcore.validation import integer, number, option_value
+
     study = Path(args.study) if args.study else DEMO_STUDY
+    budget = option_value("--budget", args.budget, number(0, low_open=True))
+    max_seeds = option_value("--max-seeds", args.max_seeds, integer(1), integer=True)
     try:
-        run_demo(Path(args.out), DEMO_BENCH_ARGS + (args.bench_args or []), study, args.rerun_bench)
+        run_demo(Path(args.out), DEMO_BENCH_ARGS + (args.bench_args or []), study, args.rerun_bench, budget,
+                 max_seeds)
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished results are kept in {args.out}; run the same command to resume",
               file=sys.stderr)

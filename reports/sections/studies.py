@@ -1,24 +1,32 @@
-"""Ablation-study sections: per study, the effects with their statistics, unfinished runs, figures."""
+"""Ablation-study sections: per study, the effects with their statistics, seeds that did not train, the seeds each
+variant needs and which one is expensive to decide, unfinished runs, figures. The numbers are
+`ablations.stats.frames.effects` (its COLUMNS are tables/effects.csv's); this module only puts them in words."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from ablations.stats import effects, power
+from ablations.stats.failures import failure_line, rule_text
+from ablations.stats.frames import COLUMNS, effects, expensive
+from ablations.stats.planning import LIMIT as SEEDS_LIMIT
+from ablations.stats.sequential import RULE_LABELS
+from ablations.store import Plan
 
 from .. import plots
 from ..document import Report
+from ..format import DASH
 from ..load import AblationData
 from . import Inputs
 
-EFFECTS_COLUMNS = ["study", "variant", "n", "n_ok", "mean", "ci_low", "ci_high", "diff", "diff_low", "diff_high",
-                   "rel_diff", "p_value", "p_adjusted", "decision", "min_effect", "alpha", "test", "correction",
-                   "family", "metric"]
+EFFECTS_COLUMNS = list(COLUMNS)
+POWER_COLUMNS = ["study", "variant", "n_ok", "n_not_trained", "n_used", "std", "decision", "seeds_needed",
+                 "seeds_needed_reason"]
 
 
 def study_effects(abl: AblationData, method: str = "t", min_effect: float | None = None,
                   correction: str = "holm") -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
-    """(study -> effects table, study -> power table); `min_effect` overrides each study's own."""
+    """(study -> effects table, study -> per-variant seeds-needed table); `min_effect` overrides each study's own.
+    A folder run --until-decided is analysed at its plan's per-look levels, replaying its looks."""
     ablation_effects, powers = {}, {}
     if abl is None or abl.runs.empty:
         return ablation_effects, powers
@@ -26,9 +34,13 @@ def study_effects(abl: AblationData, method: str = "t", min_effect: float | None
         runs = abl.runs[abl.runs["study"] == s["study"]]
         me = min_effect if min_effect is not None else s.get("min_effect")
         me = None if me is None or me != me else float(me)
-        ablation_effects[s["study"]] = effects(runs, s["metric"], bool(s["maximize"]), method, min_effect=me,
-                                               alpha=float(s.get("alpha", 0.05)), correction=correction)
-        powers[s["study"]] = power(runs, s["metric"], me)
+        plan = s.get("plan") if isinstance(s.get("plan"), Plan) else None   # None: fixed seeds
+        eff = effects(runs, s["metric"], bool(s["maximize"]), method, min_effect=me,
+                      alpha=plan.alpha if plan is not None else 0.05, correction=correction,
+                      statistic=s.get("statistic") or "trained",
+                      schedule=plan.schedule() if plan is not None else None)
+        ablation_effects[s["study"]] = eff
+        powers[s["study"]] = eff[eff["variant"] != "baseline"][POWER_COLUMNS].reset_index(drop=True)
     return ablation_effects, powers
 
 
@@ -37,32 +49,102 @@ def add(r: Report, inp: Inputs) -> None:
         ablations_section(r, inp.ablations, inp.effects)
 
 
-def method_text(eff: pd.DataFrame, pw: pd.Series) -> str:
-    """What the numbers of one study mean, in words: method, family, threshold, seeds needed."""
+def seeds_text(seeds: float) -> str:
+    """Seeds needed in words: a count, "more than 10,000" past planning's limit, "cannot plan" for NaN."""
+    if seeds != seeds:
+        return "cannot plan"
+    return f"{seeds:,.0f}" if seeds <= SEEDS_LIMIT else f"more than {SEEDS_LIMIT:,}"
+
+
+def _interval(value, low, high, signed: bool = False) -> str:
+    if value != value:
+        return DASH
+    f = "+.3g" if signed else ".3g"
+    inside = f" [{low:{f}}, {high:{f}}]" if low == low and high == high else ""
+    return f"{value:{f}}{inside}"
+
+
+# The columns of the effects table a person reads (the CSV keeps every column of COLUMNS). How the numbers were
+# made (statistic, intervals, correction, rule) is said once, under the table, by method_text.
+DISPLAY_COLUMNS = ["variant", "n", "n_ok", "n_not_trained", "n_used", "mean", "ci_low", "ci_high", "diff",
+                   "diff_low", "diff_high", "rel_diff", "p_adjusted", "decision", "look", "alpha", "seeds_needed"]
+
+
+def effects_display(eff: pd.DataFrame) -> pd.DataFrame:
+    """The effects table as people read it: machine columns that `reports.readable` turns into words (merged
+    intervals, coloured decisions); the look column only for studies run --until-decided."""
+    cols = [c for c in DISPLAY_COLUMNS if c != "look" or (eff["rule"] != "fixed seeds").any()]
+    return eff[cols]
+
+
+def method_text(eff: pd.DataFrame) -> str:
+    """One study's statistics in words: statistic, intervals, family, look rule and levels, threshold. It uses the
+    words of the report's headers (reports.readable.HEADERS), not the CSV's column names."""
     row = eff.iloc[0]
-    level = f"{(1 - row['alpha']) * 100:.4g}%"
-    looks = "" if row["alpha"] >= 0.05 else (f" Seeds were added --until-decided: every interval and test is at "
-                                             f"alpha {row['alpha']:.4g}, 0.05 split over the planned looks.")
     me = row["min_effect"]
     threshold = (f"equivalent: the interval lies inside +/-{me:g}" if me == me
                  else "no min_effect set, so no variant can be called equivalent")
-    need = (f" Seeds per variant to detect a difference of {me:g} with 80% power (pooled sd {pw['pooled_sd']:.3g}): "
-            f"{pw['seeds_needed']:.0f}, now {pw['seeds_now']}." if pw["seeds_needed"] == pw["seeds_needed"] else "")
-    # the words of the report's headers (reports.readable.HEADERS), not the CSV's column names
-    return (f"{row['study']}: {row['metric']}; 'finished' of 'seeds' runs ended ok. {row['ci_method']}; difference "
-            f"vs baseline = variant - baseline with its {level} interval, change vs baseline = difference / "
-            f"|baseline mean|, p: {row['test']} (two-sided), adjusted p by {row['correction']} over the family of "
-            f"{row['family']}. Decisions: better/worse when adjusted p < {row['alpha']:.4g} and the interval lies "
-            f"beyond 0; {threshold}; undecided otherwise.{looks}{need}")
+    if row["rule"] == "fixed seeds":
+        looks = f"Fixed seeds: one analysis, every interval and test at level (alpha) {row['alpha']:.4g}."
+    else:
+        levels = sorted(set(float(x) for x in eff["alpha"].round(8)))
+        looks = (f"Seeds were added --until-decided ({RULE_LABELS.get(row['rule'], row['rule'])}): {row['looks']} "
+                 f"planned looks analysed, each comparison at the level (alpha) of the look that decided it "
+                 f"({', '.join(f'{x:.3g}' for x in levels)} here), a family-wise {row['alpha_family']:g} over "
+                 "all looks.")
+    return (f"{row['study']}: {row['metric']}; 'finished' of 'seeds' runs ended ok, 'seeds used' are those the "
+            f"decision statistic uses. Decision statistic: {row['test']}. Intervals: {row['ci_method']}. "
+            f"Difference vs baseline = variant - baseline, change vs baseline = difference / |baseline mean|, "
+            f"adjusted p by {row['correction']} over the family of {row['family']}; better/worse when adjusted p < "
+            f"the level and the interval lies beyond 0; {threshold}; undecided otherwise. {looks}")
+
+
+def failure_lines(eff: pd.DataFrame) -> list[str]:
+    """Per variant: "k of n seeds did not train" with its interval, the excess-failure p on a line of its own,
+    and the effect among the seeds that trained beside it."""
+    lines = []
+    for _, row in eff.iterrows():
+        head = f"{row['variant']}: {failure_line(int(row['n_not_trained']), int(row['n_ok']))}"
+        if row["n_diverged"] or row["n_failed"]:
+            head += f"; {row['n_diverged']} diverged, {row['n_failed']} failed (counted apart)"
+        if row["variant"] != "baseline":
+            effect = _interval(row["diff"], row["diff_low"], row["diff_high"], True)
+            head += (f"; effect among the seeds that trained: {effect}"
+                     f" (of {row['n_compared']} vs {row['n_compared_baseline']} finished seeds, "
+                     f"{row['diff_method'] or 'none'})")
+        lines.append(head)
+        if row["variant"] != "baseline" and row["excess_failure_p"] == row["excess_failure_p"]:
+            lines.append(f"{row['variant']} fails to train more often than the baseline? one-sided Fisher exact "
+                         f"p = {row['excess_failure_p']:.3g} (not part of the decision)")
+    return lines
+
+
+def expensive_text(eff: pd.DataFrame) -> str:
+    """Which variant is expensive to decide and why, or that none is left open."""
+    variants = eff[eff["variant"] != "baseline"]
+    worst = expensive(variants)
+    if worst is None:
+        return "Every variant is decided: no seeds needed."
+    per = "; ".join(f"{v}: {seeds_text(s)}" for v, s, d in
+                    zip(variants["variant"], variants["seeds_needed"], variants["decision"]) if d == "undecided")
+    return (f"Seeds needed per undecided variant (80% power for min_effect, each from its own spread and rate of "
+            f"seeds that did not train): {per}. Expensive to decide: {worst['variant']}, "
+            f"{worst['seeds_needed_reason']}.")
 
 
 def ablations_section(r: Report, abl, ablation_effects: dict) -> None:
     r.add("h2", "Ablations")
     for note in abl.skipped:
         r.add("text", f"Skipped input: {note}")
+    if ablation_effects:
+        r.add("text", f"Seeds that did not train: {rule_text()}. The rate's interval is Clopper-Pearson (95%).")
     for study, eff in ablation_effects.items():
         r.add("h3", f"Study {study}")
-        r.table(f"effects_{study}", eff.drop(columns=["study"]))
+        r.table(f"effects_{study}", eff.drop(columns=["study"]), display=effects_display(eff))
+        r.add("text", method_text(eff))
+        for line in failure_lines(eff):
+            r.add("text", line)
+        r.add("text", expensive_text(eff))
         runs = abl.runs[abl.runs["study"] == study]
         bad = runs[runs["status"] != "ok"]
         if not bad.empty:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..bench_tables import fastest_display, fastest_with_speedup, paper_table2
 from ..document import Report
 from . import Inputs
-from .studies import method_text
+from .studies import effects_display, expensive_text, method_text
 
 
 def add(r: Report, inp: Inputs) -> None:
@@ -20,10 +20,10 @@ def add(r: Report, inp: Inputs) -> None:
     if inp.effects:
         r.add("h3", "Effects, ranked (best first)")
         for study, eff in inp.effects.items():
-            cols = ["variant", "n_ok", "n", "mean", "ci_low", "ci_high", "diff", "diff_low", "diff_high", "rel_diff",
-                    "p_value", "p_adjusted", "decision", "alpha"]  # alpha labels the intervals' level
-            r.table(f"summary_{study}", eff[cols], study)
-            r.add("text", method_text(eff, inp.powers[study].iloc[0]))
+            # the studies section's columns, ranked; the summary CSV keeps them (alpha labels the intervals' level)
+            r.table(f"summary_{study}", effects_display(eff), study)
+            r.add("text", method_text(eff))
+            r.add("text", expensive_text(eff))
     r.add("h3", "Paper Table 2 beside vggcore")
     r.table("paper_table2", paper_table2())
     missing = [name for name, data in (("benchmark", inp.bench if inp.scaling is None else inp.scaling),

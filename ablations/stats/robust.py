@@ -7,7 +7,6 @@ variant minus baseline, its (1 - alpha) interval, and the two-sided p-value of "
 
     STATISTICS                         name -> function(variant, baseline, alpha)
     compare(variant, baseline, ok_v, ok_b, statistic=DEFAULT, bounds=(0, 1))   the default comparison
-    holm(p), decide(low, high, p_adjusted, maximize, min_effect)                  the family's verdicts
 
 The candidates (docs/statistics.md, section 2, has their simulated figures):
     welch         Welch t on the difference of means, over the seeds given (today's statistic)
@@ -17,9 +16,9 @@ The candidates (docs/statistics.md, section 2, has their simulated figures):
                   two-sided p is 2/20 = 0.1, and at 4 vs 4 it is 2/70 = 0.029: with Holm over four variants
                   (first step 0.05/4 = 0.0125) a rank test can decide nothing below 5 seeds per arm; its 95%
                   interval at 3 vs 3 is unbounded (cut to the metric's range).
-The default, "trained" (DEFAULT): on the seeds that trained (`ablations.failures.did_not_train` on each seed;
+The default, "trained" (DEFAULT): on the seeds that trained (`ablations.stats.failures.did_not_train` on each seed;
 the rule never looks at other seeds, so "no difference" keeps its level), Welch t with the interval cut to the
-metric's bounds (`ablations.bounded.diff_interval`) while an arm has fewer than RANK_FROM (7) trained seeds, and
+metric's bounds (`ablations.stats.bounded.diff_interval`) while an arm has fewer than RANK_FROM (7) trained seeds, and
 the Hodges-Lehmann shift with its exact Mann-Whitney interval from 7 on. Simulated (20,000 studies, four variants,
 Holm): family-wise false better/worse 2.2-3.9% at 3, 5 and 10 seeds with and without 10% failed seeds; power for
 a +0.02 change (baseline 0.03, sd 0.015) with 10% failed seeds 0.042 / 0.141 / 0.449 at 3 / 5 / 10 seeds, the
@@ -36,12 +35,12 @@ from typing import NamedTuple
 import numpy as np
 from scipy import stats as sps
 
-from .bounded import diff_interval, nan_moments, welch
-from .statserrors import StatsInputError, check_alpha, check_bounds, check_min_effect
+from .bounded import diff_interval
+from .errors import StatsInputError, check_alpha, check_bounds
+from .primitives import nan_moments, welch
 
 ALPHA = 0.05
 TRIM = 0.2
-DECISIONS = ("undecided", "better", "worse", "equivalent")   # codes 0, 1, 2, 3
 
 
 # ------------------------------------------------------------------------------------------------- statistics
@@ -192,7 +191,7 @@ def compare(variant, baseline, ok_variant=None, ok_baseline=None, statistic: str
     """Variant vs baseline by `statistic` (see LABELS): a Comparison of arrays of shape (...).
 
     variant, baseline: (..., seeds) in metric units, NaN absent (the seed counts may differ); ok_variant,
-    ok_baseline: bool masks of the same shapes, True where the seed trained (`ablations.failures.did_not_train`
+    ok_baseline: bool masks of the same shapes, True where the seed trained (`ablations.stats.failures.did_not_train`
     negated; None: all trained). "trained" and "welch_trained" set the other seeds aside; "welch", "yuen" and
     "hodges_lehmann" use every seed given. "trained" picks Welch or the rank statistic per element from the
     trained seed counts alone, which under "no difference" are independent of the values: the level holds.
@@ -228,38 +227,3 @@ def compare(variant, baseline, ok_variant=None, ok_baseline=None, statistic: str
         span = bounds[1] - bounds[0]
         low, high = np.clip(low, -span, span), np.clip(high, -span, span)
     return Comparison(diff, low, high, p, method)
-
-
-# ---------------------------------------------------------------------------------------------- the family
-def holm(p, axis: int = -1):
-    """Holm's step-down adjustment along `axis` (the family: the variants of one study); NaN entries are left
-    out of the family and stay NaN."""
-    p = np.moveaxis(np.asarray(p, dtype=float), axis, -1)
-    order = np.argsort(p, axis=-1)                      # NaN sort last
-    ps = np.take_along_axis(p, order, -1)
-    m = np.sum(~np.isnan(p), axis=-1, keepdims=True)
-    rank = np.arange(1, p.shape[-1] + 1)
-    adj = np.fmax.accumulate(np.minimum((m - rank + 1) * ps, 1.0), axis=-1)
-    adj = np.where(np.isnan(ps), np.nan, adj)
-    out = np.empty_like(adj)
-    np.put_along_axis(out, order, adj, -1)
-    return np.moveaxis(out, -1, axis)
-
-
-def decide(low, high, p_adjusted, maximize: bool, min_effect: float | None, alpha: float = ALPHA,
-           bounds: tuple[float, float] | None = None):
-    """Decision codes (DECISIONS) per comparison, arrays of one shape -> int array: better/worse when the
-    adjusted p is below alpha and the interval lies beyond 0 on that side; equivalent when the interval lies
-    inside +/- min_effect; undecided otherwise."""
-    check_alpha(alpha)
-    min_effect = check_min_effect(min_effect, bounds)
-    low, high, pa = (np.asarray(x, dtype=float) for x in (low, high, p_adjusted))
-    reject = pa < alpha
-    up, down = reject & (low > 0), reject & (high < 0)
-    better, worse = (up, down) if maximize else (down, up)
-    code = np.zeros(np.shape(low), dtype=int)
-    if min_effect:
-        code[(low > -min_effect) & (high < min_effect)] = 3
-    code[worse] = 2
-    code[better] = 1
-    return code

@@ -1,7 +1,7 @@
 """Intervals that stay inside a metric's bounds: pure, vectorised over a leading "studies" axis.
 
 Arrays in, arrays out. A sample is the last axis of a float array, shape (..., seeds); NaN marks a seed that is
-absent or set aside (for example one that did not train, see `ablations.failures`), so arms of different sizes
+absent or set aside (for example one that did not train, see `ablations.stats.failures`), so arms of different sizes
 share one array. Every value is in the metric's own units (an error rate is a fraction in [0, 1], not percent).
 
     bounds, label = metric_bounds("test_top1_error")          # (0.0, 1.0), "bounded in [0, 1] ..."
@@ -31,7 +31,8 @@ import numpy as np
 from scipy import special
 from scipy import stats as sps
 
-from .statserrors import StatsInputError, check_alpha, check_bounds
+from .errors import StatsInputError, check_alpha, check_bounds
+from .primitives import nan_moments, t_interval, welch
 
 ALPHA = 0.05
 UNIT_BOUNDS = (0.0, 1.0)
@@ -54,8 +55,11 @@ def metric_bounds(metric: str) -> tuple[tuple[float, float] | None, str]:
 EDGE = 1e-4  # for the logit part only, values within EDGE x (high - low) of a bound are moved that far inside
 
 
-def interval_label(bounds: tuple[float, float] | None, metric: str = "the metric", alpha: float = ALPHA) -> str:
-    level = f"{(1 - alpha) * 100:.4g}%"
+def interval_label(bounds: tuple[float, float] | None, metric: str = "the metric", alpha: float = ALPHA,
+                   level_text: str | None = None) -> str:
+    """How the intervals of `metric` are made, in words; `level_text` replaces the "95%" (e.g. "1 - alpha" where
+    the looks of a study have levels of their own)."""
+    level = level_text or f"{(1 - alpha) * 100:.4g}%"
     if bounds is None:
         return (f"{metric} has no known bounds: treated as unbounded, plain {level} Student-t intervals of means "
                 "and Welch intervals of differences")
@@ -63,46 +67,6 @@ def interval_label(bounds: tuple[float, float] | None, metric: str = "the metric
     return (f"{metric} is bounded in [{lo:g}, {hi:g}]: {level} interval of each mean = the union of the "
             f"Student-t interval cut to [{lo:g}, {hi:g}] and the t interval on the logit scale; Welch interval of "
             f"each difference cut to what the two mean intervals allow (low_v - high_b, high_v - low_b)")
-
-
-def nan_moments(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(n, mean, var) over the last axis, NaN left out. values (..., seeds) -> three arrays of shape (...);
-    var has ddof 1 and is NaN where n < 2, mean is NaN where n == 0."""
-    v = np.asarray(values, dtype=float)
-    ok = ~np.isnan(v)
-    n = ok.sum(-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean = np.where(ok, v, 0.0).sum(-1) / n
-        var = np.where(ok, (v - mean[..., None]) ** 2, 0.0).sum(-1) / (n - 1)
-    mean = np.where(n > 0, mean, np.nan)
-    return n, mean, np.where(n > 1, var, np.nan)
-
-
-def t_interval(mean, var, n, alpha: float = ALPHA):
-    """(low, high) Student-t interval of a mean from its sample mean, variance (ddof 1) and count; arrays of one
-    shape, NaN where n < 2."""
-    mean, var, n = (np.asarray(x, dtype=float) for x in (mean, var, n))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        half = sps.t.ppf(1 - alpha / 2, n - 1) * np.sqrt(var / n)
-    half = np.where(n >= 2, half, np.nan)
-    return mean - half, mean + half
-
-
-def welch(mean_a, var_a, n_a, mean_b, var_b, n_b, alpha: float = ALPHA):
-    """(diff, low, high, p) of mean_a - mean_b by Welch's t: interval at 1 - alpha, two-sided p. Arrays of one
-    shape; NaN where either side has fewer than 2 values. Two constant samples: zero width, p 1 (equal) or 0."""
-    ma, va, na, mb, vb, nb = (np.asarray(x, dtype=float) for x in (mean_a, var_a, n_a, mean_b, var_b, n_b))
-    diff = ma - mb
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sa, sb = va / na, vb / nb
-        se = np.sqrt(sa + sb)
-        dof = (sa + sb) ** 2 / (sa ** 2 / (na - 1) + sb ** 2 / (nb - 1))
-        dof = np.where(se > 0, dof, 1.0)
-        half = sps.t.ppf(1 - alpha / 2, dof) * se
-        p = 2 * sps.t.sf(np.abs(diff) / se, dof)
-    p = np.where(se > 0, p, np.where(diff == 0, 1.0, 0.0))
-    bad = (na < 2) | (nb < 2)
-    return diff, np.where(bad, np.nan, diff - half), np.where(bad, np.nan, diff + half), np.where(bad, np.nan, p)
 
 
 def bounded_t_interval(values, bounds: tuple[float, float], alpha: float = ALPHA):

@@ -5,7 +5,7 @@
 
 Today's report pools one seed-to-seed sd over every variant, so one variant with a seed that barely trained
 (sd 0.11 against 0.015) asks 2,903 seeds of all of them. Here each comparison of a variant with the baseline is
-planned alone, for the default statistic (`ablations.robust`, Welch t on the seeds that trained):
+planned alone, for the default statistic (`ablations.stats.robust`, Welch t on the seeds that trained):
     n per arm such that Welch's t at alpha / comparisons (Bonferroni, Holm's first step), with n (1 - f_v)
     trained variant seeds of sd s_v and n (1 - f_b) trained baseline seeds of sd s_b, rejects a true difference
     of min_effect with probability `power` (non-central t with Welch-Satterthwaite degrees of freedom).
@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats as sps
 
-from .bounded import nan_moments
-from .statserrors import StatsInputError, check_alpha, check_bounds, check_count, check_min_effect, check_rate
+from .primitives import nan_moments
+from .errors import StatsInputError, check_alpha, check_bounds, check_count, check_min_effect, check_rate
 
 ALPHA = 0.05
 POWER = 0.8
@@ -129,3 +129,12 @@ def _reason(row: dict, sd_b: float, fail_b: float, need: float, min_effect: floa
         head += f" (beyond max_seeds {max_seeds})"
     return head + ": " + "; ".join(parts)
 
+
+
+def two_arm_seeds_needed(sd: float, min_effect: float | None, alpha: float = ALPHA, power: float = POWER,
+                         limit: int = LIMIT) -> float:
+    """Seeds per arm for two arms of one sd `sd`, none failing, one comparison (the textbook two-sample t
+    answer: sd 1, min_effect 1 -> 17). NaN where min_effect is unset or sd is not finite."""
+    if not min_effect or not np.isfinite(sd):
+        return float("nan")
+    return float(seeds_needed(min_effect, sd, sd, alpha=alpha, power=power, limit=limit))

@@ -13,7 +13,7 @@ counted apart by the store and is not judged here). A seed did not train when ei
 A trained digits net ends its 10 epochs with a training loss of a few percent of its first epoch's and a test error
 near 0.03, so neither test fires on it; a seed stuck at its first loss, or one whose test error ends near chance
 (0.9 for 10 classes), fires one. A seed that trained but worse (test error 0.20, loss down by 10x) is not flagged:
-it is data about the variant, and the decision statistic (`ablations.robust`) must bear it. A criterion whose input
+it is data about the variant, and the decision statistic (`ablations.stats.robust`) must bear it. A criterion whose input
 is missing (NaN: no history, or one epoch only, which has no trend; no test error) is not evidence; a seed with
 both missing is not flagged.
 
@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats as sps
 
-from .statserrors import StatsInputError, check_alpha, check_count
+from .errors import StatsInputError, check_alpha, check_count
 
 LOSS_RATIO = 0.5     # final / first epoch's training loss at or above this: the loss did not clearly fall
 CHANCE_SHARE = 0.5   # test error at or above this share of chance (1 - 1/classes): nearer chance than a perfect score
@@ -66,6 +66,45 @@ def record_inputs(record: dict, metric: str = "test_top1_error") -> tuple[float,
     final = float(losses[-1]) if usable else float("nan")
     err = (record.get("final") or {}).get(metric)
     return first, final, float("nan") if err is None else float(err)
+
+
+RULE_COLUMNS = ("first_train_loss", "final_train_loss", "rule_error", "num_classes")   # see rule_inputs
+RULE = ("a seed did not train when its last epoch's mean training loss is at least {ratio:g} x its first epoch's "
+        "(judged from 2 epochs on), or its test top-1 error is at least {share:g} x chance (1 - 1/classes: "
+        "0.45 for 10 classes); a criterion whose input the record lacks is no evidence. Such seeds are counted "
+        "apart and left out of the comparison; failed and diverged runs are counted apart too")
+
+
+def rule_text(loss_ratio: float = LOSS_RATIO, chance_share: float = CHANCE_SHARE) -> str:
+    """The rule of `did_not_train` in words, for the report (stated once per report)."""
+    return RULE.format(ratio=loss_ratio, share=chance_share)
+
+
+def rule_inputs(record: dict) -> dict:
+    """The inputs of the rule from one run record, as the columns RULE_COLUMNS of a runs frame: the first and
+    last epoch's training loss (NaN for fewer than 2 epochs), the final test top-1 error (the rule's criterion
+    (b) reads it whatever metric the study ranks by) and the number of classes (the record's resolved
+    model.num_classes, which training sets from the dataset; NaN when absent)."""
+    first, final, err = record_inputs(record, "test_top1_error")
+    classes = ((record.get("config") or {}).get("model") or {}).get("num_classes")
+    ok = isinstance(classes, int) and not isinstance(classes, bool) and classes >= 2
+    return {"first_train_loss": first, "final_train_loss": final, "rule_error": err,
+            "num_classes": float(classes) if ok else float("nan")}
+
+
+def did_not_train_rows(first_loss, final_loss, test_error, num_classes) -> np.ndarray:
+    """`did_not_train` for rows that may differ in their number of classes (arrays of one shape; NaN classes:
+    criterion (b) gives no evidence for that row)."""
+    first, final, err, classes = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in
+                                                       (first_loss, final_loss, test_error, num_classes)))
+    out = np.zeros(first.shape, dtype=bool)
+    known = ~np.isnan(classes)
+    for c in np.unique(classes[known]):
+        rows = classes == c
+        out[rows] = did_not_train(first[rows], final[rows], err[rows], int(c))
+    nan = np.full(int((~known).sum()), np.nan)
+    out[~known] = did_not_train(first[~known], final[~known], nan, 2)   # the loss criterion alone
+    return out
 
 
 def rate_interval(k, n, alpha: float = ALPHA, method: str = "clopper-pearson"):

@@ -1,0 +1,139 @@
+"""The demo's two decisions that depend on the machine, as pure functions of measured figures (tests use stubs):
+
+    dtypes, skipped = settings_dtypes({"fp32": 155e9, "bf16": 0.9e9})   # what the settings stage times
+    cap = seed_cap(budget_s=480, spent_s=260, per_run_s=12, arms=5, initial_seeds=3, upper=10)
+    layout = choose_layout({"contiguous": 0.050, "channels_last": 0.034})     # the study's memory format
+
+Settings stage. bf16 autocast is the fastest setting on a CPU with bf16 arithmetic (AMX: a 2048^3 matmul at
+2,176 GFLOP/s against fp32's 329) and by far the slowest on one without (AVX2 only: 0.9 against 155 GFLOP/s for a
+1024^3 matmul; a VGG conv at 3.3 against 84), where one bf16 training step of VGG-A at batch 4 takes about a
+minute and the stage ran for many minutes. So the stage times a dtype only when this machine's measured peak for
+it is at least SLOW_SHARE of fp32's, and prints why it left one out: a dtype that slow cannot be the fastest
+setting, so the report's "fastest setting" stays the fastest of what can win here.
+
+Seed cap. The study's listed seeds run first; their mean wall time per run sizes the cap: the most seeds per
+variant for which every arm could still run every added seed (the worst case of --until-decided, where no variant
+decides early) within the time left of the budget, less REPORT_RESERVE_S for the report. The cap is fixed before
+the first look, from run times only, never from the metric, so the looks keep their error rate; a rerun keeps the
+cap its folder recorded (adaptive.json).
+
+Memory format. channels_last changes how a tensor is laid out, not what the network computes, so it is free to
+choose. Which is faster depends on the CPU (fp32 channels_last ran a VGG conv at 153 GFLOP/s against 84 on this
+AVX2-only one, and the BatchNorm and pooling layers count too), so the demo times the study's own training step
+(its base model, batch size and image size) both ways, a few steps each after a warm-up, and trains the study
+in channels_last only when it was at least MIN_GAIN faster. The choice is kept in the demo's folder
+(`study-layout.json`) so a rerun trains the same runs (the run ids hash the resolved configuration).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+SLOW_SHARE = 0.5          # a dtype whose peak is below this share of fp32's is not timed by the settings stage
+MIN_GAIN = 1.05          # channels_last must be at least this much faster (median step time) to be chosen
+LAYOUT_STEPS = 5         # timed steps per memory format, after one warm-up step
+REPORT_RESERVE_S = 45.0   # the report and the last look: about 20 s measured on a loaded 2-core VM, doubled
+DEFAULT_BUDGET_S = 480.0  # the whole demo on a 2-core machine: 8 minutes (issue 16)
+
+
+def measure_peaks(dtypes, device: str = "cpu") -> dict[str, float]:
+    """This machine's measured peak FLOP/s per dtype (`vggcore.measure.peak_flops`: its kernels grow only while
+    a call stays under half a second, so a slow dtype costs seconds here, not minutes)."""
+    from vggcore.measure import peak_flops
+
+    return {d: peak_flops(device, d)["peak_flops"] for d in dtypes}
+
+
+def settings_dtypes(peaks: dict[str, float], share: float = SLOW_SHARE) -> tuple[list[str], list[str]]:
+    """(dtypes the settings stage times, one reason per dtype left out), from measured peaks (FLOP/s, fp32 among
+    them). fp32 is always timed: the report's speed-ups are relative to it."""
+    base = peaks["fp32"]
+    keep, skipped = ["fp32"], []
+    for dtype, peak in peaks.items():
+        if dtype == "fp32":
+            continue
+        if peak >= share * base:
+            keep.append(dtype)
+        else:
+            skipped.append(f"{dtype} left out of the settings stage: its measured peak on this CPU is "
+                           f"{peak / 1e9:.3g} GFLOP/s, {peak / base:.1%} of fp32's {base / 1e9:.3g} (below "
+                           f"{share:.0%}): this CPU has no fast {dtype} arithmetic, so a {dtype} step would take "
+                           f"minutes and cannot be the fastest setting; pytest bench --vgg-dtypes fp32,{dtype} "
+                           "times it anyway")
+    return keep, skipped
+
+
+@dataclass(frozen=True)
+class SeedCap:
+    max_seeds: int   # seeds per variant --until-decided may reach
+    reason: str      # how it was chosen, for the terminal and the report's reader
+
+
+def seed_cap(budget_s: float, spent_s: float, per_run_s: float, arms: int, initial_seeds: int, upper: int,
+             reserve_s: float = REPORT_RESERVE_S) -> SeedCap:
+    """The most seeds per variant whose worst case (every one of `arms` arms runs every added seed, each taking
+    `per_run_s`) fits in what is left of `budget_s` after `spent_s` and `reserve_s`; at least the study's
+    `initial_seeds` (no added seed), at most `upper` (the study's max_seeds, or --until-decided's default)."""
+    left = budget_s - spent_s - reserve_s
+    if per_run_s <= 0 or not math.isfinite(per_run_s):
+        return SeedCap(upper, f"no run time recorded: cap {upper} seeds per variant (the study's max_seeds)")
+    rounds = max(0, math.floor(left / (arms * per_run_s)))
+    cap = min(upper, initial_seeds + rounds)
+    why = (f"{left:.0f} s of the {budget_s:.0f} s budget left after {spent_s:.0f} s and {reserve_s:.0f} s for the "
+           f"report; at {per_run_s:.1f} s per run and {arms} arms a round of added seeds takes at most "
+           f"{arms * per_run_s:.0f} s: {rounds} round(s) fit")
+    if cap == upper and initial_seeds + rounds > upper:
+        why += f", the study's max_seeds {upper} is the cap"
+    return SeedCap(cap, f"seed cap {cap} per variant: {why}")
+
+
+@dataclass(frozen=True)
+class Layout:
+    channels_last: bool   # train the study's runs in channels_last
+    reason: str           # the measured step times behind it
+
+
+def choose_layout(step_s: dict[str, float], min_gain: float = MIN_GAIN) -> Layout:
+    """channels_last or not from the median step times (seconds) of both memory formats on this machine."""
+    plain, nhwc = step_s["contiguous"], step_s["channels_last"]
+    gain = plain / nhwc if nhwc > 0 else float("nan")
+    on = bool(gain >= min_gain)
+    return Layout(on, f"the study's training step took {plain * 1e3:.1f} ms contiguous and {nhwc * 1e3:.1f} ms "
+                      f"channels_last on this machine ({gain:.2f}x): "
+                      + ("training in channels_last" if on else f"contiguous kept (channels_last must be "
+                                                                 f"{min_gain:.2f}x faster)"))
+
+
+def measure_layouts(model: dict, train: dict, steps: int = LAYOUT_STEPS) -> dict[str, float]:
+    """Median seconds of one training step of the study's base model (resolved `model` and `train` fields) on
+    random images, contiguous and channels_last, each after one warm-up step."""
+    import statistics
+    import time
+
+    import torch
+
+    from vggcore.config import VGGConfig
+    from vggcore.model import build
+    from vggcore.step import micro_batches, sgd, train_step
+    from vggcore.train import TrainConfig
+
+    config = VGGConfig(**model)
+    tc = TrainConfig(**{k: v for k, v in train.items() if k in TrainConfig.__dataclass_fields__})
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(tc.batch_size, config.in_channels, config.image_size, config.image_size, generator=gen)
+    y = torch.randint(0, config.num_classes, (tc.batch_size,), generator=gen)
+    out = {}
+    for name, fmt in (("contiguous", torch.contiguous_format), ("channels_last", torch.channels_last)):
+        torch.manual_seed(0)
+        net = build(config).to(memory_format=fmt)
+        optimizer = sgd(net.parameters(), tc)
+        xs = x.contiguous(memory_format=fmt)
+        times = []
+        for i in range(steps + 1):
+            t0 = time.perf_counter()
+            train_step(net, optimizer, micro_batches(xs, y, tc.batch_size))
+            if i:
+                times.append(time.perf_counter() - t0)
+        out[name] = statistics.median(times)
+    return out
