@@ -232,6 +232,40 @@ def _epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: It
             "data_fraction": data_s / seconds}
 
 
+def make_schedule(train_config: TrainConfig) -> Schedule:
+    """The learning-rate schedule of a run, spanning its `epochs`."""
+    return Schedule(train_config.schedule, train_config.lr, train_config.epochs,
+                    warmup_epochs=train_config.warmup_epochs, gamma=train_config.gamma,
+                    step_epochs=train_config.step_epochs, patience=train_config.patience,
+                    max_drops=train_config.max_drops)
+
+
+def train_epoch(net: torch.nn.Module, optimizer: torch.optim.Optimizer, schedule: Schedule, batches: Batches,
+                config: TrainConfig, epoch: int, world: World, scheme: str = SCHEME) -> dict:
+    """The training half of 0-based `epoch` as `train` runs it: the epoch's dropout seed and learning rate, then
+    one pass over the training split. `net` is what trains (DDP in a world of N). Returns {"lr", **timings and
+    training figures}; `validate_epoch` completes the history row. The time-to-accuracy benchmark
+    (bench/tta.py) runs these two halves itself, so its runs are `train`'s runs stopped early."""
+    # Dropout; data draws have their own. Rank 0 keeps the single-process stream, the others their own.
+    torch.manual_seed(stream_seed(scheme, config.seed, epoch, "dropout", world.rank))
+    lr = schedule.lr(epoch)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    stats = guarded(world, f"training epoch {epoch + 1}", lambda: _epoch(
+        net, optimizer, batches.train(epoch, config.seed, scheme), config, epoch, world))
+    return {"lr": lr, **stats}
+
+
+def validate_epoch(model: VGG, schedule: Schedule, batches: Batches, config: TrainConfig, epoch: int,
+                   world: World, trained: dict) -> dict:
+    """The evaluation half of `epoch`: the validation split scored (every epoch: the cadence the plateau schedule
+    and the time-to-accuracy benchmark rely on), the schedule told, and the epoch's history row returned."""
+    val = score_split(model, batches, "val", world, torch.bfloat16 if config.bf16 else None)
+    schedule.report(epoch, 1 - val["top1_error"])
+    return {"epoch": epoch + 1, "lr": trained["lr"], **{k: v for k, v in trained.items() if k != "lr"},
+            "val_loss": val["loss"], "val_top1_error": val["top1_error"], "val_top5_error": val["top5_error"]}
+
+
 def train(model_config: VGGConfig, data_config: DataConfig, train_config: TrainConfig, *,
           out: str | Path | None = None, progress: bool = True,
           on_epoch: Callable[[dict], None] | None = None, backend: str = "auto") -> dict:
@@ -297,10 +331,7 @@ def _fit(model_config: VGGConfig, data_config: DataConfig, train_config: TrainCo
     if train_config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = sgd(model.parameters(), train_config)
-    schedule = Schedule(train_config.schedule, train_config.lr, train_config.epochs,
-                        warmup_epochs=train_config.warmup_epochs, gamma=train_config.gamma,
-                        step_epochs=train_config.step_epochs, patience=train_config.patience,
-                        max_drops=train_config.max_drops)
+    schedule = make_schedule(train_config)
     history: list[dict] = []
     resumed_from = 0
     if ckpt_path is not None and ckpt_path.exists():
@@ -327,17 +358,8 @@ def _fit(model_config: VGGConfig, data_config: DataConfig, train_config: TrainCo
     autocast_dtype = torch.bfloat16 if train_config.bf16 else None
     try:
         for epoch in range(resumed_from, train_config.epochs):
-            # Dropout; data draws have their own. Rank 0 keeps the single-process stream, the others their own.
-            torch.manual_seed(stream_seed(scheme, train_config.seed, epoch, "dropout", world.rank))
-            lr = schedule.lr(epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            stats = guarded(world, f"training epoch {epoch + 1}", lambda: _epoch(
-                net, optimizer, batches.train(epoch, train_config.seed, scheme), train_config, epoch, world))
-            val = _score(model, batches, "val", world, autocast_dtype)
-            schedule.report(epoch, 1 - val["top1_error"])
-            row = {"epoch": epoch + 1, "lr": lr, **stats, "val_loss": val["loss"],
-                   "val_top1_error": val["top1_error"], "val_top5_error": val["top5_error"]}
+            trained = train_epoch(net, optimizer, schedule, batches, train_config, epoch, world, scheme)
+            row = validate_epoch(model, schedule, batches, train_config, epoch, world, trained)
             history.append(row)
             if ckpt_path is not None and writer:
                 save_checkpoint(ckpt_path, {"format": 1, "config": config, "epoch": epoch + 1,
@@ -358,7 +380,7 @@ def _fit(model_config: VGGConfig, data_config: DataConfig, train_config: TrainCo
         if bar is not None:
             bar.close()
     if record["status"] == "running":
-        test = _score(model, batches, "test", world, autocast_dtype)
+        test = score_split(model, batches, "test", world, autocast_dtype)
         record.update(status="ok", final={
             "test_top1_error": test["top1_error"], "test_top5_error": test["top5_error"], "test_loss": test["loss"],
             "val_top1_error": history[-1]["val_top1_error"] if history else None,
@@ -369,7 +391,7 @@ def _fit(model_config: VGGConfig, data_config: DataConfig, train_config: TrainCo
     return model, record
 
 
-def _score(model: VGG, batches: Batches, which: str, world: World, autocast_dtype) -> dict[str, float]:
+def score_split(model: VGG, batches: Batches, which: str, world: World, autocast_dtype=None) -> dict[str, float]:
     """`score` over a split; in a world of N each rank scores its share and the sums are all-reduced, so every
     image counts exactly once."""
     if not world.distributed:
