@@ -68,6 +68,7 @@ class Recipe:
     init: str = "kaiming"    # weight initialisation
     momentum: float = 0.9
     weight_decay: float = 5e-4
+    bn_recalibrate: int = 0  # training batches BatchNorm's statistics are recomputed over before each evaluation
 
 
 # digits: tuned on this 2-core CPU for the least median time to 97% (docs/_drafts/issue18.md has the search).
@@ -79,7 +80,8 @@ RECIPES = {
     "cifar100": Recipe(epochs=30, lr=0.05, schedule="cosine", warmup_epochs=1, augment="crop_flip",
                        batch_size=128, width=0.5),
 }
-RECIPE_KEYS = ("epochs", "lr", "schedule", "warmup_epochs", "augment", "dropout", "init", "momentum", "weight_decay")
+RECIPE_KEYS = ("epochs", "lr", "schedule", "warmup_epochs", "augment", "dropout", "init", "momentum", "weight_decay",
+               "bn_recalibrate")
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ class TTACase:
     init: str
     momentum: float
     weight_decay: float
+    bn_recalibrate: int
     mode: str = MODE          # so a report tells these cases from the step-time grid's
 
     def _settings(self, short: bool) -> list[str]:
@@ -126,7 +129,8 @@ class TTACase:
         data = DataConfig(dataset=self.dataset, data_root=self.data_root, augment=self.augment)
         train = TrainConfig(epochs=self.max_epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
                             weight_decay=self.weight_decay, schedule=self.schedule, warmup_epochs=self.warmup_epochs,
-                            bf16=self.dtype == "bf16", channels_last=self.channels_last, device=self.device, seed=seed)
+                            bf16=self.dtype == "bf16", channels_last=self.channels_last, device=self.device, seed=seed,
+                            bn_recalibrate=self.bn_recalibrate)
         return model, data, train
 
 

@@ -47,6 +47,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--augment", default="crop_flip", help=", ".join(PRESETS))
     p.add_argument("--schedule", default="plateau", help=", ".join(SCHEDULES))
     p.add_argument("--warmup-epochs", type=int, default=0, help="epochs of linear learning-rate warm-up")
+    p.add_argument("--bn-recalibrate", type=int, default=0, metavar="BATCHES",
+                   help="before every evaluation, recompute BatchNorm's statistics over this many training batches "
+                        "(precise BN: early epochs' running estimates lag); 0 keeps the running estimates")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast")
     p.add_argument("--channels-last", action="store_true", help="NHWC memory format for the model and its input")
     p.add_argument("--fast", action="store_true",
@@ -73,7 +76,8 @@ def configs_from_args(args: argparse.Namespace) -> tuple[VGGConfig, DataConfig, 
         tr = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, micro_batch=args.micro_batch, lr=args.lr,
                          schedule=args.schedule, warmup_epochs=args.warmup_epochs, bf16=args.bf16,
                          channels_last=args.channels_last, device=args.device, seed=args.seed,
-                         init_from_a_epochs=args.init_from_a, sync_bn=args.sync_bn)
+                         init_from_a_epochs=args.init_from_a, sync_bn=args.sync_bn,
+                         bn_recalibrate=args.bn_recalibrate)
     except ConfigError as err:
         field = err.fields[0]
         option = OPTION_OF.get(field, "--" + field.replace("_", "-"))
