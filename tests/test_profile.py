@@ -124,15 +124,6 @@ class ReplaySource:
         session.events = self.rounds.pop(0)
 
 
-class TickClock:
-    def __init__(self, tick):
-        self.now, self.tick = 0.0, tick
-
-    def __call__(self):
-        self.now += self.tick
-        return self.now
-
-
 def canned_round(model, op_s, gap_s):
     """A train step in which every layer's forward op, backward node, the loss and the optimizer each take `op_s`
     and `gap_s` passes between them; returns (events, the round's duration, its attributed seconds)."""
@@ -165,11 +156,11 @@ def canned_round(model, op_s, gap_s):
     (1e-3, 1.0, False, False),     # much time between ops: the rows miss more than 10%
     (1e-5, 0.5, False, True),      # the plain step took half the profiled one: overhead 100%
 ])
-def test_rows_sum_to_the_step_on_a_stub_source_and_clock(gap_s, tick_factor, reconciles, perturbs):
+def test_rows_sum_to_the_step_on_a_stub_source_and_clock(gap_s, tick_factor, reconciles, perturbs, tick_clock):
     model = build("A", width=0.125, image_size=32, num_classes=10)
     events, duration, attributed = canned_round(model, op_s=1e-3, gap_s=gap_s)
     prof = profile_step(model, "train_step", batch_size=2, rounds=2, warmup=0, roofs=ROOFS,
-                        source=ReplaySource([events, events]), clock=TickClock(duration * tick_factor))
+                        source=ReplaySource([events, events]), clock=tick_clock(duration * tick_factor))
     totals = prof.totals
     assert totals.step_s == pytest.approx(duration * tick_factor)
     assert totals.profiled_step_s == pytest.approx(duration)
