@@ -89,9 +89,9 @@ def seeds_table(cases: pd.DataFrame) -> pd.DataFrame:
         for seed, (status, seconds, epochs, test, ok) in enumerate(zip(
                 c["tta_status"], c["tta_seconds"], c["tta_epochs"], c["test_accuracy"], c["confirmed"])):
             rows.append({"setting": setting_h(c), "dataset": c["dataset"], "seed": seed, "status": status,
-                         "seconds": seconds, "epochs": epochs, "test_accuracy": test, "confirmed": ok})
-    return pd.DataFrame(rows, columns=["setting", "dataset", "seed", "status", "seconds", "epochs", "test_accuracy",
-                                       "confirmed"])
+                         "tta_seconds": seconds, "tta_epochs": epochs, "test_accuracy": test, "confirmed": ok})
+    return pd.DataFrame(rows, columns=["setting", "dataset", "seed", "status", "tta_seconds", "tta_epochs",
+                                       "test_accuracy", "confirmed"])
 
 
 def curves(cases: pd.DataFrame) -> pd.DataFrame:

@@ -289,3 +289,41 @@ def test_step_parts_time_each_part_after_an_untimed_call(one_thread):
     for name in ("step_data_s", "step_forward_backward_s", "step_optimizer_s", "step_loop_overhead_s"):
         assert parts[name] == 1.0
     assert parts["step_s"] == 3.0 and parts["steps_timed"] == 1
+
+
+# ------------------------------------------------------------------------------------------- the report's tables
+def tta_frame() -> "pd.DataFrame":
+    """Two cases as reports.load.load_bench gives them (case fields and the summary, as bench/test_tta.py records
+    them), from scripted runs: plain fp32 with one miss, and channels_last that reached the target every time."""
+    import dataclasses
+
+    import pandas as pd
+
+    rows = []
+    for cl, statuses in ((False, ["reached"] * 4 + ["not reached"]), (True, ["reached"] * 5)):
+        (case,) = tta.expand_tta(options(devices="cpu"), [cl])
+        runs = runs_of(statuses, [2.0, 1.0, 3.0, 4.0, 9.0])
+        for r in runs:
+            r["curve"] = [{"epoch": 1, "seconds": r["elapsed"], "val_accuracy": 0.98}]
+        rows.append({**dataclasses.asdict(case), **tta_stats.summarize(runs), "name": case.id, "threads": 2,
+                     "curves": [r["curve"] for r in runs]})
+    return pd.DataFrame(rows)
+
+
+def test_every_column_of_the_time_to_accuracy_tables_reads_as_words_and_none_alike():
+    from reports.readable import readable
+    from reports.tta_tables import cases_table, seeds_table
+
+    frame = tta_frame()
+    for table in (cases_table(frame), seeds_table(frame)):
+        headers = readable(table).headers
+        assert not [h for h in headers if "_" in h], headers
+        assert len(headers) == len(set(headers)), headers
+    seeds = readable(seeds_table(frame))
+    cells = {h: [row[i].text for row in seeds.rows] for i, h in enumerate(seeds.headers)}
+    assert cells["seconds to target"][:5] == ["2.00 s", "1.00 s", "3.00 s", "4.00 s", "—"]   # the miss: no time
+    assert cells["test accuracy"][0] == "98.0%" and cells["status"][4] == "not reached"
+    cases = readable(cases_table(frame))
+    cells = {h: [row[i].text for row in cases.rows] for i, h in enumerate(cases.headers)}
+    assert cells["olympic mean (s)"] == ["3.00 s", "3.00 s"] and cells["interval level"] == ["93.8%", "93.8%"]
+    assert cells["speed-up over plain fp32"] == ["1.00x", "1.00x"]
