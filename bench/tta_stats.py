@@ -99,6 +99,11 @@ def summarize(runs: list[dict]) -> dict:
         "eval_images": [r["eval_images"] for r in runs],
         "train_images_to_target": (statistics.median([r["train_images"] for r in reached_runs])
                                    if reached_runs else None),
+        # what a setting does to the quality reached (a faster one that rounds coarser may stop at a worse net):
+        # the test accuracy each run ended with, at its target or its cap; a diverged run has none
+        "median_test_accuracy": (statistics.median(tested) if (tested := [r["test_accuracy"] for r in runs
+                                                                          if r["test_accuracy"] is not None])
+                                 else None),
     }
 
 

@@ -58,7 +58,7 @@ def cases_table(cases: pd.DataFrame) -> pd.DataFrame:
     cols = [c for c in [*SETTING, "target", "seeds", "max_epochs", "lr", "schedule", "augment", "olympic_mean_s",
                         "median_s", "tta_low_s", "tta_high_s", "interval_confidence", "median_epochs",
                         "not_converged", "confirmed_runs", "valid", "valid_reason", "train_images_to_target",
-                        "threads", "name"] if c in cases]
+                        "median_test_accuracy", "threads", "name"] if c in cases]
     return cases[cols].assign(speedup_vs_fp32=speedups(cases)).reset_index(drop=True)
 
 
@@ -78,6 +78,7 @@ def cases_display(cases: pd.DataFrame) -> pd.DataFrame:
                                                                       t["not_converged"])],
         "valid": ["yes" if v else f"no: {why}" for v, why in zip(t["valid"], t["valid_reason"])],
         "images to target": [number_h(v) for v in t["train_images_to_target"]],
+        "test accuracy (median)": [percent_h(v) for v in t.get("median_test_accuracy", [math.nan] * len(t))],
         "vs plain fp32": [DASH if _missing(v) else f"{v:.2f}x" for v in t["speedup_vs_fp32"]],
     })
 

@@ -144,6 +144,11 @@ def test_summary_counts_misses_and_applies_the_rule():
     assert s["confirmed_runs"] == 3 and s["median_epochs"] == 3 and s["train_images_to_target"] == 300
     # pytest-benchmark's rounds: a miss at the time it ran to its cap (a diverged run at the time it stopped)
     assert tta_stats.round_times(runs) == [2.0, 9.0, 1.0, 3.0, 0.5]
+    assert s["median_test_accuracy"] == 0.98   # of the four runs that were tested (the diverged one was not)
+    tested = runs_of(["reached"] * 3 + ["diverged"], [1.0, 2.0, 3.0, 4.0])
+    for r, acc in zip(tested, [0.97, 0.99, 0.975, None]):
+        r["test_accuracy"] = acc
+    assert tta_stats.summarize(tested)["median_test_accuracy"] == 0.975
     one_miss = tta_stats.summarize(runs_of(["reached"] * 4 + ["not reached"], [2.0, 1.0, 3.0, 4.0, 9.0]))
     assert one_miss["valid"] is True and one_miss["olympic_mean_s"] == pytest.approx(3.0)
 
@@ -327,3 +332,6 @@ def test_every_column_of_the_time_to_accuracy_tables_reads_as_words_and_none_ali
     cells = {h: [row[i].text for row in cases.rows] for i, h in enumerate(cases.headers)}
     assert cells["olympic mean (s)"] == ["3.00 s", "3.00 s"] and cells["interval level"] == ["93.8%", "93.8%"]
     assert cells["speed-up over plain fp32"] == ["1.00x", "1.00x"]
+    assert cells["test accuracy (median)"] == ["98.0%", "98.0%"]
+    from reports.tta_tables import cases_display
+    assert cases_display(frame)["test accuracy (median)"].tolist() == ["98.0%", "98.0%"]
