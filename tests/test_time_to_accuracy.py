@@ -247,7 +247,7 @@ def test_a_dataset_without_a_default_target_asks_for_one(tmp_path):
 
 
 # ---------------------------------------------------------------------------------- runs train as train() does
-TINY = dict(devices="cpu", width="0.125", tta_recipe="init=xavier,dropout=0,augment=none,lr=0.05,schedule=constant",
+TINY = dict(devices="cpu", width="0.0625", tta_recipe="init=xavier,dropout=0,augment=none,lr=0.05,schedule=constant",
             tta_epochs="2", target="1.0")
 
 

@@ -1,4 +1,4 @@
-"""The time-to-accuracy suite driven through pytester at a tiny size (width 0.125, 2 epochs, 3 seeds), its JSON
+"""The time-to-accuracy suite driven through pytester at a tiny size (width 0.0625, 2 epochs, 3 seeds), its JSON
 read back through `reports` (load, compare, history, the report's section), and its option errors."""
 
 import copy
@@ -9,17 +9,19 @@ from pathlib import Path
 
 import pytest
 
+from bench import conftest as plugin
 from reports.compare import compare
 from reports.history import history
 from reports.load import load_bench
 from reports.render import build, load_inputs
 from reports.tta_tables import cases_display, curves, loop_cost, seeds_table
+from vggcore.errors import UsageError
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 TINY = ["--benchmark-only", "-p", "no:cacheprovider", "--vgg-modes=time_to_accuracy", "--vgg-devices=cpu",
-        "--vgg-width=0.125", "--vgg-tta-seeds=3", "--vgg-tta-epochs=2", "--vgg-target=40%",
+        "--vgg-width=0.0625", "--vgg-tta-seeds=3", "--vgg-tta-epochs=2", "--vgg-target=40%",
         "--vgg-tta-recipe=init=xavier,dropout=0,augment=none,lr=0.05,schedule=constant"]
-NAME = "test_time_to_accuracy[A_bn-digits-cpu-fp32-32px-w0.125-b64-to40]"
+NAME = "test_time_to_accuracy[A_bn-digits-cpu-fp32-32px-w0.0625-b64-to40]"
 
 
 @pytest.fixture
@@ -57,13 +59,28 @@ def check_case(b: dict) -> None:
     assert info["train_images"] == [1257 * len(c) for c in info["curves"]]
 
 
+def missed(b: dict) -> int:
+    return sum(s != "reached" for s in b["extra_info"]["tta_status"])
+
+
+def steady(data: dict, seconds: float) -> dict:
+    """`data` with its case's rounds replaced by three steady ones around `seconds` (statistics to match)."""
+    out = copy.deepcopy(data)
+    b = out["benchmarks"][0]
+    rounds = [seconds * 0.995, seconds, seconds * 1.005]
+    b["extra_info"]["round_times"] = rounds
+    b["stats"].update(min=rounds[0], max=rounds[2], mean=seconds, median=seconds, iqr=rounds[2] - rounds[0],
+                      stddev=statistics.stdev(rounds), rounds=3)
+    return out
+
+
 def test_the_suite_times_tiny_cases_and_reports_read_them(suite, tmp_path):
     result = suite.runpytest_subprocess("bench", *TINY, "--benchmark-json=out.json")
     assert result.ret == 0, result.stdout.str()
     result.assert_outcomes(passed=1)   # the step-time grid is not collected
     result.stdout.fnmatch_lines(["*time to accuracy*",
-                                 "A_bn-digits-cpu-fp32-32px-w0.125-b64-to40: olympic mean *, median * [*, *] "
-                                 "(75.0% interval)*not converged, confirmed on test *"])
+                                 "A_bn-digits-cpu-fp32-32px-w0.0625-b64-to40: olympic mean *, median * [[]*, *] "
+                                 "(75.0% interval)*not converged, confirmed on test *"])   # [[] is a literal [
     data = json.loads((suite.path / "out.json").read_text())
     (b,) = data["benchmarks"]
     assert b["name"] == NAME
@@ -71,21 +88,19 @@ def test_the_suite_times_tiny_cases_and_reports_read_them(suite, tmp_path):
 
     # load: one tidy row with the figures
     first = tmp_path / "a.json"
-    first.write_text(json.dumps(data))
+    first.write_text(json.dumps(steady(data, 1.0)))
     frame = load_bench([first])
     assert len(frame) == 1 and frame.loc[0, "mode"] == "time_to_accuracy" and frame.loc[0, "unstable"] == \
         (not b["extra_info"]["valid"])
-    # compare: the same runs on both sides are ok; twice as slow is a regression
-    assert compare(first, first, 0.05)["verdict"].tolist() == ["ok"]
-    slower = copy.deepcopy(data)
+    # compare (on rounds made steady: the verdict of these loaded-machine seconds is not what is tested here, but
+    # that compare reads this benchmark's JSON): the same runs on both sides are ok; twice as slow is a regression.
+    # Threshold 10%: compare's modelled between-run noise (3% a run) puts an A/A ratio's upper end near 1.086
+    assert compare(first, first, 0.10)["verdict"].tolist() == (["inconclusive"] if missed(b) > 1 else ["ok"])
+    slower = steady(data, 2.0)
     slower["datetime"] = "2099-01-01T00:00:00"
-    sb = slower["benchmarks"][0]
-    sb["stats"] = {k: (v * 2 if k in ("min", "max", "mean", "median", "iqr", "stddev") else v)
-                   for k, v in sb["stats"].items()}
-    sb["extra_info"]["round_times"] = [t * 2 for t in sb["extra_info"]["round_times"]]
     second = tmp_path / "b.json"
     second.write_text(json.dumps(slower))
-    assert compare(first, second, 0.05)["verdict"].tolist() == ["regression"]
+    assert compare(first, second, 0.10)["verdict"].tolist() == ["regression"]
     # history: the two runs of the case in time order
     hist = history(load_bench([first, second]))
     assert hist["run"].tolist() == [0, 1] and hist["name"].tolist() == [NAME, NAME]
@@ -99,19 +114,35 @@ def test_the_suite_times_tiny_cases_and_reports_read_them(suite, tmp_path):
     index = build([first, second], out=tmp_path / "report")
     md = (tmp_path / "report" / "report.md").read_text()
     assert "## Time to accuracy" in md and "## Benchmarks" not in md and "Time-to-accuracy history" in md
-    assert "A_bn fp32 b64 w0.125" in md and "(75.0%)" in md and index.exists()
+    assert "A_bn fp32 b64 w0.0625" in md and "(75.0%)" in md and index.exists()
     for figure in ("tta_times", "tta_curves"):
         assert (tmp_path / "report" / "figures" / f"{figure}.png").stat().st_size > 0
 
 
-@pytest.mark.parametrize("args,line", [
-    (["--vgg-modes=time_to_accuracy", "--vgg-target=150%"],
-     "ERROR: --vgg-target: '150%' is not an accuracy above chance (10% on digits, 10 classes) and at most 100%; "
-     "give it like 97% or 0.97"),
-    (["--vgg-tta-seeds=0"], "ERROR: --vgg-tta-seeds is an option of the time-to-accuracy benchmark; add "
-                            "--vgg-modes time_to_accuracy"),
-])
-def test_bad_options_are_usage_errors(suite, args, line):
-    result = suite.runpytest_subprocess("bench", "--benchmark-only", "-p", "no:cacheprovider", *args)
+def test_a_bad_option_is_a_one_line_usage_error(suite):
+    result = suite.runpytest_subprocess("bench", "--benchmark-only", "-p", "no:cacheprovider",
+                                        "--vgg-modes=time_to_accuracy", "--vgg-target=150%")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert line in result.stderr.lines
+    assert ("ERROR: --vgg-target: '150%' is not an accuracy above chance (10% on digits, 10 classes) and at most "
+            "100%; give it like 97% or 0.97") in result.stderr.lines
+
+
+class Options:
+    """What bench.conftest.tta_cases reads of a pytest.Config: --vgg-* options, None unless given (and
+    --vgg-channels-last at its declared default)."""
+
+    def __init__(self, **given):
+        self.given = {"--vgg-channels-last": "off", **{f"--vgg-{k.replace('_', '-')}": v for k, v in given.items()}}
+
+    def getoption(self, name):
+        return self.given.get(name)
+
+
+@pytest.mark.parametrize("option", plugin.TTA_ONLY)
+def test_an_option_of_the_benchmark_without_its_mode_is_refused(option):
+    with pytest.raises(UsageError) as err:
+        plugin.tta_cases(Options(**{option: "1"}))
+    assert str(err.value) == (f"--vgg-{option} is an option of the time-to-accuracy benchmark; add --vgg-modes "
+                              "time_to_accuracy")
+    assert plugin.tta_cases(Options(modes="train_step")) == []                      # nothing asked: no cases
+    assert len(plugin.tta_cases(Options(modes="time_to_accuracy", devices="cpu"))) == 1
