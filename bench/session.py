@@ -42,11 +42,15 @@ def tta_lines(config: pytest.Config) -> list[str]:
     def s(value) -> str:
         return "not reached" if value is None else f"{value:.2f} s"
 
+    def accuracy(value) -> str:
+        return "" if value is None else f", median test accuracy {value:.1%}"
+
     lines = []
     for name, f in config.stash.get(TTA_DONE, []):
         epochs = "" if f["median_epochs"] is None else f", median {f['median_epochs']:g} epochs"
         lines.append(f"{name}: olympic mean {s(f['olympic_mean_s'])}, median {s(f['median_s'])} "
                      f"[{s(f['tta_low_s'])}, {s(f['tta_high_s'])}] ({f['interval_confidence']:.1%} interval){epochs}; "
                      f"{f['not_converged']} of {len(f['tta_status'])} not converged, confirmed on test "
-                     f"{f['confirmed_runs']}; {'valid' if f['valid'] else 'INVALID: ' + f['valid_reason']}")
+                     f"{f['confirmed_runs']}{accuracy(f.get('median_test_accuracy'))}; "
+                     f"{'valid' if f['valid'] else 'INVALID: ' + f['valid_reason']}")
     return lines

@@ -80,7 +80,7 @@ def test_the_suite_times_tiny_cases_and_reports_read_them(suite, tmp_path):
     result.assert_outcomes(passed=1)   # the step-time grid is not collected
     result.stdout.fnmatch_lines(["*time to accuracy*",
                                  "A_bn-digits-cpu-fp32-32px-w0.0625-b64-to40: olympic mean *, median * [[]*, *] "
-                                 "(75.0% interval)*not converged, confirmed on test *"])   # [[] is a literal [
+                                 "(75.0% interval)*not converged, confirmed on test *, median test accuracy *%; *"])   # [[] is a literal [
     data = json.loads((suite.path / "out.json").read_text())
     (b,) = data["benchmarks"]
     assert b["name"] == NAME
