@@ -4,6 +4,7 @@
     python -m vggcore summary D                             # per-layer table with totals
     python -m vggcore summary vgg16_bn --image-size 32 --width 0.25 --format csv
     python -m vggcore train --arch A --batch-norm --dataset digits --image-size 32 --width 0.25 --out runs/a
+    python -m vggcore profile A --batch-size 8 --dtype bf16 --channels-last   # where a step's time goes
 """
 
 from __future__ import annotations
@@ -99,6 +100,13 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train one network and evaluate it on the test split")
     add_train_arguments(t)
     t.set_defaults(func=_cmd_train)
+
+    from . import profile_cli
+
+    pr = sub.add_parser("profile", help="per-layer forward, backward and optimizer profile of one step against "
+                                        "the measured roofline", description=profile_cli.__doc__)
+    profile_cli.add_profile_arguments(pr)
+    pr.set_defaults(func=profile_cli.run_from_args)
     return p
 
 
