@@ -84,8 +84,8 @@ def test_cli_records_the_choice_and_a_resumed_run_keeps_it(tmp_path, monkeypatch
 
     monkeypatch.setattr(vggcore.fastest, "choose", fake_choose)
     out = tmp_path / "run"
-    args = ["train", "--arch", "A", "--batch-norm", "--width", "0.125", "--epochs", "1", "--batch-size", "128",
-            "--fast", "--quiet", "--out", str(out)]
+    args = ["train", "--arch", "A", "--batch-norm", "--width", "0.0625", "--dataset", "synthetic", "--epochs", "1",
+            "--batch-size", "128", "--fast", "--quiet", "--out", str(out)]   # 512 synthetic images, not digits
     assert main(args) == 0
     assert calls == [(10, 128, "cpu")] and "--fast chose fp32 channels_last" in capsys.readouterr().err
     assert json.loads((out / "fast.json").read_text())["chosen"] == "fp32 channels_last"
