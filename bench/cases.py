@@ -13,6 +13,7 @@ from vggcore.step import SGD_CHOICES, default_sgd
 from vggcore.validation import ConfigError, check_field
 
 MODES = ("forward", "forward_backward", "train_step")
+TTA_MODE = "time_to_accuracy"   # not a step mode: --vgg-modes time_to_accuracy runs bench/test_tta.py (bench/tta.py)
 IMPLEMENTATIONS = ("vggcore", "torchvision")
 GRIDS = {
     # name: defaults for options the user did not give (per device where it matters)
@@ -106,6 +107,12 @@ def positive_ints(option: str, values: list[str]) -> list[int]:
     return out
 
 
+def selected_modes(raw: str | None) -> tuple[bool, bool]:
+    """(the step-time grid runs, the time-to-accuracy benchmark runs) for a raw --vgg-modes (None: the grid only)."""
+    modes = split("--vgg-modes", raw) or list(MODES)
+    return any(m != TTA_MODE for m in modes), TTA_MODE in modes
+
+
 def switches(option: str, raw: str) -> list[bool]:
     """'on', 'off' or a list of both -> the settings to benchmark."""
     return [v == "on" for v in choose(option, split(option, raw), ("off", "on"))]
@@ -143,7 +150,8 @@ def expand(options: dict[str, str | None], *, compiled: list[bool] = (False,),
             if not device_available(d):
                 raise OptionError(f"--vgg-devices: {d!r} is not available on this machine; "
                                   f"available: {', '.join(x for x in DEVICES if device_available(x))}")
-    modes = choose("--vgg-modes", split("--vgg-modes", options.get("modes")) or list(MODES), MODES)
+    modes = choose("--vgg-modes", split("--vgg-modes", options.get("modes")) or list(MODES), (*MODES, TTA_MODE))
+    modes = [m for m in modes if m != TTA_MODE]
     dtypes_raw = split("--vgg-dtypes", options.get("dtypes"))
     if dtypes_raw is not None:
         choose("--vgg-dtypes", dtypes_raw, tuple(DTYPES))

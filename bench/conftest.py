@@ -6,6 +6,7 @@
     pytest bench --benchmark-only --vgg-grid full --vgg-devices cuda # all six configs, batch up to 256
     pytest bench --benchmark-only --benchmark-json out.json          # every figure in extra_info
     pytest bench --benchmark-only --vgg-world-sizes 1,2,4            # data-parallel weak scaling instead
+    pytest bench --benchmark-only --vgg-modes time_to_accuracy       # time to 97% on digits, 5 seeds (bench/tta.py)
     pytest bench --benchmark-only --vgg-profile --benchmark-json p.json  # + per-layer profiles (bench/profiling.py)
     pytest bench --benchmark-only --vgg-modes train_step --vgg-optimizer for-loop,foreach,fused
 """
@@ -14,16 +15,17 @@ from __future__ import annotations
 
 import pytest
 
-from vggcore.errors import UserError
+from vggcore.errors import UsageError, UserError
 from vggcore.measure import peak_flops as measure_peak_flops
 from vggcore.step import DEFAULT_SGD, SGD_CHOICES
 
 from . import profiling, session
 from .ab import DEFAULT_AGAINST, describe, parse_against
-from .cases import GRIDS, MODES, expand, switches
+from .cases import GRIDS, MODES, TTA_MODE, expand, selected_modes, switches
 from .memory_guard import LIMIT_HELP, parse_limit
 from .sampling import UNSTABLE_ADVICE, SamplingRule, rule_from_options
 from .scaling import DEFAULT_PER_RANK_BATCH, expand_scaling, world_sizes
+from .tta import RECIPE_KEYS, TARGETS, expand_tta
 
 
 def _per_device(sizes: dict[str, list[int]]) -> str:
@@ -40,7 +42,8 @@ OPTIONS = {
     "image-size": "square input side in pixels, a multiple of 32 (default 224)",
     "devices": "cpu, cuda, mps, comma-separated; default every available one",
     "dtypes": "fp32, bf16, fp16 (the latter two under autocast); default fp32 (full grid: all)",
-    "modes": f"{', '.join(MODES)}; default all three",
+    "modes": f"{', '.join(MODES)}; default all three; {TTA_MODE} runs the time-to-accuracy benchmark (bench/tta.py), "
+             "whose defaults are its own: A_bn, fp32, 32px, the dataset's recipe",
     "width": "channel and FC-width multiplier (default 1, the paper's VGG)",
     "head": "vggcore's head: paper (default), torchvision (AdaptiveAvgPool2d 7x7, torchvision's ops) or gap",
     "grid": "quick (default) or full: all six configurations, batch sizes up to 256, every dtype",
@@ -51,6 +54,15 @@ OPTIONS = {
                  + " (the fastest of those that give the for-loop's parameters bit for bit, vggcore.step)",
     "precision": f"stop timing a case once its median's 95%% interval is within +-this (default "
                  f"{_RULE.precision * 100:g}%%)",
+    # the time-to-accuracy benchmark (--vgg-modes time_to_accuracy)
+    "target": "time to accuracy: the accuracy to reach on validation (confirmed on test), like 97%% or 0.97; "
+              "default " + ", ".join(f"{d} {t * 100:g}%%" for d, t in TARGETS.items()),
+    "tta-seeds": "time to accuracy: timed runs per case, seeds 0..N-1, after one untimed warm-up run (default 5)",
+    "tta-epochs": "time to accuracy: the cap on epochs per run, also the schedule's length (default: the recipe's)",
+    "tta-recipe": f"time to accuracy: KEY=VALUE,... over the dataset's recipe, KEY one of {', '.join(RECIPE_KEYS)} "
+                  "(default: the recipe in bench/tta.py)",
+    "dataset": "time to accuracy: digits, cifar10 or cifar100 (default digits)",
+    "data-root": "time to accuracy: the folder of the CIFAR python files (default: none; cifar needs it)",
 }
 
 
@@ -99,9 +111,23 @@ def pytest_configure(config: pytest.Config) -> None:
         sizes = world_sizes(config.getoption("--vgg-world-sizes"))
         stash[session.SCALING] = expand_scaling(_raw_options(config), sizes) if sizes else []
         stash[session.MEMORY_LIMIT] = parse_limit(config.getoption("--vgg-memory-limit"))
+        stash[session.TTA] = tta_cases(config)
         stash[session.PROFILE] = profiling.options_from(config, stash[session.CASES])
     except UserError as err:  # a bad --vgg-* value (OptionError); anything else is a bug and keeps its traceback
         raise pytest.UsageError(str(err)) from None
+
+
+TTA_ONLY = ("target", "tta-seeds", "tta-epochs", "tta-recipe", "dataset", "data-root")
+
+
+def tta_cases(config: pytest.Config) -> list:
+    """The time-to-accuracy cases when --vgg-modes selects them; their own options without it are a mistake."""
+    if selected_modes(config.getoption("--vgg-modes"))[1]:
+        return expand_tta(_raw_options(config), switches("--vgg-channels-last", config.getoption("--vgg-channels-last")))
+    given = [f"--vgg-{name}" for name in TTA_ONLY if config.getoption(f"--vgg-{name}") is not None]
+    if given:
+        raise UsageError(f"{given[0]} is an option of the time-to-accuracy benchmark; add --vgg-modes {TTA_MODE}")
+    return []
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -111,6 +137,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "scaling_case" in metafunc.fixturenames:
         cases = metafunc.config.stash[session.SCALING]
         metafunc.parametrize("scaling_case", cases, ids=[c.id for c in cases])
+    if "tta_case" in metafunc.fixturenames:
+        cases = metafunc.config.stash[session.TTA]
+        metafunc.parametrize("tta_case", cases, ids=[c.id for c in cases])
     if "ab_case" in metafunc.fixturenames:
         cases = [c for c in metafunc.config.stash[session.CASES] if c.implementation == "vggcore"]
         metafunc.parametrize("ab_case", cases, ids=[c.id.removesuffix("-vggcore") for c in cases])
@@ -123,7 +152,10 @@ def pytest_ignore_collect(collection_path, config):
         return True
     if collection_path.name == "test_scaling.py" and not scaling:
         return True
-    if collection_path.name == "test_vgg.py" and scaling:  # the scaling run is a suite of its own
+    grid, tta = selected_modes(config.getoption("--vgg-modes"))
+    if collection_path.name == "test_vgg.py" and (scaling or not grid):  # the scaling run is a suite of its own
+        return True
+    if collection_path.name == "test_tta.py" and not tta:
         return True
     return None
 
@@ -169,8 +201,13 @@ def ab_against(request) -> dict:
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     """List the cases whose rounds cannot be trusted as one figure, with the reason and what to do (as pyperf),
-    and the cases --vgg-profile left without a profile."""
+    the cases --vgg-profile left without a profile, and one line per time-to-accuracy case."""
     profiling.terminal_summary(terminalreporter, config)
+    tta = session.tta_lines(config)
+    if tta:
+        terminalreporter.section("time to accuracy")
+        for line in tta:
+            terminalreporter.line(line)
     unstable = session.unstable_cases(config)
     if not unstable:
         return

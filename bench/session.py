@@ -19,6 +19,8 @@ RULE = pytest.StashKey[SamplingRule]()               # --vgg-max-time and --vgg-
 SCALING = pytest.StashKey[list[ScalingCase]]()       # --vgg-world-sizes: the data-parallel cases
 MEMORY_LIMIT = pytest.StashKey[MemoryLimit]()        # --vgg-memory-limit, parsed
 UNSTABLE = pytest.StashKey[list[tuple[str, str]]]()  # (test id, reason) of every case whose rounds were unstable
+TTA = pytest.StashKey[list]()                        # --vgg-modes time_to_accuracy: the bench.tta.TTACase list
+TTA_DONE = pytest.StashKey[list[tuple[str, dict]]]()  # (test id, bench.tta_stats.summarize figures) per case run
 PROFILE = pytest.StashKey["bench.profiling.ProfileOptions"]()  # --vgg-profile and its companions, parsed
 ROOFS = pytest.StashKey[dict]()                      # (device, dtype) -> vggcore.roofs.Roofs measured this session
 UNPROFILED = pytest.StashKey[list[tuple[str, str]]]()  # (case id, reason) of every case left without a profile
@@ -31,3 +33,27 @@ def note_unstable(config: pytest.Config, name: str, reason: str) -> None:
 
 def unstable_cases(config: pytest.Config) -> list[tuple[str, str]]:
     return config.stash.get(UNSTABLE, [])
+
+
+def note_tta(config: pytest.Config, name: str, summary: dict) -> None:
+    """Remember a time-to-accuracy case's figures for the terminal summary."""
+    config.stash.setdefault(TTA_DONE, []).append((name, summary))
+
+
+def tta_lines(config: pytest.Config) -> list[str]:
+    """One line per time-to-accuracy case run: olympic mean, median with its interval, misses, validity."""
+    def s(value) -> str:
+        return "not reached" if value is None else f"{value:.2f} s"
+
+    def accuracy(value) -> str:
+        return "" if value is None else f", median test accuracy {value:.1%}"
+
+    lines = []
+    for name, f in config.stash.get(TTA_DONE, []):
+        epochs = "" if f["median_epochs"] is None else f", median {f['median_epochs']:g} epochs"
+        lines.append(f"{name}: olympic mean {s(f['olympic_mean_s'])}, median {s(f['median_s'])} "
+                     f"[{s(f['tta_low_s'])}, {s(f['tta_high_s'])}] ({f['interval_confidence']:.1%} interval){epochs}; "
+                     f"{f['not_converged']} of {len(f['tta_status'])} not converged, confirmed on test "
+                     f"{f['confirmed_runs']}{accuracy(f.get('median_test_accuracy'))}; "
+                     f"{'valid' if f['valid'] else 'INVALID: ' + f['valid_reason']}")
+    return lines

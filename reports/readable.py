@@ -72,6 +72,17 @@ HEADERS = {
     "torchvision": "torchvision images/s", "ratio": "vggcore / torchvision", "unstable_reason": "why unstable",
     "paper_params_M": "paper: parameters (M)", "vggcore_params": "vggcore: parameters",
     "vggcore_params_M": "vggcore: parameters (M)", "vggcore_GMACs_224": "vggcore: GMACs at 224 px",
+    "name": "case", "step_at_run": "step at run", "datetime": "date",
+    # time to accuracy (bench/tta_stats.py's figures, reports.tta_tables); the median's interval is not merged
+    # in INTERVALS: its level (93.75% at 5 seeds) is the frame's interval_confidence, not an alpha
+    "olympic_mean_s": "olympic mean (s)", "median_s": "median time to target (s)",
+    "tta_low_s": "median time: interval low (s)", "tta_high_s": "median time: interval high (s)",
+    "interval_confidence": "interval level", "median_epochs": "epochs to target (median)",
+    "not_converged": "not converged", "confirmed_runs": "confirmed on test", "valid_reason": "why invalid",
+    "train_images_to_target": "images to target (median)", "max_epochs": "epoch cap",
+    "warmup_epochs": "warm-up epochs", "weight_decay": "weight decay", "bn_recalibrate": "precise BN batches",
+    "tta_seconds": "seconds to target", "tta_epochs": "epochs to target", "test_accuracy": "test accuracy",
+    "median_test_accuracy": "test accuracy (median)",
     "name": "case", "step_at_run": "step at run", "datetime": "date", "optimizer": "SGD implementation",
     # per-layer profiles (reports.profiles: the rows of vggcore.profile_rows, the totals, ops, side by side)
     "time_s": "time", "time_interval": "interval over the rounds", "flops": "FLOPs", "bytes": "bytes moved",
@@ -153,6 +164,9 @@ FORMATS = {
     "ratio": ratio_h, "speedup": ratio_h, "speedup_vs_fp32": ratio_h, "mfu": percent_h,
     "peak_memory_bytes": bytes_h, "activation_bytes": bytes_h, "param_bytes": bytes_h,
     "predicted_peak_bytes": bytes_h, "achieved_flops": flops_h, "peak_flops": flops_h,
+    "olympic_mean_s": seconds_h, "median_s": seconds_h, "tta_low_s": seconds_h, "tta_high_s": seconds_h,
+    "tta_seconds": seconds_h, "test_accuracy": percent_h, "median_test_accuracy": percent_h,
+    "interval_confidence": percent_h, "target": percent_h,
     # per-layer profiles
     **dict.fromkeys(["time_s", "time_low_s", "time_high_s", "bound_time_s", "above_bound_s", "step_s", "step_low_s",
                      "step_high_s", "profiled_step_s", "profiled_low_s", "profiled_high_s", "attributed_s",

@@ -16,6 +16,7 @@ from .history import latest_runs
 from .load import ReportInputError, load_ablations, load_bench
 from .sections import Inputs, sections
 from .sections.studies import EFFECTS_COLUMNS, study_effects
+from .tta_tables import is_tta
 
 
 def build(bench_paths=(), ablation_paths=(), out: str | Path = "report", method: str = "t",
@@ -50,9 +51,13 @@ def load_inputs(bench_paths=(), ablation_paths=(), method: str = "t", min_effect
         scaling = bench[bench["world_size"].notna()]
         bench = bench[bench["world_size"].isna()]
         bench = None if bench.empty else bench
+    tta = None
+    if bench is not None and is_tta(bench).any():  # time to accuracy: a section of its own (reports.sections.tta)
+        tta, bench = bench[is_tta(bench)], bench[~is_tta(bench)]
+        bench = None if bench.empty else bench
     bench_all = bench
     bench, machine = latest_runs(bench_all) if bench_all is not None else (None, None)
     abl = load_ablations(ablation_paths) if ablation_paths else None
     eff, powers = study_effects(abl, method, min_effect, correction)
     return Inputs(bench=bench, bench_all=bench_all, machine=machine, scaling=scaling, ablations=abl, effects=eff,
-                  powers=powers, bench_inputs=len(bench_paths), ablation_inputs=len(ablation_paths))
+                  powers=powers, bench_inputs=len(bench_paths), ablation_inputs=len(ablation_paths), tta=tta)

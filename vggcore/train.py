@@ -24,7 +24,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, ClassVar, Iterator
+from typing import Callable, ClassVar, Iterable, Iterator
 
 import torch
 
@@ -48,7 +48,7 @@ DEVICE_FORMS = "cpu, cuda, cuda:N or mps"
 STATUSES = ("ok", "diverged", "failed")
 # Fields added after runs were already recorded, with the value that reproduces those runs: a checkpoint
 # without them is the same run when they are at these values.
-LATER_FIELDS = {("train", "sync_bn"): False, ("train", "nproc"): 1}
+LATER_FIELDS = {("train", "sync_bn"): False, ("train", "nproc"): 1, ("train", "bn_recalibrate"): 0}
 
 
 def _device_form(name: str, value: object) -> None:
@@ -84,6 +84,8 @@ class TrainConfig:
                                      # batch_norm); False: each rank normalises over its own slice
     nproc: int = 1                   # processes the ablation executors launch for this run (torchrun); 1 leaves
                                      # the world size to whoever launched train()
+    bn_recalibrate: int = 0          # > 0: before every evaluation, BatchNorm's statistics recomputed over this
+                                     # many training batches (precise BN); 0 keeps the running estimates
 
     CHECKS: ClassVar[dict[str, Check]] = {
         "epochs": integer(1), "batch_size": integer(1), "micro_batch": optional(integer(1)),
@@ -92,7 +94,7 @@ class TrainConfig:
         "step_epochs": integer(1), "patience": integer(0), "max_drops": integer(0), "bf16": boolean,
         "channels_last": boolean, "device": _device_form, "seed": integer(0, SEED_MAX), "eval_batch_size": integer(1),
         "init_from_a_epochs": integer(0), "threads": optional(integer(1)), "sync_bn": boolean,
-        "nproc": integer(1)}
+        "nproc": integer(1), "bn_recalibrate": integer(0)}
 
     def __post_init__(self) -> None:
         check_fields(self, self.CHECKS)
@@ -132,6 +134,10 @@ class Batches:
         self.batch_size, self.eval_batch_size = train_config.batch_size, train_config.eval_batch_size
         self.memory_format = torch.channels_last if train_config.channels_last else torch.contiguous_format
         self.folder = data_config.dataset == "imagefolder"
+        if self.folder and train_config.bn_recalibrate:
+            raise ConfigError("bn_recalibrate draws its batches from the in-memory training split; imagefolder "
+                              "data is streamed (set bn_recalibrate 0)", ("bn_recalibrate", "dataset"),
+                              train_config.bn_recalibrate)
         if self.folder:
             from .folder import loaders
 
@@ -182,6 +188,15 @@ class Batches:
                               self.mean_rgb, aug_gen)
             yield self._ready(x), split.labels[idx], len(perm[i:i + self.batch_size])
 
+    def calibration(self, batches: int) -> Iterator[torch.Tensor]:
+        """The first `batches` training batches in the split's order, seen as evaluation sees images (centre, no
+        augmentation, no random draw): the same images on every rank, so every rank's BatchNorm agrees."""
+        split = self.data.train
+        n = min(len(split), batches * self.batch_size)
+        for x, _ in centre_batches(split.images[:n], split.labels[:n], self.mean_rgb, self.size, self.scale_min,
+                                   self.batch_size):
+            yield self._ready(x)
+
     def evaluation(self, which: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         if self.folder:  # val/ serves as the test split, as in the paper
             for images, labels in self.val_loader:
@@ -230,6 +245,74 @@ def _epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: It
     return {"train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1),
             "epoch_seconds": seconds, "images_per_s": seen / seconds, "data_seconds": data_s,
             "data_fraction": data_s / seconds}
+
+
+def make_schedule(train_config: TrainConfig) -> Schedule:
+    """The learning-rate schedule of a run, spanning its `epochs`."""
+    return Schedule(train_config.schedule, train_config.lr, train_config.epochs,
+                    warmup_epochs=train_config.warmup_epochs, gamma=train_config.gamma,
+                    step_epochs=train_config.step_epochs, patience=train_config.patience,
+                    max_drops=train_config.max_drops)
+
+
+def train_epoch(net: torch.nn.Module, optimizer: torch.optim.Optimizer, schedule: Schedule, batches: Batches,
+                config: TrainConfig, epoch: int, world: World, scheme: str = SCHEME) -> dict:
+    """The training half of 0-based `epoch` as `train` runs it: the epoch's dropout seed and learning rate, then
+    one pass over the training split. `net` is what trains (DDP in a world of N). Returns {"lr", **timings and
+    training figures}; `validate_epoch` completes the history row. The time-to-accuracy benchmark
+    (bench/tta.py) runs these two halves itself, so its runs are `train`'s runs stopped early."""
+    # Dropout; data draws have their own. Rank 0 keeps the single-process stream, the others their own.
+    torch.manual_seed(stream_seed(scheme, config.seed, epoch, "dropout", world.rank))
+    lr = schedule.lr(epoch)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    stats = guarded(world, f"training epoch {epoch + 1}", lambda: _epoch(
+        net, optimizer, batches.train(epoch, config.seed, scheme), config, epoch, world))
+    return {"lr": lr, **stats}
+
+
+def validate_epoch(model: VGG, schedule: Schedule, batches: Batches, config: TrainConfig, epoch: int,
+                   world: World, trained: dict) -> dict:
+    """The evaluation half of `epoch`: the validation split scored (every epoch: the cadence the plateau schedule
+    and the time-to-accuracy benchmark rely on), the schedule told, and the epoch's history row returned."""
+    if config.bn_recalibrate:
+        recalibrate_bn(model, batches.calibration(config.bn_recalibrate), torch.bfloat16 if config.bf16 else None)
+    val = score_split(model, batches, "val", world, torch.bfloat16 if config.bf16 else None)
+    schedule.report(epoch, 1 - val["top1_error"])
+    return {"epoch": epoch + 1, "lr": trained["lr"], **{k: v for k, v in trained.items() if k != "lr"},
+            "val_loss": val["loss"], "val_top1_error": val["top1_error"], "val_top5_error": val["top5_error"]}
+
+
+BATCH_NORMS = (torch.nn.BatchNorm2d, torch.nn.SyncBatchNorm)
+
+
+@torch.no_grad()
+def recalibrate_bn(model: torch.nn.Module, images: Iterable[torch.Tensor], autocast_dtype=None) -> None:
+    """Precise BatchNorm (Wu & Johnson, "Rethinking 'Batch' in BatchNorm", 2021): replace every BatchNorm's
+    running mean and variance by their averages over `images`, batch by batch, before an evaluation.
+
+    With a few dozen steps per epoch and momentum 0.1, the running estimates still weigh the first steps' (and the
+    initial) statistics: after two epochs of digits at batch 64 a net at 97% with batch statistics scored 90% with
+    its running ones. Training uses batch statistics, so this changes what evaluation sees and nothing of the
+    training trajectory; only the BatchNorms are in training mode while it runs (dropout off: no random draw)."""
+    norms = [m for m in model.modules() if isinstance(m, BATCH_NORMS)]
+    if not norms:
+        return
+    was_training = model.training
+    model.eval()
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None    # a cumulative average over the batches below
+        m.train()
+    try:
+        for x in images:
+            with torch.autocast(x.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                model(x)
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        model.train(was_training)
 
 
 def train(model_config: VGGConfig, data_config: DataConfig, train_config: TrainConfig, *,
@@ -297,10 +380,7 @@ def _fit(model_config: VGGConfig, data_config: DataConfig, train_config: TrainCo
     if train_config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = sgd(model.parameters(), train_config)
-    schedule = Schedule(train_config.schedule, train_config.lr, train_config.epochs,
-                        warmup_epochs=train_config.warmup_epochs, gamma=train_config.gamma,
-                        step_epochs=train_config.step_epochs, patience=train_config.patience,
-                        max_drops=train_config.max_drops)
+    schedule = make_schedule(train_config)
     history: list[dict] = []
     resumed_from = 0
     if ckpt_path is not None and ckpt_path.exists():
@@ -327,17 +407,8 @@ def _fit(model_config: VGGConfig, data_config: DataConfig, train_config: TrainCo
     autocast_dtype = torch.bfloat16 if train_config.bf16 else None
     try:
         for epoch in range(resumed_from, train_config.epochs):
-            # Dropout; data draws have their own. Rank 0 keeps the single-process stream, the others their own.
-            torch.manual_seed(stream_seed(scheme, train_config.seed, epoch, "dropout", world.rank))
-            lr = schedule.lr(epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            stats = guarded(world, f"training epoch {epoch + 1}", lambda: _epoch(
-                net, optimizer, batches.train(epoch, train_config.seed, scheme), train_config, epoch, world))
-            val = _score(model, batches, "val", world, autocast_dtype)
-            schedule.report(epoch, 1 - val["top1_error"])
-            row = {"epoch": epoch + 1, "lr": lr, **stats, "val_loss": val["loss"],
-                   "val_top1_error": val["top1_error"], "val_top5_error": val["top5_error"]}
+            trained = train_epoch(net, optimizer, schedule, batches, train_config, epoch, world, scheme)
+            row = validate_epoch(model, schedule, batches, train_config, epoch, world, trained)
             history.append(row)
             if ckpt_path is not None and writer:
                 save_checkpoint(ckpt_path, {"format": 1, "config": config, "epoch": epoch + 1,
@@ -358,7 +429,7 @@ def _fit(model_config: VGGConfig, data_config: DataConfig, train_config: TrainCo
         if bar is not None:
             bar.close()
     if record["status"] == "running":
-        test = _score(model, batches, "test", world, autocast_dtype)
+        test = score_split(model, batches, "test", world, autocast_dtype)
         record.update(status="ok", final={
             "test_top1_error": test["top1_error"], "test_top5_error": test["top5_error"], "test_loss": test["loss"],
             "val_top1_error": history[-1]["val_top1_error"] if history else None,
@@ -369,7 +440,7 @@ def _fit(model_config: VGGConfig, data_config: DataConfig, train_config: TrainCo
     return model, record
 
 
-def _score(model: VGG, batches: Batches, which: str, world: World, autocast_dtype) -> dict[str, float]:
+def score_split(model: VGG, batches: Batches, which: str, world: World, autocast_dtype=None) -> dict[str, float]:
     """`score` over a split; in a world of N each rank scores its share and the sums are all-reduced, so every
     image counts exactly once."""
     if not world.distributed:

@@ -7,14 +7,17 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from contextlib import nullcontext
 from pathlib import Path
 
+from .checkpoint import CheckpointError, load_json, save_json
 from .config import VGGConfig
 from .data import DATASETS, DataConfig
 from .distributed import DistributedError
+from .errors import UsageError
 from .lock import NotAFolder, folder_lock
 from .schedules import SCHEDULES
 from .train import TrainConfig, train
@@ -44,8 +47,15 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--augment", default="crop_flip", help=", ".join(PRESETS))
     p.add_argument("--schedule", default="plateau", help=", ".join(SCHEDULES))
     p.add_argument("--warmup-epochs", type=int, default=0, help="epochs of linear learning-rate warm-up")
+    p.add_argument("--bn-recalibrate", type=int, default=0, metavar="BATCHES",
+                   help="before every evaluation, recompute BatchNorm's statistics over this many training batches "
+                        "(precise BN: early epochs' running estimates lag); 0 keeps the running estimates")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast")
     p.add_argument("--channels-last", action="store_true", help="NHWC memory format for the model and its input")
+    p.add_argument("--fast", action="store_true",
+                   help="choose the dtype (fp32, or bf16 where this device's measured bf16 peak beats fp32) and the "
+                        "memory format by timing a few training steps of this model here; the choice and its "
+                        "measurements go to --out/fast.json, and a resumed run keeps it (vggcore/fastest.py)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or mps; under torchrun cuda means cuda:LOCAL_RANK")
     p.add_argument("--sync-bn", action="store_true",
                    help="under torchrun: SyncBatchNorm (statistics over the global batch, not each rank's slice)")
@@ -66,7 +76,8 @@ def configs_from_args(args: argparse.Namespace) -> tuple[VGGConfig, DataConfig, 
         tr = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, micro_batch=args.micro_batch, lr=args.lr,
                          schedule=args.schedule, warmup_epochs=args.warmup_epochs, bf16=args.bf16,
                          channels_last=args.channels_last, device=args.device, seed=args.seed,
-                         init_from_a_epochs=args.init_from_a, sync_bn=args.sync_bn)
+                         init_from_a_epochs=args.init_from_a, sync_bn=args.sync_bn,
+                         bn_recalibrate=args.bn_recalibrate)
     except ConfigError as err:
         field = err.fields[0]
         option = OPTION_OF.get(field, "--" + field.replace("_", "-"))
@@ -77,6 +88,8 @@ def configs_from_args(args: argparse.Namespace) -> tuple[VGGConfig, DataConfig, 
 
 def run_from_args(args: argparse.Namespace) -> int | None:
     model, data, tr = configs_from_args(args)
+    if getattr(args, "fast", False):
+        tr = fast_setting(args, model, data, tr)
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and not out.is_dir():
         raise NotAFolder(f"--out {out} is a file, not a folder; choose a folder path")
@@ -121,3 +134,35 @@ def _print_epoch(row: dict) -> None:
 
     tqdm.write(f"epoch {row['epoch']:3d}  lr {row['lr']:.2g}  train loss {row['train_loss']:.4f}  "
                f"val top-1 err {row['val_top1_error']:.4f}  {row['images_per_s']:.0f} img/s")
+
+
+def fast_setting(args: argparse.Namespace, model: VGGConfig, data: DataConfig, tr: TrainConfig) -> TrainConfig:
+    """--fast: `tr` with the setting `vggcore.fastest.choose` measures fastest here, or the one the run in --out
+    already chose (a resumed run keeps its setting); the choice goes to --out/fast.json and one line to stderr."""
+    if args.bf16 or args.channels_last:
+        given = "--bf16" if args.bf16 else "--channels-last"
+        raise UsageError(f"--fast chooses the dtype and memory format itself; drop {given} or drop --fast")
+    if "RANK" in os.environ:
+        raise UsageError("--fast measures in one process, and under torchrun each rank could choose differently; "
+                         "run it once without torchrun and pass its choice (--bf16, --channels-last) to every rank")
+    record = Path(args.out) / FAST_FILE if args.out else None
+    if record is not None and record.exists():
+        chosen = load_json(record)
+        if not isinstance(chosen.get("bf16"), bool) or not isinstance(chosen.get("channels_last"), bool):
+            raise CheckpointError(f"{record} has no bf16/channels_last choice; move it away to measure again")
+        print(f"--fast: keeping the setting this run chose before ({record})", file=sys.stderr)
+        return dataclasses.replace(tr, bf16=chosen["bf16"], channels_last=chosen["channels_last"])
+    from .fastest import choose
+
+    # The head's width (the class count) is part of a step's cost; imagefolder's is known only once its folder is
+    # read, and there the model's own stands in (the order of the settings hardly depends on one FC layer).
+    classes = {"digits": 10, "cifar10": 10, "cifar100": 100, "synthetic": data.synthetic_classes}.get(
+        data.dataset, model.num_classes)
+    choice = choose(dataclasses.replace(model, num_classes=classes), tr.micro_batch or tr.batch_size, tr.device)
+    print(choice.line(), file=sys.stderr)
+    if record is not None:
+        save_json(record, choice.record())
+    return dataclasses.replace(tr, bf16=choice.bf16, channels_last=choice.channels_last)
+
+
+FAST_FILE = "fast.json"

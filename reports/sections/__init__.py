@@ -24,10 +24,11 @@ class Inputs:
     powers: dict[str, pd.DataFrame] = field(default_factory=dict)    # study -> ablations.stats.power table
     bench_inputs: int = 0                 # how many benchmark paths were given
     ablation_inputs: int = 0
+    tta: pd.DataFrame | None = None       # time-to-accuracy cases of every run given (bench/tta.py)
 
 
 def sections():
     """The section modules in report order (imported here so each module may import `Inputs`)."""
-    from . import benchmarks, profile, studies, summary
+    from . import benchmarks, profile, studies, summary, tta
 
-    return [summary, benchmarks, profile, studies]
+    return [summary, benchmarks, profile, tta, studies]

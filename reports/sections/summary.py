@@ -26,7 +26,8 @@ def add(r: Report, inp: Inputs) -> None:
             r.add("text", expensive_text(eff))
     r.add("h3", "Paper Table 2 beside vggcore")
     r.table("paper_table2", paper_table2())
-    missing = [name for name, data in (("benchmark", inp.bench if inp.scaling is None else inp.scaling),
+    given = next((d for d in (inp.bench, inp.scaling, inp.tta) if d is not None), None)
+    missing = [name for name, data in (("benchmark", given),
                                        ("ablation", inp.ablations)) if data is None]
     if missing:
         r.add("text", f"Not in this report: {' and '.join(missing)} results (none were given).")
