@@ -3,6 +3,10 @@
 Executors: "local" runs in this process (--workers 1) or in worker processes (`workers.py`), each pinned to its
 share of the cores; "ray" submits each run as a Ray task. Either way the driver alone writes results.jsonl, and
 holds the folder's lock (`vggcore.lock`) for the whole study, so a second driver on the folder is refused.
+
+Runs that share a training (they differ in their eval section alone: `RunSpec.train_id`) share a run folder, so
+no two of them may run at once: the first of each training runs first, the others (which then only score the
+finished checkpoint) after all of those; a training that failed is not tried again by the runs that share it.
 """
 
 from __future__ import annotations
@@ -90,6 +94,38 @@ def _ray(todo: list[RunSpec], store: Store, study: Study, options: RunOptions) -
             ray.shutdown()
 
 
+def by_training(todo: list[RunSpec]) -> tuple[list[RunSpec], list[RunSpec]]:
+    """(the first run of each training, in order; the others that share one)."""
+    first, rest, seen = [], [], set()
+    for run in todo:
+        (rest if run.train_id in seen else first).append(run)
+        seen.add(run.train_id)
+    return first, rest
+
+
+def _phased(todo: list[RunSpec], start: Callable[[list[RunSpec]], Iterator[RunRecord]]) -> Iterator[RunRecord]:
+    """`start(runs)` streams records; the runs sharing a training run after the first of each has finished."""
+    first, rest = by_training(todo)
+    failed: dict[str, RunRecord] = {}
+    for phase in (first, rest):
+        ready = []
+        for run in phase:
+            if run.train_id in failed:
+                yield RunRecord.training_failed(run, failed[run.train_id])
+            else:
+                ready.append(run)
+        if not ready:
+            continue
+        stream = start(ready)
+        try:
+            for record in stream:
+                if record.status == "failed" and phase is first:
+                    failed[record.train_id or record.run_id] = record
+                yield record
+        finally:
+            stream.close()
+
+
 def run_study(study: Study, store: Store, options: RunOptions,
               report: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
               extra: Sequence[RunSpec] = ()) -> dict:
@@ -108,9 +144,9 @@ def _run_locked(study: Study, store: Store, options: RunOptions, report: Callabl
     if not todo:
         return counts
     if options.executor == "ray":
-        stream = _ray(todo, store, study, options)
+        stream = _phased(todo, lambda runs: _ray(runs, store, study, options))
     elif options.executor == "local":
-        stream = _local(todo, store, max(1, options.workers))
+        stream = _phased(todo, lambda runs: _local(runs, store, max(1, options.workers)))
     else:
         raise ValueError(f"unknown executor {options.executor!r}; choose one of {', '.join(EXECUTORS)}")
     bar = None
