@@ -103,7 +103,7 @@ def by_training(todo: list[RunSpec]) -> tuple[list[RunSpec], list[RunSpec]]:
     return first, rest
 
 
-def _phased(todo: list[RunSpec], start: Callable[[list[RunSpec]], Iterator[RunRecord]]) -> Iterator[RunRecord]:
+def phased(todo: list[RunSpec], start: Callable[[list[RunSpec]], Iterator[RunRecord]]) -> Iterator[RunRecord]:
     """`start(runs)` streams records; the runs sharing a training run after the first of each has finished."""
     first, rest = by_training(todo)
     failed: dict[str, RunRecord] = {}
@@ -144,9 +144,9 @@ def _run_locked(study: Study, store: Store, options: RunOptions, report: Callabl
     if not todo:
         return counts
     if options.executor == "ray":
-        stream = _phased(todo, lambda runs: _ray(runs, store, study, options))
+        stream = phased(todo, lambda runs: _ray(runs, store, study, options))
     elif options.executor == "local":
-        stream = _phased(todo, lambda runs: _local(runs, store, max(1, options.workers)))
+        stream = phased(todo, lambda runs: _local(runs, store, max(1, options.workers)))
     else:
         raise ValueError(f"unknown executor {options.executor!r}; choose one of {', '.join(EXECUTORS)}")
     bar = None

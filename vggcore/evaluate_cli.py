@@ -53,8 +53,10 @@ def protocol(name: str, scales: str | None, flip: bool | None, crops: str | None
     """A Protocol from option text; a refused value is one line naming what was typed and what is allowed."""
     count = option_value(f"{where}--crops", crops, integer(1, hint=" (the side of the G x G grid of crops per "
                                                                    "scale)"), integer=True)
+    scales = scales_value(f"{where}--scales", scales)
     try:
-        return Protocol(name, scales_value(f"{where}--scales", scales), flip, count)
+        Protocol.CHECKS["scales"]("--scales", scales)   # under the option's name
+        return Protocol(name, scales, flip, count)
     except ProtocolError as err:
         raise ProtocolError(f"{where}{err}", err.fields, err.value, err.allowed) from None
 
@@ -97,9 +99,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def describe(entry: dict, folder: Path) -> str:
     crops = f", {entry['crops']}x{entry['crops']} crops" if entry.get("crops") else ""
+    views = f"{entry['views']} view{'s' if entry['views'] != 1 else ''} per image"
     return (f"{folder}: {entry['protocol']} at Q = {', '.join(map(str, entry['scales']))}{crops}"
-            f"{', flipped too' if entry['flip'] else ''} ({entry['views']} views per image, {entry['images']} test "
-            f"images): top-1 error {entry['top1_error']:.4f} (accuracy {1 - entry['top1_error']:.2%}), top-5 error "
+            f"{', flipped too' if entry['flip'] else ''} ({views}, {entry['images']} test images): top-1 error "
+            f"{entry['top1_error']:.4f} (accuracy {1 - entry['top1_error']:.2%}), top-5 error "
             f"{entry['top5_error']:.4f}")
 
 
