@@ -1,6 +1,6 @@
 """The report's tables of benchmark results, pure functions of the tidy bench frame (`reports.load.load_bench`):
 the fastest setting with its speed-up over plain fp32 (and that ratio's interval), the per-case table in readable
-units with unstable cases marked, vggcore's speed against torchvision's, and the paper's Table 2 beside vggcore."""
+units with unstable cases flagged (the reason as a footnote), vggcore's speed against torchvision's, and the paper's Table 2 beside vggcore."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pandas as pd
 
 from .compare import ratio_interval, within_run_variance
 from .format import bytes_h, flops_h, number_h, percent_h, ratio_interval_h, seconds_h
+from .readable import Flag
 
 SETTING = ["device", "dtype", "channels_last", "compiled", "implementation", "batch_size"]
 # Table 2 of the paper: parameters in millions.
@@ -52,14 +53,21 @@ def fastest_with_speedup(bench: pd.DataFrame) -> pd.DataFrame:
         rows.append({"arch": arch, "mode": mode, "setting": setting_label(best), "device": best["device"],
                      "images_per_s": best["images_per_s"], "speedup_vs_fp32": speedup, "speedup_low": low,
                      "speedup_high": high, "mfu": best.get("mfu"), "peak_memory_bytes": best.get("peak_memory_bytes"),
-                     "unstable": bool(best["unstable"])})  # a numpy bool: never test it with `is True`
+                     "unstable": bool(best["unstable"]),  # a numpy bool: never test it with `is True`
+                     "unstable_reason": best.get("unstable_reason", "")})
     return pd.DataFrame(rows)
+
+
+def stability(unstable, reason) -> Flag | str:
+    """'stable', or the flag 'unstable' with its reason (a footnote and the hover text in the report)."""
+    return Flag("unstable", str(reason) if reason else "unstable (no reason recorded)") if unstable else "stable"
 
 
 def fastest_display(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "arch": table["arch"], "mode": table["mode"],
-        "fastest setting": [s + (" (unstable)" if u else "") for s, u in zip(table["setting"], table["unstable"])],
+        "fastest setting": table["setting"],
+        "stability": [stability(u, r) for u, r in zip(table["unstable"], table["unstable_reason"])],
         "images/s": table["images_per_s"].map(number_h),
         "speed-up over plain fp32 [95%]": [("1.00x (it is plain fp32)" if r == 1.0 and lo != lo else
                                             ratio_interval_h(r, lo, hi)) if r == r else "— (no plain fp32 case)"
@@ -79,7 +87,7 @@ def cases_display(bench: pd.DataFrame) -> pd.DataFrame:
         "step [95%]": step, "rounds": data["rounds"].map(_int_h),
         "images/s": data["images_per_s"].map(number_h), "achieved": data["achieved_flops"].map(flops_h),
         "MFU": data["mfu"].map(percent_h), "peak memory": data["peak_memory_bytes"].map(bytes_h),
-        "stable": ["no: " + str(r) if u else "yes" for u, r in zip(data["unstable"], data["unstable_reason"])],
+        "stability": [stability(u, r) for u, r in zip(data["unstable"], data["unstable_reason"])],
     })
 
 

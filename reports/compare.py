@@ -8,8 +8,9 @@ The noise model. A case's median step time from one pytest run is log-normal aro
   - within-run: how well the run's rounds pin its median (robust standard error of the log-median from the
     rounds kept in extra_info `round_times`, else from pytest-benchmark's IQR and rounds);
   - between-run: how far a whole run's median wanders from the next run's (machine state, memory layout,
-    other jobs). On this project's 2-core VM two back-to-back runs of one commit moved medians by up to 6.8%
-    (measured 2026-11-28), which `BETWEEN_RUN` encodes. A user can set `--run-noise` for another machine.
+    other jobs). On the project's earlier 2-core VM two back-to-back runs of one commit moved medians by up to
+    6.8% (measured 2026-11-28; docs/benchmarks.md, "Noise, comparisons and history"), which `BETWEEN_RUN`
+    encodes. A user can set `--run-noise` for another machine.
 With several files per side the between-run spread is also measured from them (pooled over both sides); the
 larger of the measured and the modelled variance is used, so a quiet pair of runs cannot talk the gate into a
 verdict its machine does not support.

@@ -1,6 +1,7 @@
 """The report as a document: a list of blocks (heading, text, table, figure) rendered twice, to Markdown and to
-HTML, so the two never drift apart. Every table is also written as CSV, every figure as PNG. Sections
-(`reports.sections`) add blocks; nothing here knows what the numbers mean.
+HTML, so the two never drift apart. Every table is also written as CSV (machine column names, raw numbers), every
+figure as PNG. Sections (`reports.sections`) add blocks; every table reaches the reader through
+`reports.readable` (plain headers, units, coloured decisions, footnoted flags, parts that fit 1,400 px).
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from urllib.parse import quote
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from tabulate import tabulate
 
 from .load import ReportInputError
+from .readable import Cell, Table, readable, split, wraps
 
 
 @dataclass
@@ -71,8 +74,7 @@ class Report:
             elif b.kind == "text":
                 parts.append(b.content)
             elif b.kind == "table":
-                parts.append(f"*{b.caption}*")
-                parts.append(_round(b.content).to_markdown(index=False))
+                parts.extend(_markdown_table(b.content, b.caption))
             else:
                 parts.append(f"![{_md_text(b.caption)}]({quote(b.content)})")
         return "\n\n".join(parts) + "\n"
@@ -85,17 +87,12 @@ class Report:
             elif b.kind == "text":
                 body.append(f"<p>{html.escape(b.content)}</p>")
             elif b.kind == "table":
-                body.append(f"<p class='cap'>{html.escape(b.caption)}</p>")
-                body.append(_round(b.content).to_html(index=False, border=0, classes="t", na_rep="—", escape=True))
+                body.extend(_html_table(b.content, b.caption))
             else:
                 body.append(f'<figure><img src="{_attr(quote(b.content))}" alt="{_attr(b.caption)}">'
                             f"<figcaption>{html.escape(b.caption)}</figcaption></figure>")
-        style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-                 "table.t{border-collapse:collapse;font-size:13px;margin:1em 0}"
-                 "table.t td,table.t th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}"
-                 "img{max-width:100%}figcaption,p.cap{color:#666;font-size:12px;margin-bottom:0}")
         return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-                f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+                f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n")
 
 
 def _attr(text: str) -> str:
@@ -108,10 +105,86 @@ def _md_text(text: str) -> str:
     return re.sub(r"([\\\[\]])", r"\\\1", text)
 
 
-def _round(frame: pd.DataFrame) -> pd.DataFrame:
-    out = frame.copy()
-    for col in out.select_dtypes("float").columns:
-        out[col] = out[col].map(lambda v: float(f"{v:.4g}") if pd.notna(v) else v)
+# The page fits a 1,400 px window: tables are cut to readable.BUDGET_PX; long cells wrap, short ones never break.
+STYLE = ("body{font-family:system-ui,sans-serif;max-width:1340px;margin:2em auto;padding:0 16px;color:#222}"
+         "p,figcaption{max-width:80em}"
+         "table.t{border-collapse:collapse;font-size:13px;margin:.3em 0 1em;max-width:100%}"
+         "table.t td,table.t th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}"
+         "table.t th{border-bottom:2px solid #bbb;vertical-align:bottom;font-weight:600}"
+         "table.t .num{text-align:right}table.t td.nw{white-space:nowrap}"
+         "table.t td.wr{overflow-wrap:anywhere;min-width:10em}"
+         ".v.good{color:#1a7f37;font-weight:600}.v.bad{color:#cf222e;font-weight:600}.v.same{color:#0969da}"
+         ".v.open{color:#6e7781}.flag{color:#9a6700;border-bottom:1px dotted #9a6700;cursor:help}"
+         "img{max-width:100%}figcaption,p.cap,p.note,ol.fn{color:#666;font-size:12px;margin-bottom:0}"
+         "p.note{margin-top:0}ol.fn{margin-top:0;padding-left:1.5em}")
+SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _footnotes(table: Table) -> dict[str, int]:
+    """Reason -> footnote number, in order of first appearance; one number per distinct reason."""
+    numbers: dict[str, int] = {}
+    for row in table.rows:
+        for cell in row:
+            if cell.reason and cell.reason not in numbers:
+                numbers[cell.reason] = len(numbers) + 1
+    return numbers
+
+
+def _parts(frame: pd.DataFrame, caption: str) -> list[tuple[str, Table, dict[str, int]]]:
+    """(caption, part, footnote numbers) for each part of the readable table; the numbers span all parts."""
+    whole = readable(frame)
+    numbers = _footnotes(whole)
+    parts = split(whole)
+    return [(caption if i == 0 else f"{caption} (continued)", part, numbers) for i, part in enumerate(parts)]
+
+
+def _markdown_table(frame: pd.DataFrame, caption: str) -> list[str]:
+    out = []
+    for cap, part, numbers in _parts(frame, caption):
+        out.append(f"*{cap}*")
+        out.extend(f"*{note}*" for note in part.notes)
+
+        def text(cell: Cell) -> str:
+            mark = str(numbers[cell.reason]).translate(SUPERSCRIPT) if cell.reason else ""
+            return (cell.text + mark).replace("|", "\\|")
+
+        rows = [[text(c) for c in row] for row in part.rows]
+        headers = [h.replace("|", "\\|") for h in part.headers]
+        out.append(tabulate(rows, headers, tablefmt="pipe", disable_numparse=True,
+                            colalign=["right" if n else "left" for n in part.numeric]))
+        used = {c.reason for row in part.rows for c in row if c.reason}
+        notes = [f"- {str(n).translate(SUPERSCRIPT)} {reason}" for reason, n in numbers.items() if reason in used]
+        if notes:
+            out.append("\n".join(notes))
+    return out
+
+
+def _html_cell(cell: Cell, numbers: dict[str, int]) -> str:
+    text = html.escape(cell.text)
+    if cell.reason:
+        return (f'<span class="flag" title="{_attr(cell.reason)}">{text}<sup>{numbers[cell.reason]}</sup>'
+                "</span>")
+    return f'<span class="v {cell.tone}">{text}</span>' if cell.tone else text
+
+
+def _html_table(frame: pd.DataFrame, caption: str) -> list[str]:
+    out = []
+    for cap, part, numbers in _parts(frame, caption):
+        out.append(f"<p class='cap'>{html.escape(cap)}</p>")
+        out.extend(f"<p class='note'>{html.escape(note)}</p>" for note in part.notes)
+        kinds = []
+        for i, numeric in enumerate(part.numeric):
+            cells = [row[i] for row in part.rows]
+            kinds.append(" ".join(k for k in ("num" if numeric else "", "wr" if wraps(cells) else "nw") if k))
+        head = "".join(f'<th class="{"num" if n else ""}">{html.escape(h)}</th>'
+                       for h, n in zip(part.headers, part.numeric))
+        body = "".join("<tr>" + "".join(f'<td class="{k}">{_html_cell(c, numbers)}</td>' for c, k in zip(row, kinds))
+                       + "</tr>" for row in part.rows)
+        out.append(f'<table class="t"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
+        used = [(n, reason) for reason, n in numbers.items() if any(c.reason == reason for r in part.rows for c in r)]
+        if used:
+            out.append("<ol class='fn'>" + "".join(f'<li value="{n}">{html.escape(reason)}</li>' for n, reason in used)
+                       + "</ol>")
     return out
 
 

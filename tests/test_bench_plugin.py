@@ -56,9 +56,11 @@ def test_used_once_only(benchmark):
 """
 
 
-def test_record_rounds_still_fits_pytest_benchmark(pytester):
+def test_record_rounds_still_fits_pytest_benchmark(pytester, monkeypatch):
     """`record_rounds` writes pytest-benchmark's private `_mode` and calls its `_make_stats`: if a release changes
     either, this fails (pyproject bounds the version; raise the bound only with this test passing)."""
+    # bench/ is no installed package: the subprocess finds it from the checkout, as a user's pytest run would.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     pytester.makepyfile(test_record=RECORD)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--benchmark-json=out.json")
     assert result.ret == 0, result.stdout.str()

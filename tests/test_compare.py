@@ -166,7 +166,7 @@ def test_interval_coverage_is_nominal():
 
 
 def test_power_on_this_machine():
-    """What the gate catches under the model (README): 1.5x always; 20% with one run per side and 15% with three
+    """What the gate catches under the model (docs/benchmarks.md): 1.5x always; 20% with one run per side and 15% with three
     per side nearly always; 7% with one run per side rarely."""
     rng = np.random.default_rng(5)
     assert np.mean(_simulated_verdicts(rng, 200, 1, 1.5, RUN_SD) == "regression") == 1.0

@@ -17,6 +17,7 @@ from ablations.cli import main as ablations_main
 from ablations.records import RunRecord
 from ablations.store import Store, StoreError
 from reports.bench_tables import fastest_display, fastest_with_speedup
+from reports.readable import Flag
 from reports.cli import main as reports_main
 from reports.compare import compare
 from reports.load import BENCH_DEFAULTS, load_ablations, load_bench
@@ -213,7 +214,8 @@ def test_the_fastest_setting_of_an_unstable_case_is_marked_unstable():
     assert bench["unstable"].all()
     table = fastest_with_speedup(bench)
     assert table["unstable"].tolist() == [True]
-    assert fastest_display(table)["fastest setting"].iloc[0].endswith("(unstable)")
+    flag = fastest_display(table)["stability"].iloc[0]
+    assert isinstance(flag, Flag) and flag.text == "unstable" and flag.reason == table["unstable_reason"].iloc[0] != ""
 
 
 def test_a_run_that_finds_the_disk_full_stops_the_study_unrecorded(tmp_path, monkeypatch):

@@ -357,10 +357,10 @@ def test_build_uses_min_effect_and_correction_options(ablation_dir, tmp_path, ca
 
     eff = pd.read_csv(tmp_path / "r" / "tables" / "effects.csv").set_index("variant")
     assert eff.loc["d=off", "min_effect"] == 0.5 and eff.loc["d=off", "correction"] == "Benjamini-Hochberg"
-    # inside +/-0.5 but significant: a difference that is real wins over "equivalent" (README: Statistics)
+    # inside +/-0.5 but significant: a difference that is real wins over "equivalent" (docs/ablations.md, Statistics)
     assert eff.loc["d=off", "decision"] == "worse"
     md = (tmp_path / "r" / "report.md").read_text()
-    assert "p_adjusted by Benjamini-Hochberg" in md and "equivalent: the interval lies inside +/-0.5" in md
+    assert "adjusted p by Benjamini-Hochberg" in md and "equivalent: the interval lies inside +/-0.5" in md
     assert main(["build", "--ablations", str(ablation_dir), "--out", str(tmp_path / "r"), "--min-effect", "-1"]) == 2
     assert "--min-effect must be a non-negative number" in capsys.readouterr().err
 

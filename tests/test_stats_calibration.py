@@ -2,7 +2,7 @@
 
 Each study: a baseline and four variants, `n` seeds each, drawn from a normal (mean 0.05, sd 0.01) or a
 log-normal metric (log-sd 0.3: skewed like an error rate whose seeds spread from about 2% to 5%). The numbers
-these tests print (`pytest -s`) are the ones the README cites.
+these tests print (`pytest -s`) are the ones docs/ablations.md cites.
 """
 
 import numpy as np

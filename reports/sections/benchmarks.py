@@ -29,7 +29,8 @@ def grid(r: Report, bench: pd.DataFrame) -> None:
     r.table("benchmarks", bench.sort_values(["arch", "mode", "batch_size"])[cols], display=cases_display(bench))
     shaky = bench[bench["unstable"]]
     if not shaky.empty:
-        r.add("text", f"{len(shaky)} unstable case(s), marked 'no' above and ringed in red in the figures: their "
+        r.add("text", f"{len(shaky)} unstable case(s), flagged above (the reason in the footnote) and ringed in red "
+                      "in the figures: their "
                       "rounds were too spread, fell into two clusters, or the median's interval missed its target. "
                       "Rerun them with more --vgg-max-time, fewer threads or on an idle machine before trusting "
                       "them.")

@@ -48,11 +48,12 @@ def method_text(eff: pd.DataFrame, pw: pd.Series) -> str:
                  else "no min_effect set, so no variant can be called equivalent")
     need = (f" Seeds per variant to detect a difference of {me:g} with 80% power (pooled sd {pw['pooled_sd']:.3g}): "
             f"{pw['seeds_needed']:.0f}, now {pw['seeds_now']}." if pw["seeds_needed"] == pw["seeds_needed"] else "")
-    return (f"{row['study']}: {row['metric']}; n_ok of n runs finished. {row['ci_method']}; diff = variant - "
-            f"baseline with its {level} interval, rel_diff = diff / |baseline mean|, p_value {row['test']} "
-            f"(two-sided), p_adjusted by {row['correction']} over the family of {row['family']}. Decisions: "
-            f"better/worse when p_adjusted < {row['alpha']:.4g} and the interval lies beyond 0; {threshold}; "
-            f"undecided otherwise.{looks}{need}")
+    # the words of the report's headers (reports.readable.HEADERS), not the CSV's column names
+    return (f"{row['study']}: {row['metric']}; 'finished' of 'seeds' runs ended ok. {row['ci_method']}; difference "
+            f"vs baseline = variant - baseline with its {level} interval, change vs baseline = difference / "
+            f"|baseline mean|, p: {row['test']} (two-sided), adjusted p by {row['correction']} over the family of "
+            f"{row['family']}. Decisions: better/worse when adjusted p < {row['alpha']:.4g} and the interval lies "
+            f"beyond 0; {threshold}; undecided otherwise.{looks}{need}")
 
 
 def ablations_section(r: Report, abl, ablation_effects: dict) -> None:

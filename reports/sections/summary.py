@@ -21,7 +21,7 @@ def add(r: Report, inp: Inputs) -> None:
         r.add("h3", "Effects, ranked (best first)")
         for study, eff in inp.effects.items():
             cols = ["variant", "n_ok", "n", "mean", "ci_low", "ci_high", "diff", "diff_low", "diff_high", "rel_diff",
-                    "p_value", "p_adjusted", "decision"]
+                    "p_value", "p_adjusted", "decision", "alpha"]  # alpha labels the intervals' level
             r.table(f"summary_{study}", eff[cols], study)
             r.add("text", method_text(eff, inp.powers[study].iloc[0]))
     r.add("h3", "Paper Table 2 beside vggcore")
