@@ -67,6 +67,10 @@ HEADERS = {
     "paper_params_M": "paper: parameters (M)", "vggcore_params": "vggcore: parameters",
     "vggcore_params_M": "vggcore: parameters (M)", "vggcore_GMACs_224": "vggcore: GMACs at 224 px",
     "name": "case", "step_at_run": "step at run", "datetime": "date",
+    # test protocols (reports.sections.protocols, ablations.paired)
+    "source": "scored by", "train_scale": "training scale S", "scales": "test scales Q", "views": "views per image",
+    "top1_error": "top-1 error", "top5_error": "top-5 error", "n_pairs": "seeds paired",
+    "n_seeds": "seeds with a run", "reference_mean": "reference mean", "paired_diff": "difference vs reference",
 }
 # (low column, high column, header after the level): merged into one "[low, high]" column where `low` stood.
 INTERVALS = [("ci_low", "ci_high", "interval"), ("diff_low", "diff_high", "interval of the difference"),
@@ -114,7 +118,7 @@ def _short(value, digits: int = 4) -> str:
 
 
 FORMATS = {
-    "p_value": _p, "p_adjusted": _p, "diff": _signed,
+    "p_value": _p, "p_adjusted": _p, "diff": _signed, "paired_diff": _signed,
     "rel_diff": _signed_percent, "images_per_s": number_h, "vggcore": number_h, "torchvision": number_h,
     "ratio": ratio_h, "speedup": ratio_h, "speedup_vs_fp32": ratio_h, "mfu": percent_h,
     "peak_memory_bytes": bytes_h, "activation_bytes": bytes_h, "param_bytes": bytes_h,

@@ -1,6 +1,7 @@
 """The test protocol as a study factor: scored from the same weights, trained once per (variant, seed)."""
 
 import json
+import re
 
 import pytest
 
@@ -13,6 +14,11 @@ from ablations.study import parse_study
 from reports.cli import main as reports_main
 from tiny_study import BROKEN, tiny_study
 
+# The trained level on a small synthetic set (90 training images: one step of one epoch) rather than the digits:
+# these tests are about which runs train and what their records hold, not about the errors.
+SMALL = BROKEN.replace('levels.digits = { "data.dataset" = "digits" }',
+                       'levels.small = { "data.dataset" = "synthetic", "data.synthetic_samples" = 128 }')
+
 TEST = """
 [factors.test]
 levels.own = {}
@@ -23,8 +29,9 @@ MULTI = 'levels.multiscale = { "eval.protocol" = "centre", "eval.scales" = [224,
 
 
 def study_text(extra=""):
-    # dropout drops out: data (digits or a missing CIFAR folder) x test, a full design
-    text = tiny_study(design="full", extra=BROKEN + TEST + extra)
+    # dropout drops out: data (a small synthetic set or a missing CIFAR folder) x test, a full design
+    assert SMALL != BROKEN
+    text = tiny_study(design="full", extra=SMALL + TEST + extra)
     return text.replace('[factors.dropout]\nlevels.on = { "model.dropout" = 0.5 }\n'
                         'levels.off = { "model.dropout" = 0.0 }\n', "")
 
@@ -61,8 +68,8 @@ def folder(tmp_path_factory, counted):
 def test_a_protocol_factor_trains_each_variant_and_seed_once(folder, counted):
     root, path, store, counts = folder
     assert (counts["total"], counts["ran"]) == (6, 6)
-    assert counted["epochs"] == 1          # one training of one epoch: the digits baseline
-    assert counted["train"] == 4           # baseline, the failing CIFAR run, and the two digits protocols (which
+    assert counted["epochs"] == 1          # one training of one epoch: the baseline
+    assert counted["train"] == 4           # baseline, the failing CIFAR run, and the baseline's two protocols (which
     #                                        find their training finished); the CIFAR protocols are not tried again
     assert [p.name for p in (store.root / "runs").iterdir()] and len(list((store.root / "runs").iterdir())) <= 2
     records = {r["variant"]: r for r in read_results(store.results_path).records.values()}
@@ -88,7 +95,7 @@ def test_a_new_protocol_level_scores_the_finished_weights_only(folder, counted):
     assert run_study(load_study(path), store, RunOptions(progress=False), report=lambda line: None)["ran"] == 0
     path.write_text(study_text(MULTI))
     counts = run_study(load_study(path), store, RunOptions(progress=False), report=lambda line: None)
-    assert counts["ran"] == 2 and counted["epochs"] == before["epochs"]   # digits scored, CIFAR tried (and fails)
+    assert counts["ran"] == 2 and counted["epochs"] == before["epochs"]   # baseline scored, CIFAR tried (and fails)
     records = {r["variant"]: r for r in read_results(store.results_path).records.values()}
     assert records["test=multiscale"]["evaluation"]["scales"] == [32, 37, 41]   # [224, 256, 288] at 32 px
 
@@ -158,6 +165,11 @@ def test_the_report_shows_the_paper_layout_and_the_paired_comparison(folder, tmp
     assert "## Test protocols" in md
     for table in ("Table 3 layout", "Table 5 layout", "paired by seed"):
         assert table in md
+    # the headers of reports.readable, not the machine names the CSVs keep
+    for header in ("scored by", "test scales Q", "views per image", "top-1 error", "seeds paired",
+                   "difference vs reference", "95% interval of the difference"):
+        assert re.search(rf"\|\s+{re.escape(header)}\s+\|", md), header
+    assert "n_pairs" not in md and "top1 error" not in md
     paired = (out / "tables" / "protocols_paired_tiny.csv").read_text()
     assert "test=dense" in paired and "baseline" in paired
     assert json.loads((store.root / "study.json").read_text())["study"] == "tiny"

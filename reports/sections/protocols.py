@@ -22,6 +22,11 @@ PAPER = {  # the paper's figures beside each layout (ImageNet val, top-1 / top-5
     "table5": "paper, net D: dense 24.8/7.5, multi-crop 24.6/7.5, multi-crop & dense 24.4/7.2 (three scales)",
 }
 METRICS = ("test_top1_error", "test_top5_error")
+# The columns shown (reports.readable.HEADERS names each one in words; the CSVs keep every machine column)
+SHOWN = ["variant", "source", "protocol", "train_scale", "scales", "flip", "crops", "views", "n_ok", "top1_error",
+         "top5_error"]
+PAIRED_SHOWN = ["variant", "reference", "n_pairs", "mean", "reference_mean", "paired_diff", "diff_low", "diff_high",
+                "p_value", "p_adjusted", "decision"]
 
 
 def add(r: Report, inp: Inputs) -> None:
@@ -32,10 +37,12 @@ def add(r: Report, inp: Inputs) -> None:
     if not len(scored):
         return
     r.add("h2", "Test protocols")
-    r.add("text", "Each run's test errors under the protocol it was scored with (vggcore.protocols: Q the test "
-                  "scales in pixels, views the forward passes per image; 'training' is the training's own centre "
-                  "crop at Q = S). Runs that differ only in their protocol score the same trained weights, so they "
-                  "are compared paired by seed below. Means over seeds with 95% Student-t intervals.")
+    r.add("text", "Each variant's test errors under the protocol it was scored with (vggcore.protocols; docs/"
+                  "evaluation.md): test scales Q and training scale S in pixels, views per image = forward passes "
+                  "per test image; scored by 'training' is the training's own centre crop at Q = S, 'protocol' an "
+                  "eval section. Errors: the mean over seeds [its 95% Student-t interval], in percent. Runs that "
+                  "differ only in their protocol score the same trained weights, so they are compared paired by "
+                  "seed below.")
     for _, s in abl.studies[abl.studies["study"].isin(scored)].iterrows():
         runs = abl.runs[abl.runs["study"] == s["study"]]
         study = s["study"]
@@ -50,16 +57,17 @@ def add(r: Report, inp: Inputs) -> None:
         paired = paired_effects(runs, s["metric"], bool(s["maximize"]), alpha=float(s.get("alpha", 0.05)),
                                 min_effect=me)
         if not paired.empty:
-            shown = ["variant", "reference", "n_pairs", "mean", "reference_mean", "diff", "diff_low", "diff_high",
-                     "p_value", "p_adjusted", "decision"]
             r.table(f"protocols_paired_{study}", paired.drop(columns=["study"]),
-                    f"{s['metric']}: each protocol against its reference, paired by seed", display=paired[shown])
-            r.add("text", f"diff = protocol - reference per seed, averaged over the {int(paired['n_pairs'].max())} "
-                          f"seed(s) where both finished; its {(1 - float(s.get('alpha', 0.05))) * 100:.4g}% "
-                          f"interval and p_value by {TEST}; p_adjusted by Holm over the study's "
-                          f"{len(paired)} protocol comparison(s). The effects table of the ablation section compares "
-                          "the same runs unpaired (Welch), which ignores the shared weights and is wider; read this "
-                          "one for protocols.")
+                    f"{s['metric']}: each protocol against its reference, paired by seed",
+                    display=paired_display(paired))
+            # in the words of the table's headers (reports.readable.HEADERS), not the CSV's column names
+            r.add("text", f"Difference vs reference = the protocol's {s['metric']} minus its reference's (the same "
+                          f"weights scored at the protocol factor's baseline level), per seed, averaged over the "
+                          f"seeds paired (both runs finished, at most {int(paired['n_pairs'].max())}); its "
+                          f"{(1 - float(s.get('alpha', 0.05))) * 100:.4g}% interval and p by {TEST}; adjusted p by "
+                          f"Holm over the study's {len(paired)} protocol comparison(s). The effects table of the "
+                          "ablation section compares the same runs unpaired (Welch), which ignores the shared weights "
+                          "and is wider; read this one for protocols.")
 
 
 def protocol_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -101,10 +109,15 @@ def _interval(mean, low, high) -> str:
 
 
 def _display(table: pd.DataFrame) -> pd.DataFrame:
-    out = table[["variant", "source", "protocol", "train_scale", "scales", "flip", "crops", "views", "n_ok"]].copy()
-    out = out.rename(columns={"train_scale": "train S", "scales": "test Q"})
+    """The protocol table as shown: crops as G x G, each error as "mean% [low, high]" (SHOWN's columns)."""
+    out = table[SHOWN].copy()
     out["crops"] = [DASH if c is None or c != c else f"{int(c)}x{int(c)}" for c in table["crops"]]
     for short in ("top1_error", "top5_error"):
-        out[short.replace("_error", " error")] = [_interval(m, lo, hi) for m, lo, hi in
-                                                  zip(table[short], table[f"{short}_low"], table[f"{short}_high"])]
+        out[short] = [_interval(m, lo, hi) for m, lo, hi in
+                      zip(table[short], table[f"{short}_low"], table[f"{short}_high"])]
     return out
+
+
+def paired_display(paired: pd.DataFrame) -> pd.DataFrame:
+    """The paired comparison as shown: its difference is against the reference, not the study's baseline."""
+    return paired.rename(columns={"diff": "paired_diff"})[PAIRED_SHOWN]
