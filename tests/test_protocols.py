@@ -23,6 +23,9 @@ def test_the_paper_at_224():
     both = at(224, 256, 512, protocol="dense+multicrop")
     assert (both.views, both.flip) == (3 * 2 * (25 + 1), True)
     assert at(224, 256, 256).flip is False and at(224, 256, 256, protocol="dense").crops is None
+    # section 3.2: dense evaluation averages the softmax of the image and of its mirror
+    dense = at(224, 256, 256, protocol="dense")
+    assert (dense.flip, dense.views) == (True, 2)
 
 
 def test_scaled_to_small_images():

@@ -1,6 +1,6 @@
 """`python -m vggcore evaluate`: score a run folder's checkpoint under one of the paper's test protocols.
 
-    python -m vggcore evaluate runs/a --protocol dense                     # Table 3: one scale, Q = S
+    python -m vggcore evaluate runs/a --protocol dense                     # Table 3: one scale, Q = S, + mirror
     python -m vggcore evaluate runs/a --protocol centre --scales multi     # Table 4: Q = {S - 32, S, S + 32}, scaled
     python -m vggcore evaluate runs/a --protocol multicrop                 # Table 5: 5 x 5 crops x 2 flips x 3 Q
     python -m vggcore evaluate runs/a --protocol dense --scales 32,64 --flip
@@ -33,7 +33,8 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scales", help="single (Table 3's Q), multi (Table 4's three Q) or test scales in pixels "
                    "separated by commas (default: multi for the multicrop protocols, else single)")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
-                   help="also run each view mirrored (default: on for the multicrop protocols, as in the paper)")
+                   help="also run each view mirrored (default: on for dense and the multicrop protocols, as in the "
+                   "paper's section 3.2; off for centre)")
     p.add_argument("--crops", metavar="G", help="multicrop: a G x G grid of crops per scale (default: the paper's 5)")
     p.add_argument("--device", help="where to run (default: the run's own device)")
 

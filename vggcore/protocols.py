@@ -15,7 +15,8 @@ Defaults, the paper's where it is explicit (a run of training size `size`, train
     scales "single"   Table 3: Q = S for fixed S; Q = 0.5 (S_min + S_max) for jittered training
     scales "multi"    Table 4: {S - 32, S, S + 32} for fixed S, the 32 scaled as size / 224 (5 px at 32); {S_min,
                       0.5 (S_min + S_max), S_max} for jittered training
-    centre, dense     "single", no flip
+    centre            "single", no flip (the training's own test score; the paper names no centre protocol)
+    dense             "single", flip: section 3.2 averages the softmax of the image and of its mirror
     multicrop         "multi", 5 x 5 crops, flip: 5 x 5 x 2 x 3 = the paper's 150 crops
     dense+multicrop   "multi", 5 x 5 crops, flip (both parts)
 S itself is scaled the same way: vggcore.data's default is S = size * 256 / 224 (37 px at 32).
@@ -161,7 +162,7 @@ def resolve(protocol: Protocol, image_size: int, pool_size: int, s_min: int, s_m
         qs = tuple(sorted(scales))
         for q in qs:
             _check_pixels(name, q, image_size, pool_size)
-    flip = protocol.flip if protocol.flip is not None else cropped
+    flip = protocol.flip if protocol.flip is not None else name != "centre"   # the paper flips dense and crops
     return Resolved(name, qs, flip, (protocol.crops or PAPER_GRID) if cropped else None)
 
 
