@@ -5,6 +5,8 @@
     python -m ablations run STUDY.toml --out DIR --workers 2            # two processes, a core each
     python -m ablations run STUDY.toml --out DIR --executor ray [--ray-address ADDR]
     python -m ablations run STUDY.toml --out DIR --until-decided        # add seeds where still undecided
+    python -m ablations run STUDY.toml --out DIR --track mlflow:sqlite:///mlflow.db   # live, as runs finish
+    python -m ablations export runs/demo --mlflow sqlite:///mlflow.db --tensorboard tb  # afterwards (only new)
     python -m ablations status runs/demo                               # done, failed, diverged, remaining
 
 One driver per results folder: a second `run` on a folder in use is refused at once, naming the holder's pid
@@ -22,6 +24,7 @@ from vggcore.cli import Parser
 from vggcore.errors import EXIT_INTERRUPTED, UsageError, run_command
 from vggcore.validation import MIN_EFFECT, integer, number, option_value, optional
 
+from .ray_executor import RETRIES
 from .runner import EXECUTORS, RunOptions, pending, run_study
 from .store import MANIFEST, Store, StoreError
 from .study import load_study
@@ -87,6 +90,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # Numbers checked here, not by argparse, so a bad value is one line naming the option (exit 2).
     integer(1)("--workers", args.workers)
     integer(0)("--confirm-above", args.confirm_above)
+    integer(0)("--ray-retries", args.ray_retries)
     for option, value in (("--num-cpus", args.num_cpus), ("--num-gpus", args.num_gpus)):
         optional(number(0))(option, value)
     min_effect = option_value("--min-effect", args.min_effect, MIN_EFFECT)
@@ -99,9 +103,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from .adaptive import make_plan
 
         plan = make_plan(study, min_effect, max_seeds)  # refuse a bad plan before any training
+    track = _track(args, study)
     options = RunOptions(executor=args.executor, workers=args.workers, ray_address=args.ray_address,
                          num_cpus=args.num_cpus, num_gpus=args.num_gpus, retry_failed=args.retry_failed,
-                         progress=not args.quiet)
+                         progress=not args.quiet, track=track, ray_retries=args.ray_retries)
     if args.dry_run:
         runs, todo, records = pending(study, store, args.retry_failed)
         print(f"study {study.name}: {len(runs)} runs, {len(runs) - len(todo)} recorded in {args.out}, "
@@ -140,6 +145,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"{failed} run(s) failed; fix the cause and rerun with --retry-failed to run them again",
               file=sys.stderr)
         return EXIT_FAILED
+    return EXIT_OK
+
+
+def _track(args: argparse.Namespace, study) -> tuple[str, ...]:
+    """--track replaces the study file's [study] track; each target's form is checked before anything runs."""
+    from .tracking import parse_target
+
+    if args.track:
+        return tuple(str(parse_target(t)) for t in args.track)
+    return tuple(str(parse_target(t, where=f"{study.source}: [study] track")) for t in study.track)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export
+    from .tracking import Target
+
+    targets = [Target(kind, where) for kind, where in (("mlflow", args.mlflow), ("tensorboard", args.tensorboard))
+               if where]
+    if not targets:
+        raise UsageError("export needs a store: give --mlflow URI, --tensorboard LOGDIR, or both")
+    export(Store(args.out), targets)
     return EXIT_OK
 
 
@@ -222,9 +248,17 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--executor", choices=EXECUTORS, default="local",
                    help="local: this machine, --workers processes; ray: one Ray task per run")
     r.add_argument("--workers", type=int, default=1, help="local processes (each gets cores/N threads)")
-    r.add_argument("--ray-address", help="join this Ray cluster (default: RAY_ADDRESS, else a local Ray)")
+    r.add_argument("--ray-address", help="join this Ray cluster (default: RAY_ADDRESS, else a local Ray); on a "
+                                         "cluster --out must be on a filesystem every node mounts at the same path "
+                                         "(checked before any run)")
     r.add_argument("--num-cpus", type=float, help="CPUs per run on Ray (default: the study's, 1)")
     r.add_argument("--num-gpus", type=float, help="GPUs per run on Ray (default: the study's, 0)")
+    r.add_argument("--ray-retries", type=int, default=RETRIES, metavar="N",
+                   help="submit a run whose Ray task was lost (its worker killed, its node gone) again up to N "
+                        "times; then it is recorded failed. A run's own error is never retried")
+    r.add_argument("--track", action="append", metavar="KIND:WHERE",
+                   help="also write each run, as it is recorded, to mlflow:URI or tensorboard:LOGDIR (repeat for "
+                        "both; replaces [study] track)")
     r.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     r.add_argument("--dry-run", action="store_true", help="show what would run and exit")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -248,6 +282,12 @@ def parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="done, failed, diverged and remaining runs in a results folder")
     st.add_argument("out", help="results folder")
     st.set_defaults(func=_cmd_status)
+    ex = sub.add_parser("export", help="write a study folder's runs to MLflow and/or TensorBoard (only what is "
+                                       "new: runs are matched by run id)")
+    ex.add_argument("out", help="results folder of a study (the --out of run)")
+    ex.add_argument("--mlflow", metavar="URI", help="MLflow tracking URI: sqlite:///mlflow.db, http://HOST:PORT")
+    ex.add_argument("--tensorboard", metavar="LOGDIR", help="TensorBoard log folder")
+    ex.set_defaults(func=_cmd_export)
     return p
 
 

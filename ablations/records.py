@@ -6,6 +6,7 @@
     RunRecord.failed_group(run, nproc, err, started, threads)   a data-parallel group's rank crashed outright
     RunRecord.training_failed(run, failure)               the training this run scores failed (`failure`, the
                                                           record of the run that tried it): not tried again
+    RunRecord.lost_task(run, reason, attempts, started, threads)   a Ray task lost to the system on every attempt
     record.to_json()                                      the dict the driver appends (`Store.append`)
 
 Fields (JSON keys; a key whose value is None is left out, except `error` and `final`, always present):
@@ -23,6 +24,7 @@ Fields (JSON keys; a key whose value is None is left out, except `error` and `fi
     seed_scheme      how the run's random streams were derived (vggcore.seeds), when train() says
     traceback        the last frames of a raised error
     exit_signal, exit_code   how a worker process died
+    attempts         a Ray task lost to the system: how many times it was submitted
     no_space         the run failed for lack of disk space: the driver stops the study and never writes this
                      record, so the same command resumes the run from its last checkpoint once there is room
     executor         local or ray, set by the driver as it appends the record
@@ -78,6 +80,7 @@ class RunRecord:
     exit_signal: str | None = None       # a dead worker: the signal that killed it
     exit_code: int | None = None         # a dead worker: its exit code (negative: the signal)
     no_space: bool | None = None         # failed on a full disk (ENOSPC, EDQUOT): every next run would too
+    attempts: int | None = None          # a Ray task lost on every submission: how many there were
     executor: str | None = None          # set by the driver: local or ray
     train_id: str | None = None          # runs with an eval section: the training they score
     evaluation: dict | None = None       # runs with an eval section: the protocol's entry
@@ -140,6 +143,14 @@ class RunRecord:
         error = (f"data-parallel group of {nproc} failed: {type(err).__name__}: "
                  f"{text.splitlines()[0] if text else ''}")[:500]
         return cls._failure(run, error, started, threads, world_size=nproc)
+
+    @classmethod
+    def lost_task(cls, run: RunSpec, reason: str, attempts: int, started: float, threads: int | None) -> RunRecord:
+        """A run whose Ray task was lost to the system (its worker killed, its node gone) on each of `attempts`
+        submissions: the retries ran out (`ablations.ray_executor`)."""
+        error = (f"the Ray task of this run was lost {attempts} time(s) and the retries ran out; last: "
+                 f"{reason}")[:500]
+        return cls._failure(run, error, started, threads, attempts=attempts)
 
     @classmethod
     def _failure(cls, run: RunSpec, error: str, started: float, threads: int | None, **extra) -> RunRecord:

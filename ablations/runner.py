@@ -1,8 +1,10 @@
 """The driver: expand a study, skip what is recorded, run the rest on an executor, append each record.
 
 Executors: "local" runs in this process (--workers 1) or in worker processes (`workers.py`), each pinned to its
-share of the cores; "ray" submits each run as a Ray task. Either way the driver alone writes results.jsonl, and
-holds the folder's lock (`vggcore.lock`) for the whole study, so a second driver on the folder is refused.
+share of the cores; "ray" submits each run as a Ray task (`ray_executor.py`: lost tasks retried, the folder
+probed from every node). Either way the driver alone writes results.jsonl, and holds the folder's lock
+(`vggcore.lock`) for the whole study, so a second driver on the folder is refused. With `track` targets the
+driver also writes each record, once it is in results.jsonl, to MLflow or TensorBoard (`export.LiveTracking`).
 
 Runs that share a training (they differ in their eval section alone: `RunSpec.train_id`) share a run folder, so
 no two of them may run at once: the first of each training runs first, the others (which then only score the
@@ -11,19 +13,21 @@ finished checkpoint) after all of those; a training that failed is not tried aga
 
 from __future__ import annotations
 
-import os
 import sys
 import time
+from contextlib import ExitStack, closing
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
-from vggcore.errors import MissingPackage
 from vggcore.measure import cpu_count
 
 from .execute import execute_run
+from .export import LiveTracking, info_of
+from .ray_executor import RETRIES, RayRuns
 from .records import RunRecord
 from .store import Store, StoreError
 from .study import RunSpec, Study, expand
+from .tracking import parse_target
 from .workers import run_in_workers
 
 EXECUTORS = ("local", "ray")
@@ -38,6 +42,8 @@ class RunOptions:
     num_gpus: float | None = None
     retry_failed: bool = False
     progress: bool = True
+    track: tuple[str, ...] = ()         # live tracking targets, mlflow:URI or tensorboard:LOGDIR (ablations.tracking)
+    ray_retries: int = RETRIES          # submissions of a Ray task lost to the system after its first
 
 
 def pending(study: Study, store: Store, retry_failed: bool = False,
@@ -61,39 +67,6 @@ def _local(todo: list[RunSpec], store: Store, workers: int) -> Iterator[RunRecor
     yield from run_in_workers(todo, store.run_dir, workers, threads)
 
 
-def _ray(todo: list[RunSpec], store: Store, study: Study, options: RunOptions) -> Iterator[RunRecord]:
-    try:
-        import ray
-    except ImportError:
-        raise MissingPackage("the Ray executor needs Ray: pip install 'vggbench[ray]'") from None
-    address = options.ray_address or os.environ.get("RAY_ADDRESS")
-    started_here = not ray.is_initialized()
-    if started_here:
-        kwargs = {"address": address} if address else {"num_cpus": cpu_count(), "include_dashboard": False}
-        ray.init(logging_level="ERROR", log_to_driver=False, **kwargs)
-    num_cpus = options.num_cpus if options.num_cpus is not None else study.num_cpus
-    num_gpus = options.num_gpus if options.num_gpus is not None else study.num_gpus
-    remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0)(execute_run)
-    try:
-        # The run folder must be reachable from the workers (a shared filesystem on a real cluster). A run of
-        # train.nproc = N reserves N times the resources and starts its N ranks on the worker's node.
-        refs = {}
-        for r in todo:
-            n = int(r.config["train"].get("nproc", 1))
-            task = remote.options(num_cpus=num_cpus * n, num_gpus=num_gpus * n) if n > 1 else remote
-            refs[task.remote(r.to_json(), str(store.run_dir(r).resolve()), max(1, int(num_cpus * n)))] = r
-        while refs:
-            done, _ = ray.wait(list(refs), num_returns=1)
-            for ref in done:
-                refs.pop(ref)
-                yield ray.get(ref)
-    finally:
-        for ref in list(refs):
-            ray.cancel(ref, force=True)
-        if started_here:
-            ray.shutdown()
-
-
 def by_training(todo: list[RunSpec]) -> tuple[list[RunSpec], list[RunSpec]]:
     """(the first run of each training, in order; the others that share one)."""
     first, rest, seen = [], [], set()
@@ -103,8 +76,10 @@ def by_training(todo: list[RunSpec]) -> tuple[list[RunSpec], list[RunSpec]]:
     return first, rest
 
 
-def phased(todo: list[RunSpec], start: Callable[[list[RunSpec]], Iterator[RunRecord]]) -> Iterator[RunRecord]:
-    """`start(runs)` streams records; the runs sharing a training run after the first of each has finished."""
+def phased(todo: list[RunSpec], start: Callable[[list[RunSpec]], Iterable[RunRecord]],
+           started: Iterable[RunRecord] | None = None) -> Iterator[RunRecord]:
+    """`start(runs)` streams records; the runs sharing a training run after the first of each has finished.
+    `started`: the first phase's stream, made already (`start(by_training(todo)[0])`)."""
     first, rest = by_training(todo)
     failed: dict[str, RunRecord] = {}
     for phase in (first, rest):
@@ -116,7 +91,7 @@ def phased(todo: list[RunSpec], start: Callable[[list[RunSpec]], Iterator[RunRec
                 ready.append(run)
         if not ready:
             continue
-        stream = start(ready)
+        stream = started if phase is first and started is not None else start(ready)
         try:
             for record in stream:
                 if record.status == "failed" and phase is first:
@@ -139,24 +114,41 @@ def run_study(study: Study, store: Store, options: RunOptions,
 def _run_locked(study: Study, store: Store, options: RunOptions, report: Callable[[str], None],
                 extra: Sequence[RunSpec]) -> dict:
     runs, todo, records = pending(study, store, options.retry_failed, extra)
-    store.check_manifest(study, [r for r in runs if r.seed in study.seeds])
     counts = {"total": len(runs), "skipped": len(runs) - len(todo), "ran": 0}
-    if not todo:
-        return counts
-    if options.executor == "ray":
-        stream = phased(todo, lambda runs: _ray(runs, store, study, options))
-    elif options.executor == "local":
-        stream = phased(todo, lambda runs: _local(runs, store, max(1, options.workers)))
-    else:
-        raise ValueError(f"unknown executor {options.executor!r}; choose one of {', '.join(EXECUTORS)}")
-    bar = None
-    if options.progress:
-        from tqdm.auto import tqdm
+    writer = [report]  # where lines go: `report`, then the progress bar's write while it is up
+    say = lambda line: writer[0](line)  # noqa: E731
+    with ExitStack() as stack:
+        # Tracking targets, then the executor (Ray: the cluster joined, every node shown to see the folder), are
+        # proven usable before study.json or any record is written: a bad target or address writes nothing.
+        info = info_of(store, study.name, study.metric, (), {f.name: list(f.levels) for f in study.factors})
+        tracking = stack.enter_context(closing(LiveTracking([parse_target(t) for t in options.track], store,
+                                                            info, say)))
+        if options.executor not in EXECUTORS:
+            raise ValueError(f"unknown executor {options.executor!r}; choose one of {', '.join(EXECUTORS)}")
+        stream = None
+        if todo:
+            def start(batch: list[RunSpec]) -> Iterable[RunRecord]:
+                return RayRuns(batch, store, study, options, say) if options.executor == "ray" \
+                    else _local(batch, store, max(1, options.workers))
 
-        bar = tqdm(total=len(runs), initial=counts["skipped"], desc=f"study {study.name}", unit="run")
-    write = bar.write if bar is not None else report
-    start = time.perf_counter()
-    try:
+            # The first run of each training first, the runs sharing it after (phased); the first phase's executor
+            # is made now, so that it too is proven usable before anything is written.
+            first = start(by_training(todo)[0])
+            stack.callback(first.close)
+            stream = phased(todo, start, first)
+            stack.callback(stream.close)  # stops workers now when Ctrl-C arrived outside the executor's own code
+        store.check_manifest(study, [r for r in runs if r.seed in study.seeds])
+        tracking.catch_up()  # records a killed driver left untracked
+        if stream is None:
+            return counts
+        bar = None
+        if options.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(runs), initial=counts["skipped"], desc=f"study {study.name}", unit="run")
+            stack.callback(bar.close)
+            writer[0] = bar.write
+        start = time.perf_counter()
         for record in stream:
             if record.no_space:  # every next run would meet the same full disk: stop, and say so once
                 raise StoreError(f"the study stopped at {record.variant} seed {record.seed}, which found no space "
@@ -164,15 +156,12 @@ def _run_locked(study: Study, store: Store, options: RunOptions, report: Callabl
                                  "space and run the same command again to resume")
             record = record.with_executor(options.executor)
             store.append(record)
+            tracking.log(record.to_json())  # after the record is safe: a store never holds an unrecorded run
             counts["ran"] += 1
             if bar is not None:
                 bar.update(1)
-            write(_line(record, study.metric, counts["skipped"] + counts["ran"], len(runs)))
-    finally:
-        stream.close()  # stops workers now when Ctrl-C arrived outside the executor's own code
-        if bar is not None:
-            bar.close()
-    counts["seconds"] = time.perf_counter() - start
+            say(_line(record, study.metric, counts["skipped"] + counts["ran"], len(runs)))
+        counts["seconds"] = time.perf_counter() - start
     return counts
 
 

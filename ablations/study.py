@@ -5,6 +5,7 @@
     design = "one_at_a_time"      # or "full"
     seeds = [0, 1, 2]
     metric = "test_top1_error"    # lower is better unless maximize = true
+    track = "mlflow:sqlite:///mlflow.db"   # optional: live tracking (a list for several), as `run --track`
 
     [base.model]                  # any VGGConfig field
     arch = "A"
@@ -58,7 +59,7 @@ else:  # pragma: no cover
 SECTIONS = {"model": VGGConfig, "data": DataConfig, "train": TrainConfig, "eval": Protocol}
 TRAINING = ("model", "data", "train")   # the sections a run's training depends on; "eval" only scores it
 STUDY_KEYS = {"name", "design", "seeds", "metric", "maximize", "description", "num_cpus", "num_gpus",
-              "min_effect", "max_seeds"}
+              "min_effect", "max_seeds", "track"}
 DESIGNS = ("one_at_a_time", "full")
 METRICS = ("test_top1_error", "test_top5_error", "test_loss", "val_top1_error", "train_seconds")
 FACTOR_KEYS = {"baseline", "levels", "description"}
@@ -90,6 +91,7 @@ class Study:
     source: str = ""                    # the file it came from
     min_effect: float | None = None     # smallest difference that matters, metric units (decisions, power)
     max_seeds: int | None = None        # seeds per variant --until-decided may reach (default 10)
+    track: tuple[str, ...] = ()         # live tracking targets, mlflow:URI or tensorboard:LOGDIR (`run --track`)
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,7 @@ def parse_study(data: dict, source: str = "") -> Study:
             raise StudyError(f"'study.{key}' must be a non-negative number, got {head[key]!r}")
 
     min_effect, max_seeds = _adaptive_fields(head, seeds)
+    track = _track_field(head)
 
     base = data.get("base", {})
     if not isinstance(base, dict):
@@ -213,7 +216,22 @@ def parse_study(data: dict, source: str = "") -> Study:
                  base={s: dict(base.get(s, {})) for s in SECTIONS}, factors=factors,
                  num_cpus=float(head.get("num_cpus", 1)), num_gpus=float(head.get("num_gpus", 0)),
                  description=head.get("description", ""), source=source, min_effect=min_effect,
-                 max_seeds=max_seeds)
+                 max_seeds=max_seeds, track=track)
+
+
+def _track_field(head: dict) -> tuple[str, ...]:
+    """`track`: one target or a list of them, each KIND:WHERE (`ablations.tracking.parse_target`)."""
+    from .tracking import TrackingError, parse_target
+
+    track = head.get("track", [])
+    track = [track] if isinstance(track, str) else track
+    if not isinstance(track, list):
+        raise StudyError(f"'study.track' must be a tracking target or a list of them (mlflow:URI, "
+                         f"tensorboard:LOGDIR), got {track!r}")
+    try:
+        return tuple(str(parse_target(t, where="'study.track'")) for t in track)
+    except TrackingError as err:
+        raise StudyError(str(err)) from None
 
 
 def _adaptive_fields(head: dict, seeds: list[int]) -> tuple[float | None, int | None]:

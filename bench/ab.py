@@ -4,6 +4,7 @@ same case with other options (`--vgg-ab-against dtype=bf16,channels_last=on`).
     pytest bench --benchmark-only --vgg-ab --vgg-archs A --vgg-batch-sizes 8            # vggcore vs torchvision
     pytest bench --benchmark-only --vgg-ab-against channels_last=on --vgg-archs A --vgg-modes forward
     pytest bench --benchmark-only --vgg-ab-against dtype=bf16 --vgg-archs D --vgg-batch-sizes 4
+    pytest bench --benchmark-only --vgg-ab-against optimizer=fused --vgg-modes train_step --vgg-batch-sizes 8
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import dataclasses
 
 from vggcore.config import HEADS
 from vggcore.measure import DTYPES
+from vggcore.step import SGD_CHOICES
 
 from .cases import IMPLEMENTATIONS, BenchCase, OptionError
 
@@ -22,6 +24,7 @@ SETTINGS = {
     "channels_last": (("on", "off"), lambda v: v == "on"),
     "compiled": (("on", "off"), lambda v: v == "on"),
     "head": (HEADS, str),
+    "optimizer": (SGD_CHOICES, str),   # the SGD implementation of train_step cases
 }
 DEFAULT_AGAINST = {"implementation": "torchvision"}
 

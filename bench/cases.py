@@ -9,6 +9,7 @@ from vggcore.archs import ARCHS, TORCHVISION_NAMES, resolve_arch
 from vggcore.config import HEADS, VGGConfig
 from vggcore.errors import UserError
 from vggcore.measure import DEVICES, DTYPES, device_available, dtype_unsupported_reason
+from vggcore.step import SGD_CHOICES, default_sgd
 from vggcore.validation import ConfigError, check_field
 
 MODES = ("forward", "forward_backward", "train_step")
@@ -34,11 +35,20 @@ class BenchCase:
     compiled: bool          # torch.compile'd model
     implementation: str     # vggcore or torchvision
     head: str = "paper"     # vggcore's head; torchvision's own is always its AdaptiveAvgPool2d((7, 7))
+    optimizer: str = ""     # train_step: the SGD implementation (vggcore.step.SGD_CHOICES; "" = the device's
+                            # default, vggcore.step.DEFAULT_SGD); "" for the modes that take no SGD step
+
+    def __post_init__(self) -> None:
+        if self.mode == "train_step" and not self.optimizer:   # record the implementation that runs, by name
+            object.__setattr__(self, "optimizer", default_sgd(self.device))
 
     def _settings(self, short: bool) -> list[str]:
-        """The non-default settings, in the test id's short form or the group's readable one."""
+        """The non-default settings, in the test id's short form or the group's readable one. The optimizer shows
+        where it is not the device's default, so the ids of runs taken before it was a setting stay theirs."""
+        sgd = bool(self.optimizer) and self.optimizer != default_sgd(self.device)
         tags = [(self.head != "paper", f"{self.head}head" if short else f"{self.head} head"),
-                (self.channels_last, "cl" if short else "channels_last"), (self.compiled, "compiled")]
+                (self.channels_last, "cl" if short else "channels_last"), (self.compiled, "compiled"),
+                (sgd, f"sgd-{self.optimizer}" if short else f"SGD {self.optimizer}")]
         return [text for on, text in tags if on]
 
     @property
@@ -56,6 +66,8 @@ class BenchCase:
         reason = dtype_unsupported_reason(self.device, self.dtype)
         if reason:
             return reason
+        if self.optimizer and self.mode != "train_step":
+            return f"optimizer={self.optimizer} applies to train_step cases only; this case is {self.mode}"
         if self.implementation == "torchvision":
             arch = self.arch.removesuffix("_bn")
             if arch not in TORCHVISION_NAMES:
@@ -107,6 +119,12 @@ def canonical_arch(option: str, name: str) -> str:
     return arch + ("_bn" if bn else "")
 
 
+def optimizers(raw: str | None) -> list[str] | None:
+    """--vgg-optimizer: SGD implementations for the train_step cases (None: the device's default)."""
+    values = split("--vgg-optimizer", raw)
+    return None if values is None else list(dict.fromkeys(choose("--vgg-optimizer", values, SGD_CHOICES)))
+
+
 def expand(options: dict[str, str | None], *, compiled: list[bool] = (False,),
            channels_last: list[bool] = (False,), reference: bool = False) -> list[BenchCase]:
     """All cases for the given raw option strings (None = not given, take the grid's default)."""
@@ -142,6 +160,7 @@ def expand(options: dict[str, str | None], *, compiled: list[bool] = (False,),
     except ValueError:
         raise OptionError(f"--vgg-width: {options.get('width')!r} is not a number") from None
     head = choose("--vgg-head", [options.get("head") or "paper"], HEADS)[0]
+    sgds = optimizers(options.get("optimizer")) or [""]   # "": each device's default
     if head == "paper" and image_size % 32:
         raise OptionError(f"--vgg-image-size: {image_size} is not a multiple of 32, which the paper's head "
                           f"(flatten the last max-pool) needs; try {image_size // 32 * 32} or --vgg-head gap")
@@ -152,7 +171,8 @@ def expand(options: dict[str, str | None], *, compiled: list[bool] = (False,),
         dtypes = dtypes_raw or (list(DTYPES) if grid["dtypes"] == "all" else ["fp32"])
         for arch, mode, dtype, cl, comp, bs, impl in itertools.product(
                 archs, modes, dtypes, channels_last, compiled, batch_sizes or grid["batch_sizes"][device], impls):
-            cases.append(BenchCase(arch=arch, mode=mode, batch_size=bs, image_size=image_size, width=width,
-                                   device=device, dtype=dtype, channels_last=cl, compiled=comp,
-                                   implementation=impl, head=head))
+            for sgd in sgds if mode == "train_step" else [""]:
+                cases.append(BenchCase(arch=arch, mode=mode, batch_size=bs, image_size=image_size, width=width,
+                                       device=device, dtype=dtype, channels_last=cl, compiled=comp,
+                                       implementation=impl, head=head, optimizer=sgd))
     return cases

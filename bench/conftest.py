@@ -6,6 +6,8 @@
     pytest bench --benchmark-only --vgg-grid full --vgg-devices cuda # all six configs, batch up to 256
     pytest bench --benchmark-only --benchmark-json out.json          # every figure in extra_info
     pytest bench --benchmark-only --vgg-world-sizes 1,2,4            # data-parallel weak scaling instead
+    pytest bench --benchmark-only --vgg-profile --benchmark-json p.json  # + per-layer profiles (bench/profiling.py)
+    pytest bench --benchmark-only --vgg-modes train_step --vgg-optimizer for-loop,foreach,fused
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import pytest
 
 from vggcore.errors import UserError
 from vggcore.measure import peak_flops as measure_peak_flops
+from vggcore.step import DEFAULT_SGD, SGD_CHOICES
 
-from . import session
+from . import profiling, session
 from .ab import DEFAULT_AGAINST, describe, parse_against
 from .cases import GRIDS, MODES, expand, switches
 from .memory_guard import LIMIT_HELP, parse_limit
@@ -43,6 +46,9 @@ OPTIONS = {
     "grid": "quick (default) or full: all six configurations, batch sizes up to 256, every dtype",
     "max-time": f"seconds of timed rounds per case (default {_RULE.max_time:g}); at least {_RULE.min_rounds} rounds "
                 "always run",
+    "optimizer": f"SGD implementations of the train_step cases, comma-separated ({', '.join(SGD_CHOICES)}); "
+                 "default per device: " + " / ".join(f"{d} {v}" for d, v in DEFAULT_SGD.items())
+                 + " (the fastest of those that give the for-loop's parameters bit for bit, vggcore.step)",
     "precision": f"stop timing a case once its median's 95%% interval is within +-this (default "
                  f"{_RULE.precision * 100:g}%%)",
 }
@@ -66,12 +72,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--vgg-ab-against", default=None, metavar="SETTING=VALUE,...",
                     help="with A/B (implies --vgg-ab): time each case against itself with these settings, e.g. "
                          "dtype=bf16,channels_last=on (settings: implementation, dtype, channels_last, compiled, "
-                         f"head); default {describe(DEFAULT_AGAINST)}, torchvision's VGG")
+                         f"head, optimizer); default {describe(DEFAULT_AGAINST)}, torchvision's VGG")
     group.addoption("--vgg-world-sizes", default=None, metavar="1,2,4",
                     help="run the data-parallel scaling benchmark instead of the single-process grid: DDP train "
                          "step at these world sizes, per-rank batch fixed (--vgg-batch-sizes), arch A unless "
                          "--vgg-archs; sizes the machine cannot host are skipped (default: none, the "
                          "single-process grid runs)")
+    profiling.add_options(group)
 
 
 def _raw_options(config: pytest.Config) -> dict[str, str | None]:
@@ -92,6 +99,7 @@ def pytest_configure(config: pytest.Config) -> None:
         sizes = world_sizes(config.getoption("--vgg-world-sizes"))
         stash[session.SCALING] = expand_scaling(_raw_options(config), sizes) if sizes else []
         stash[session.MEMORY_LIMIT] = parse_limit(config.getoption("--vgg-memory-limit"))
+        stash[session.PROFILE] = profiling.options_from(config, stash[session.CASES])
     except UserError as err:  # a bad --vgg-* value (OptionError); anything else is a bug and keeps its traceback
         raise pytest.UsageError(str(err)) from None
 
@@ -160,7 +168,9 @@ def ab_against(request) -> dict:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
-    """List the cases whose rounds cannot be trusted as one figure, with the reason and what to do (as pyperf)."""
+    """List the cases whose rounds cannot be trusted as one figure, with the reason and what to do (as pyperf),
+    and the cases --vgg-profile left without a profile."""
+    profiling.terminal_summary(terminalreporter, config)
     unstable = session.unstable_cases(config)
     if not unstable:
         return

@@ -47,7 +47,8 @@ class Step:
     """One benchmarked step of a case: inputs made and seeded up front, `__call__` is what gets timed.
 
     forward_backward and train_step run training's own step (`vggcore.step.train_step`, the paper's SGD from
-    `TrainConfig()`; the learning rate does not change the cost of a step), without or with the update."""
+    `TrainConfig()` in the case's implementation; the learning rate does not change the cost of a step), without
+    or with the update."""
 
     def __init__(self, case: BenchCase, model: nn.Module) -> None:
         self.case, self.model = case, model
@@ -56,7 +57,8 @@ class Step:
         self.x = x.to(case.device, memory_format=torch.channels_last if case.channels_last else torch.contiguous_format)
         self.y = torch.randint(0, NUM_CLASSES, (case.batch_size,), generator=gen).to(case.device)
         self.runner = torch.compile(model) if case.compiled else model
-        self.optimizer = sgd(model.parameters(), TrainConfig()) if case.mode == "train_step" else None
+        self.optimizer = (sgd(model.parameters(), TrainConfig(), implementation=case.optimizer or None)
+                          if case.mode == "train_step" else None)
         model.train(case.mode != "forward")
 
     def forward_loss(self) -> torch.Tensor:

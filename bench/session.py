@@ -19,6 +19,9 @@ RULE = pytest.StashKey[SamplingRule]()               # --vgg-max-time and --vgg-
 SCALING = pytest.StashKey[list[ScalingCase]]()       # --vgg-world-sizes: the data-parallel cases
 MEMORY_LIMIT = pytest.StashKey[MemoryLimit]()        # --vgg-memory-limit, parsed
 UNSTABLE = pytest.StashKey[list[tuple[str, str]]]()  # (test id, reason) of every case whose rounds were unstable
+PROFILE = pytest.StashKey["bench.profiling.ProfileOptions"]()  # --vgg-profile and its companions, parsed
+ROOFS = pytest.StashKey[dict]()                      # (device, dtype) -> vggcore.roofs.Roofs measured this session
+UNPROFILED = pytest.StashKey[list[tuple[str, str]]]()  # (case id, reason) of every case left without a profile
 
 
 def note_unstable(config: pytest.Config, name: str, reason: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from . import profiling, session
 from .cases import BenchCase
 from .memory_guard import predict
 from .memory_guard import skip_reason as memory_skip_reason
@@ -39,6 +40,9 @@ def test_vgg(benchmark, case: BenchCase, peak_flops, model_cache, rule: Sampling
             return result
 
         info = measure(case, step, timed, peak_flops(case.device, case.dtype))
+        if request.config.stash[session.PROFILE].enabled:   # --vgg-profile: per-layer rows beside the timing
+            info.update(profiling.profile_case(request.config, case, step, peak_flops(case.device, case.dtype),
+                                               info))
     except Exception as err:
         skip_oom(err, case, model_cache)
     info["predicted_peak_bytes"] = prediction.step_bytes        # beside the measured peak_memory_bytes

@@ -7,7 +7,8 @@
     dtype, channels_last, compiled, implementation, images_per_s, macs_per_image, achieved_flops, peak_flops,
     mfu, peak_memory_bytes, activation_bytes, param_bytes, torch_version, threads, ...  (NaN when absent)
     and always the fields of BENCH_DEFAULTS, filled where a file lacks them, so no reader asks whether a column
-    exists: unstable (bool), unstable_reason, median_low, median_high, round_times, world_size
+    exists: unstable (bool), unstable_reason, median_low, median_high, round_times, world_size, optimizer
+    (train_step's SGD implementation), profile (--vgg-profile's record, a dict: `reports.profiles`)
 
 `load_ablations(paths)` -> AblationData with
     runs:    one row per run: study, run_id, variant, seed, status, error, diverged_epoch, epochs, seconds,
@@ -52,6 +53,10 @@ BENCH_DEFAULTS: dict[str, object] = {
     "median_high": NAN,
     "round_times": None,
     "world_size": NAN,
+    # Before --vgg-optimizer (issue 17) train_step ran torch's own SGD choice (the for-loop on CPU, foreach on
+    # CUDA), and no case had a per-layer profile (--vgg-profile; `reports.profiles` reads it).
+    "optimizer": "auto",
+    "profile": None,
 }
 
 

@@ -66,11 +66,26 @@ HEADERS = {
     "torchvision": "torchvision images/s", "ratio": "vggcore / torchvision", "unstable_reason": "why unstable",
     "paper_params_M": "paper: parameters (M)", "vggcore_params": "vggcore: parameters",
     "vggcore_params_M": "vggcore: parameters (M)", "vggcore_GMACs_224": "vggcore: GMACs at 224 px",
-    "name": "case", "step_at_run": "step at run", "datetime": "date",
+    "name": "case", "step_at_run": "step at run", "datetime": "date", "optimizer": "SGD implementation",
     # test protocols (reports.sections.protocols, ablations.paired)
     "source": "scored by", "train_scale": "training scale S", "scales": "test scales Q", "views": "views per image",
     "top1_error": "top-1 error", "top5_error": "top-5 error", "n_pairs": "seeds paired",
     "n_seeds": "seeds with a run", "reference_mean": "reference mean", "paired_diff": "difference vs reference",
+    # per-layer profiles (reports.profiles: the rows of vggcore.profile_rows, the totals, ops, side by side)
+    "time_s": "time", "time_interval": "interval over the rounds", "flops": "FLOPs", "bytes": "bytes moved",
+    "intensity": "FLOP per byte", "achieved_bytes": "achieved bytes/s", "bound_flops": "attainable",
+    "bound_time_s": "least time the roofs allow", "share_of_bound": "share of the bound",
+    "above_bound_s": "time above the bound", "limit": "bound by", "top_op": "top op",
+    "top_op_share": "top op's share of the row", "share_of_step": "share of the step", "layer_index": "layer number",
+    "order": "position in the step", "round_times_s": "time per round", "time_low_s": "time, low end",
+    "time_high_s": "time, high end", "step_s": "step (unprofiled)", "step_low_s": "step, low end",
+    "step_high_s": "step, high end", "profiled_step_s": "profiled step", "profiled_low_s": "profiled step, low end",
+    "profiled_high_s": "profiled step, high end", "attributed_s": "rows sum", "unattributed_s": "unattributed",
+    "attributed_gap": "rows vs step", "overhead": "profiling overhead", "coverage": "interval coverage",
+    "reconciles": "rows add up", "perturbs": "profiling perturbs", "reasons": "read with care",
+    "bandwidth": "bandwidth", "own_time_s": "own time per step", "rows": "rows it ran in",
+    "time_a_s": "A", "time_b_s": "B", "delta_s": "B - A", "ratio_b_over_a": "B / A",
+    "top_op_with_share": "top op (share of the row)",
 }
 # (low column, high column, header after the level): merged into one "[low, high]" column where `low` stood.
 INTERVALS = [("ci_low", "ci_high", "interval"), ("diff_low", "diff_high", "interval of the difference"),
@@ -117,12 +132,24 @@ def _short(value, digits: int = 4) -> str:
     return number_h(number, digits)
 
 
+def _per_second_bytes(value) -> str:
+    return DASH if pd.isna(value) else bytes_h(value) + "/s"
+
+
 FORMATS = {
     "p_value": _p, "p_adjusted": _p, "diff": _signed, "paired_diff": _signed,
     "rel_diff": _signed_percent, "images_per_s": number_h, "vggcore": number_h, "torchvision": number_h,
     "ratio": ratio_h, "speedup": ratio_h, "speedup_vs_fp32": ratio_h, "mfu": percent_h,
     "peak_memory_bytes": bytes_h, "activation_bytes": bytes_h, "param_bytes": bytes_h,
     "predicted_peak_bytes": bytes_h, "achieved_flops": flops_h, "peak_flops": flops_h,
+    # per-layer profiles
+    **dict.fromkeys(["time_s", "time_low_s", "time_high_s", "bound_time_s", "above_bound_s", "step_s", "step_low_s",
+                     "step_high_s", "profiled_step_s", "profiled_low_s", "profiled_high_s", "attributed_s",
+                     "unattributed_s", "own_time_s", "time_a_s", "time_b_s", "delta_s"], seconds_h),
+    "flops": lambda v: flops_h(v, per_second=False), "bytes": bytes_h, "bound_flops": flops_h,
+    "achieved_bytes": _per_second_bytes, "bandwidth": _per_second_bytes, "intensity": lambda v: number_h(v, 3),
+    "share_of_bound": percent_h, "share_of_step": percent_h, "top_op_share": percent_h, "coverage": percent_h,
+    "attributed_gap": _signed_percent, "overhead": _signed_percent, "ratio_b_over_a": ratio_h,
 }
 
 

@@ -13,6 +13,23 @@ def _seed():
     torch.manual_seed(0)
 
 
+class TickClock:
+    """A stub clock: each read moves time on by `tick` seconds."""
+
+    def __init__(self, tick):
+        self.now, self.tick = 0.0, tick
+
+    def __call__(self):
+        self.now += self.tick
+        return self.now
+
+
+@pytest.fixture
+def tick_clock():
+    """tick_clock(0.5) is a clock whose every read is half a second after the last."""
+    return TickClock
+
+
 def pytest_configure(config):
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 

@@ -31,7 +31,8 @@ def test_every_option_states_its_default(suite):
     result = suite.runpytest_subprocess("bench", "--help")
     assert result.ret == 0
     helps = option_help(result.stdout.str())
-    assert len(helps) == 18 and "--vgg-head" in helps and "--vgg-world-sizes" in helps
+    assert len(helps) == 22 and "--vgg-head" in helps and "--vgg-world-sizes" in helps
+    assert {"--vgg-profile", "--vgg-profile-layers", "--vgg-profile-rounds", "--vgg-optimizer"} <= set(helps)
     missing = [name for name, text in helps.items() if "default" not in text]
     assert missing == []
     assert "at least 6 rounds" in helps["--vgg-max-time"] and "(default 2%)" in helps["--vgg-precision"]

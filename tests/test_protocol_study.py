@@ -155,6 +155,19 @@ def test_runs_sharing_a_training_wait_for_its_first_run():
     failed = [r for r in records if r.status == "failed"]
     assert sorted(r.variant for r in failed) == ["baseline", "test=crops", "test=dense"]
     assert all("boom" in r.error for r in failed)
+    # the driver makes the first phase's executor before it writes anything (a Ray cluster joined and probed) and
+    # hands it over: phased runs it first and starts only the second phase itself
+    class Made(list):   # the first phase's records, from an executor made beforehand
+        closed = False
+
+        def close(self):
+            self.closed = True
+
+    made = Made(start(first))
+    started.clear()
+    again = list(phased(runs, start, made))
+    assert [r.variant for r in again] == [r.variant for r in records]
+    assert [sorted(batch) for batch in started] == [["test=crops", "test=dense"]] and made.closed
 
 
 def test_the_report_shows_the_paper_layout_and_the_paired_comparison(folder, tmp_path):

@@ -217,23 +217,29 @@ def _chromium():
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
-@pytest.mark.browser
-@pytest.mark.skipif(_chromium() is None, reason="no headless Chromium here (Debian: apt-get install chromium)")
-def test_html_report_renders_in_a_browser(bench_file, ablation_dir, tmp_path):
-    index = build([bench_file], [ablation_dir], tmp_path / "rep")
+def images_in_browser(index, tmp_path):
+    """(images, loaded, injected) of the report page in headless Chromium: how many <img> it has, how many
+    loaded, and how many scripts or on* handlers beyond the probe's own script it carries."""
     probe = index.with_name("probe.html")
     script = ("<script>window.addEventListener('load',()=>{const i=[...document.images];"
+              "const bad=document.querySelectorAll('[onerror],[onload]').length+document.scripts.length-1;"
               "document.body.insertAdjacentHTML('beforeend','<p id=probe>images '+i.length+' loaded '+"
-              "i.filter(x=>x.complete&&x.naturalWidth>0).length+'</p>')});</script>")
+              "i.filter(x=>x.complete&&x.naturalWidth>0).length+' injected '+bad+'</p>')});</script>")
     probe.write_text(index.read_text().replace("</body>", script + "</body>"))
     result = subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                              "--disable-background-networking", "--disable-component-update", "--disable-sync",
                              f"--user-data-dir={tmp_path / 'chrome'}", "--allow-file-access-from-files",
                              "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
                             capture_output=True, text=True, timeout=120)
-    match = re.search(r"images (\d+) loaded (\d+)", result.stdout)
+    match = re.search(r"images (\d+) loaded (\d+) injected (\d+)", result.stdout)
     assert match, result.stderr[-2000:]
-    total, loaded = map(int, match.groups())
+    return tuple(map(int, match.groups()))
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(_chromium() is None, reason="no headless Chromium here (Debian: apt-get install chromium)")
+def test_html_report_renders_in_a_browser(bench_file, ablation_dir, tmp_path):
+    total, loaded, _ = images_in_browser(build([bench_file], [ablation_dir], tmp_path / "rep"), tmp_path)
     assert total >= 7 and loaded == total
 
 
@@ -440,21 +446,7 @@ def test_reports_build_cli_with_a_study_named_like_a_path(tmp_path, capsys):
 @pytest.mark.browser
 @pytest.mark.skipif(_chromium() is None, reason="no headless Chromium here (Debian: apt-get install chromium)")
 def test_hostile_report_in_a_browser_loads_every_figure_and_runs_nothing(hostile_dir, tmp_path):
-    index = build([], [hostile_dir], tmp_path / "rep")
-    probe = index.with_name("probe.html")
-    script = ("<script>window.addEventListener('load',()=>{const i=[...document.images];"
-              "const bad=document.querySelectorAll('[onerror],[onload]').length+document.scripts.length-1;"
-              "document.body.insertAdjacentHTML('beforeend','<p id=probe>images '+i.length+' loaded '+"
-              "i.filter(x=>x.complete&&x.naturalWidth>0).length+' injected '+bad+'</p>')});</script>")
-    probe.write_text(index.read_text().replace("</body>", script + "</body>"))
-    result = subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                             f"--user-data-dir={tmp_path / 'chrome'}", "--allow-file-access-from-files",
-                             "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
-                            capture_output=True, text=True, timeout=120)
-    match = re.search(r"images (\d+) loaded (\d+) injected (\d+)", result.stdout)
-    assert match, result.stderr[-2000:]
-    total, loaded, injected = map(int, match.groups())
+    total, loaded, injected = images_in_browser(build([], [hostile_dir], tmp_path / "rep"), tmp_path)
     assert total >= 4 and loaded == total and injected == 0
 
 

@@ -157,22 +157,11 @@ def test_bound_compute_memory_and_empty():
         bound(1, 1, peak_flops=0, bandwidth=1)
 
 
-class TickClock:
-    """Each read moves time on by `tick` seconds."""
-
-    def __init__(self, tick):
-        self.now, self.tick = 0.0, tick
-
-    def __call__(self):
-        self.now += self.tick
-        return self.now
-
-
-def test_stream_triad_counts_three_arrays():
-    triad = stream_triad("cpu", "fp32", numel=1000, repeats=3, clock=TickClock(0.5))
+def test_stream_triad_counts_three_arrays(tick_clock):
+    triad = stream_triad("cpu", "fp32", numel=1000, repeats=3, clock=tick_clock(0.5))
     assert triad.array_bytes == 4000 and triad.bytes_per_triad == 12000
     assert triad.best_s == 0.5 and triad.bytes_per_s == 24000
-    half = stream_triad("cpu", "bf16", numel=1000, repeats=1, clock=TickClock(0.5))
+    half = stream_triad("cpu", "bf16", numel=1000, repeats=1, clock=tick_clock(0.5))
     assert half.bytes_per_triad == 6000
 
 

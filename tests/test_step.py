@@ -20,12 +20,14 @@ from vggcore.train import TrainConfig, train
 MODEL = VGGConfig(arch="A", width=0.125, image_size=32, num_classes=10, dropout=0.0)
 
 
-def test_sgd_takes_the_paper_settings_from_the_config_and_keeps_torch_default_implementation():
+def test_sgd_takes_the_paper_settings_from_the_config_and_the_devices_default_implementation():
     model = build(MODEL)
     paper = sgd(model.parameters(), TrainConfig())
     group = paper.param_groups[0]
     assert (group["lr"], group["momentum"], group["weight_decay"]) == (1e-2, 0.9, 5e-4)
-    assert group["foreach"] is None and group["fused"] is None  # PyTorch's own choice, as before
+    assert group["foreach"] is True and not group["fused"]  # DEFAULT_SGD["cpu"]: bitwise the for-loop, see
+    assert sgd(model.parameters(), TrainConfig(), implementation="auto").param_groups[0]["foreach"] is None
+    # tests/test_sgd_implementations.py
     other = sgd(model.parameters(), TrainConfig(lr=0.3, momentum=0.5, weight_decay=0.0), implementation="for-loop")
     group = other.param_groups[0]
     assert (group["lr"], group["momentum"], group["weight_decay"], group["foreach"]) == (0.3, 0.5, 0.0, False)
@@ -62,7 +64,7 @@ def test_the_benchmark_times_the_training_step(monkeypatch, mode):
     assert (optimizer is None) == (mode == "forward_backward")
     if mode == "train_step":
         group = optimizer.param_groups[0]
-        assert (group["momentum"], group["weight_decay"], group["foreach"]) == (0.9, 5e-4, None)
+        assert (group["momentum"], group["weight_decay"], group["foreach"]) == (0.9, 5e-4, True)
         # bit for bit what training's own step and SGD do to the same network and batch
         same = sgd(before.parameters(), TrainConfig())
         torch.manual_seed(1)
@@ -79,6 +81,7 @@ def test_the_trainer_steps_through_train_step(monkeypatch):
     for optimizer, kw in calls:
         group = optimizer.param_groups[0]
         assert (group["lr"], group["momentum"], group["weight_decay"]) == (cfg.lr, cfg.momentum, cfg.weight_decay)
+        assert group["foreach"] is True   # vggcore.step.DEFAULT_SGD["cpu"]
         assert kw["dtype"] == "fp32" and kw["world_size"] == 1 and kw["check"] is not None
 
 

@@ -5,6 +5,7 @@
     python -m vggcore summary vgg16_bn --image-size 32 --width 0.25 --format csv
     python -m vggcore train --arch A --batch-norm --dataset digits --image-size 32 --width 0.25 --out runs/a
     python -m vggcore evaluate runs/a --protocol dense --scales multi   # the paper's test protocols (section 3.2)
+    python -m vggcore profile A --batch-size 8 --dtype bf16 --channels-last   # where a step's time goes
 """
 
 from __future__ import annotations
@@ -107,6 +108,13 @@ def parser() -> argparse.ArgumentParser:
                        description=evaluate_doc)
     add_evaluate_arguments(e)
     e.set_defaults(func=run_evaluate)
+
+    from . import profile_cli
+
+    pr = sub.add_parser("profile", help="per-layer forward, backward and optimizer profile of one step against "
+                                        "the measured roofline", description=profile_cli.__doc__)
+    profile_cli.add_profile_arguments(pr)
+    pr.set_defaults(func=profile_cli.run_from_args)
     return p
 
 

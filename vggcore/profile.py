@@ -36,9 +36,11 @@ from .profile_plan import Seen, plan_rows
 from .profile_rows import Profile, ProfileError, assemble, select
 from .provenance import git_commit
 from .roofs import Roofs, measure_roofs
+from .step import SGD_IMPLEMENTATIONS, default_sgd, sgd_implementation
 
 MODES = ("forward", "forward_backward", "train_step")
-# The paper's SGD (section 3.1), as the benchmark steps it; torch's default implementation for the device.
+# The paper's SGD (section 3.1), as the benchmark steps it, in vggcore's default implementation for the device
+# (vggcore.step.DEFAULT_SGD) unless the caller passes its own optimizer.
 SGD = dict(lr=1e-2, momentum=0.9, weight_decay=5e-4)
 
 Mark = Callable[[str], ContextManager]
@@ -70,6 +72,13 @@ def check(model: nn.Module, mode: str, device: str, dtype: str) -> None:
     reason = unprofilable_reason(model, mode, device, dtype)
     if reason:
         raise ProfileError(reason)
+
+
+def check_layers(model: VGG, mode: str, device: str, dtype: str, batch_size: int,
+                 optimizer: torch.optim.Optimizer | None, layers: Sequence[str]) -> None:
+    """ProfileError unless every value of the layer filter names a row (layer or kind) this profile will have."""
+    select(layers, [(p.key[0], p.kind) for p in plan_rows(model, mode, device, dtype, batch_size, Seen(), optimizer,
+                                                           set())] + [("unattributed", "unattributed")])
 
 
 # ------------------------------------------------------------------------------------------------ the step
@@ -186,10 +195,12 @@ class TorchProfilerSource:
 
 
 def optimizer_name(optimizer: torch.optim.Optimizer | None) -> str:
+    """SGD(for-loop), SGD(foreach), SGD(fused), SGD(auto) (PyTorch's choice), or the class of another optimizer."""
     if optimizer is None:
         return ""
-    flags = [k for k in ("foreach", "fused") if optimizer.defaults.get(k)]
-    return type(optimizer).__name__ + "".join(f"({k})" for k in flags)
+    if isinstance(optimizer, torch.optim.SGD):
+        return f"SGD({sgd_implementation(optimizer)})"
+    return type(optimizer).__name__
 
 
 # ------------------------------------------------------------------------------------------------ the profile
@@ -208,7 +219,8 @@ def profile_step(model: VGG, mode: str = "train_step", *, batch_size: int, devic
                  clock: Callable[[], float] = time.perf_counter) -> Profile:
     """Profile `rounds` steps of `model` in `mode` (forward, forward_backward, train_step); see the module docstring.
 
-    optimizer: the one train_step steps (default: the paper's SGD, torch's default implementation); layers: keep
+    optimizer: the one train_step steps (default: the paper's SGD in vggcore.step's default implementation for the
+    device); layers: keep
     only these rows (layer names or kinds; the whole step is profiled and the totals cover it); roofs: measured
     here when not given; inputs: (x, y), else seeded like the benchmark's; source: the event source
     (TorchProfilerSource; tests inject a stub); clock: the plain steps' clock.
@@ -224,12 +236,10 @@ def profile_step(model: VGG, mode: str = "train_step", *, batch_size: int, devic
         y = torch.randint(0, model.config.num_classes, (batch_size,), generator=gen)
         inputs = (x.to(device, memory_format=fmt), y.to(device))
     if mode == "train_step" and optimizer is None:
-        optimizer = torch.optim.SGD(model.parameters(), **SGD)
+        optimizer = torch.optim.SGD(model.parameters(), **SGD, **SGD_IMPLEMENTATIONS[default_sgd(device)])
     step = CaseStep(model, mode, device, dtype, *inputs, optimizer if mode == "train_step" else None)
     if layers is not None:   # judge the filter before the work: the row names do not depend on the run
-        select(layers, [(p.key[0], p.kind) for p in plan_rows(model, mode, device, dtype, batch_size, Seen(),
-                                                               step.optimizer, set())]
-                       + [("unattributed", "unattributed")])
+        check_layers(model, mode, device, dtype, batch_size, step.optimizer, layers)
     source = source or TorchProfilerSource(device)
     seen = Seen()
 

@@ -69,6 +69,9 @@ class RoundTimes:
 
     duration: float                        # the round range, host seconds
     rows: dict[Key, float] = field(default_factory=dict)   # seconds per (layer, pass, part)
+    # per (layer, pass, part): seconds of each op by its own (self) time, so the kernel that holds a row back has
+    # a name (aten::_slow_conv2d_forward, aten::add_, aten::_to_copy, ...); the ops of a row sum to its seconds
+    ops: dict[Key, dict[str, float]] = field(default_factory=dict)
 
     @property
     def attributed(self) -> float:
@@ -117,6 +120,20 @@ def _device_total(node: _Node) -> float:
     return node.event.device + sum(_device_total(c) for c in node.children)
 
 
+def self_times(node: _Node, device_timing: bool, into: dict[str, float] | None = None) -> dict[str, float]:
+    """Seconds per op name in `node`'s subtree by each event's own time: on the host its span less its children's
+    (a wrapper such as the engine's evaluate_function keeps only the little time outside the ops it holds), on a
+    device the kernels each event itself launched. They sum to the subtree's time."""
+    into = {} if into is None else into
+    e = node.event
+    own = e.device if device_timing else (e.end - e.start) - sum(c.event.end - c.event.start for c in node.children)
+    if own:
+        into[e.name] = into.get(e.name, 0.0) + own
+    for c in node.children:
+        self_times(c, device_timing, into)
+    return into
+
+
 def _creators(roots: dict[int, list[_Node]]) -> dict[tuple[int, int], tuple[float, tuple[str, str] | None]]:
     """(sequence number, thread) -> (start, owner) of the last-starting forward event carrying that number."""
     found: dict[tuple[int, int], tuple[float, tuple[str, str] | None]] = {}
@@ -151,15 +168,29 @@ def attribute(events: Iterable[OpEvent], device_timing: bool) -> RoundTimes:
     roots = _forest(inside)
     creators = _creators(roots)
     rows: dict[Key, float] = defaultdict(float)
+    ops: dict[Key, dict[str, float]] = defaultdict(dict)
 
     def add(owner: tuple[str, str] | None, part: str, seconds: float) -> None:
         if owner is not None and seconds:
             rows[(owner[0], owner[1], part)] += seconds
 
+    def add_ops(owner: tuple[str, str] | None, part: str, times: dict[str, float]) -> None:
+        if owner is not None:
+            mine = ops[(owner[0], owner[1], part)]
+            for name, seconds in times.items():
+                mine[name] = mine.get(name, 0.0) + seconds
+
     def charge(node: _Node, owner: tuple[str, str] | None, cast: bool) -> None:
         """An outermost event of `owner`: its time, with the casts right under it split out (`cast`: it is one)."""
         cast = cast or node.event.name in CASTS
         casts = [] if cast else [c for c in node.children if c.event.name in CASTS]
+        mine = self_times(node, device_timing)
+        for c in casts:
+            split = self_times(c, device_timing)
+            add_ops(owner, "cast", split)
+            for name, seconds in split.items():
+                mine[name] -= seconds
+        add_ops(owner, "cast" if cast else "op", {k: v for k, v in mine.items() if v > 1e-12})
         if device_timing:
             add(owner, "cast" if cast else "op", _device_total(node) - sum(_device_total(c) for c in casts))
             add(owner, "cast", sum(_device_total(c) for c in casts))
@@ -188,10 +219,11 @@ def attribute(events: Iterable[OpEvent], device_timing: bool) -> RoundTimes:
         mine = range_owner(e.name)
         if device_timing:
             add(mine, "op", e.device)         # kernels correlated to the range itself (none under an op)
+            add_ops(mine, "op", {e.name: e.device} if e.device else {})
         for c in node.children:
             visit(c, mine)
 
     for thread_roots in roots.values():
         for root in thread_roots:
             visit(root, None)
-    return RoundTimes(duration=rnd.end - rnd.start, rows=dict(rows))
+    return RoundTimes(duration=rnd.end - rnd.start, rows=dict(rows), ops={k: v for k, v in ops.items() if v})

@@ -55,6 +55,9 @@ class ProfileRow:
     above_bound_s: float           # time_s - bound_time_s: what this row loses to the roofs, seconds
     limit: str                     # which roof binds at this intensity: compute, memory, none
     dtype: str                     # element type of the row's activations (fp32, bf16, ...; "" where none)
+    top_op: str = ""               # the op with the most own time in this row over the rounds (the kernel that
+                                   # holds it back: aten::_slow_conv2d_forward, aten::add_, ...); "" where none
+    top_op_share: float | None = None   # that op's share of the row's time over the rounds
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -92,6 +95,16 @@ class ProfileTotals:
 
 
 @dataclass(frozen=True)
+class OpTime:
+    """One op (aten::..., an autograd node's own time) over the whole step: which kernels the time goes to."""
+
+    op: str                        # the profiler's name of the op
+    seconds: float                 # own time per step, mean over the profiled rounds (device time on CUDA)
+    share: float                   # of the profiled step (mean round)
+    rows: int                      # how many of the profile's rows it ran in
+
+
+@dataclass(frozen=True)
 class Profile:
     """One case's profile: its rows, the totals, the roofs, and the setting it ran under."""
 
@@ -99,6 +112,11 @@ class Profile:
     totals: ProfileTotals
     roofs: Roofs
     setting: dict = field(default_factory=dict)   # arch, mode, batch size, dtype, device, optimizer, versions...
+    kernels: tuple[OpTime, ...] = ()              # every op of the attributed rows by own time, most first
+
+    def kernel_records(self, **extra) -> list[dict]:
+        """The ops (`kernels`) as tidy records: op, seconds per step, share of the profiled step, rows."""
+        return [{**extra, **asdict(k)} for k in self.kernels]
 
     def records(self, **extra) -> list[dict]:
         """Tidy rows for a JSON file or a DataFrame: `extra` (e.g. case=...) first, then the row's columns."""
@@ -152,8 +170,23 @@ def _stats(values: list[float]) -> tuple[float, float, float]:
     return statistics.median(values), low, high
 
 
-def _row(order: int, plan: RowPlan, times: list[float], roofs: Roofs) -> ProfileRow:
+def top_op(ops: Sequence[dict[str, float]]) -> tuple[str, float | None]:
+    """(name, share) of the op with the most own seconds summed over the rounds' {op: seconds} of one row."""
+    totals: dict[str, float] = {}
+    for round_ops in ops:
+        for name, seconds in round_ops.items():
+            totals[name] = totals.get(name, 0.0) + seconds
+    total = sum(totals.values())
+    if not totals or total <= 0:
+        return "", None
+    name = max(totals, key=totals.get)
+    return name, totals[name] / total
+
+
+def _row(order: int, plan: RowPlan, times: list[float], roofs: Roofs,
+         ops: Sequence[dict[str, float]] = ()) -> ProfileRow:
     median, low, high = _stats(times)
+    op, op_share = top_op(ops)
     b: Bound = bound(plan.flops, plan.bytes, roofs.peak_flops, roofs.bandwidth)
     return ProfileRow(
         order=order, layer_index=plan.layer_index, layer=plan.key[0], kind=plan.kind, pass_=plan.key[1],
@@ -161,7 +194,7 @@ def _row(order: int, plan: RowPlan, times: list[float], roofs: Roofs) -> Profile
         bytes=plan.bytes, intensity=b.intensity, achieved_flops=ratio(plan.flops, median),
         achieved_bytes=ratio(plan.bytes, median), bound_flops=b.attainable_flops, bound_time_s=b.time_s,
         share_of_bound=ratio(b.time_s, median) if b.limit != "none" else None,
-        above_bound_s=median - b.time_s, limit=b.limit, dtype=plan.dtype)
+        above_bound_s=median - b.time_s, limit=b.limit, dtype=plan.dtype, top_op=op, top_op_share=op_share)
 
 
 def assemble(plans: Sequence[RowPlan], rounds: Sequence[RoundTimes], step_times: Sequence[float], roofs: Roofs,
@@ -178,13 +211,29 @@ def assemble(plans: Sequence[RowPlan], rounds: Sequence[RoundTimes], step_times:
         if key not in planned:
             plans.append(RowPlan(key=key, layer_index=-1, kind=CAST if key[2] == "cast" else "other", flops=0,
                                  bytes=0, dtype=""))
-    rows = [_row(i, p, [r.rows.get(p.key, 0.0) for r in rounds], roofs) for i, p in enumerate(plans)]
+    rows = [_row(i, p, [r.rows.get(p.key, 0.0) for r in rounds], roofs, [r.ops.get(p.key, {}) for r in rounds])
+            for i, p in enumerate(plans)]
     remainder = [r.duration - r.attributed for r in rounds]
     rows.append(_row(len(rows), RowPlan(key=(UNATTRIBUTED, "step", "op"), layer_index=-1, kind=UNATTRIBUTED,
                                         flops=0, bytes=0, dtype=""), remainder, roofs))
     totals = reconcile([r.duration for r in rounds], list(step_times), sum(r.time_s for r in rows[:-1]),
                        rows[-1].time_s, timing, tolerance)
-    return Profile(rows=tuple(rows), totals=totals, roofs=roofs, setting=dict(setting or {}))
+    return Profile(rows=tuple(rows), totals=totals, roofs=roofs, setting=dict(setting or {}),
+                   kernels=kernel_times(rounds))
+
+
+def kernel_times(rounds: Sequence[RoundTimes]) -> tuple[OpTime, ...]:
+    """Each op's own time summed over every attributed row, per step (mean over rounds), most first."""
+    seconds: dict[str, float] = {}
+    keys: dict[str, set] = {}
+    for r in rounds:
+        for key, ops in r.ops.items():
+            for name, t in ops.items():
+                seconds[name] = seconds.get(name, 0.0) + t / len(rounds)
+                keys.setdefault(name, set()).add(key)
+    step = statistics.fmean(r.duration for r in rounds)
+    return tuple(OpTime(op=name, seconds=t, share=t / step if step > 0 else 0.0, rows=len(keys[name]))
+                 for name, t in sorted(seconds.items(), key=lambda kv: -kv[1]))
 
 
 def reconcile(profiled: list[float], step: list[float], attributed: float, unattributed: float, timing: str,

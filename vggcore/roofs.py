@@ -155,11 +155,14 @@ class Roofs:
                 **({k: v for k, v in best.as_dict().items() if k != "bandwidth"} if best else {})}
 
 
-def measure_roofs(device: str, dtype: str, triad_dtypes: tuple[str, ...] | None = None, **triad_options) -> Roofs:
+def measure_roofs(device: str, dtype: str, triad_dtypes: tuple[str, ...] | None = None,
+                  peaks: dict[str, float] | None = None, **triad_options) -> Roofs:
     """The compute peak in `dtype` and the bandwidth as the best triad over fp32 and `dtype`: bandwidth is a
-    property of the memory, and a dtype whose elementwise arithmetic is slow on a device only lowers its own triad."""
+    property of the memory, and a dtype whose elementwise arithmetic is slow on a device only lowers its own triad.
+    `peaks`: `vggcore.measure.peak_flops(device, dtype)` measured already in this run (the benchmark's session
+    measures it once per device and dtype), else measured here."""
     dtypes = tuple(dict.fromkeys(triad_dtypes or ("fp32", dtype)))
     triads = tuple(stream_triad(device, d, **triad_options) for d in dtypes)
-    peaks = peak_flops(device, dtype)
+    peaks = peaks if peaks is not None else peak_flops(device, dtype)
     return Roofs(device=device, dtype=dtype, peak_flops=peaks["peak_flops"],
                  bandwidth=max(t.bytes_per_s for t in triads), peak_detail=peaks, triads=triads)

@@ -28,6 +28,6 @@ class Inputs:
 
 def sections():
     """The section modules in report order (imported here so each module may import `Inputs`)."""
-    from . import benchmarks, protocols, studies, summary
+    from . import benchmarks, profile, protocols, studies, summary
 
-    return [summary, benchmarks, studies, protocols]
+    return [summary, benchmarks, profile, studies, protocols]
