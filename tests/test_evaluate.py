@@ -27,6 +27,16 @@ def test_topk_errors():
     assert topk_errors(logits, labels) == (2, 1)  # sample 2: rank 6 (top-5 miss); sample 3: rank 3
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """These ops are tiny (40 images, width 0.125): a second thread only adds contention (3-4x slower on a shared
+    2-core machine), and one thread fixes the results' summation order."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def trained():
     torch.manual_seed(0)

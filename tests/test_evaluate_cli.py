@@ -15,8 +15,19 @@ TRAIN = ["train", "--arch", "A", "--batch-norm", "--width", "0.125", "--epochs",
 TEST_IMAGES = 77
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """A width-0.125 net on 77 images: a second thread only adds contention on a shared 2-core machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, one_thread):
     """One tiny run trained with two --eval protocols, and what it printed."""
     import io
     from contextlib import redirect_stdout
