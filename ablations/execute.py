@@ -1,6 +1,11 @@
 """Running one study run, in this process, a worker process or a Ray task. Workers never write results:
 they return the record (`records.RunRecord`) and the driver appends it.
 
+A run with an eval section trains (or finds its training finished in its run folder, which runs differing in the
+eval section alone share: `RunSpec.train_id`) and then scores the checkpoint under its protocol; the protocol's
+errors are the record's final test metrics. Its result is kept in the record only: several runs scoring one
+folder never write to it.
+
 A run with `train.nproc = N > 1` is a data-parallel group: `execute_run` starts N ranks on this machine through
 torchrun's launcher API (torch.distributed.launcher), each calling `execute`; rank 0's record is the run's.
 """
@@ -15,8 +20,10 @@ from .study import RunSpec
 
 
 def execute(spec: dict, run_dir: str, threads: int | None = None) -> RunRecord:
-    """Train one run (resuming from its checkpoint in `run_dir`) and return its record. Never raises for a
-    failing run: the failure is the record."""
+    """Train one run (resuming from its checkpoint in `run_dir`), score it under its eval section's protocol if it
+    has one, and return its record. Never raises for a failing run: the failure is the record."""
+    import os
+
     import torch
 
     from vggcore.config import VGGConfig
@@ -30,11 +37,18 @@ def execute(spec: dict, run_dir: str, threads: int | None = None) -> RunRecord:
     try:
         result = train(VGGConfig(**run.config["model"]), DataConfig(**run.config["data"]),
                        TrainConfig(**run.config["train"]), out=Path(run_dir), progress=False)
+        evaluation = None
+        # Rank 0 alone scores a data-parallel run, in one process, once the group has finished.
+        if "eval" in run.config and result["status"] == "ok" and int(os.environ.get("RANK", "0")) == 0:
+            from vggcore.evaluations import evaluate_run
+            from vggcore.protocols import Protocol
+
+            evaluation = evaluate_run(run_dir, [Protocol(**run.config["eval"])])[0]
     except KeyboardInterrupt:
         raise
     except Exception as err:  # a failing run is recorded; the study goes on
         return RunRecord.failed(run, err, started, torch.get_num_threads())
-    return RunRecord.finished(run, result, started, torch.get_num_threads())
+    return RunRecord.finished(run, result, started, torch.get_num_threads(), evaluation)
 
 
 def execute_run(spec: dict, run_dir: str, threads: int | None = None) -> RunRecord:

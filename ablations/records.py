@@ -4,6 +4,8 @@
     RunRecord.failed(run, err, started, threads)          train() raised: the error and its traceback
     RunRecord.crashed_worker(run, exitcode, started, threads)   the worker process died under the run
     RunRecord.failed_group(run, nproc, err, started, threads)   a data-parallel group's rank crashed outright
+    RunRecord.training_failed(run, failure)               the training this run scores failed (`failure`, the
+                                                          record of the run that tried it): not tried again
     RunRecord.lost_task(run, reason, attempts, started, threads)   a Ray task lost to the system on every attempt
     record.to_json()                                      the dict the driver appends (`Store.append`)
 
@@ -13,7 +15,8 @@ Fields (JSON keys; a key whose value is None is left out, except `error` and `fi
     status           ok, diverged or failed
     error            None, or what went wrong in words ("TypeName: message" for a raised error)
     history          one dict per finished epoch (empty for a failure)
-    final            the final metrics (None unless ok)
+    final            the final metrics (None unless ok); a run with an eval section has its protocol's test
+                     errors and loss as test_top1_error, test_top5_error and test_loss
     provenance       versions, commit, machine, device (`vggcore.provenance`)
     timing           {"seconds": wall time of the run, "threads": torch threads it had}
     diverged_epoch   the epoch whose loss was not finite (diverged runs)
@@ -25,6 +28,11 @@ Fields (JSON keys; a key whose value is None is left out, except `error` and `fi
     no_space         the run failed for lack of disk space: the driver stops the study and never writes this
                      record, so the same command resumes the run from its last checkpoint once there is room
     executor         local or ray, set by the driver as it appends the record
+    train_id         runs with an eval section: the id of the training they score (`RunSpec.train_id`); the
+                     runs of a study that share it share their weights
+    evaluation       runs with an eval section that finished: the protocol entry (`vggcore.evaluations`:
+                     protocol, scales, flip, crops, views, errors, ...) plus training_test, the test errors and
+                     loss the training itself recorded
 
 Records are read back as the dicts they were written as (`Store.read`): older records may lack later keys, so
 readers use `.get`.
@@ -43,6 +51,8 @@ from typing import Any
 from .study import RunSpec
 
 STATUSES = ("ok", "diverged", "failed")
+# final's test metrics -> the protocol entry's figures that replace them in a run with an eval section
+PROTOCOL_METRICS = {"test_top1_error": "top1_error", "test_top5_error": "top5_error", "test_loss": "loss"}
 ALWAYS = ("error", "final")   # written even when None: "no error", "no final metrics"
 TRACEBACK_FRAMES = 8
 
@@ -72,16 +82,34 @@ class RunRecord:
     no_space: bool | None = None         # failed on a full disk (ENOSPC, EDQUOT): every next run would too
     attempts: int | None = None          # a Ray task lost on every submission: how many there were
     executor: str | None = None          # set by the driver: local or ray
+    train_id: str | None = None          # runs with an eval section: the training they score
+    evaluation: dict | None = None       # runs with an eval section: the protocol's entry
 
     # ------------------------------------------------------------------------------------ constructors
     @classmethod
-    def finished(cls, run: RunSpec, result: dict, started: float, threads: int) -> RunRecord:
-        """A run that train() returned: ok or diverged, with its history and metrics."""
+    def finished(cls, run: RunSpec, result: dict, started: float, threads: int,
+                 evaluation: dict | None = None) -> RunRecord:
+        """A run that train() returned: ok or diverged, with its history and metrics. `evaluation`: the entry of
+        the run's test protocol (`vggcore.evaluations.evaluate_run`), whose errors become the final test
+        metrics; the training's own stay in the entry as training_test."""
+        final = result["final"]
+        if evaluation is not None and final is not None:
+            evaluation = {**evaluation, "training_test": {k: final.get(k) for k in PROTOCOL_METRICS}}
+            final = {**final, **{k: evaluation[v] for k, v in PROTOCOL_METRICS.items()}}
         return cls(**_head(run, started), status=result["status"], error=result.get("error"),
-                   history=result["history"], final=result["final"], provenance=result["provenance"],
+                   history=result["history"], final=final, provenance=result["provenance"],
                    timing=_timing(started, threads), diverged_epoch=result.get("diverged_epoch"),
                    resumed_from_epoch=result.get("resumed_from_epoch", 0), world_size=result.get("world_size", 1),
-                   seed_scheme=result.get("seed_scheme"))
+                   seed_scheme=result.get("seed_scheme"), evaluation=evaluation)
+
+    @classmethod
+    def training_failed(cls, run: RunSpec, failure: RunRecord) -> RunRecord:
+        """A run whose training (shared with `failure`'s run, which tried it in this launch) failed: recorded as
+        failed with that error, not tried a second time."""
+        return cls._failure(run, f"its training failed (the run of {failure.variant} seed {failure.seed}): "
+                                 f"{failure.error}", time.time(), failure.timing.get("threads"),
+                            traceback=failure.traceback, exit_signal=failure.exit_signal,
+                            exit_code=failure.exit_code, world_size=failure.world_size)
 
     @classmethod
     def failed(cls, run: RunSpec, err: BaseException, started: float, threads: int) -> RunRecord:
@@ -147,7 +175,8 @@ class RunRecord:
 def _head(run: RunSpec, started: float) -> dict:
     return {"run_id": run.run_id, "study": run.study, "variant": run.variant, "levels": run.levels,
             "seed": run.seed, "config": run.config,
-            "started": datetime.fromtimestamp(started, timezone.utc).isoformat()}
+            "started": datetime.fromtimestamp(started, timezone.utc).isoformat(),
+            "train_id": run.train_id if "eval" in run.config else None}
 
 
 def _timing(started: float, threads: int | None) -> dict:
@@ -161,3 +190,33 @@ def _provenance(device: str) -> dict:
         return provenance(device)
     except Exception:  # a broken device must not hide the failure being recorded
         return provenance("cpu")
+
+
+# ------------------------------------------------------------------------------------------------ reading
+def protocol_columns(record: dict) -> dict:
+    """The test protocol a record's test metrics come from, as flat columns for tidy frames: train_id (the run_id
+    for a record without one), eval.source ("protocol" for a record scored under its eval section, "training" for
+    the training's own centre crop at Q = S_min), eval.protocol, eval.scales ("32,37,42"), eval.flip, eval.crops,
+    eval.views, eval.train_scale (the training's S, or S_min-S_max when jittered). None where it cannot be told."""
+    from vggcore.config import VGGConfig
+    from vggcore.data import DataConfig
+    from vggcore.protocols import Protocol, own_protocol, resolve
+
+    out = {"train_id": record.get("train_id") or record.get("run_id"), "eval.source": None}
+    config = record.get("config") if isinstance(record.get("config"), dict) else {}
+    entry = record.get("evaluation") if isinstance(record.get("evaluation"), dict) else None
+    try:
+        model = VGGConfig(**config["model"])
+        s_min, s_max = DataConfig(**config["data"]).scales(model.image_size)
+        out["eval.train_scale"] = str(s_min) if s_min == s_max else f"{s_min}-{s_max}"
+        if entry is None:  # the protocol asked for (a run that did not finish), else the training's own
+            entry = (resolve(Protocol(**config["eval"]), model.image_size, model.pool_size, s_min, s_max)
+                     if "eval" in config else own_protocol(model.image_size, s_min)).to_json()
+    except (KeyError, TypeError, ValueError):  # a config this code cannot read: no protocol to name
+        out["eval.train_scale"] = None
+        if entry is None:
+            return out
+    out.update({"eval.source": "protocol" if "eval" in config else "training", "eval.protocol": entry.get("protocol"),
+                "eval.scales": ",".join(map(str, entry.get("scales") or [])), "eval.flip": entry.get("flip"),
+                "eval.crops": entry.get("crops"), "eval.views": entry.get("views")})
+    return out

@@ -5,6 +5,10 @@ share of the cores; "ray" submits each run as a Ray task (`ray_executor.py`: los
 probed from every node). Either way the driver alone writes results.jsonl, and holds the folder's lock
 (`vggcore.lock`) for the whole study, so a second driver on the folder is refused. With `track` targets the
 driver also writes each record, once it is in results.jsonl, to MLflow or TensorBoard (`export.LiveTracking`).
+
+Runs that share a training (they differ in their eval section alone: `RunSpec.train_id`) share a run folder, so
+no two of them may run at once: the first of each training runs first, the others (which then only score the
+finished checkpoint) after all of those; a training that failed is not tried again by the runs that share it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import sys
 import time
 from contextlib import ExitStack, closing
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from vggcore.measure import cpu_count
 
@@ -63,6 +67,40 @@ def _local(todo: list[RunSpec], store: Store, workers: int) -> Iterator[RunRecor
     yield from run_in_workers(todo, store.run_dir, workers, threads)
 
 
+def by_training(todo: list[RunSpec]) -> tuple[list[RunSpec], list[RunSpec]]:
+    """(the first run of each training, in order; the others that share one)."""
+    first, rest, seen = [], [], set()
+    for run in todo:
+        (rest if run.train_id in seen else first).append(run)
+        seen.add(run.train_id)
+    return first, rest
+
+
+def phased(todo: list[RunSpec], start: Callable[[list[RunSpec]], Iterable[RunRecord]],
+           started: Iterable[RunRecord] | None = None) -> Iterator[RunRecord]:
+    """`start(runs)` streams records; the runs sharing a training run after the first of each has finished.
+    `started`: the first phase's stream, made already (`start(by_training(todo)[0])`)."""
+    first, rest = by_training(todo)
+    failed: dict[str, RunRecord] = {}
+    for phase in (first, rest):
+        ready = []
+        for run in phase:
+            if run.train_id in failed:
+                yield RunRecord.training_failed(run, failed[run.train_id])
+            else:
+                ready.append(run)
+        if not ready:
+            continue
+        stream = started if phase is first and started is not None else start(ready)
+        try:
+            for record in stream:
+                if record.status == "failed" and phase is first:
+                    failed[record.train_id or record.run_id] = record
+                yield record
+        finally:
+            stream.close()
+
+
 def run_study(study: Study, store: Store, options: RunOptions,
               report: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
               extra: Sequence[RunSpec] = ()) -> dict:
@@ -89,8 +127,15 @@ def _run_locked(study: Study, store: Store, options: RunOptions, report: Callabl
             raise ValueError(f"unknown executor {options.executor!r}; choose one of {', '.join(EXECUTORS)}")
         stream = None
         if todo:
-            stream = RayRuns(todo, store, study, options, say) if options.executor == "ray" \
-                else _local(todo, store, max(1, options.workers))
+            def start(batch: list[RunSpec]) -> Iterable[RunRecord]:
+                return RayRuns(batch, store, study, options, say) if options.executor == "ray" \
+                    else _local(batch, store, max(1, options.workers))
+
+            # The first run of each training first, the runs sharing it after (phased); the first phase's executor
+            # is made now, so that it too is proven usable before anything is written.
+            first = start(by_training(todo)[0])
+            stack.callback(first.close)
+            stream = phased(todo, start, first)
             stack.callback(stream.close)  # stops workers now when Ctrl-C arrived outside the executor's own code
         store.check_manifest(study, [r for r in runs if r.seed in study.seeds])
         tracking.catch_up()  # records a killed driver left untracked

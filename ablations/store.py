@@ -3,7 +3,7 @@
     study.json      `Manifest`: the study the folder holds and the runs it lists (written before any run)
     adaptive.json   `Plan`: how `run --until-decided` adds seeds (alpha, max_seeds, min_effect), when it did
     results.jsonl   one `records.RunRecord` per finished run, appended by the driver alone
-    runs/<run_id>/  each run's checkpoint, so an interrupted run resumes
+    runs/<train_id>/  each training's checkpoint, so an interrupted run resumes (`RunSpec.train_id`)
 
 Every line of results.jsonl is complete, flushed and fsynced before the next run is reported, so a kill at any
 moment loses at most the run in flight, and that run resumes from its checkpoint. A write that finds the disk
@@ -234,7 +234,9 @@ class Store:
             yield root
 
     def run_dir(self, run: RunSpec) -> Path:
-        return self.root / "runs" / run.run_id
+        # By training: runs that differ in their eval section alone share one folder (train_id is run_id for a
+        # run without one, so older folders resume where they are).
+        return self.root / "runs" / run.train_id
 
     # --------------------------------------------------------------------------------------- study.json
     def manifest(self) -> Manifest | None:

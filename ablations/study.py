@@ -21,8 +21,17 @@
     levels.on = { "model.dropout" = 0.5 }
     levels.off = { "model.dropout" = 0.0 }
 
+    [factors.test]                # the test protocol (vggcore.protocols): the same weights, scored another way
+    levels.own = {}               # the training's own test score (a centre crop at Q = S)
+    levels.dense = { "eval.protocol" = "dense" }
+    levels.multiscale = { "eval.protocol" = "dense", "eval.scales" = [224, 256, 288] }
+
 Every run gets a stable id: a hash of its resolved configuration (seed included), so the same run has the same
-id in every expansion, on every machine.
+id in every expansion, on every machine. The `eval` section (`[base.eval]`, "eval.FIELD" in levels: any
+`vggcore.protocols.Protocol` field; numeric scales are given for the paper's 224 px training crop and scaled to the
+run's size) is no part of the training: runs that differ in it alone share one training (`RunSpec.train_id`, the
+hash without it, names their folder) and each gets its own record, scored from those weights. A run without an
+eval section is scored as `vggcore train` scores it, and keeps the id it had before eval sections existed.
 """
 
 from __future__ import annotations
@@ -39,6 +48,8 @@ from typing import Any
 from vggcore.config import VGGConfig
 from vggcore.data import DataConfig
 from vggcore.errors import UserError
+from vggcore.evaluations import IN_MEMORY
+from vggcore.protocols import PAPER_CROP, Protocol, resolve as resolve_protocol
 from vggcore.train import LATER_FIELDS, TrainConfig
 from vggcore.validation import MIN_EFFECT, SEED_MAX, ConfigError, check_field, optional
 
@@ -47,7 +58,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-SECTIONS = {"model": VGGConfig, "data": DataConfig, "train": TrainConfig}
+SECTIONS = {"model": VGGConfig, "data": DataConfig, "train": TrainConfig, "eval": Protocol}
+TRAINING = ("model", "data", "train")   # the sections a run's training depends on; "eval" only scores it
 STUDY_KEYS = {"name", "design", "seeds", "metric", "maximize", "description", "num_cpus", "num_gpus",
               "min_effect", "max_seeds", "track", "statistic"}
 DESIGNS = ("one_at_a_time", "full")
@@ -92,7 +104,13 @@ class RunSpec:
     variant: str                        # "baseline", "dropout=off", or "a=x,b=y" in full designs
     levels: dict[str, str]              # factor -> level
     seed: int
-    config: dict[str, dict[str, Any]] = field(repr=False)   # resolved model/data/train fields
+    config: dict[str, dict[str, Any]] = field(repr=False)   # resolved model/data/train (and eval) fields
+
+    @property
+    def train_id(self) -> str:
+        """The id of the training this run scores: its run_id without the eval section (the same id for a run
+        without one). Runs that share it share one run folder and one training."""
+        return training_id(self.config)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -111,7 +129,7 @@ def _unknown(where: str, keys, allowed) -> None:
 
 
 def _type_ok(f: dataclasses.Field, value: Any) -> bool:
-    kinds = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+    kinds = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "tuple[int, ...]": (list, tuple)}
     allowed: tuple = ()
     for part in str(f.type).split("|"):
         allowed += kinds.get(part.strip(), ())
@@ -267,8 +285,8 @@ def _parse_factor(fname: str, fdata: Any) -> Factor:
         for key, value in overrides.items():
             section, _, name = key.partition(".")
             if section not in SECTIONS or not name:
-                raise StudyError(f"'{where}.levels.{lname}' key {key!r} must be \"model.FIELD\", \"data.FIELD\" "
-                                 f"or \"train.FIELD\"")
+                raise StudyError(f"'{where}.levels.{lname}' key {key!r} must be \"model.FIELD\", \"data.FIELD\", "
+                                 f"\"train.FIELD\" or \"eval.FIELD\"")
             _check_value(f"{where}.levels.{lname}.{key}", section, name, value)
         parsed[lname] = dict(overrides)
     baseline = fdata.get("baseline", next(iter(parsed)))
@@ -333,6 +351,7 @@ def resolve(study: Study, levels: dict[str, str], seed: int) -> dict[str, dict[s
             section, _, name = key.partition(".")
             sections[section][name] = value
     sections["train"]["seed"] = seed
+    evaluation = sections.pop("eval", {})
     built = {}
     for section, values in sections.items():
         try:
@@ -341,7 +360,25 @@ def resolve(study: Study, levels: dict[str, str], seed: int) -> dict[str, dict[s
             raise StudyError(_blame(study, levels, section, err)) from None
         except ValueError as err:
             raise StudyError(f"{_where(study)}variant {variant_name(study, levels)}: {err}") from None
-    return {s: dataclasses.asdict(obj) for s, obj in built.items()}
+    config = {s: dataclasses.asdict(obj) for s, obj in built.items()}
+    if evaluation:  # a run without one keeps the id it had before eval sections existed
+        config["eval"] = _evaluation(study, levels, evaluation, built["model"], built["data"])
+    return config
+
+
+def _evaluation(study: Study, levels: dict[str, str], values: dict, model: VGGConfig, data: DataConfig) -> dict:
+    """The eval section of one run, checked against the net it scores (scales it can take, an in-memory set)."""
+    values = {"scales_for": PAPER_CROP, **values}
+    try:
+        protocol = Protocol(**values)
+        resolve_protocol(protocol, model.image_size, model.pool_size, *data.scales(model.image_size))
+    except ConfigError as err:
+        raise StudyError(_blame(study, levels, "eval", err)) from None
+    if data.dataset not in IN_MEMORY:
+        raise StudyError(f"{_where(study)}variant {variant_name(study, levels)}: an eval section scores in-memory "
+                         f"datasets only ({', '.join(IN_MEMORY)}), not {data.dataset}")
+    out = dataclasses.asdict(protocol)
+    return {**out, "scales": list(out["scales"]) if isinstance(out["scales"], tuple) else out["scales"]}
 
 
 def _where(study: Study) -> str:
@@ -370,6 +407,11 @@ def run_id(config: dict) -> str:
             if isinstance(fields, dict) else fields for section, fields in config.items()}
     blob = json.dumps(kept, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def training_id(config: dict) -> str:
+    """The id of a run's training: `run_id` of its training sections alone."""
+    return run_id({k: v for k, v in config.items() if k in TRAINING})
 
 
 def expand(study: Study) -> list[RunSpec]:

@@ -13,9 +13,11 @@
 `load_ablations(paths)` -> AblationData with
     runs:    one row per run: study, run_id, variant, seed, status, error, diverged_epoch, epochs, seconds,
              executor, git_commit, torch, level.<factor> for each factor, and the final metrics
-             (test_top1_error, test_top5_error, test_loss, val_top1_error, train_seconds), and the inputs of
+             (test_top1_error, test_top5_error, test_loss, val_top1_error, train_seconds), the inputs of
              the rule for seeds that did not train (first_train_loss, final_train_loss, rule_error, num_classes:
-             ablations.stats.failures.rule_inputs)
+             ablations.stats.failures.rule_inputs), and the test protocol they come from: train_id, eval.source,
+             eval.protocol, eval.scales, eval.flip, eval.crops, eval.views, eval.train_scale
+             (`ablations.records.protocol_columns`)
     history: one row per run and epoch: study, run_id, variant, seed, epoch, lr, train_loss, train_accuracy,
              val_loss, val_top1_error, val_top5_error, epoch_seconds, images_per_s, data_fraction
     studies: one row per study: study, metric, maximize, source, min_effect (None when not set), looks and alpha
@@ -33,6 +35,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ablations.records import protocol_columns
 from ablations.stats.failures import rule_inputs
 from ablations.store import Store
 from vggcore.errors import UserError
@@ -174,6 +177,7 @@ def load_ablations(paths) -> AblationData:
                    "executor": r.get("executor"), "git_commit": prov.get("git_commit"),
                    "torch": (prov.get("versions") or {}).get("torch"), "file": str(path)}
             row.update({f"level.{k}": v for k, v in (r.get("levels") or {}).items()})
+            row.update(protocol_columns(r))  # train_id and eval.*: the test protocol of the final metrics
             row.update({k: final.get(k) for k in FINAL_KEYS})
             row.update(rule_inputs(r))   # what the rule for seeds that did not train reads
             runs.append(row)

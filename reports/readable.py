@@ -84,6 +84,10 @@ HEADERS = {
     "tta_seconds": "seconds to target", "tta_epochs": "epochs to target", "test_accuracy": "test accuracy",
     "median_test_accuracy": "test accuracy (median)",
     "name": "case", "step_at_run": "step at run", "datetime": "date", "optimizer": "SGD implementation",
+    # test protocols (reports.sections.protocols, ablations.paired)
+    "source": "scored by", "train_scale": "training scale S", "scales": "test scales Q", "views": "views per image",
+    "top1_error": "top-1 error", "top5_error": "top-5 error", "n_pairs": "seeds paired",
+    "n_seeds": "seeds with a run", "reference_mean": "reference mean", "paired_diff": "difference vs reference",
     # per-layer profiles (reports.profiles: the rows of vggcore.profile_rows, the totals, ops, side by side)
     "time_s": "time", "time_interval": "interval over the rounds", "flops": "FLOPs", "bytes": "bytes moved",
     "intensity": "FLOP per byte", "achieved_bytes": "achieved bytes/s", "bound_flops": "attainable",
@@ -159,7 +163,8 @@ def _per_second_bytes(value) -> str:
 
 
 FORMATS = {
-    "p_value": _p, "p_adjusted": _p, "excess_failure_p": _p, "diff": _signed, "seeds_needed": _seeds,
+    "p_value": _p, "p_adjusted": _p, "excess_failure_p": _p, "diff": _signed, "paired_diff": _signed,
+    "seeds_needed": _seeds,
     "rel_diff": _signed_percent, "images_per_s": number_h, "vggcore": number_h, "torchvision": number_h,
     "ratio": ratio_h, "speedup": ratio_h, "speedup_vs_fp32": ratio_h, "mfu": percent_h,
     "peak_memory_bytes": bytes_h, "activation_bytes": bytes_h, "param_bytes": bytes_h,

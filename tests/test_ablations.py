@@ -41,7 +41,7 @@ def study_dict(**changes):
 @pytest.mark.parametrize("changes,match", [
     ({"study/seed": [1]}, r"unknown key 'study.seed'; allowed keys in \[study\]: description, design, max_seeds, maximize"),
     ({"base/model/widht": 0.5}, r"unknown key 'base.model.widht'; allowed keys in \[base.model\]: arch, batch_norm"),
-    ({"base/optim": {}}, r"unknown key 'base.optim'; allowed keys in \[base\]: data, model, train"),
+    ({"base/optim": {}}, r"unknown key 'base.optim'; allowed keys in \[base\]: data, eval, model, train"),
     ({"factors/d/level": {}}, r"unknown key 'factors.d.level'; allowed keys in \[factors.d\]: baseline, description, levels"),
     ({"factors/d/levels/off": {"model.dropuot": 0.0}}, "overrides model.dropuot, which does not exist"),
     ({"factors/d/levels/off": {"optim.lr": 0.1}}, "must be \"model.FIELD\""),

@@ -33,14 +33,26 @@ def test_machine_columns_get_plain_headers_and_intervals_are_merged():
 
 def test_every_machine_column_of_the_effects_and_benchmark_tables_reads_as_words_and_none_alike():
     from reports.load import BENCH_DEFAULTS, BENCH_EXTRA_KEYS
+    from reports.sections.protocols import PAIRED_SHOWN, SHOWN
     from reports.sections.studies import EFFECTS_COLUMNS
 
-    columns = list(dict.fromkeys([*EFFECTS_COLUMNS, *BENCH_EXTRA_KEYS, *BENCH_DEFAULTS, *HEADERS]))
+    columns = list(dict.fromkeys([*EFFECTS_COLUMNS, *BENCH_EXTRA_KEYS, *BENCH_DEFAULTS, *SHOWN, *PAIRED_SHOWN,
+                                  *HEADERS]))
     headers = readable(pd.DataFrame([{c: 1.0 for c in columns}])).headers
     assert not [h for h in headers if "_" in h]
     assert len(headers) == len(set(headers)), sorted(h for h in headers if headers.count(h) > 1)
     merged = {c for lo, hi, _ in INTERVALS for c in (lo, hi)} & set(columns)
     assert len(headers) == len(columns) - len(merged) // 2   # each interval pair is one column
+
+
+def test_the_protocol_tables_columns_have_headers_of_their_own():
+    """Not the fallback (underscores to spaces: "n pairs", "top1 error"): words a reader of the section knows."""
+    from reports.sections.protocols import PAIRED_SHOWN, SHOWN
+
+    merged = {c for lo, hi, _ in INTERVALS for c in (lo, hi)}
+    assert [c for c in [*SHOWN, *PAIRED_SHOWN] if "_" in c and c not in HEADERS and c not in merged] == []
+    frame = pd.DataFrame([{c: 0.5 for c in PAIRED_SHOWN}])
+    assert readable(frame).headers[2:6] == ["seeds paired", "mean", "reference mean", "difference vs reference"]
 
 
 def test_the_interval_level_follows_the_frames_alpha():

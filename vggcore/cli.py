@@ -4,6 +4,7 @@
     python -m vggcore summary D                             # per-layer table with totals
     python -m vggcore summary vgg16_bn --image-size 32 --width 0.25 --format csv
     python -m vggcore train --arch A --batch-norm --dataset digits --image-size 32 --width 0.25 --out runs/a
+    python -m vggcore evaluate runs/a --protocol dense --scales multi   # the paper's test protocols (section 3.2)
     python -m vggcore profile A --batch-size 8 --dtype bf16 --channels-last   # where a step's time goes
 """
 
@@ -100,6 +101,13 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train one network and evaluate it on the test split")
     add_train_arguments(t)
     t.set_defaults(func=_cmd_train)
+
+    from .evaluate_cli import __doc__ as evaluate_doc, add_evaluate_arguments, run_evaluate
+
+    e = sub.add_parser("evaluate", help="score a run folder's checkpoint under a test protocol of the paper",
+                       description=evaluate_doc)
+    add_evaluate_arguments(e)
+    e.set_defaults(func=run_evaluate)
 
     from . import profile_cli
 

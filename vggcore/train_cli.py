@@ -18,6 +18,8 @@ from .config import VGGConfig
 from .data import DATASETS, DataConfig
 from .distributed import DistributedError
 from .errors import UsageError
+from .evaluate_cli import check_protocols, evaluate_after_training, parse_eval_spec
+from .protocols import ProtocolError
 from .lock import NotAFolder, folder_lock
 from .schedules import SCHEDULES
 from .train import TrainConfig, train
@@ -65,6 +67,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="run folder: checkpoint after each epoch, metrics.json; rerun to resume. One "
                    "process per folder: a second one on a folder in use is refused")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--eval", action="append", metavar="SPEC", help="after training, also score the test split "
+                   "under this protocol (repeatable; needs --out): PROTOCOL[:SCALES][:flip|:noflip][:crops=G], e.g. "
+                   "dense, centre:multi, multicrop (the paper's 150 crops); see `python -m vggcore evaluate --help`")
 
 
 def configs_from_args(args: argparse.Namespace) -> tuple[VGGConfig, DataConfig, TrainConfig]:
@@ -88,9 +93,10 @@ def configs_from_args(args: argparse.Namespace) -> tuple[VGGConfig, DataConfig, 
 
 def run_from_args(args: argparse.Namespace) -> int | None:
     model, data, tr = configs_from_args(args)
+    out = Path(args.out) if args.out else None
+    protocols = _protocols(args, model, data, out)   # a bad --eval is refused before --fast measures anything
     if getattr(args, "fast", False):
         tr = fast_setting(args, model, data, tr)
-    out = Path(args.out) if args.out else None
     if out is not None and out.exists() and not out.is_dir():
         raise NotAFolder(f"--out {out} is a file, not a folder; choose a folder path")
     writer = int(os.environ.get("RANK", "0")) == 0  # under torchrun rank 0 alone writes, so it alone holds the lock
@@ -99,6 +105,7 @@ def run_from_args(args: argparse.Namespace) -> int | None:
         with folder_lock(out, what="run folder") if out is not None and writer else nullcontext():
             result = train(model, data, tr, out=out, progress=not args.quiet,
                            on_epoch=None if args.quiet else _print_epoch, backend=args.dist_backend)
+            scored = evaluate_after_training(out, protocols, result["status"]) if protocols and writer else []
     except DistributedError as err:  # a peer died: not the user's mistake, but one line and a non-zero exit
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -126,7 +133,26 @@ def run_from_args(args: argparse.Namespace) -> int | None:
           f"(accuracy {1 - final['test_top1_error']:.2%}), top-5 error {final['test_top5_error']:.4f}; "
           f"{final['epochs']} epochs in {seconds:.1f} s of training, data pipeline {data_share:.1%} of it"
           + (f"; results in {args.out}/metrics.json" if args.out else ""))
+    for line in scored:
+        print(line)
     return 0
+
+
+def _protocols(args: argparse.Namespace, model: VGGConfig, data: DataConfig, out: Path | None) -> list:
+    """The --eval protocols, each checked against the net to be trained before any training."""
+    if not args.eval:
+        return []
+    if out is None:
+        raise UsageError("--eval needs --out: the protocols score the run's checkpoint and are kept in its "
+                         "metrics.json")
+    protocols = []
+    for spec in args.eval:
+        protocols.append(parse_eval_spec(spec))
+        try:
+            check_protocols(protocols[-1:], model, data)
+        except ProtocolError as err:
+            raise ProtocolError(f"--eval {spec}: {err}", err.fields, err.value, err.allowed) from None
+    return protocols
 
 
 def _print_epoch(row: dict) -> None:

@@ -29,6 +29,6 @@ class Inputs:
 
 def sections():
     """The section modules in report order (imported here so each module may import `Inputs`)."""
-    from . import benchmarks, profile, studies, summary, tta
+    from . import benchmarks, profile, protocols, studies, summary, tta
 
-    return [summary, benchmarks, profile, tta, studies]
+    return [summary, benchmarks, profile, tta, studies, protocols]
