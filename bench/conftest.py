@@ -209,9 +209,5 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         for line in tta:
             terminalreporter.line(line)
     unstable = session.unstable_cases(config)
-    if not unstable:
-        return
-    terminalreporter.section("unstable benchmark cases", yellow=True)
-    for name, reason in unstable:
-        terminalreporter.line(f"{name}: {reason}")
-    terminalreporter.line(f"{len(unstable)} unstable case(s): {UNSTABLE_ADVICE}.")
+    session.report_cases(terminalreporter, "unstable benchmark cases", unstable,
+                         f"{len(unstable)} unstable case(s): {UNSTABLE_ADVICE}.")

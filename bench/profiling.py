@@ -158,9 +158,5 @@ def profile_case(config: pytest.Config, case: BenchCase, step, peaks: dict[str, 
 def terminal_summary(terminalreporter, config: pytest.Config) -> None:
     """List the cases that asked for a profile and got none, with the reason."""
     missing = config.stash.get(session.UNPROFILED, [])
-    if not missing:
-        return
-    terminalreporter.section("benchmark cases without a profile", yellow=True)
-    for name, reason in missing:
-        terminalreporter.line(f"{name}: {reason}")
-    terminalreporter.line(f"{len(missing)} case(s) benchmarked without a per-layer profile.")
+    session.report_cases(terminalreporter, "benchmark cases without a profile", missing,
+                         f"{len(missing)} case(s) benchmarked without a per-layer profile.")

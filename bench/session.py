@@ -57,3 +57,13 @@ def tta_lines(config: pytest.Config) -> list[str]:
                      f"{f['confirmed_runs']}{accuracy(f.get('median_test_accuracy'))}; "
                      f"{'valid' if f['valid'] else 'INVALID: ' + f['valid_reason']}")
     return lines
+
+
+def report_cases(terminalreporter, title: str, cases: list[tuple[str, str]], closing: str) -> None:
+    """A yellow terminal section listing (case, reason) pairs and one closing line; nothing when there are none."""
+    if not cases:
+        return
+    terminalreporter.section(title, yellow=True)
+    for name, reason in cases:
+        terminalreporter.line(f"{name}: {reason}")
+    terminalreporter.line(closing)

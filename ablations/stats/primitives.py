@@ -52,15 +52,23 @@ def welch(mean_a, var_a, n_a, mean_b, var_b, n_b, alpha: float = ALPHA):
     ma, va, na, mb, vb, nb = (np.asarray(x, dtype=float) for x in (mean_a, var_a, n_a, mean_b, var_b, n_b))
     diff = ma - mb
     with np.errstate(divide="ignore", invalid="ignore"):
-        sa, sb = va / na, vb / nb
-        se = np.sqrt(sa + sb)
-        dof = (sa + sb) ** 2 / (sa ** 2 / (na - 1) + sb ** 2 / (nb - 1))
+        low, high, p = satterthwaite(diff, va / na, vb / nb, na - 1, nb - 1, alpha)
+    bad = (na < 2) | (nb < 2)
+    return diff, np.where(bad, np.nan, low), np.where(bad, np.nan, high), np.where(bad, np.nan, p)
+
+
+def satterthwaite(diff, se2_a, se2_b, dof_a, dof_b, alpha: float = ALPHA):
+    """(low, high, p) of a difference of two independent estimates with squared standard errors se2_a, se2_b
+    and degrees of freedom dof_a, dof_b, on Welch-Satterthwaite's pooled dof (Welch's t; Yuen's with trimmed
+    parts). Zero standard error: zero width, p 1 when the difference is 0, else 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = np.sqrt(se2_a + se2_b)
+        dof = (se2_a + se2_b) ** 2 / (se2_a ** 2 / dof_a + se2_b ** 2 / dof_b)
         dof = np.where(se > 0, dof, 1.0)
         half = sps.t.ppf(1 - alpha / 2, dof) * se
         p = 2 * sps.t.sf(np.abs(diff) / se, dof)
     p = np.where(se > 0, p, np.where(diff == 0, 1.0, 0.0))
-    bad = (na < 2) | (nb < 2)
-    return diff, np.where(bad, np.nan, diff - half), np.where(bad, np.nan, diff + half), np.where(bad, np.nan, p)
+    return diff - half, diff + half, p
 
 
 def holm(p, axis: int = -1):

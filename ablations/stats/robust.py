@@ -37,7 +37,7 @@ from scipy import stats as sps
 
 from .bounded import diff_interval
 from .errors import StatsInputError, check_alpha, check_bounds
-from .primitives import nan_moments, welch
+from .primitives import nan_moments, satterthwaite, welch
 
 ALPHA = 0.05
 TRIM = 0.2
@@ -82,14 +82,8 @@ def yuen(variant, baseline, alpha: float = ALPHA, trim: float = TRIM):
     tb, db, hb = trimmed_parts(baseline, trim)
     diff = ta - tb
     with np.errstate(divide="ignore", invalid="ignore"):
-        se = np.sqrt(da + db)
-        dof = (da + db) ** 2 / (da ** 2 / (ha - 1) + db ** 2 / (hb - 1))
-        dof = np.where(se > 0, dof, 1.0)
-        half = sps.t.ppf(1 - alpha / 2, dof) * se
-        p = 2 * sps.t.sf(np.abs(diff) / se, dof)
-    p = np.where(se > 0, p, np.where(diff == 0, 1.0, 0.0))
-    p = np.where(np.isnan(diff), np.nan, p)
-    return diff, diff - half, diff + half, p
+        low, high, p = satterthwaite(diff, da, db, ha - 1, hb - 1, alpha)
+    return diff, low, high, np.where(np.isnan(diff), np.nan, p)
 
 
 @lru_cache(maxsize=None)
