@@ -28,7 +28,6 @@ from tiny_study import BROKEN, tiny_study  # noqa: E402
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'vggbench[ray]')")
 pytestmark = pytest.mark.ray
-ENV = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
 def study_file(tmp_path: Path, seeds: str = "[0]", extra: str = BROKEN, epochs: int = 3) -> Path:
@@ -66,7 +65,11 @@ def ray_run(path: Path, out: Path, address: str, *args: str) -> tuple[subprocess
            "--ray-address", address, *args]
     err = path.parent / "driver.err"
     with err.open("w") as sink:
-        return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=sink, text=True), err
+        # the environment as it is now, not at import: Ray started in this process (the cluster, or an earlier
+        # test's local Ray) turns on token authentication by setting RAY_AUTH_MODE here, and a driver without it
+        # is refused by the cluster (InvalidAuthToken)
+        env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=sink, text=True), err
 
 
 def wait_for(condition, seconds: float = 300, what: str = "") -> None:
