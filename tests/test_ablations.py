@@ -243,7 +243,7 @@ def test_missing_ray_is_a_clear_error(tmp_path, monkeypatch):
 @pytest.mark.ray
 def test_ray_executor_gives_the_same_records_as_local(tmp_path):
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'vggbench[ray]')")
-    study = load_study(write(tmp_path, extra=BROKEN))
+    study = load_study(write(tmp_path, seeds="[0]", extra=BROKEN))   # one seed: a run of each kind
     local, remote = Store(tmp_path / "local"), Store(tmp_path / "ray")
     run_study(study, local, RunOptions(progress=False))
     run_study(study, remote, RunOptions(executor="ray", progress=False))
@@ -256,7 +256,7 @@ def test_ray_executor_gives_the_same_records_as_local(tmp_path):
 
 
 def test_process_workers_give_the_same_records(tmp_path):
-    study = load_study(write(tmp_path))
+    study = load_study(write(tmp_path, seeds="[0]"))   # two runs: one for each worker
     one, two = Store(tmp_path / "one"), Store(tmp_path / "two")
     run_study(study, one, RunOptions(progress=False))
     run_study(study, two, RunOptions(workers=2, progress=False))
