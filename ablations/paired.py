@@ -104,6 +104,6 @@ def paired_effects(runs: pd.DataFrame, metric: str, maximize: bool = False, *, a
         codes = decide([r["diff_low"] for r in found], [r["diff_high"] for r in found], p_adj, maximize,
                        min_effect, alpha)
         for r, pa, code in zip(found, p_adj, codes):
-            rows.append({**r, "p_adjusted": float(pa), "decision": DECISIONS[code - 1] if code else "undecided", "test": TEST,
+            rows.append({**r, "p_adjusted": float(pa), "decision": DECISIONS[code], "test": TEST,
                          "correction": correction, "alpha": alpha, "min_effect": min_effect, "metric": metric})
     return pd.DataFrame(rows, columns=COLUMNS)
