@@ -246,7 +246,9 @@ def test_killed_writer_ends_the_group_and_the_rerun_resumes(tmp_path, uninterrup
                             stderr=subprocess.PIPE, text=True)
     writer = _rank_pid(proc.pid, 0)
     deadline = time.time() + 180
-    while not (out / "checkpoint.pt").exists() and proc.poll() is None and time.time() < deadline:
+    # the first epoch's checkpoint and then its metrics.json (written just after it): kill once both are there
+    while (not ((out / "checkpoint.pt").exists() and (out / "metrics.json").exists()) and proc.poll() is None
+           and time.time() < deadline):
         time.sleep(0.02)
     victims = [writer] if victim == "writer" else [proc.pid, *_descendants(proc.pid)]
     for pid in victims:
