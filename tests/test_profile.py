@@ -255,7 +255,9 @@ def test_records_are_tidy_and_json_clean(train_profile):
     # the kernel that holds the row back has a name (oneDNN's or the slow fallback, whichever this CPU runs)
     assert "conv" in conv["top_op"] and conv["top_op"].startswith("aten::") and 0 < conv["top_op_share"] <= 1
     cast = next(r for r in records if r["kind"] == "cast" and r["pass"] == "forward")
-    assert cast["top_op"] in ("aten::to", "aten::_to_copy", "aten::copy_")
+    # one of the ops a cast is made of; which holds the most own time in so tiny a copy varies from run to run
+    # (the allocation, empty_strided, did in one CI run)
+    assert cast["top_op"] in ("aten::to", "aten::_to_copy", "aten::copy_", "aten::empty_strided")
 
 
 def test_layer_filter_keeps_rows_and_totals(train_profile):
