@@ -30,6 +30,15 @@ def tick_clock():
     return TickClock
 
 
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test: one summation order, and no contention for tiny ops on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def pytest_configure(config):
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 

@@ -21,12 +21,7 @@ TRAIN = TrainConfig(epochs=2, batch_size=64, lr=0.05, schedule="constant", bn_re
 TIMING = ("epoch_seconds", "images_per_s", "data_seconds", "data_fraction")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 
 
 class Seen(nn.Module):

@@ -20,13 +20,9 @@ TAILS = (10, 31, 257, 4101, 64)
 STEPS = 6
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Reductions split over threads differently would differ for reasons that are not the optimizer's."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# one thread (tests/conftest.py): reductions split over threads differently would differ for reasons that are not
+# the optimizer's
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def vgg_after_steps(implementation: str, device: str, dtype: str, channels_last: bool) -> dict[str, torch.Tensor]:
