@@ -35,12 +35,11 @@ from .errors import StatsInputError, check_alpha, check_min_effect
 from .failures import did_not_train_rows, excess_failures_p, rate_interval
 from .planning import plan_variants
 from .primitives import ALPHA, CORRECTION_NAMES, DECISIONS, adjust, check_correction, decide
-from .robust import DEFAULT, LABELS
+from .robust import DEFAULT, LABELS, TRAINED_ONLY
 from .samples import bootstrap_label, diff_test, mean_interval as sample_interval
 from .sequential import Schedule, look_step, new_state
 
 METHODS = ("t", "bootstrap")
-TRAINED_ONLY = ("trained", "welch_trained")   # statistics that set the seeds that did not train aside
 KNOWN_METRICS = ("test_top1_error", "test_top5_error", "test_loss", "val_top1_error", "train_seconds")
 
 COLUMNS = {

@@ -159,6 +159,7 @@ def _normal_u_p(u, m, n, a, b):
 
 STATISTICS = {"welch": welch_all, "yuen": yuen, "hodges_lehmann": hodges_lehmann}
 DEFAULT = "trained"
+TRAINED_ONLY = ("trained", "welch_trained")   # statistics that set the seeds that did not train aside
 RANK_FROM = 7   # the default uses the rank statistic once both arms have this many trained seeds
 LABELS = {
     "trained": (f"on the seeds that trained: Welch t (interval cut to the metric's bounds) while an arm has fewer "
