@@ -12,10 +12,12 @@ and `ablations.adaptive` build it from the records.
 
 Per study, every variant is compared with the baseline by the decision statistic (`robust.compare`; DEFAULT
 "trained": on the seeds that trained, Welch t with intervals inside the metric's bounds below 7 trained seeds per
-arm, the Hodges-Lehmann shift with its exact interval from 7 on), the family's p-values adjusted (Holm), and each
-variant decided (`primitives.decide`). With a `schedule` (adaptive.json) the looks of `run --until-decided` are
-replayed from the records by the procedure's own step (`sequential.look_step`), at the plan's per-look levels:
-look 0 sees the study's listed seeds, look k the k-th added seed; a look counts once the baseline and every
+arm, the Hodges-Lehmann shift with its exact interval from 7 on; where a seed of the pair did not train, its p
+combined with a one-sided Fisher test of the failure rate, `sequential.look_step`), the family's p-values adjusted
+(Holm), and each variant decided: from the interval (`primitives.decide`), or worse by its failure rate. With
+--interval bootstrap the one analysis decides from the trained seeds alone, as before. With a `schedule`
+(adaptive.json) the looks of `run --until-decided` are replayed from the records by the procedure's own step
+(`sequential.look_step`), at the plan's per-look levels: look 0 sees the study's listed seeds, look k the k-th added seed; a look counts once the baseline and every
 variant still open have a record at its seed. Under the rule a new plan records (obf) a variant keeps the decision
 of the look that made it; under the even split recorded by older folders every look re-decides, as that code did,
 so such a folder gives the decisions it gave.
