@@ -17,10 +17,10 @@ combined with a one-sided Fisher test of the failure rate, `sequential.look_step
 (Holm), and each variant decided: from the interval (`primitives.decide`), or worse by its failure rate. With
 --interval bootstrap the one analysis decides from the trained seeds alone, as before. With a `schedule`
 (adaptive.json) the looks of `run --until-decided` are replayed from the records by the procedure's own step
-(`sequential.look_step`), at the plan's per-look levels: look 0 sees the study's listed seeds, look k the k-th added seed; a look counts once the baseline and every
-variant still open have a record at its seed. Under the rule a new plan records (obf) a variant keeps the decision
-of the look that made it; under the even split recorded by older folders every look re-decides, as that code did,
-so such a folder gives the decisions it gave.
+(`sequential.look_step`), at the plan's per-look levels: look 0 sees the study's listed seeds, look k the k-th added
+seed; a look counts once the baseline and every variant still open have a record at its seed. Under the rule a new
+plan records (obf) a variant keeps the decision of the look that made it; under the even split recorded by older
+folders every look re-decides, as that code did, so such a folder gives the decisions it gave.
 
 Every column of `effects` is described in COLUMNS (the report's tables/effects.csv has these columns).
 """

@@ -10,14 +10,15 @@ t_k = (n0 + k) / max_seeds. A rule gives look k a nominal two-sided level a_k:
     pocock  Lan-DeMets spending alpha * ln(1 + (e - 1) t): about equal levels, more than alpha / L each
     obf     Lan-DeMets O'Brien-Fleming-like spending 2 - 2 Phi(z_{1-alpha/2} / sqrt(t)): almost nothing early,
             close to alpha at the last look
-For pocock and obf the levels are exact for a z statistic whose looks are correlated as a sum of independent
-seeds makes them (the recursive integration of Armitage, McPherson and Rowe): the chance of crossing at look k and
-not before is the spending function's increment. At each look the p-value of every variant (by
+For pocock and obf the levels are exact for a z statistic whose looks are correlated as a sum of independent seeds
+makes them (the recursive integration of Armitage, McPherson and Rowe): the chance of crossing at look k and not
+before is the spending function's increment. At each look the p-value of every variant (by
 `ablations.stats.robust.compare`, its t distribution or exact rank distribution; combined by Bonferroni with a
 one-sided Fisher test of its rate of seeds that did not train where the pair has such seeds, `look_step`) is
 adjusted by Holm across the variants and compared with a_k, and intervals are at 1 - a_k. The t statistic at 3-5
-seeds is not the z the levels assume, and Holm over a shared baseline is not the single test they were computed
-for: the simulation in tests/test_robust_stats.py is what shows the family-wise rate holds (docs/statistics.md, section 4).
+seeds is not the z the levels assume, and Holm over a shared baseline is not the single test they were computed for:
+the simulation in tests/test_robust_stats.py is what shows the family-wise rate holds (docs/statistics.md, section
+4).
 """
 
 from __future__ import annotations
