@@ -5,9 +5,11 @@
 Procedure (one_at_a_time designs). Look 0 is the study's own seeds. At each look every variant not yet decided is
 compared with the baseline by the plan's decision statistic (default "trained": the seeds that did not train set
 aside, `ablations.stats.robust`) at the look's own nominal level, Holm across the variants, and decided: `better`,
-`worse`, or `equivalent` (its interval inside +/- min_effect). A decided variant keeps its decision. If some
-variant is still undecided and the baseline has fewer than max_seeds seeds, round r adds seed max(seeds) + r to
-the baseline and to every undecided variant, then looks again.
+`worse`, or `equivalent` (its interval inside +/- min_effect). Failing to train counts: where a seed of the pair did
+not train, the variant's p is the Bonferroni combination with a one-sided Fisher test of its failure rate, and a
+variant whose seeds fail significantly more often is `worse` ("fails to train", `sequential.look_step`). A decided
+variant keeps its decision. If some variant is still undecided and the baseline has fewer than max_seeds seeds,
+round r adds seed max(seeds) + r to the baseline and to every undecided variant, then looks again.
 
 The levels (`ablations.stats.sequential.look_levels`, rule "obf"): Lan-DeMets O'Brien-Fleming-like alpha spending
 over the L = max_seeds - len(seeds) + 1 planned looks, exact for correlated looks, so the chance of any false
@@ -118,7 +120,8 @@ def run_until_decided(study: Study, store: Store, options: RunOptions, plan: Pla
         seeds = frame.groupby("variant").size()
         comp = eff[eff.index != "baseline"]
         open_ = [v for v in comp.index if comp.at[v, "decision"] == "undecided" and seeds.get(v, 0) < plan.max_seeds]
-        report(progress(look, plan, comp, seeds, open_, study.metric))
+        base = eff.loc["baseline"] if "baseline" in eff.index else None
+        report(progress(look, plan, comp, seeds, open_, study.metric, base))
         if not open_ or look == len(rounds) or seeds.get("baseline", 0) >= plan.max_seeds:
             break
         seed = rounds[look]
@@ -140,17 +143,22 @@ def plan_line(plan: Plan) -> str:
             f"variants; min_effect {plan.min_effect}")
 
 
-def progress(look: int, plan: Plan, comp, seeds, open_: list[str], metric: str) -> str:
-    """One look's lines for the terminal: each variant's decision, interval, and why it is still open."""
+def progress(look: int, plan: Plan, comp, seeds, open_: list[str], metric: str, base=None) -> str:
+    """One look's lines for the terminal: each variant's decision, interval, and why it is still open; a variant
+    decided by its failure rate says so with both arms' counts (base: the baseline's effects row, if any)."""
     level = plan.levels[min(look, plan.looks - 1)]
     lines = [f"look {look + 1} of at most {plan.looks} (level {level:.4g} at this look, {plan.rule} rule; "
              f"{plan.correction} across {len(comp)} variant(s)):"]
     me = plan.min_effect
     for v, row in comp.iterrows():
         n = int(seeds.get(v, 0))
-        head = (f"  {v}: {row['decision']}, n={n}, {metric} diff {row['diff']:+.4g} "
+        decision = row["decision"]
+        if row.get("decided_by") == "failure rate":
+            vs = f" vs {int(base['n_not_trained'])} of {int(base['n_ok'])}" if base is not None else ""
+            decision += f" (fails to train: {int(row['n_not_trained'])} of {int(row['n_ok'])}{vs})"
+        head = (f"  {v}: {decision}, n={n}, {metric} diff {row['diff']:+.4g} "
                 f"[{row['diff_low']:+.4g}, {row['diff_high']:+.4g}], p_adj {row['p_adjusted']:.3g}")
-        if row["n_not_trained"]:
+        if row["n_not_trained"] and row.get("decided_by") != "failure rate":
             head += f", {int(row['n_not_trained'])} of {int(row['n_ok'])} did not train"
         if v in open_:
             why = "interval crosses 0" if row["diff_low"] <= 0 <= row["diff_high"] or np.isnan(row["diff_low"]) \

@@ -60,6 +60,7 @@ HEADERS = {
     # ... seeds that did not train, the seeds the statistic uses, the look that decided (ablations.stats.frames)
     "n_not_trained": "did not train", "excess_failure_p": "p of more failures than baseline",
     "n_used": "seeds used", "mean_all": "mean of all finished", "diff_method": "difference by",
+    "decided_by": "decided by",
     "look": "at look", "n_compared": "variant seeds compared", "n_compared_baseline": "baseline seeds compared",
     "seeds_needed_reason": "why that many seeds", "alpha_family": "family-wise alpha", "statistic": "statistic name",
     "rule": "look rule", "looks": "looks analysed",

@@ -118,6 +118,54 @@ def test_excess_failure_p_is_its_own_column():
     assert np.isnan(eff.loc["baseline", "excess_failure_p"])
 
 
+def test_a_variant_whose_seeds_do_not_train_is_decided_worse_by_its_failure_rate():
+    """A planted --until-decided folder's records (no training), 3 to 6 seeds: h=tv's seeds all did not train
+    (loss stuck at its first epoch's, test error 0.9), the baseline's and the others' all trained. The old look left
+    h=tv undecided for ever (no trained seeds to compare). Now b=1 is worse and a=1 equivalent at look 1 (their p
+    stay in Holm's family of three), and at look 3, 5 vs 5 seeds, h=tv's p is 2 x Fisher's 1/252, which Holm's
+    second step (x 2) carries below that look's 0.0257: worse by its failure rate, with no seed added after it.
+    The others' comparisons and decisions are those without it."""
+    from ablations.adaptive import progress
+    from reports.sections.studies import effects_display, failure_lines, method_text
+    from reports.readable import readable
+
+    err = "test_top1_error"
+    rng = np.random.default_rng(7)
+    clean = {"baseline": list(0.03 + 0.003 * rng.standard_normal(6)),
+             "a=1": list(0.03 + 0.003 * rng.standard_normal(6)), "b=1": list(0.06 + 0.003 * rng.standard_normal(6))}
+    stuck = _runs({"h=tv": [0.9] * 5}, err, first_loss=2.3, final_loss=2.3)
+    plan = Plan(min_effect=0.02, max_seeds=6, initial_seeds=3)
+    eff = effects(pd.concat([_runs(clean, err), stuck]), err, min_effect=0.02,
+                  schedule=plan.schedule()).set_index("variant")
+    alone = effects(_runs(clean, err), err, min_effect=0.02, schedule=plan.schedule()).set_index("variant")
+    tv = eff.loc["h=tv"]
+    assert (tv["decision"], tv["decided_by"], tv["look"], tv["n_not_trained"], tv["n_used"]) == (
+        "worse", "failure rate", 3, 5, 0)
+    assert tv["p_value"] == pytest.approx(2 / 252) and tv["p_adjusted"] == pytest.approx(2 * 2 / 252)
+    assert tv["p_adjusted"] < tv["alpha"] == pytest.approx(plan.levels[2]) and np.isnan(tv["diff"])
+    assert tv["excess_failure_p"] == pytest.approx(1 / 462)   # the column: every finished seed, 5 vs 6
+    for v in ("a=1", "b=1"):
+        assert eff.loc[v, "decided_by"] == "trained seeds"
+        assert eff.loc[v, ["decision", "look"]].tolist() == alone.loc[v, ["decision", "look"]].tolist()
+        assert eff.loc[v, ["diff", "diff_low", "diff_high", "p_value"]].tolist() == pytest.approx(
+            alone.loc[v, ["diff", "diff_low", "diff_high", "p_value"]].tolist())
+    assert eff.loc["b=1", "decision"] == "worse" and eff.loc["a=1", "decision"] == "equivalent"
+    flat = eff.reset_index()
+    assert "decided by" in readable(effects_display(flat)).headers
+    assert "decided by" not in readable(effects_display(alone.reset_index())).headers
+    lines = failure_lines(flat)
+    assert ("h=tv fails to train more often than the baseline? one-sided Fisher exact p = 0.00216 (part of the "
+            "decision: a seed of the pair did not train, so the variant's p is 2 x the smaller of this p and the "
+            "trained seeds' p, at most 1); decided worse by its failure rate") in lines
+    a1 = next(line for line in lines if line.startswith("a=1 fails to train"))
+    assert a1.endswith("p = 1")   # no failures in that pair: not part of its decision
+    assert "fail to train more often than the baseline's by a one-sided Fisher exact test" in method_text(flat)
+    comp = eff[eff.index != "baseline"]
+    seeds = pd.Series({"baseline": 6, "h=tv": 5, "a=1": 6, "b=1": 6})
+    line = progress(3, plan, comp, seeds, [], err, eff.loc["baseline"])
+    assert "  h=tv: worse (fails to train: 5 of 5 vs 0 of 6), n=5" in line and "(decided at look 3)" in line
+
+
 def test_the_studies_section_says_it_in_words():
     """The report's studies section: did-not-train counts and seeds used as plain headers, the effect among the
     trained seeds, which variant is expensive and why, the statistic and rule in force; after --until-decided the

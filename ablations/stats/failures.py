@@ -71,8 +71,10 @@ def record_inputs(record: dict, metric: str = "test_top1_error") -> tuple[float,
 RULE_COLUMNS = ("first_train_loss", "final_train_loss", "rule_error", "num_classes")   # see rule_inputs
 RULE = ("a seed did not train when its last epoch's mean training loss is at least {ratio:g} x its first epoch's "
         "(judged from 2 epochs on), or its test top-1 error is at least {share:g} x chance (1 - 1/classes: "
-        "0.45 for 10 classes); a criterion whose input the record lacks is no evidence. Such seeds are counted "
-        "apart and left out of the comparison; failed and diverged runs are counted apart too")
+        "0.45 for 10 classes); a criterion whose input the record lacks is no evidence. Such seeds are counted, "
+        "left out of the comparison of the trained seeds, and tested apart (one-sided Fisher exact: does the "
+        "variant fail more often?), the two p-values combined by Bonferroni into the decision; failed and "
+        "diverged runs are counted apart")
 
 
 def rule_text(loss_ratio: float = LOSS_RATIO, chance_share: float = CHANCE_SHARE) -> str:
@@ -145,9 +147,11 @@ def failure_line(k: int, n: int, alpha: float = ALPHA) -> str:
 def excess_failures_p(k_variant, n_variant, k_baseline, n_baseline) -> np.ndarray:
     """One-sided p of Fisher's exact test that the variant's seeds fail to train more often than the baseline's
     (arrays of one shape; counts of seeds that did not train, k, out of finished seeds, n). The decision
-    statistic compares trained seeds only, so a variant that fails more often is not "worse" by it; this p is
-    for the report's separate line ("fails to train more often than the baseline"). At 3 vs 3 seeds the least
-    it can be is 1/20 (3 of 3 against 0 of 3); NaN where a side has no seeds."""
+    statistic compares trained seeds only; this p is the other half of the decision (`sequential.look_step`:
+    where a seed of the pair did not train, the variant's p is min(1, 2 min(p of the trained seeds, this p)),
+    and a variant this p alone rejects is "worse" by its failure rate), and the report's line "fails to train
+    more often than the baseline". At 3 vs 3 seeds the least it can be is 1/20 (3 of 3 against 0 of 3); NaN
+    where a side has no seeds."""
     kv, nv, kb, nb = (np.asarray(x, dtype=int) for x in (k_variant, n_variant, k_baseline, n_baseline))
     if np.any((kv < 0) | (kv > nv) | (kb < 0) | (kb > nb)):
         raise StatsInputError("need 0 <= k <= n on both sides for a failure-rate test")

@@ -12,13 +12,15 @@ and `ablations.adaptive` build it from the records.
 
 Per study, every variant is compared with the baseline by the decision statistic (`robust.compare`; DEFAULT
 "trained": on the seeds that trained, Welch t with intervals inside the metric's bounds below 7 trained seeds per
-arm, the Hodges-Lehmann shift with its exact interval from 7 on), the family's p-values adjusted (Holm), and each
-variant decided (`primitives.decide`). With a `schedule` (adaptive.json) the looks of `run --until-decided` are
-replayed from the records by the procedure's own step (`sequential.look_step`), at the plan's per-look levels:
-look 0 sees the study's listed seeds, look k the k-th added seed; a look counts once the baseline and every
-variant still open have a record at its seed. Under the rule a new plan records (obf) a variant keeps the decision
-of the look that made it; under the even split recorded by older folders every look re-decides, as that code did,
-so such a folder gives the decisions it gave.
+arm, the Hodges-Lehmann shift with its exact interval from 7 on; where a seed of the pair did not train, its p
+combined with a one-sided Fisher test of the failure rate, `sequential.look_step`), the family's p-values adjusted
+(Holm), and each variant decided: from the interval (`primitives.decide`), or worse by its failure rate. With
+--interval bootstrap the one analysis decides from the trained seeds alone, as before. With a `schedule`
+(adaptive.json) the looks of `run --until-decided` are replayed from the records by the procedure's own step
+(`sequential.look_step`), at the plan's per-look levels: look 0 sees the study's listed seeds, look k the k-th added
+seed; a look counts once the baseline and every variant still open have a record at its seed. Under the rule a new
+plan records (obf) a variant keeps the decision of the look that made it; under the even split recorded by older
+folders every look re-decides, as that code did, so such a folder gives the decisions it gave.
 
 Every column of `effects` is described in COLUMNS (the report's tables/effects.csv has these columns).
 """
@@ -35,12 +37,11 @@ from .errors import StatsInputError, check_alpha, check_min_effect
 from .failures import did_not_train_rows, excess_failures_p, rate_interval
 from .planning import plan_variants
 from .primitives import ALPHA, CORRECTION_NAMES, DECISIONS, adjust, check_correction, decide
-from .robust import DEFAULT, LABELS
+from .robust import DEFAULT, LABELS, TRAINED_ONLY
 from .samples import bootstrap_label, diff_test, mean_interval as sample_interval
 from .sequential import Schedule, look_step, new_state
 
 METHODS = ("t", "bootstrap")
-TRAINED_ONLY = ("trained", "welch_trained")   # statistics that set the seeds that did not train aside
 KNOWN_METRICS = ("test_top1_error", "test_top5_error", "test_loss", "val_top1_error", "train_seconds")
 
 COLUMNS = {
@@ -55,7 +56,9 @@ COLUMNS = {
     "not_trained_low": "95% Clopper-Pearson interval on the rate behind n_not_trained of n_ok: low end",
     "not_trained_high": "... and high end",
     "excess_failure_p": "one-sided Fisher exact p that the variant's seeds fail to train more often than the "
-                        "baseline's; NaN on the baseline; not part of the decision",
+                        "baseline's, over every finished seed; NaN on the baseline. Part of the decision: where a "
+                        "seed of the pair did not train, p_value is min(1, 2 min(p of the trained seeds, this p "
+                        "at the deciding look)) (sequential.look_step)",
     "n_used": "seeds the decision statistic uses: the trained seeds for trained / welch_trained, every finished "
               "seed otherwise",
     "mean": "mean of the metric over the n_used seeds",
@@ -70,10 +73,16 @@ COLUMNS = {
     "diff_high": "... and high end",
     "diff_method": "which statistic made this row's diff: welch_trained, hodges_lehmann, welch, ...",
     "rel_diff": "diff / |baseline mean|",
-    "p_value": "two-sided p of 'no difference'",
+    "p_value": "p of 'no difference' (the same rate of not training and the same trained values): the trained "
+               "seeds' two-sided p, or where a seed of the pair did not train its Bonferroni combination with the "
+               "failure test's p (2 x the smaller, at most 1)",
     "p_adjusted": "p_value adjusted over the family (correction) at the look this row shows",
-    "decision": "better / worse (p_adjusted < alpha and the interval beyond 0), equivalent (the interval inside "
-                "+/- min_effect), undecided; 'baseline' on the baseline row",
+    "decision": "better / worse (p_adjusted < alpha and the interval beyond 0), worse (the variant fails to train "
+                "more often: the failure test alone rejects), equivalent (the interval inside +/- min_effect), "
+                "undecided; 'baseline' on the baseline row",
+    "decided_by": "what the decision rests on: 'failure rate' (worse because its seeds fail to train more often), "
+                  "'trained seeds' (the comparison of the seeds that trained), '' while undecided and on the "
+                  "baseline row",
     "look": "the look (1-based) this row's comparison comes from: the one that decided it, else the last "
             "analysed; 1 for fixed seeds",
     "alpha": "the nominal two-sided level of that look: intervals are at 1 - alpha (the family's alpha for "
@@ -253,7 +262,8 @@ def _study_rows(group: pd.DataFrame, study: str, metric: str, maximize: bool, me
             row.update(diff=float(state["diff"][0, v]), diff_low=float(state["low"][0, v]),
                        diff_high=float(state["high"][0, v]), diff_method=str(state["used"][0, v]),
                        p_value=float(state["p"][0, v]), p_adjusted=float(state["p_adjusted"][0, v]),
-                       decision=DECISIONS[code], look=(look if look >= 0 else max(analysed, 1) - 1) + 1,
+                       decision=DECISIONS[code], decided_by=_decided_by(code, bool(state["by_failures"][0, v])),
+                       look=(look if look >= 0 else max(analysed, 1) - 1) + 1,
                        n_compared=_count(state["n_variant"][0, v]), n_compared_baseline=_count(
                            state["n_baseline"][0, v]), **plan[v])
             if not arms.has_baseline:
@@ -263,6 +273,12 @@ def _study_rows(group: pd.DataFrame, study: str, metric: str, maximize: bool, me
     for row in rows:
         row["rel_diff"] = row["diff"] / abs(base_mean) if base_mean == base_mean and base_mean else float("nan")
     return rows
+
+
+def _decided_by(code: int, by_failures: bool) -> str:
+    if code == 0:
+        return ""
+    return "failure rate" if by_failures else "trained seeds"
 
 
 def _count(x) -> int:
@@ -294,6 +310,7 @@ def _bootstrap(arms: Arms, used, state: dict, level: float, seed: int, min_effec
         state["used"][0, v] = "bootstrap"
         state["level"][0, v] = level
         state["look"][0, v] = -1
+        state["by_failures"][0, v] = False
     state["p_adjusted"] = adjust(state["p"], correction)
     state["codes"] = decide(state["low"], state["high"], state["p_adjusted"], maximize, min_effect, level)
     return state

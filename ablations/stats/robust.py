@@ -25,6 +25,9 @@ a +0.02 change (baseline 0.03, sd 0.015) with 10% failed seeds 0.042 / 0.141 / 0
 most of every candidate (Welch on all seeds: 0.031 / 0.077 / 0.071). Below 7 seeds Welch has more power than the
 rank statistic; from 7 on the rank statistic bears a failed seed the rule missed. Figures per candidate:
 docs/statistics.md, section 2.
+The seeds set aside are not lost to the decision: `ablations.stats.sequential.look_step` combines this comparison's
+p with a one-sided Fisher test of the variant's rate of seeds that did not train (Bonferroni), and calls a variant
+whose seeds fail significantly more often "worse".
 """
 
 from __future__ import annotations
@@ -159,6 +162,7 @@ def _normal_u_p(u, m, n, a, b):
 
 STATISTICS = {"welch": welch_all, "yuen": yuen, "hodges_lehmann": hodges_lehmann}
 DEFAULT = "trained"
+TRAINED_ONLY = ("trained", "welch_trained")   # statistics that set the seeds that did not train aside
 RANK_FROM = 7   # the default uses the rank statistic once both arms have this many trained seeds
 LABELS = {
     "trained": (f"on the seeds that trained: Welch t (interval cut to the metric's bounds) while an arm has fewer "

@@ -10,13 +10,15 @@ t_k = (n0 + k) / max_seeds. A rule gives look k a nominal two-sided level a_k:
     pocock  Lan-DeMets spending alpha * ln(1 + (e - 1) t): about equal levels, more than alpha / L each
     obf     Lan-DeMets O'Brien-Fleming-like spending 2 - 2 Phi(z_{1-alpha/2} / sqrt(t)): almost nothing early,
             close to alpha at the last look
-For pocock and obf the levels are exact for a z statistic whose looks are correlated as a sum of independent
-seeds makes them (the recursive integration of Armitage, McPherson and Rowe): the chance of crossing at look k and
-not before is the spending function's increment. At each look the p-value of every variant (by
-`ablations.stats.robust.compare`, its t distribution or exact rank distribution) is adjusted by Holm across the variants
-and compared with a_k, and intervals are at 1 - a_k. The t statistic at 3-5 seeds is not the z the levels assume,
-and Holm over a shared baseline is not the single test they were computed for: the simulation in
-tests/test_robust_stats.py is what shows the family-wise rate holds (docs/statistics.md, section 4).
+For pocock and obf the levels are exact for a z statistic whose looks are correlated as a sum of independent seeds
+makes them (the recursive integration of Armitage, McPherson and Rowe): the chance of crossing at look k and not
+before is the spending function's increment. At each look the p-value of every variant (by
+`ablations.stats.robust.compare`, its t distribution or exact rank distribution; combined by Bonferroni with a
+one-sided Fisher test of its rate of seeds that did not train where the pair has such seeds, `look_step`) is
+adjusted by Holm across the variants and compared with a_k, and intervals are at 1 - a_k. The t statistic at 3-5
+seeds is not the z the levels assume, and Holm over a shared baseline is not the single test they were computed for:
+the simulation in tests/test_robust_stats.py is what shows the family-wise rate holds (docs/statistics.md, section
+4).
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from scipy import special
 from scipy import stats as sps
 
 from .errors import StatsInputError, check_alpha, check_count
+from .failures import excess_failures_p
 from .primitives import adjust, decide
-from .robust import DEFAULT, compare
+from .robust import DEFAULT, TRAINED_ONLY, compare
 
 RULES = ("even", "pocock", "obf")
 GRID = 0.01     # step of the integration grid, in units of the score statistic's sd at full information
@@ -120,20 +123,34 @@ class Schedule(NamedTuple):
                    max_seeds, freeze)
 
 
-KEPT = ("diff", "low", "high", "p", "p_adjusted", "level", "n_variant", "n_baseline")
+KEPT = ("diff", "low", "high", "p", "p_adjusted", "level", "n_variant", "n_baseline", "p_effect", "p_fail",
+        "k_variant", "k_baseline")
 
 
 def new_state(studies: int, variants: int) -> dict:
     """The state of the procedure before its first look: every variant undecided. Every entry an array of
     shape (studies, variants): codes (`DECISIONS`), done (frozen), look (the look that decided it, -1 none),
-    ever (a better/worse at any look), and per variant its analysis: diff, low, high, p, p_adjusted, level
-    (the look's level), n_variant / n_baseline (finished seeds of each arm it saw), used (the statistic)."""
+    ever (a better/worse at any look), by_failures (decided worse by its failure rate), and per variant its
+    analysis: diff, low, high (the comparison of trained seeds), p (the variant's p: the comparison's p, or its
+    Bonferroni combination with p_fail, see `look_step`), p_adjusted (p over the family), level (the look's
+    level), n_variant / n_baseline (finished seeds of each arm it saw), k_variant / k_baseline (of those, seeds
+    that did not train), p_effect (the comparison's own p), p_fail (one-sided Fisher p that the variant fails to
+    train more often; NaN where no seed of the pair did not train or the statistic keeps every seed), used (the
+    statistic)."""
     shape = (studies, variants)
     state = {"codes": np.zeros(shape, dtype=int), "done": np.zeros(shape, dtype=bool),
              "look": np.full(shape, -1), "ever": np.zeros(shape, dtype=bool),
-             "used": np.full(shape, "", dtype=object)}
+             "by_failures": np.zeros(shape, dtype=bool), "used": np.full(shape, "", dtype=object)}
     state.update({name: np.full(shape, np.nan) for name in KEPT})
     return state
+
+
+def variant_p(p_effect, p_fail):
+    """The variant's p from the comparison's p and the failure test's (arrays of one shape): p_effect where
+    p_fail is NaN (no seed of the pair did not train), else the Bonferroni min(1, 2 min(p_effect, p_fail)),
+    a missing p_effect (no trained seeds to compare) counting as 1."""
+    p_effect, p_fail = np.asarray(p_effect, dtype=float), np.asarray(p_fail, dtype=float)
+    return np.where(np.isnan(p_fail), p_effect, np.minimum(1.0, 2 * np.fmin(p_effect, p_fail)))
 
 
 def look_step(state: dict, seen, ok, level: float, look: int, min_effect: float | None = None,
@@ -144,24 +161,61 @@ def look_step(state: dict, seen, ok, level: float, look: int, min_effect: float 
     look, used by `simulate`, by `run --until-decided` and by the report's replay of the looks
     (`ablations.stats.frames`). seen: (studies, 1 + variants, seeds) the values this look sees, arm 0 the
     baseline, NaN for a seed not seen or not finished; ok: bool of that shape, True where the seed trained
-    (None: all). Returns the new state (see `new_state`)."""
+    (None: all). Returns the new state (see `new_state`).
+
+    Failing to train is part of the decision (for the statistics that set such seeds aside, TRAINED_ONLY; the
+    others see those seeds among their values). Per variant, of the finished seeds of the pair: k_v of n_v of
+    the variant's and k_b of n_b of the baseline's did not train. When k_v + k_b == 0 the variant's p is the
+    comparison's p, exactly as before failures counted (a study without failures decides as it did). Otherwise
+    p = min(1, 2 min(p_effect, p_fail)), p_fail the one-sided Fisher exact p that the variant fails to train
+    more often (`failures.excess_failures_p`). Why that is a valid p of "no difference" (the same rate of
+    failure and the same distribution of trained values): conditional on the failure margins (k_v + k_b of
+    n_v + n_b), p_fail is Fisher's exact p, and p_effect, which sees only the trained seeds, whose counts the
+    margins and the split fix and whose values are independent of them, is valid given the split; each is
+    valid, so their Bonferroni minimum is, whatever their dependence. The margin k_v + k_b == 0 gives p_fail = 1
+    identically, so no alpha need be split there. Holm (or the plan's correction) then runs across the variants
+    on these p as before.
+
+    Decision: the variant is "worse" by its failure rate (by_failures True, for an error and a maximize metric
+    alike: not training is worse either way) when the failure test alone rejects at the step the correction
+    gives it: 2 p_fail x (p_adjusted / p) < level, i.e. p_adjusted < level when p_fail <= p_effect (then the
+    factor is 1), and a stricter bar when the effect carried p (conservative for Holm, whose multiplier is at
+    least the step's). Such a variant is never "better" or "equivalent". Otherwise it is decided from the
+    comparison's interval as before: better/worse when p_adjusted < level (the factor 2 is in it) and the
+    interval lies beyond 0, equivalent when the interval lies inside +/- min_effect. The interval stays at
+    1 - level: where p_adjusted rejects without the failure test, 2 p_effect did, so the interval at the look's
+    level excludes 0 whenever the effect's half of the split does; cutting it to 1 - level / 2 would only widen
+    equivalence intervals of variants with failures, which equivalence (a claim of the interval alone, outside
+    the family-wise rate of false better/worse) does not need."""
     seen = np.asarray(seen, dtype=float)
     ok = np.ones(seen.shape, dtype=bool) if ok is None else np.asarray(ok, dtype=bool)
     c = compare(seen[:, 1:], np.broadcast_to(seen[:, :1], seen[:, 1:].shape),
                 ok[:, 1:], np.broadcast_to(ok[:, :1], ok[:, 1:].shape), statistic, bounds, level)
+    finished = ~np.isnan(seen)
+    counts = finished.sum(-1)
+    failed = (finished & ~ok).sum(-1)
+    n_v, n_b = counts[:, 1:], np.broadcast_to(counts[:, :1], c.p.shape)
+    k_v, k_b = failed[:, 1:], np.broadcast_to(failed[:, :1], c.p.shape)
+    some = (k_v + k_b > 0) & (n_v > 0) & (n_b > 0) & (statistic in TRAINED_ONLY)
+    p_fail = np.where(some, excess_failures_p(k_v, n_v, k_b, n_b), np.nan)
+    p_now = variant_p(c.p, p_fail)
     fresh = ~state["done"] if freeze else np.ones_like(state["done"])
-    p = np.where(fresh, c.p, state["p"])
+    p = np.where(fresh, p_now, state["p"])
     adjusted = adjust(p, correction)
     now = decide(c.low, c.high, adjusted, maximize, min_effect, level)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = np.where(p > 0, adjusted / p, 1.0)
+        by_failures = ~np.isnan(p_fail) & (2 * p_fail * factor < level)
+    now = np.where(by_failures, 2, now)
     out = dict(state)
     out["codes"] = np.where(fresh, now, state["codes"])
-    counts = (~np.isnan(seen)).sum(-1)
-    fields = {"diff": c.diff, "low": c.low, "high": c.high, "p": c.p, "p_adjusted": adjusted,
-              "level": np.full(now.shape, float(level)), "n_variant": counts[:, 1:],
-              "n_baseline": np.broadcast_to(counts[:, :1], now.shape)}
+    fields = {"diff": c.diff, "low": c.low, "high": c.high, "p": p_now, "p_adjusted": adjusted,
+              "level": np.full(now.shape, float(level)), "n_variant": n_v, "n_baseline": n_b, "p_effect": c.p,
+              "p_fail": p_fail, "k_variant": k_v, "k_baseline": k_b}
     for name, value in fields.items():
         out[name] = np.where(fresh, value, state[name])
     out["used"] = np.where(fresh, c.method, state["used"])
+    out["by_failures"] = np.where(fresh, by_failures, state["by_failures"])
     out["look"] = np.where(fresh & (now != 0) & (state["look"] < 0), look, state["look"])
     out["ever"] = state["ever"] | (fresh & ((now == 1) | (now == 2)))
     if freeze:
@@ -180,7 +234,8 @@ def simulate(values, ok, n0: int, max_seeds: int, levels, min_effect: float | No
     stays in later looks' Holm family); False reproduces the even-split rule's procedure, which re-decides every
     look. Returns codes (studies, variants) (`DECISIONS`), ever_rejected (a better/worse at any look), n
     (studies, arms) seeds used, low/high/diff/p of each variant's last analysis, look (studies, variants) the
-    look that decided it (-1: never), and used (the statistic per variant at that analysis)."""
+    look that decided it (-1: never), used (the statistic per variant at that analysis), by_failures (decided
+    worse by its failure rate), p_effect and p_fail (the comparison's p and the failure test's, `look_step`)."""
     values = np.asarray(values, dtype=float)
     studies, arms, width = values.shape
     levels = np.asarray(levels, dtype=float)
@@ -202,4 +257,5 @@ def simulate(values, ok, n0: int, max_seeds: int, levels, min_effect: float | No
         n[:, 1:] += open_ & go[:, None]
         n[:, 0] += go
     return {"codes": state["codes"], "ever_rejected": state["ever"], "n": n, "look": state["look"],
-            **{name: state[name] for name in ("diff", "low", "high", "p", "used")}}
+            **{name: state[name] for name in ("diff", "low", "high", "p", "used", "by_failures", "p_effect",
+                                            "p_fail")}}

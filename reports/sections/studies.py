@@ -9,6 +9,7 @@ import pandas as pd
 from ablations.stats.failures import failure_line, rule_text
 from ablations.stats.frames import COLUMNS, effects, expensive
 from ablations.stats.planning import LIMIT as SEEDS_LIMIT
+from ablations.stats.robust import TRAINED_ONLY
 from ablations.stats.sequential import RULE_LABELS
 from ablations.store import Plan
 
@@ -67,13 +68,17 @@ def _interval(value, low, high, signed: bool = False) -> str:
 # The columns of the effects table a person reads (the CSV keeps every column of COLUMNS). How the numbers were
 # made (statistic, intervals, correction, rule) is said once, under the table, by method_text.
 DISPLAY_COLUMNS = ["variant", "n", "n_ok", "n_not_trained", "n_used", "mean", "ci_low", "ci_high", "diff",
-                   "diff_low", "diff_high", "rel_diff", "p_adjusted", "decision", "look", "alpha", "seeds_needed"]
+                   "diff_low", "diff_high", "rel_diff", "p_adjusted", "decision", "decided_by", "look", "alpha",
+                   "seeds_needed"]
 
 
 def effects_display(eff: pd.DataFrame) -> pd.DataFrame:
     """The effects table as people read it: machine columns that `reports.readable` turns into words (merged
-    intervals, coloured decisions); the look column only for studies run --until-decided."""
-    cols = [c for c in DISPLAY_COLUMNS if c != "look" or (eff["rule"] != "fixed seeds").any()]
+    intervals, coloured decisions); the look column only for studies run --until-decided, "decided by" only where
+    a variant was decided by its failure rate."""
+    shown = {"look": (eff["rule"] != "fixed seeds").any(),
+             "decided_by": "decided_by" in eff and (eff["decided_by"] == "failure rate").any()}
+    cols = [c for c in DISPLAY_COLUMNS if shown.get(c, True)]
     return eff[cols]
 
 
@@ -96,13 +101,19 @@ def method_text(eff: pd.DataFrame) -> str:
             f"decision statistic uses. Decision statistic: {row['test']}. Intervals: {row['ci_method']}. "
             f"Difference vs baseline = variant - baseline, change vs baseline = difference / |baseline mean|, "
             f"adjusted p by {row['correction']} over the family of {row['family']}; better/worse when adjusted p < "
-            f"the level and the interval lies beyond 0; {threshold}; undecided otherwise. {looks}")
+            f"the level and the interval lies beyond 0; worse also when the variant's seeds fail to train more often "
+            f"than the baseline's by a one-sided Fisher exact test that rejects on its own; {threshold}; "
+            f"undecided otherwise. Where a seed of the pair did not train, p is 2 x the smaller of the trained "
+            f"seeds' p and the failure test's (Bonferroni, at most 1). {looks}")
 
 
 def failure_lines(eff: pd.DataFrame) -> list[str]:
-    """Per variant: "k of n seeds did not train" with its interval, the excess-failure p on a line of its own,
-    and the effect among the seeds that trained beside it."""
+    """Per variant: "k of n seeds did not train" with its interval, the excess-failure p on a line of its own
+    (how it enters the decision, and whether it decided it), and the effect among the seeds that trained beside
+    it."""
     lines = []
+    base = eff[eff["variant"] == "baseline"]
+    base_not_trained = int(base["n_not_trained"].iloc[0]) if len(base) else 0
     for _, row in eff.iterrows():
         head = f"{row['variant']}: {failure_line(int(row['n_not_trained']), int(row['n_ok']))}"
         if row["n_diverged"] or row["n_failed"]:
@@ -114,8 +125,16 @@ def failure_lines(eff: pd.DataFrame) -> list[str]:
                      f"{row['diff_method'] or 'none'})")
         lines.append(head)
         if row["variant"] != "baseline" and row["excess_failure_p"] == row["excess_failure_p"]:
-            lines.append(f"{row['variant']} fails to train more often than the baseline? one-sided Fisher exact "
-                         f"p = {row['excess_failure_p']:.3g} (not part of the decision)")
+            line = (f"{row['variant']} fails to train more often than the baseline? one-sided Fisher exact "
+                    f"p = {row['excess_failure_p']:.3g}")
+            if row["statistic"] not in TRAINED_ONLY:
+                line += f" (not part of the decision: the {row['statistic']} statistic keeps every finished seed)"
+            elif row["n_not_trained"] or base_not_trained:
+                line += (" (part of the decision: a seed of the pair did not train, so the variant's p is 2 x the "
+                         "smaller of this p and the trained seeds' p, at most 1)")
+            if row.get("decided_by") == "failure rate":
+                line += "; decided worse by its failure rate"
+            lines.append(line)
     return lines
 
 
