@@ -6,7 +6,7 @@ import json
 import pytest
 
 import vggbench.demo as demo
-from vggbench.demo_plan import seed_cap, settings_dtypes
+from vggbench.demo_plan import Workers, seed_cap, settings_dtypes, workers_for
 
 AMX = {"fp32": 329e9, "bf16": 2176e9}   # peaks measured on a CPU with bf16 arithmetic
 AVX2 = {"fp32": 155e9, "bf16": 0.9e9}   # ... and on this AVX2-only one (matmul, HELPERS.md)
@@ -22,7 +22,7 @@ def fake_stages(monkeypatch, peaks=AMX):
     monkeypatch.setattr(demo, "_run_suite", fake_suite)
     monkeypatch.setattr("vggbench.demo_plan.measure_peaks", lambda dtypes: {d: peaks[d] for d in dtypes})
     monkeypatch.setattr(demo, "run_study_stage", lambda *a, **k: "")
-    monkeypatch.setattr(demo, "study_layout", lambda study, out: study)
+    monkeypatch.setattr(demo, "study_layout", lambda study, out, threads=None: study)
     monkeypatch.setattr(demo, "_fixed", lambda *a, **k: "")
     monkeypatch.setattr("reports.render.build", lambda bench, abl, out: built.append(bench) or out / "index.html")
     return calls, built
@@ -63,13 +63,22 @@ def test_a_bench_file_of_another_shape_is_measured_again(tmp_path, monkeypatch):
 
 
 def test_the_seed_cap_fits_the_worst_case_in_the_budget():
-    # 480 s, 200 s spent (benchmarks and the 15 listed runs), 45 s kept for the report: 235 s for rounds of at
+    # 480 s, 260 s spent (benchmarks and the 15 listed runs), 20 s kept for the report: 200 s for rounds of at
     # most 5 runs of 12 s (60 s a round): 3 rounds, a cap of 6 seeds
-    cap = seed_cap(480, 200, 12.0, arms=5, initial_seeds=3, upper=10)
+    cap = seed_cap(480, 260, 12.0, arms=5, initial_seeds=3, upper=10)
     assert cap.max_seeds == 6 and "3 round(s) fit" in cap.reason
+    # on 2 workers a round of 5 runs is 3 runs long: 200 s hold 200 // 36 = 5 rounds of 12 s runs, the cap 8
+    two = seed_cap(480, 260, 12.0, arms=5, initial_seeds=3, upper=10, workers=2)
+    assert two.max_seeds == 8 and "5 arms on 2 workers a round of added seeds takes at most 36 s" in two.reason
     assert seed_cap(480, 100, 1.0, 5, 3, 10).max_seeds == 10          # the study's max_seeds bounds it
     assert seed_cap(480, 470, 12.0, 5, 3, 10).max_seeds == 3          # no time left: the listed seeds only
     assert seed_cap(480, 100, 0.0, 5, 3, 10).max_seeds == 10          # no recorded time: the study's own cap
+
+
+def test_the_studys_runs_take_a_core_each_and_no_more_workers_than_arms():
+    assert workers_for(arms=5, cores=2) == Workers(processes=2, threads=1)
+    assert workers_for(arms=5, cores=16) == Workers(processes=5, threads=3)
+    assert workers_for(arms=5, cores=1) == Workers(processes=1, threads=1)
 
 
 def test_a_seed_cap_below_the_study_seeds_is_one_line_and_nothing_runs(tmp_path, monkeypatch, capsys):
@@ -95,6 +104,7 @@ def test_the_study_stage_caps_from_the_listed_runs_and_runs_until_decided(tmp_pa
     ran = {}
 
     def fake_run_study(study_, store, options, *a, **k):
+        ran.setdefault("options", []).append(options.workers)
         store.prepare()
         for run in expand(study_):
             store.results_path.open("a").write(json.dumps({"run_id": run.run_id, "study": study_.name,
@@ -102,18 +112,25 @@ def test_the_study_stage_caps_from_the_listed_runs_and_runs_until_decided(tmp_pa
         return {"ran": 15}
 
     def fake_until(study_, store, options, plan):
+        ran["options"].append(options.workers)
         ran["plan"] = store.keep_plan(plan)
         return {"decisions": {"dropout=off": "equivalent"}, "seeds": {"dropout=off": 6}}
 
     monkeypatch.setattr("ablations.runner.run_study", fake_run_study)
     monkeypatch.setattr("ablations.adaptive.run_until_decided", fake_until)
-    monkeypatch.setattr(demo.time, "perf_counter", lambda: 200.0)
+    monkeypatch.setattr(demo.time, "perf_counter", lambda: 260.0)
     line = demo.run_study_stage(study, folder, 480.0, 0.0, None)
+    assert ran["options"] == [1, 1]   # no workers given: one run at a time, listed seeds and added ones
     assert ran["plan"].max_seeds == 6 and ran["plan"].rule == "obf" and ran["plan"].min_effect == study.min_effect
     assert "seed cap 6 per variant" in capsys.readouterr().out and line.startswith("Decisions: dropout=off")
     monkeypatch.setattr(demo.time, "perf_counter", lambda: 400.0)   # a rerun, later: the recorded cap stands
     demo.run_study_stage(study, folder, 480.0, 0.0, None)
     assert ran["plan"].max_seeds == 6 and Store(folder).plan().max_seeds == 6
+    # on two workers the listed runs and the added ones go two at a time, and the cap counts rounds so
+    ran.clear()
+    monkeypatch.setattr(demo.time, "perf_counter", lambda: 260.0)
+    demo.run_study_stage(study, tmp_path / "abl2", 480.0, 0.0, None, Workers(2, 1))
+    assert ran["options"] == [2, 2] and ran["plan"].max_seeds == 8
 
 
 def test_the_study_trains_channels_last_only_where_it_measured_faster_and_a_rerun_keeps_the_choice(tmp_path,
@@ -127,26 +144,32 @@ def test_the_study_trains_channels_last_only_where_it_measured_faster_and_a_reru
     study = load_study(demo.DEMO_STUDY)
     calls = []
 
-    def measure(model, train):
-        calls.append((model["width"], train["batch_size"]))
+    def measure(model, train, threads=None):
+        calls.append((model["width"], train["batch_size"], threads))
         return {"contiguous": 0.05, "channels_last": 0.03}
 
     import vggbench.demo_plan as plan
     original, plan.measure_layouts = plan.measure_layouts, measure
     try:
-        chosen = demo.study_layout(study, tmp_path)
-        again = demo.study_layout(study, tmp_path)   # a rerun reads the folder's choice, measures nothing
+        chosen = demo.study_layout(study, tmp_path, threads=1)
+        again = demo.study_layout(study, tmp_path, threads=1)   # a rerun reads the folder's choice, measures nothing
     finally:
         plan.measure_layouts = original
-    assert calls == [(0.25, 64)]   # the study's own base model and batch size
+    assert calls == [(0.25, 64, 1)]   # the study's own base model and batch size, on the runs' threads
     assert chosen.base["train"]["channels_last"] and again == chosen
     assert all(r.config["train"]["channels_last"] for r in expand(chosen))
     assert "kept from" in capsys.readouterr().out
 
 
 def test_the_layouts_are_timed_on_the_studys_model():
+    import torch
+
     from vggbench.demo_plan import measure_layouts
 
+    before = torch.get_num_threads()
+
     times = measure_layouts({"arch": "A", "batch_norm": True, "width": 0.0625, "image_size": 32, "num_classes": 10},
-                            {"batch_size": 2, "lr": 0.05}, steps=1)
+                            {"batch_size": 2, "lr": 0.05}, steps=1, threads=1)
     assert set(times) == {"contiguous", "channels_last"} and all(t > 0 for t in times.values())
+    import torch
+    assert torch.get_num_threads() == before   # the process's own thread count is back

@@ -104,8 +104,9 @@ def run_demo(out: Path, bench_args: list[str], study: Path, rerun_bench: bool = 
     t1 = time.perf_counter()
     print(f"[2/3] ablation study {study.name} into {out / 'ablations'}", flush=True)
     if adaptive:
-        study_obj = study_layout(study_obj, out)
-    decided = run_study_stage(study_obj, out / "ablations", budget_s, t0, max_seeds) if adaptive else \
+        workers = study_workers(study_obj)
+        study_obj = study_layout(study_obj, out, workers.threads)
+    decided = run_study_stage(study_obj, out / "ablations", budget_s, t0, max_seeds, workers) if adaptive else \
         _fixed(study_obj, out / "ablations")
     t2 = time.perf_counter()
     print("[3/3] report", flush=True)
@@ -118,10 +119,23 @@ def run_demo(out: Path, bench_args: list[str], study: Path, rerun_bench: bool = 
 LAYOUT_FILE = "study-layout.json"
 
 
-def study_layout(study, out: Path):
+def study_workers(study):
+    """How the adaptive study's runs share this machine's cores (`demo_plan.workers_for`), said in one line."""
+    from ablations.study import variants
+    from vggcore.measure import cpu_count
+
+    from .demo_plan import workers_for
+
+    workers = workers_for(len(variants(study)), cpu_count())
+    print(f"[2/3] {workers.processes} run(s) at a time, {workers.threads} torch thread(s) each", flush=True)
+    return workers
+
+
+def study_layout(study, out: Path, threads: int | None = None):
     """The study with train.channels_last set where this machine trains its base model faster so
-    (`demo_plan.choose_layout` on `demo_plan.measure_layouts`), the choice kept in `out/study-layout.json` so a
-    rerun trains the same runs. A study that sets train.channels_last itself keeps it."""
+    (`demo_plan.choose_layout` on `demo_plan.measure_layouts`, on the runs' `threads`), the choice kept in
+    `out/study-layout.json` so a rerun trains the same runs. A study that sets train.channels_last itself keeps
+    it."""
     import dataclasses
     import json
 
@@ -138,7 +152,7 @@ def study_layout(study, out: Path):
         on, reason = bool(kept["channels_last"]), f"{kept['reason']} (kept from {path})"
     except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
         config = resolve(study, variants(study)[0], study.seeds[0])
-        layout = choose_layout(measure_layouts(config["model"], config["train"]))
+        layout = choose_layout(measure_layouts(config["model"], config["train"], threads=threads))
         on, reason = layout.channels_last, layout.reason
         path.write_text(json.dumps({"channels_last": on, "reason": reason}) + "\n")
     print(f"[2/3] {reason}", flush=True)
@@ -155,9 +169,11 @@ def _fixed(study, folder: Path) -> str:
     return ""
 
 
-def run_study_stage(study, folder: Path, budget_s: float, started: float, max_seeds: int | None) -> str:
-    """The study --until-decided: its listed seeds first, then a seed cap from their run times (or the folder's
-    recorded plan, or `max_seeds`), then rounds of added seeds. Returns the decisions in one line."""
+def run_study_stage(study, folder: Path, budget_s: float, started: float, max_seeds: int | None,
+                    workers=None) -> str:
+    """The study --until-decided on `workers` (`demo_plan.Workers`; None: one run at a time): its listed seeds
+    first, then a seed cap from their run times (or the folder's recorded plan, or `max_seeds`), then rounds of
+    added seeds. Returns the decisions in one line."""
     from ablations.adaptive import make_plan, run_until_decided
     from ablations.runner import RunOptions, run_study
     from ablations.store import Store
@@ -166,22 +182,24 @@ def run_study_stage(study, folder: Path, budget_s: float, started: float, max_se
     from .demo_plan import seed_cap
 
     store = Store(folder)
+    options = RunOptions(workers=workers.processes if workers is not None else 1)
     recorded = store.plan()
     if recorded is not None:
         plan = make_plan(study, max_seeds=recorded.max_seeds)
         print(f"[2/3] seed cap {recorded.max_seeds} per variant, as this folder recorded it", flush=True)
     else:
-        run_study(study, store, RunOptions())   # the listed seeds: their times size the cap
+        run_study(study, store, options)   # the listed seeds: their times size the cap
         if max_seeds is None:
             records = store.read(warn=False).records.values()
             times = [r["timing"]["seconds"] for r in records if r.get("study") == study.name
                      and r.get("status") in ("ok", "diverged") and (r.get("timing") or {}).get("seconds")]
             cap = seed_cap(budget_s, time.perf_counter() - started, sum(times) / len(times) if times else 0.0,
-                           len(variants(study)), len(study.seeds), make_plan(study).max_seeds)
+                           len(variants(study)), len(study.seeds), make_plan(study).max_seeds,
+                           workers=options.workers)
             max_seeds = cap.max_seeds
             print(f"[2/3] {cap.reason}", flush=True)
         plan = make_plan(study, max_seeds=max_seeds)
-    out = run_until_decided(study, store, RunOptions(), plan)
+    out = run_until_decided(study, store, options, plan)
     return ("Decisions: " + ", ".join(f"{v} {d} (n={out['seeds'].get(v, 0)})" for v, d in out["decisions"].items())
             + ". ")
 

@@ -1,7 +1,8 @@
-"""The demo's two decisions that depend on the machine, as pure functions of measured figures (tests use stubs):
+"""The demo's decisions that depend on the machine, as pure functions of measured figures (tests use stubs):
 
     dtypes, skipped = settings_dtypes({"fp32": 155e9, "bf16": 0.9e9})   # what the settings stage times
-    cap = seed_cap(budget_s=480, spent_s=260, per_run_s=12, arms=5, initial_seeds=3, upper=10)
+    workers = workers_for(arms=5, cores=2)                # Workers(processes=2, threads=1): how runs share cores
+    cap = seed_cap(budget_s=480, spent_s=260, per_run_s=20, arms=5, initial_seeds=3, upper=10, workers=2)
     layout = choose_layout({"contiguous": 0.050, "channels_last": 0.034})     # the study's memory format
 
 Settings stage. bf16 autocast is the fastest setting on a CPU with bf16 arithmetic (AMX: a 2048^3 matmul at
@@ -17,10 +18,14 @@ decides early) within the time left of the budget, less REPORT_RESERVE_S for the
 the first look, from run times only, never from the metric, so the looks keep their error rate; a rerun keeps the
 cap its folder recorded (adaptive.json).
 
+Workers. The study's runs go to one worker process per core (at most one per arm), each on its share of the
+cores (`workers_for`): on 2 cores two runs of one thread each, which finished 1.27x the runs per second of one run
+on two threads here. A run's result depends on its thread count, which its record keeps.
+
 Memory format. channels_last changes how a tensor is laid out, not what the network computes, so it is free to
 choose. Which is faster depends on the CPU (fp32 channels_last ran a VGG conv at 153 GFLOP/s against 84 on this
 AVX2-only one, and the BatchNorm and pooling layers count too), so the demo times the study's own training step
-(its base model, batch size and image size) both ways, a few steps each after a warm-up, and trains the study
+(its base model, batch size and image size, on the runs' thread count) both ways, a few steps each after a warm-up, and trains the study
 in channels_last only when it was at least MIN_GAIN faster. The choice is kept in the demo's folder
 (`study-layout.json`) so a rerun trains the same runs (the run ids hash the resolved configuration).
 """
@@ -33,7 +38,7 @@ from dataclasses import dataclass
 SLOW_SHARE = 0.5          # a dtype whose peak is below this share of fp32's is not timed by the settings stage
 MIN_GAIN = 1.05          # channels_last must be at least this much faster (median step time) to be chosen
 LAYOUT_STEPS = 5         # timed steps per memory format, after one warm-up step
-REPORT_RESERVE_S = 45.0   # the report and the last look: about 20 s measured on a loaded 2-core VM, doubled
+REPORT_RESERVE_S = 20.0   # the report and the last look: 3 s measured in the demo on this 2-core VM, plus margin
 DEFAULT_BUDGET_S = 480.0  # the whole demo on a 2-core machine: 8 minutes (issue 16)
 
 
@@ -71,21 +76,39 @@ class SeedCap:
 
 
 def seed_cap(budget_s: float, spent_s: float, per_run_s: float, arms: int, initial_seeds: int, upper: int,
-             reserve_s: float = REPORT_RESERVE_S) -> SeedCap:
+             reserve_s: float = REPORT_RESERVE_S, workers: int = 1) -> SeedCap:
     """The most seeds per variant whose worst case (every one of `arms` arms runs every added seed, each taking
-    `per_run_s`) fits in what is left of `budget_s` after `spent_s` and `reserve_s`; at least the study's
-    `initial_seeds` (no added seed), at most `upper` (the study's max_seeds, or --until-decided's default)."""
+    `per_run_s`, `workers` at a time: ceil(arms / workers) runs one after another) fits in what is left of
+    `budget_s` after `spent_s` and `reserve_s`; at least the study's `initial_seeds` (no added seed), at most
+    `upper` (the study's max_seeds, or --until-decided's default)."""
     left = budget_s - spent_s - reserve_s
     if per_run_s <= 0 or not math.isfinite(per_run_s):
         return SeedCap(upper, f"no run time recorded: cap {upper} seeds per variant (the study's max_seeds)")
-    rounds = max(0, math.floor(left / (arms * per_run_s)))
+    round_s = math.ceil(arms / workers) * per_run_s
+    rounds = max(0, math.floor(left / round_s))
     cap = min(upper, initial_seeds + rounds)
+    side = f" on {workers} workers" if workers > 1 else ""
     why = (f"{left:.0f} s of the {budget_s:.0f} s budget left after {spent_s:.0f} s and {reserve_s:.0f} s for the "
-           f"report; at {per_run_s:.1f} s per run and {arms} arms a round of added seeds takes at most "
-           f"{arms * per_run_s:.0f} s: {rounds} round(s) fit")
+           f"report; at {per_run_s:.1f} s per run and {arms} arms{side} a round of added seeds takes at most "
+           f"{round_s:.0f} s: {rounds} round(s) fit")
     if cap == upper and initial_seeds + rounds > upper:
         why += f", the study's max_seeds {upper} is the cap"
     return SeedCap(cap, f"seed cap {cap} per variant: {why}")
+
+
+@dataclass(frozen=True)
+class Workers:
+    processes: int   # runs at once (worker processes of `ablations.workers`; 1: in the demo's own process)
+    threads: int     # torch threads of each run
+
+
+def workers_for(arms: int, cores: int) -> Workers:
+    """How the study's runs share the cores: one worker process per core, at most one per arm (a round of added
+    seeds has at most `arms` runs), the cores split evenly among them. Measured on this 2-core VM (VGG-A width
+    0.25, 32x32, batch 64, channels_last): two runs of one thread each finished 1.27x the runs per second of one
+    run of two threads (small convolutions do not keep two threads busy)."""
+    processes = max(1, min(arms, cores))
+    return Workers(processes, max(1, cores // processes))
 
 
 @dataclass(frozen=True)
@@ -105,9 +128,23 @@ def choose_layout(step_s: dict[str, float], min_gain: float = MIN_GAIN) -> Layou
                                                                  f"{min_gain:.2f}x faster)"))
 
 
-def measure_layouts(model: dict, train: dict, steps: int = LAYOUT_STEPS) -> dict[str, float]:
+def measure_layouts(model: dict, train: dict, steps: int = LAYOUT_STEPS, threads: int | None = None
+                    ) -> dict[str, float]:
     """Median seconds of one training step of the study's base model (resolved `model` and `train` fields) on
-    random images, contiguous and channels_last, each after one warm-up step."""
+    random images, contiguous and channels_last, each after one warm-up step, on `threads` torch threads (the
+    study's runs' own; None: this process's)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _step_times(model, train, steps)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _step_times(model: dict, train: dict, steps: int) -> dict[str, float]:
     import statistics
     import time
 
