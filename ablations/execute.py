@@ -48,7 +48,9 @@ def execute(spec: dict, run_dir: str, threads: int | None = None) -> RunRecord:
         raise
     except Exception as err:  # a failing run is recorded; the study goes on
         return RunRecord.failed(run, err, started, torch.get_num_threads())
-    return RunRecord.finished(run, result, started, torch.get_num_threads(), evaluation)
+    # the threads the run trained on: a resumed run keeps its checkpoint's (vggcore.train.keep_threads)
+    threads_used = (result.get("rank_threads") or [torch.get_num_threads()])[0]
+    return RunRecord.finished(run, result, started, threads_used, evaluation)
 
 
 def execute_run(spec: dict, run_dir: str, threads: int | None = None) -> RunRecord:

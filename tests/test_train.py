@@ -65,6 +65,32 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path):
     assert again["resumed"] == "complete" and again["final"] == resumed["final"]
 
 
+def test_a_resumed_run_keeps_the_thread_count_it_started_with(tmp_path, capsys):
+    """Results depend on torch's thread count (reduction order): a run cut on 1 thread and resumed in a process of
+    2 finishes its epochs on 1, says so, and leaves the process's own count as it found it."""
+    class Stop(Exception):
+        pass
+
+    def interrupt(row):
+        if row["epoch"] == 1:
+            raise Stop
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        full = fit(tmp_path / "full")
+        with pytest.raises(Stop):
+            fit(tmp_path / "cut", on_epoch=interrupt)
+        torch.set_num_threads(2)
+        resumed = fit(tmp_path / "cut")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert resumed["resumed_from_epoch"] == 1 and resumed["rank_threads"] == [1]
+    assert [h["val_loss"] for h in resumed["history"]] == [h["val_loss"] for h in full["history"]]
+    assert "resumed on 1 torch thread(s), as the run started" in capsys.readouterr().err
+
+
 def test_gradient_accumulation_keeps_the_effective_batch():
     cfg = TrainConfig(epochs=1, batch_size=64, lr=0.05, schedule="constant")
     model = VGGConfig(arch="A", width=0.125, image_size=32, dropout=0.0)  # no BN: batch statistics would differ

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -333,6 +334,7 @@ def train(model_config: VGGConfig, data_config: DataConfig, train_config: TrainC
     if reason:
         raise ConfigError(f"device {train_config.device!r} is not available on this machine: {reason}",
                           ("device",), train_config.device)
+    caller_threads = torch.get_num_threads()
     world = setup(train_config.device, backend, threads=train_config.threads)
     try:
         if train_config.nproc > 1 and world.world_size != train_config.nproc:
@@ -344,6 +346,19 @@ def train(model_config: VGGConfig, data_config: DataConfig, train_config: TrainC
                     on_epoch=on_epoch if world.is_main else None, world=world, scheme=scheme)[1]
     finally:
         teardown(world)
+        if train_config.threads is None:   # a resume may have set the run's own count (keep_threads)
+            torch.set_num_threads(caller_threads)
+
+
+def keep_threads(started_on: int | None, ckpt_path: Path) -> None:
+    """Resume on the torch thread count the run started with (its checkpoint's `threads`): results depend on it
+    through the order of reductions, so a run cut on 1 thread and resumed on 2 would not be the run it was. A
+    checkpoint from before the count was kept has none and changes nothing. `train` restores the caller's count."""
+    if started_on is None or started_on == torch.get_num_threads():
+        return
+    print(f"{ckpt_path.parent}: resumed on {started_on} torch thread(s), as the run started (this process had "
+          f"{torch.get_num_threads()})", file=sys.stderr)
+    torch.set_num_threads(int(started_on))
 
 
 def _fit(model_config: VGGConfig, data_config: DataConfig, train_config: TrainConfig, *, out, progress,
@@ -393,6 +408,7 @@ def _fit(model_config: VGGConfig, data_config: DataConfig, train_config: TrainCo
         load_state(model, state["model"], ckpt_path, "model")
         load_state(optimizer, state["optimizer"], ckpt_path, "optimizer")
         load_state(schedule, state["schedule"], ckpt_path, "schedule")
+        keep_threads(state.get("threads"), ckpt_path)
         history, resumed_from = state["history"], state["epoch"]
         pretrain = state.get("pretrain", pretrain)
     net = wrap_model(model, world, train_config.sync_bn)  # DDP in a world of N; `model` itself in one process
@@ -415,7 +431,7 @@ def _fit(model_config: VGGConfig, data_config: DataConfig, train_config: TrainCo
                                             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                             "schedule": schedule.state_dict(), "history": history,
                                             "pretrain": pretrain, "world_size": world.world_size,
-                                            "seed_scheme": scheme})
+                                            "seed_scheme": scheme, "threads": torch.get_num_threads()})
                 save_json(metrics_path, record)
             if bar is not None:
                 bar.update(1)
