@@ -13,10 +13,10 @@ round r adds seed max(seeds) + r to the baseline and to every undecided variant,
 
 The levels (`ablations.stats.sequential.look_levels`, rule "obf"): Lan-DeMets O'Brien-Fleming-like alpha spending
 over the L = max_seeds - len(seeds) + 1 planned looks, exact for correlated looks, so the chance of any false
-better/worse over all looks stays at alpha (family-wise 3.5-4.3% in simulation, docs/statistics.md section 4). For
+better/worse over all looks stays at alpha (family-wise 2.1-4.3% in simulation, docs/statistics.md section 4). For
 3 to 10 seeds the levels run from 0.00035 at the first look to 0.034 at the last, where the even split gives
 0.00625 to every look; simulated with four variants (min_effect 0.02), the new rule needed 9.2-9.4 seeds per
-no-effect variant against 9.7-9.9, and found a +0.02 change in 49-55% of studies against 4-29%.
+no-effect variant against 9.7-9.9, and found a +0.02 change in 40-55% of studies against 4-29%.
 
 A folder started before the rules were recorded (adaptive.json without "rule") keeps its own: alpha / L at every
 look, Welch t on every finished seed, every look re-deciding; a rerun of such a folder continues under it.
