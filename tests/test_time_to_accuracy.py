@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 from scipy import stats as sps
 
 from bench import tta, tta_stats
@@ -249,14 +248,6 @@ def test_a_dataset_without_a_default_target_asks_for_one(tmp_path):
 # ---------------------------------------------------------------------------------- runs train as train() does
 TINY = dict(devices="cpu", width="0.0625", tta_recipe="init=xavier,dropout=0,augment=none,lr=0.05,schedule=constant",
             tta_epochs="2", target="1.0")
-
-
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_a_timed_run_is_trains_own_run_stopped_at_the_target(one_thread):
