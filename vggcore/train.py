@@ -334,8 +334,8 @@ def train(model_config: VGGConfig, data_config: DataConfig, train_config: TrainC
     if reason:
         raise ConfigError(f"device {train_config.device!r} is not available on this machine: {reason}",
                           ("device",), train_config.device)
-    caller_threads = torch.get_num_threads()
     world = setup(train_config.device, backend, threads=train_config.threads)
+    run_threads = torch.get_num_threads()   # the count setup gave the run; a resume may change it (keep_threads)
     try:
         if train_config.nproc > 1 and world.world_size != train_config.nproc:
             raise WorldError(f"this run asks for nproc={train_config.nproc} processes but runs in a world of "
@@ -346,14 +346,14 @@ def train(model_config: VGGConfig, data_config: DataConfig, train_config: TrainC
                     on_epoch=on_epoch if world.is_main else None, world=world, scheme=scheme)[1]
     finally:
         teardown(world)
-        if train_config.threads is None:   # a resume may have set the run's own count (keep_threads)
-            torch.set_num_threads(caller_threads)
+        torch.set_num_threads(run_threads)   # undoes keep_threads alone: setup's count stays, as it always did
 
 
 def keep_threads(started_on: int | None, ckpt_path: Path) -> None:
     """Resume on the torch thread count the run started with (its checkpoint's `threads`): results depend on it
     through the order of reductions, so a run cut on 1 thread and resumed on 2 would not be the run it was. A
-    checkpoint from before the count was kept has none and changes nothing. `train` restores the caller's count."""
+    checkpoint from before the count was kept has none and changes nothing. `train` puts back the count it had
+    before the resume."""
     if started_on is None or started_on == torch.get_num_threads():
         return
     print(f"{ckpt_path.parent}: resumed on {started_on} torch thread(s), as the run started (this process had "
