@@ -424,3 +424,17 @@ def test_failure_decision_needs_the_failure_test_to_reject_at_its_own_step():
     assert look_step(new_state(1, 4), seen, ok, 0.05, 0, 0.02, maximize=True)["codes"][0, 0] == 2
     # a statistic that keeps every seed sees the failures among its values: no failure test
     assert np.all(np.isnan(look_step(new_state(1, 4), seen, ok, 0.05, 0, 0.02, statistic="welch")["p_fail"]))
+
+
+def test_the_min_effect_table_is_computed_at_the_baseline_it_is_given():
+    """A study file quotes min_effect figures at its own baseline (--base, --sd): a tighter baseline spread must
+    make no-effect variants end equivalent more often, so the options reach the draws."""
+    from ablations.stats.calibrate import main, min_effect_table
+
+    def equivalent_share(**k):
+        row = min_effect_table(400, min_effects=(0.02,), max_seeds=5, **k).splitlines()[-1]
+        return float(row.split("|")[2])
+
+    wide, tight = equivalent_share(base=0.03, sd=0.015), equivalent_share(base=0.015, sd=0.006)
+    assert tight > wide + 0.2
+    main(["--part", "min_effect", "--studies", "50", "--max-seeds", "4", "--base", "0.015", "--sd", "0.008"])

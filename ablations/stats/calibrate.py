@@ -228,11 +228,12 @@ def adaptive_table(studies: int = 20_000, min_effects=(0.01, 0.02)) -> str:
 
 
 def min_effect_table(studies: int = 20_000, min_effects=(0.01, 0.015, 0.02, 0.025, 0.03), rule: str = "obf",
-                     sd: float = 0.015, fail: float = 0.1, max_seeds: int = 10) -> str:
-    """docs/statistics.md section 5: what a digits study (baseline 0.03, trained sd `sd`, `fail` of seeds not
-    training, 3 to `max_seeds` seeds, four variants) decides under each min_effect with the recommended rule: the
-    share of no-effect variants ending equivalent, of variants 0.02 / 0.03 worse ending worse, and mean seeds.
-    The demo's seed cap comes from its time budget (vggbench.demo_plan): --max-seeds 6 or 8 shows what it buys."""
+                     sd: float = SD, fail: float = 0.1, max_seeds: int = 10, base: float = BASE) -> str:
+    """docs/statistics.md section 5: what a digits study (trained baseline mean `base`, sd `sd`, `fail` of seeds
+    not training, 3 to `max_seeds` seeds, four variants) decides under each min_effect with the recommended rule:
+    the share of no-effect variants ending equivalent, of variants 0.02 / 0.03 worse ending worse, and mean seeds.
+    The demo's seed cap comes from its time budget (vggbench.demo_plan): --max-seeds 6 or 8 shows what it buys;
+    --base and --sd set the baseline a study file quotes its figures at."""
     levels = look_levels(3, max_seeds, 0.05, rule)
     rows = []
     for me in min_effects:
@@ -240,7 +241,7 @@ def min_effect_table(studies: int = 20_000, min_effects=(0.01, 0.015, 0.02, 0.02
         for i, effect in enumerate((0.0, 0.02, 0.03, me)):
             key = [5, int(me * 1000), i] + ([] if max_seeds == 10 else [max_seeds])   # 10: the docs' draws
             values, failed = draw(np.random.default_rng(key), studies, max_seeds, shifts=(effect,) * 4, fail=fail,
-                                  sd=sd)
+                                  base=base, sd=sd)
             r = simulate(values, ~failed, 3, max_seeds, levels, me)
             if i == 3:   # a change of exactly min_effect must rarely be called equivalent
                 cells.append(f"{np.mean(r['codes'] == 3):.3f}")
@@ -256,6 +257,8 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m ablations.stats.calibrate", description=__doc__.split("\n")[0])
     parser.add_argument("--studies", type=int, default=20_000)
     parser.add_argument("--max-seeds", type=int, default=10, help="seed cap of the min_effect part")
+    parser.add_argument("--base", type=float, default=BASE, help="trained baseline mean of the min_effect part")
+    parser.add_argument("--sd", type=float, default=SD, help="seed-to-seed sd of the min_effect part")
     parser.add_argument("--part", default="all",
                         choices=("bounded", "decision", "crossover", "power", "adaptive", "min_effect", "all"))
     args = parser.parse_args(argv)
@@ -306,8 +309,9 @@ def main(argv=None) -> None:
     if args.part in ("adaptive", "all"):
         print(adaptive_table(S))
     if args.part in ("min_effect", "all"):
-        print(min_effect_table(S, min_effects=(0.01, 0.015, 0.02, 0.025, 0.03, 0.04), max_seeds=args.max_seeds)
-              if args.max_seeds != 10 else min_effect_table(S))
+        own = args.max_seeds != 10 or args.base != BASE or args.sd != SD
+        print(min_effect_table(S, min_effects=(0.01, 0.015, 0.02, 0.025, 0.03, 0.04), max_seeds=args.max_seeds,
+                               base=args.base, sd=args.sd) if own else min_effect_table(S))
 
 
 if __name__ == "__main__":
