@@ -121,7 +121,8 @@ DECISION_STYLE = {"better": ("tab:green", "^"), "worse": ("tab:red", "v"), "equi
 def ablation_effects(effects: pd.DataFrame, ax=None, study: str | None = None):
     """Difference of each variant to the baseline (the decision statistic's estimate) with its interval; colour and
     marker give the decision, the label the seeds compared (n) and those that did not train, dotted lines the
-    +/- min_effect band when one is set."""
+    +/- min_effect band when one is set. A row without a difference (no seed of the variant trained) says its
+    decision in words: worse by its failure rate, or no trained seed to compare."""
     ax = _ax(ax)
     data = effects if study is None else effects[effects["study"] == study]
     data = data[data["variant"] != "baseline"].reset_index(drop=True)
@@ -134,8 +135,15 @@ def ablation_effects(effects: pd.DataFrame, ax=None, study: str | None = None):
         ax.errorbar(part["diff"], list(part.index), xerr=err, fmt=marker, color=colour, capsize=4, label=decision)
     n = data["n_used"] if "n_used" in data else data["n_ok"]
     failed = data["n_not_trained"] if "n_not_trained" in data else pd.Series([0] * len(data))
+    by = data["decided_by"] if "decided_by" in data else pd.Series([""] * len(data))
+    for i in data.index[data["diff"].isna()]:   # no trained seed to place: the row says what it is
+        decision = decisions[i]
+        text = f"{decision}: decided by {by[i]}" if decision != "undecided" and by[i] else "no trained seed to compare"
+        colour = DECISION_STYLE.get(decision, ("k", ""))[0]
+        ax.annotate(text, (0.0, i), xytext=(4, 0), textcoords="offset points", va="center", color=colour, fontsize=8)
     ax.set_yticks(list(range(len(data))), [f"{v} (n={k}{f', {f} did not train' if f else ''})"
                                            for v, k, f in zip(data["variant"], n, failed)])
+    ax.set_ylim(-0.5, len(data) - 0.5)   # every row, those with no interval to draw included
     ax.axvline(0.0, color="k", lw=1)
     me = data["min_effect"].iloc[0] if "min_effect" in data and len(data) else float("nan")
     if me == me and me:

@@ -178,6 +178,25 @@ def test_every_plot_runs_and_returns_its_ax(bench_file, ablation_dir):
         plt.close(own.figure)
 
 
+def test_the_effects_figure_says_the_decision_of_a_variant_without_a_trained_seed():
+    """A variant whose seeds all failed to train has no difference to place, but it can be decided (worse, by
+    its failure rate): the figure must say so on its row, not leave the row blank."""
+    import matplotlib.pyplot as plt
+
+    eff = pd.DataFrame({"study": "s", "variant": ["baseline", "a=x", "b=y", "c=z"], "metric": "test_top1_error",
+                        "diff": [0.0, 0.01, np.nan, np.nan], "diff_low": [np.nan, -0.01, np.nan, np.nan],
+                        "diff_high": [np.nan, 0.02, np.nan, np.nan], "n_used": [6, 3, 0, 0],
+                        "n_not_trained": [0, 0, 6, 2], "min_effect": 0.03,
+                        "decision": ["baseline", "equivalent", "worse", "undecided"],
+                        "decided_by": ["", "trained seeds", "failure rate", ""]})
+    fig, ax = plt.subplots()
+    plots.ablation_effects(eff, ax)
+    texts = [t.get_text() for t in ax.texts]
+    plt.close(fig)
+    assert any("worse" in t and "failure rate" in t for t in texts), texts
+    assert any("no trained seed" in t for t in texts) and not any("equivalent" in t for t in texts), texts
+
+
 def test_build_writes_all_files_and_every_reference_exists(bench_file, ablation_dir, tmp_path):
     index = build([bench_file], [ablation_dir], tmp_path / "rep")
     out = index.parent
