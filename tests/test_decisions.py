@@ -110,6 +110,34 @@ def test_a_seed_that_did_not_train_is_counted_apart_and_leaves_the_others_alone(
     assert "1 of 3 seeds did not train" in eff.loc["h=tv", "seeds_needed_reason"]
 
 
+def test_a_variant_whose_seeds_diverge_did_not_train_and_is_decided_by_its_failure_rate():
+    """A diverged run (a non-finite training loss, no result) did not train. The same planted study as the test
+    below, with h=tv's five seeds diverged instead of stuck, must decide h=tv the same way (worse by its failure
+    rate at look 3) and count them the same; before, the failure test saw finished seeds only, so h=tv stayed
+    undecided up to any cap. A failed run (an error, not a training outcome) is still counted apart."""
+    err = "test_top1_error"
+    rng = np.random.default_rng(7)
+    clean = {"baseline": list(0.03 + 0.003 * rng.standard_normal(6)),
+             "a=1": list(0.03 + 0.003 * rng.standard_normal(6)), "b=1": list(0.06 + 0.003 * rng.standard_normal(6))}
+    plan = Plan(min_effect=0.02, max_seeds=6, initial_seeds=3)
+    stuck = _runs({"h=tv": [0.9] * 5}, err, first_loss=2.3, final_loss=2.3)
+    diverged = stuck.assign(status="diverged", **{err: np.nan, "rule_error": np.nan, "final_train_loss": np.nan})
+    by_stuck, by_diverged = (effects(pd.concat([_runs(clean, err), tv]), err, min_effect=0.02,
+                                     schedule=plan.schedule()).set_index("variant") for tv in (stuck, diverged))
+    tv = by_diverged.loc["h=tv"]
+    assert (tv["decision"], tv["decided_by"], tv["look"], tv["n_not_trained"], tv["n_diverged"], tv["n_ok"]) == (
+        "worse", "failure rate", 3, 5, 5, 0)
+    for column in ("p_value", "p_adjusted", "excess_failure_p", "not_trained_low", "not_trained_high",
+                   "n_compared"):
+        assert tv[column] == pytest.approx(by_stuck.loc["h=tv", column]), column
+    assert by_diverged.drop(index="h=tv")[["decision", "p_value"]].equals(
+        by_stuck.drop(index="h=tv")[["decision", "p_value"]])
+    failed = stuck.assign(status="failed", **{err: np.nan, "rule_error": np.nan})
+    apart = effects(pd.concat([_runs(clean, err), failed]), err, min_effect=0.02,
+                    schedule=plan.schedule()).set_index("variant").loc["h=tv"]
+    assert (apart["decision"], apart["n_not_trained"], apart["n_failed"]) == ("undecided", 0, 5)
+
+
 def test_excess_failure_p_is_its_own_column():
     values = {"baseline": [0.03, 0.03, 0.04], "a=1": [0.9, 0.88, 0.9]}
     eff = effects(_runs(values, "test_top1_error"), "test_top1_error").set_index("variant")

@@ -4,8 +4,10 @@
     low, high = rate_interval(k, n)                                             # "k of n did not train"
     failure_line(k, n)  -> "1 of 3 seeds did not train (33%, 95% interval 1%-91%)"
 
-The rule (`did_not_train`), stated once, for a run that finished (status "ok"; a diverged or failed run is already
-counted apart by the store and is not judged here). A seed did not train when either
+The rule (`did_not_train`), stated once, for a run that finished (status "ok"). A run that diverged (a non-finite
+training loss: no result) did not train either, and is counted so by the frames (`ablations.stats.frames`) without
+this rule; a run that failed (an error: no training outcome) is counted apart. A finished seed did not train when
+either
   (a) its training loss did not clearly fall: the last epoch's mean training loss is at least LOSS_RATIO (0.5)
       times the first epoch's, or
   (b) its test error is nearer chance than a perfect score: test error >= CHANCE_SHARE (0.5) x (1 - 1/classes),
@@ -73,8 +75,9 @@ RULE = ("a seed did not train when its last epoch's mean training loss is at lea
         "(judged from 2 epochs on), or its test top-1 error is at least {share:g} x chance (1 - 1/classes: "
         "0.45 for 10 classes); a criterion whose input the record lacks is no evidence. Such seeds are counted, "
         "left out of the comparison of the trained seeds, and tested apart (one-sided Fisher exact: does the "
-        "variant fail more often?), the two p-values combined by Bonferroni into the decision; failed and "
-        "diverged runs are counted apart")
+        "variant fail more often?), the two p-values combined by Bonferroni into the decision. A run that "
+        "diverged (a non-finite training loss, no result) did not train either and is counted with them; failed "
+        "runs (an error) are counted apart")
 
 
 def rule_text(loss_ratio: float = LOSS_RATIO, chance_share: float = CHANCE_SHARE) -> str:

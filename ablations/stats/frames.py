@@ -52,11 +52,13 @@ COLUMNS = {
     "n_ok": "runs that finished with a value of the metric",
     "n_failed": "runs that failed (an error, no result)",
     "n_diverged": "runs that diverged (a non-finite training loss, no result)",
-    "n_not_trained": "finished runs that did not train by the rule (failures.rule_text), of n_ok",
-    "not_trained_low": "95% Clopper-Pearson interval on the rate behind n_not_trained of n_ok: low end",
+    "n_not_trained": "seeds that did not train: finished runs the rule flags (failures.rule_text) and runs that "
+                     "diverged, of n_ok + n_diverged",
+    "not_trained_low": "95% Clopper-Pearson interval on the rate behind n_not_trained of n_ok + n_diverged: low "
+                       "end",
     "not_trained_high": "... and high end",
     "excess_failure_p": "one-sided Fisher exact p that the variant's seeds fail to train more often than the "
-                        "baseline's, over every finished seed; NaN on the baseline. Part of the decision: where a "
+                        "baseline's, over every finished or diverged seed; NaN on the baseline. Part of the decision: where a "
                         "seed of the pair did not train, p_value is min(1, 2 min(p of the trained seeds, this p "
                         "at the deciding look)) (sequential.look_step)",
     "n_used": "seeds the decision statistic uses: the trained seeds for trained / welch_trained, every finished "
@@ -87,8 +89,8 @@ COLUMNS = {
             "analysed; 1 for fixed seeds",
     "alpha": "the nominal two-sided level of that look: intervals are at 1 - alpha (the family's alpha for "
              "fixed seeds)",
-    "n_compared": "finished seeds of the variant that look saw",
-    "n_compared_baseline": "finished seeds of the baseline that look saw",
+    "n_compared": "seeds of the variant that look saw with an outcome (finished, or diverged)",
+    "n_compared_baseline": "seeds of the baseline that look saw with an outcome (finished, or diverged)",
     "seeds_needed": "seeds per arm for 80% power to detect min_effect, planned from this variant's own trained "
                     "seeds' sd, the baseline's, and both rates of seeds that did not train (planning.seeds_needed)",
     "seeds_needed_reason": "what makes the variant cheap or expensive to decide",
@@ -169,6 +171,8 @@ class Arms:
                 self.flagged[a, j] = not_trained[i]
         self.finished = ~np.isnan(self.values)
         self.trained = self.finished & ~self.flagged
+        self.diverged = (self.status == "diverged") & ~self.finished   # no value, and it did not train
+        self.not_trained = (self.finished & self.flagged) | self.diverged
 
     def look_of_columns(self, schedule: Schedule | None) -> np.ndarray:
         """Look index of each column: 0 for the study's listed seeds, k for the k-th added seed. The listed seeds
@@ -197,8 +201,9 @@ def replay(arms: Arms, schedule: Schedule | None, alpha: float, min_effect: floa
             if not at.any() or not arms.recorded[np.ix_(need, at)].any(axis=1).all():
                 break
         seen = np.where((look_of <= k)[None, :], arms.values, np.nan)
+        diverged = (look_of <= k)[None, :] & arms.diverged
         state = look_step(state, seen[None], arms.trained[None], level, k, min_effect, maximize, statistic, bounds,
-                          freeze, correction)
+                          freeze, correction, diverged=diverged[None])
         analysed = k + 1
         open_ = state["codes"][0] == 0
         if not open_.any():
@@ -218,9 +223,10 @@ def _study_rows(group: pd.DataFrame, study: str, metric: str, maximize: bool, me
     if method == "bootstrap":
         state = _bootstrap(arms, used, state, last_level, seed, min_effect, maximize, correction)
     plan = _plans(arms, used, statistic, min_effect, bounds, schedule.max_seeds if schedule else max_seeds)
-    n_ok, n_not = arms.finished.sum(1), (arms.finished & arms.flagged).sum(1)
-    low_rate, high_rate = rate_interval(n_not, n_ok)
-    excess = excess_failures_p(n_not, n_ok, n_not[0], n_ok[0])
+    n_ok, n_not = arms.finished.sum(1), arms.not_trained.sum(1)
+    n_judged = n_ok + arms.diverged.sum(1)   # seeds whose training has an outcome: finished or diverged
+    low_rate, high_rate = rate_interval(n_not, n_judged)
+    excess = excess_failures_p(n_not, n_judged, n_not[0], n_judged[0])
     rule = schedule.rule if schedule is not None else "fixed seeds"
     label = interval_label(bounds, metric, level_text="1 - alpha")
     if method == "bootstrap":
@@ -254,7 +260,7 @@ def _study_rows(group: pd.DataFrame, study: str, metric: str, maximize: bool, me
         if a == 0:
             row.update(diff=0.0, diff_low=float("nan"), diff_high=float("nan"), diff_method="", p_value=float("nan"),
                        p_adjusted=float("nan"), decision="baseline", look=max(analysed, 1),
-                       n_compared=int(arms.finished[0].sum()), n_compared_baseline=int(arms.finished[0].sum()),
+                       n_compared=int(n_judged[0]), n_compared_baseline=int(n_judged[0]),
                        seeds_needed=float("nan"), seeds_needed_reason="")
         else:
             code = int(state["codes"][0, v]) if arms.has_baseline else 0
@@ -293,7 +299,8 @@ def _plans(arms: Arms, used, statistic: str, min_effect, bounds, max_seeds) -> l
                  "(metric units, above 0) to plan seeds"}] * variants
     values = np.where(arms.finished, arms.values, np.nan)
     ok = arms.trained if statistic in TRAINED_ONLY else None
-    plans = plan_variants(values, ok, min_effect, names=arms.names[1:], bounds=bounds, max_seeds=max_seeds)
+    plans = plan_variants(values, ok, min_effect, names=arms.names[1:], bounds=bounds, max_seeds=max_seeds,
+                          diverged=arms.diverged if statistic in TRAINED_ONLY else None)
     return [{"seeds_needed": p["seeds_needed"], "seeds_needed_reason": p["reason"]} for p in plans]
 
 

@@ -78,11 +78,13 @@ def seeds_needed(min_effect, sd_variant, sd_baseline, fail_variant=0.0, fail_bas
 
 
 def plan_variants(values, ok=None, min_effect: float = 0.01, names=None, alpha: float = ALPHA,
-                  power: float = POWER, bounds=(0.0, 1.0), max_seeds: int | None = None) -> list[dict]:
+                  power: float = POWER, bounds=(0.0, 1.0), max_seeds: int | None = None, *,
+                  diverged=None) -> list[dict]:
     """Per variant: seeds needed and why. values (1 + variants, seeds) in metric units, row 0 the baseline,
-    NaN absent; ok same shape, True where the seed trained (None: all). Returns one dict per variant (rows 1..):
-    name, n (finished seeds), failed (k did not train), sd (over trained seeds), fail_rate, seeds_needed,
-    and reason (a sentence naming what makes the variant expensive, for the report)."""
+    NaN absent; ok same shape, True where the seed trained (None: all); diverged same shape, True where a seed
+    diverged (no value; it did not train; None: none). Returns one dict per variant (rows 1..): name, n (seeds
+    with an outcome: finished or diverged), failed (k did not train), sd (over trained seeds), fail_rate,
+    seeds_needed, and reason (a sentence naming what makes the variant expensive, for the report)."""
     bounds = check_bounds(bounds)
     min_effect = check_min_effect(min_effect, bounds)
     if not min_effect:
@@ -91,6 +93,8 @@ def plan_variants(values, ok=None, min_effect: float = 0.01, names=None, alpha: 
     values = np.asarray(values, dtype=float)
     finished = ~np.isnan(values)
     ok = finished if ok is None else (np.asarray(ok, dtype=bool) & finished)
+    if diverged is not None:
+        finished = finished | np.asarray(diverged, dtype=bool)
     n_all, n_ok = finished.sum(-1), ok.sum(-1)
     _, _, var = nan_moments(np.where(ok, values, np.nan))
     sd = np.sqrt(var)

@@ -155,17 +155,19 @@ def variant_p(p_effect, p_fail):
 
 def look_step(state: dict, seen, ok, level: float, look: int, min_effect: float | None = None,
               maximize: bool = False, statistic: str = DEFAULT, bounds=(0.0, 1.0), freeze: bool = True,
-              correction: str = "holm") -> dict:
+              correction: str = "holm", *, diverged=None) -> dict:
     """One look of --until-decided: every variant not yet decided is compared with the baseline at `level`,
     the family's p-values (frozen ones included) adjusted by `correction`, and decided. The one copy of a
     look, used by `simulate`, by `run --until-decided` and by the report's replay of the looks
     (`ablations.stats.frames`). seen: (studies, 1 + variants, seeds) the values this look sees, arm 0 the
     baseline, NaN for a seed not seen or not finished; ok: bool of that shape, True where the seed trained
-    (None: all). Returns the new state (see `new_state`).
+    (None: all); diverged: bool of that shape, True where a seen seed diverged (a non-finite training loss: no
+    value, and it did not train; None: none). Returns the new state (see `new_state`).
 
     Failing to train is part of the decision (for the statistics that set such seeds aside, TRAINED_ONLY; the
-    others see those seeds among their values). Per variant, of the finished seeds of the pair: k_v of n_v of
-    the variant's and k_b of n_b of the baseline's did not train. When k_v + k_b == 0 the variant's p is the
+    others see those seeds among their values). Per variant, of the seeds of the pair with an outcome (finished,
+    or diverged): k_v of n_v of the variant's and k_b of n_b of the baseline's did not train (a diverged seed
+    did not). When k_v + k_b == 0 the variant's p is the
     comparison's p, exactly as before failures counted (a study without failures decides as it did). Otherwise
     p = min(1, 2 min(p_effect, p_fail)), p_fail the one-sided Fisher exact p that the variant fails to train
     more often (`failures.excess_failures_p`). Why that is a valid p of "no difference" (the same rate of
@@ -192,8 +194,9 @@ def look_step(state: dict, seen, ok, level: float, look: int, min_effect: float 
     c = compare(seen[:, 1:], np.broadcast_to(seen[:, :1], seen[:, 1:].shape),
                 ok[:, 1:], np.broadcast_to(ok[:, :1], ok[:, 1:].shape), statistic, bounds, level)
     finished = ~np.isnan(seen)
-    counts = finished.sum(-1)
-    failed = (finished & ~ok).sum(-1)
+    div = np.zeros(seen.shape, dtype=bool) if diverged is None else np.asarray(diverged, dtype=bool) & ~finished
+    counts = (finished | div).sum(-1)
+    failed = ((finished & ~ok) | div).sum(-1)
     n_v, n_b = counts[:, 1:], np.broadcast_to(counts[:, :1], c.p.shape)
     k_v, k_b = failed[:, 1:], np.broadcast_to(failed[:, :1], c.p.shape)
     some = (k_v + k_b > 0) & (n_v > 0) & (n_b > 0) & (statistic in TRAINED_ONLY)

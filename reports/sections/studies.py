@@ -115,13 +115,16 @@ def failure_lines(eff: pd.DataFrame) -> list[str]:
     base = eff[eff["variant"] == "baseline"]
     base_not_trained = int(base["n_not_trained"].iloc[0]) if len(base) else 0
     for _, row in eff.iterrows():
-        head = f"{row['variant']}: {failure_line(int(row['n_not_trained']), int(row['n_ok']))}"
-        if row["n_diverged"] or row["n_failed"]:
-            head += f"; {row['n_diverged']} diverged, {row['n_failed']} failed (counted apart)"
+        judged = int(row["n_ok"]) + int(row["n_diverged"])   # a diverged seed did not train
+        head = f"{row['variant']}: {failure_line(int(row['n_not_trained']), judged)}"
+        if row["n_diverged"]:
+            head += f" ({row['n_diverged']} of them diverged)"
+        if row["n_failed"]:
+            head += f"; {row['n_failed']} failed (an error: counted apart)"
         if row["variant"] != "baseline":
             effect = _interval(row["diff"], row["diff_low"], row["diff_high"], True)
             head += (f"; effect among the seeds that trained: {effect}"
-                     f" (of {row['n_compared']} vs {row['n_compared_baseline']} finished seeds, "
+                     f" (of {row['n_compared']} vs {row['n_compared_baseline']} seeds with an outcome, "
                      f"{row['diff_method'] or 'none'})")
         lines.append(head)
         if row["variant"] != "baseline" and row["excess_failure_p"] == row["excess_failure_p"]:
