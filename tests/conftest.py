@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 
@@ -40,6 +42,22 @@ def one_thread():
 
 
 def pytest_configure(config):
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    # at most 2 torch threads per test process; under pytest-xdist (`./dev test` runs -n 2) each worker gets its
+    # share of the cores, so the workers do not contend for them
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // workers)))
+    # the pytest sessions the tests start (pytester subprocesses, the demo's `pytest bench`) are plain sessions,
+    # not xdist workers: pytest-benchmark disables itself where it sees PYTEST_XDIST_WORKER (xdist only sets these)
+    for name in [n for n in os.environ if n.startswith("PYTEST_XDIST_")]:
+        del os.environ[name]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist the Ray tests share one worker (--dist loadgroup): one Ray on the machine at a time."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        if item.get_closest_marker("ray"):
+            item.add_marker(pytest.mark.xdist_group("ray"))
 
 pytest_plugins = ["pytester"]
