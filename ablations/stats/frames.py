@@ -58,9 +58,9 @@ COLUMNS = {
                        "end",
     "not_trained_high": "... and high end",
     "excess_failure_p": "one-sided Fisher exact p that the variant's seeds fail to train more often than the "
-                        "baseline's, over every finished or diverged seed; NaN on the baseline. Part of the decision: where a "
-                        "seed of the pair did not train, p_value is min(1, 2 min(p of the trained seeds, this p "
-                        "at the deciding look)) (sequential.look_step)",
+                        "baseline's, over every finished or diverged seed; NaN on the baseline. Part of the "
+                        "decision: where a seed of the pair did not train, p_value is min(1, 2 min(p of the "
+                        "trained seeds, this p at the deciding look)) (sequential.look_step)",
     "n_used": "seeds the decision statistic uses: the trained seeds for trained / welch_trained, every finished "
               "seed otherwise",
     "mean": "mean of the metric over the n_used seeds",

@@ -167,8 +167,8 @@ def look_step(state: dict, seen, ok, level: float, look: int, min_effect: float 
     Failing to train is part of the decision (for the statistics that set such seeds aside, TRAINED_ONLY; the
     others see those seeds among their values). Per variant, of the seeds of the pair with an outcome (finished,
     or diverged): k_v of n_v of the variant's and k_b of n_b of the baseline's did not train (a diverged seed
-    did not). When k_v + k_b == 0 the variant's p is the
-    comparison's p, exactly as before failures counted (a study without failures decides as it did). Otherwise
+    did not). When k_v + k_b == 0 the variant's p is the comparison's p, exactly as before failures counted (a
+    study without failures decides as it did). Otherwise
     p = min(1, 2 min(p_effect, p_fail)), p_fail the one-sided Fisher exact p that the variant fails to train
     more often (`failures.excess_failures_p`). Why that is a valid p of "no difference" (the same rate of
     failure and the same distribution of trained values): conditional on the failure margins (k_v + k_b of
