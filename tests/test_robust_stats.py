@@ -438,3 +438,14 @@ def test_the_min_effect_table_is_computed_at_the_baseline_it_is_given():
     wide, tight = equivalent_share(base=0.03, sd=0.015), equivalent_share(base=0.015, sd=0.006)
     assert tight > wide + 0.2
     main(["--part", "min_effect", "--studies", "50", "--max-seeds", "4", "--base", "0.015", "--sd", "0.008"])
+
+
+@pytest.mark.parametrize("args, named", [(["--sd", "-1"], "--sd"), (["--base", "1.5"], "--base"),
+                                         (["--sd", "0.5"], "--sd"), (["--max-seeds", "2"], "max_seeds"),
+                                         (["--studies", "0"], "--studies")])
+def test_calibrate_refuses_a_baseline_it_cannot_draw_on_one_line(args, named, capsys):
+    from ablations.stats.calibrate import main
+
+    assert main(["--part", "min_effect", "--studies", "10", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and named in err[0], err

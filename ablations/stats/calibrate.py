@@ -11,9 +11,12 @@ functions with fewer studies and assert the nominal rates; nothing here is a fig
 from __future__ import annotations
 
 import argparse
+import sys
 
 import numpy as np
 from scipy import stats as sps
+
+from vggcore.errors import UsageError, run_command
 
 from .bounded import diff_interval, mean_interval
 from .failures import did_not_train
@@ -253,7 +256,7 @@ def min_effect_table(studies: int = 20_000, min_effects=(0.01, 0.015, 0.02, 0.02
                          "+0.03: worse", "seeds", "+min_effect: called equivalent"])
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ablations.stats.calibrate", description=__doc__.split("\n")[0])
     parser.add_argument("--studies", type=int, default=20_000)
     parser.add_argument("--max-seeds", type=int, default=10, help="seed cap of the min_effect part")
@@ -262,6 +265,26 @@ def main(argv=None) -> None:
     parser.add_argument("--part", default="all",
                         choices=("bounded", "decision", "crossover", "power", "adaptive", "min_effect", "all"))
     args = parser.parse_args(argv)
+    return run_command(_run, args)
+
+
+def _check(args: argparse.Namespace) -> None:
+    """The simulated baseline must be one a beta distribution can have: 0 < mean, the largest mean drawn (base +
+    0.04, the largest min_effect) < 1, and 0 < sd < sqrt(mean (1 - mean)) at both ends."""
+    if args.studies < 1:
+        raise UsageError(f"--studies {args.studies}: simulate at least 1 study")
+    top = args.base + 0.04
+    if not (0 < args.base and top < 1):
+        raise UsageError(f"--base {args.base:g}: the baseline's mean must be above 0 and below 0.96 (the part draws "
+                         "means up to base + 0.04)")
+    limit = min(np.sqrt(m * (1 - m)) for m in (args.base, top))
+    if not 0 < args.sd < limit:
+        raise UsageError(f"--sd {args.sd:g}: a beta-distributed error of mean {args.base:g} to {top:g} needs an sd "
+                         f"above 0 and below {limit:.3g}")
+
+
+def _run(args: argparse.Namespace) -> None:
+    _check(args)
     S = args.studies
     if args.part in ("bounded", "all"):
         rows = []
@@ -315,4 +338,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
