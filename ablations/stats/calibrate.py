@@ -268,15 +268,19 @@ def main(argv=None) -> int:
     return run_command(_run, args)
 
 
+OWN_MIN_EFFECTS = (0.01, 0.015, 0.02, 0.025, 0.03, 0.04)   # the min_effect part at a cap or baseline of one's own
+
+
 def _check(args: argparse.Namespace) -> None:
     """The simulated baseline must be one a beta distribution can have: 0 < mean, the largest mean drawn (base +
-    0.04, the largest min_effect) < 1, and 0 < sd < sqrt(mean (1 - mean)) at both ends."""
+    the largest min_effect) < 1, and 0 < sd < sqrt(mean (1 - mean)) at both ends."""
     if args.studies < 1:
         raise UsageError(f"--studies {args.studies}: simulate at least 1 study")
-    top = args.base + 0.04
+    shift = max(OWN_MIN_EFFECTS)
+    top = args.base + shift
     if not (0 < args.base and top < 1):
-        raise UsageError(f"--base {args.base:g}: the baseline's mean must be above 0 and below 0.96 (the part draws "
-                         "means up to base + 0.04)")
+        raise UsageError(f"--base {args.base:g}: the baseline's mean must be above 0 and below {1 - shift:g} (the "
+                         f"part draws means up to base + {shift:g})")
     limit = min(np.sqrt(m * (1 - m)) for m in (args.base, top))
     if not 0 < args.sd < limit:
         raise UsageError(f"--sd {args.sd:g}: a beta-distributed error of mean {args.base:g} to {top:g} needs an sd "
@@ -333,7 +337,7 @@ def _run(args: argparse.Namespace) -> None:
         print(adaptive_table(S))
     if args.part in ("min_effect", "all"):
         own = args.max_seeds != 10 or args.base != BASE or args.sd != SD
-        print(min_effect_table(S, min_effects=(0.01, 0.015, 0.02, 0.025, 0.03, 0.04), max_seeds=args.max_seeds,
+        print(min_effect_table(S, min_effects=OWN_MIN_EFFECTS, max_seeds=args.max_seeds,
                                base=args.base, sd=args.sd) if own else min_effect_table(S))
 
 
