@@ -171,3 +171,17 @@ def test_dev_gpu_check_prefers_python_when_set(dev_copy):
     result = subprocess.run([str(dev_copy / "dev"), "gpu-check"], capture_output=True, text=True, timeout=60,
                             env={**os.environ, "PYTHON": str(other)})
     assert result.stdout.strip() == "PYTHON: -m vggbench gpu-check"
+
+
+def test_train_as_documented_with_its_progress_bar_finishes(tmp_path):
+    """`python -m vggcore train` as docs/training.md shows it: no --quiet, so the bar is on to the end."""
+    out = tmp_path / "t"
+    result = subprocess.run([sys.executable, "-m", "vggcore", "train", "--epochs", "2", "--width", "0.125",
+                             "--image-size", "32", "--out", str(out)],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    bar = result.stderr.replace("\r", "\n")
+    assert "train A: 100%" in bar and "2/2" in bar, bar[-2000:]  # the bar reaches its total
+    for figure in ("loss=", "val_err=", "lr="):  # and shows the figures it promises
+        assert figure in bar, bar[-2000:]
+    assert (out / "metrics.json").exists()

@@ -436,7 +436,7 @@ def _fit(model_config: VGGConfig, data_config: DataConfig, train_config: TrainCo
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_err=f"{row['val_top1_error']:.3f}",
-                                lr=f"{lr:.2g}")
+                                lr=f"{row['lr']:.2g}")
             if on_epoch is not None:
                 on_epoch(row)
     except Diverged as err:
