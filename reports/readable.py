@@ -84,7 +84,7 @@ HEADERS = {
     "warmup_epochs": "warm-up epochs", "weight_decay": "weight decay", "bn_recalibrate": "precise BN batches",
     "tta_seconds": "seconds to target", "tta_epochs": "epochs to target", "test_accuracy": "test accuracy",
     "median_test_accuracy": "test accuracy (median)",
-    "name": "case", "step_at_run": "step at run", "datetime": "date", "optimizer": "SGD implementation",
+    "optimizer": "SGD implementation",
     # test protocols (reports.sections.protocols, ablations.paired)
     "source": "scored by", "train_scale": "training scale S", "scales": "test scales Q", "views": "views per image",
     "top1_error": "top-1 error", "top5_error": "top-5 error", "n_pairs": "seeds paired",

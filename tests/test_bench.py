@@ -315,7 +315,6 @@ def test_a_bad_option_ends_pytest_with_one_line(suite, option):
 def test_reference_cost_is_of_the_model_timed(mode):
     """At 32 px with vggcore's gap head, torchvision's cost is still its own (AdaptiveAvgPool2d((7, 7)) feeding a
     25088-wide fc6): the counted MACs and FLOPs equal torch.utils.flop_counter's count of torchvision's model."""
-    import torch
     import torchvision
     from torch.utils.flop_counter import FlopCounterMode
 

@@ -3,7 +3,6 @@ architecture, both reported; and the seed cap of its study from the budget (stub
 
 import json
 
-import pytest
 
 import vggbench.demo as demo
 from vggbench.demo_plan import Workers, seed_cap, settings_dtypes, workers_for

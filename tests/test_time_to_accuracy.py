@@ -288,7 +288,7 @@ def test_step_parts_time_each_part_after_an_untimed_call(one_thread):
 
 
 # ------------------------------------------------------------------------------------------- the report's tables
-def tta_frame() -> "pd.DataFrame":
+def tta_frame():
     """Two cases as reports.load.load_bench gives them (case fields and the summary, as bench/test_tta.py records
     them), from scripted runs: plain fp32 with one miss, and channels_last that reached the target every time."""
     import dataclasses

@@ -151,7 +151,7 @@ def resolve(protocol: Protocol, image_size: int, pool_size: int, s_min: int, s_m
     """The exact views of `protocol` for a net trained at `image_size` (fc6 reading `pool_size` cells) on scales
     [s_min, s_max]; ProtocolError for scales it cannot take."""
     name = protocol.protocol
-    whole, cropped = name in WHOLE, name in CROPPED
+    cropped = name in CROPPED
     scales = protocol.scales if protocol.scales is not None else ("multi" if cropped else "single")
     if isinstance(scales, str):
         qs = _rounded(name, paper_scales(scales, image_size, s_min, s_max), image_size, pool_size, None, scales)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import special
-from scipy import stats as sps
 
 from .errors import StatsInputError, check_alpha, check_bounds
 from .primitives import nan_moments, t_interval, welch

@@ -117,7 +117,6 @@ def hodges_lehmann(variant, baseline, alpha: float = ALPHA):
     pairs = pairs.reshape(*pairs.shape[:-2], -1)
     m, n = (~np.isnan(a)).sum(-1), (~np.isnan(b)).sum(-1)
     d = np.sort(pairs, axis=-1)                                    # NaN last; m*n valid values first
-    mn = m * n
     shift, low, high, p = (np.full(m.shape, np.nan) for _ in range(4))
     u = (pairs > 0).sum(-1) + 0.5 * (pairs == 0).sum(-1)
     ties = _any_cross_ties(a, b)
