@@ -43,7 +43,7 @@ from .stats.failures import rule_inputs
 from .stats.frames import effects
 from .stats.sequential import RULE_LABELS
 from .store import PLAN, Plan, Store
-from .study import RunSpec, Study, StudyError, resolve, run_id, variant_name, variants
+from .study import RunSpec, Study, StudyError, variant_name, variants
 
 __all__ = ["DEFAULT_MAX_SEEDS", "PLAN", "Plan", "added_seeds", "make_plan", "run_until_decided"]
 DEFAULT_MAX_SEEDS = 10
@@ -78,8 +78,7 @@ def added_seeds(study: Study, plan: Plan) -> list[int]:
 
 
 def _spec(study: Study, levels: dict[str, str], seed: int) -> RunSpec:
-    config = resolve(study, levels, seed)
-    return RunSpec(run_id(config), study.name, variant_name(study, levels), levels, seed, config)
+    return RunSpec.of(study, levels, seed)
 
 
 def _frame(records: dict, specs: list[RunSpec], metric: str):

@@ -20,7 +20,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from vggcore.cli import Parser
+from vggcore.cli.parser import Parser
 from vggcore.errors import EXIT_INTERRUPTED, UsageError, run_command
 from vggcore.validation import MIN_EFFECT, integer, number, option_value, optional
 
@@ -252,7 +252,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m ablations", description=__doc__, epilog=EXIT_CODES)
-    sub = p.add_subparsers(dest="command", required=True)
+    add_commands(p.add_subparsers(dest="command", required=True))
+    return p
+
+
+def add_commands(sub) -> None:
+    """run, list, status and export, on `sub` (this command line's subcommands, or `vggbench study`'s)."""
     r = sub.add_parser("run", help="train every run of a study (resumes)", epilog=EXIT_CODES)
     r.add_argument("study", help="study TOML file")
     r.add_argument("--out", required=True, help="results folder: results.jsonl, study.json, runs/")
@@ -299,7 +304,6 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("--mlflow", metavar="URI", help="MLflow tracking URI: sqlite:///mlflow.db, http://HOST:PORT")
     ex.add_argument("--tensorboard", metavar="LOGDIR", help="TensorBoard log folder")
     ex.set_defaults(func=_cmd_export)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:

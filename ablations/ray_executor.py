@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from vggcore.errors import MissingPackage, UserError
-from vggcore.measure import cpu_count
+from vggcore.threads import cpu_count
 
 from .execute import execute_run
 from .records import RunRecord

@@ -10,7 +10,9 @@
     record.to_json()                                      the dict the driver appends (`Store.append`)
 
 Fields (JSON keys; a key whose value is None is left out, except `error` and `final`, always present):
-    run_id, study, variant, levels, seed, config   the run as `RunSpec` gives it
+    run_id, study, variant, levels, seed   the run as `RunSpec` gives it
+    config           the run's configuration (`vggcore.config.RunConfig.to_json`): as training resolved it for a
+                     finished run (num_classes from the dataset), as the study resolved it for a failed one
     started          ISO time (UTC) the run started
     status           ok, diverged or failed
     error            None, or what went wrong in words ("TypeName: message" for a raised error)
@@ -21,7 +23,7 @@ Fields (JSON keys; a key whose value is None is left out, except `error` and `fi
     timing           {"seconds": wall time of the run, "threads": torch threads it had}
     diverged_epoch   the epoch whose loss was not finite (diverged runs)
     resumed_from_epoch, world_size   from train()'s result; a failure gets 0 and its configured train.nproc
-    seed_scheme      how the run's random streams were derived (vggcore.seeds), when train() says
+    seed_scheme      how the run's random streams were derived (vggcore.train.seeds), when train() says
     traceback        the last frames of a raised error
     exit_signal, exit_code   how a worker process died
     attempts         a Ray task lost to the system: how many times it was submitted
@@ -30,7 +32,7 @@ Fields (JSON keys; a key whose value is None is left out, except `error` and `fi
     executor         local or ray, set by the driver as it appends the record
     train_id         runs with an eval section: the id of the training they score (`RunSpec.train_id`); the
                      runs of a study that share it share their weights
-    evaluation       runs with an eval section that finished: the protocol entry (`vggcore.evaluations`:
+    evaluation       runs with an eval section that finished: the protocol entry (`vggcore.evaluate.runs`:
                      protocol, scales, flip, crops, views, errors, ...) plus training_test, the test errors and
                      loss the training itself recorded
 
@@ -90,13 +92,15 @@ class RunRecord:
     def finished(cls, run: RunSpec, result: dict, started: float, threads: int,
                  evaluation: dict | None = None) -> RunRecord:
         """A run that train() returned: ok or diverged, with its history and metrics. `evaluation`: the entry of
-        the run's test protocol (`vggcore.evaluations.evaluate_run`), whose errors become the final test
+        the run's test protocol (`vggcore.evaluate.runs.evaluate_run`), whose errors become the final test
         metrics; the training's own stay in the entry as training_test."""
         final = result["final"]
         if evaluation is not None and final is not None:
             evaluation = {**evaluation, "training_test": {k: final.get(k) for k in PROTOCOL_METRICS}}
             final = {**final, **{k: evaluation[v] for k, v in PROTOCOL_METRICS.items()}}
-        return cls(**_head(run, started), status=result["status"], error=result.get("error"),
+        # the configuration training resolved (the network's classes are the dataset's), the run's eval section
+        resolved = {**result.get("config", run.config), **({"eval": run.config["eval"]} if "eval" in run.config else {})}
+        return cls(**{**_head(run, started), "config": resolved}, status=result["status"], error=result.get("error"),
                    history=result["history"], final=final, provenance=result["provenance"],
                    timing=_timing(started, threads), diverged_epoch=result.get("diverged_epoch"),
                    resumed_from_epoch=result.get("resumed_from_epoch", 0), world_size=result.get("world_size", 1),
@@ -199,8 +203,8 @@ def protocol_columns(record: dict) -> dict:
     the training's own centre crop at Q = S_min), eval.protocol, eval.scales ("32,37,42"), eval.flip, eval.crops,
     eval.views, eval.train_scale (the training's S, or S_min-S_max when jittered). None where it cannot be told."""
     from vggcore.config import VGGConfig
-    from vggcore.data import DataConfig
-    from vggcore.protocols import Protocol, own_protocol, resolve
+    from vggcore.config import DataConfig
+    from vggcore.evaluate.protocols import Protocol, own_protocol, resolve
 
     out = {"train_id": record.get("train_id") or record.get("run_id"), "eval.source": None}
     config = record.get("config") if isinstance(record.get("config"), dict) else {}

@@ -19,7 +19,7 @@ from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Sequence
 
-from vggcore.measure import cpu_count
+from vggcore.threads import cpu_count
 
 from .execute import execute_run
 from .export import LiveTracking, info_of

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from vggcore.checkpoint import save_json
+from vggcore.files import save_json
 from vggcore.errors import UserError
 from vggcore.lock import folder_lock
 

@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from vggcore.measure import DTYPES, cpu_count, device_available, dtype_unsupported_reason
+from vggcore.device import DTYPES, device_available, dtype_unsupported_reason
+from vggcore.threads import cpu_count
 
 from .cases import OptionError, positive_ints, split
 
@@ -157,14 +158,15 @@ class Group:
 
 
 def _rank_main(case_dict: dict, rank: int, port: int, conn) -> None:
-    """One rank: join the group as training does (`vggcore.distributed.setup`), build the DDP model, warm up, then
-    take training's own step (`vggcore.step.train_step`) on request."""
+    """One rank: join the group as training does (`vggcore.train.distributed.setup`), build the DDP model, warm up, then
+    take training's own step (`vggcore.train.step.train_step`) on request."""
     try:
         from vggcore import VGGConfig, build
-        from vggcore.distributed import setup, teardown, wrap_model
-        from vggcore.measure import synchronize
-        from vggcore.step import sgd, train_step
-        from vggcore.train import TrainConfig
+        from vggcore.train.distributed import setup, teardown, wrap_model
+        from vggcore.device import synchronize
+        from vggcore.train.sgd import sgd
+        from vggcore.train.step import train_step
+        from vggcore.config import TrainConfig
 
         case = ScalingCase(**case_dict)
         # On CPU the ranks split the cores between them, as training's ranks on one machine do.

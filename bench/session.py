@@ -22,7 +22,7 @@ UNSTABLE = pytest.StashKey[list[tuple[str, str]]]()  # (test id, reason) of ever
 TTA = pytest.StashKey[list]()                        # --vgg-modes time_to_accuracy: the bench.tta.TTACase list
 TTA_DONE = pytest.StashKey[list[tuple[str, dict]]]()  # (test id, bench.tta_stats.summarize figures) per case run
 PROFILE = pytest.StashKey["bench.profiling.ProfileOptions"]()  # --vgg-profile and its companions, parsed
-ROOFS = pytest.StashKey[dict]()                      # (device, dtype) -> vggcore.roofs.Roofs measured this session
+ROOFS = pytest.StashKey[dict]()                      # (device, dtype) -> vggcore.profile.roofs.Roofs measured this session
 UNPROFILED = pytest.StashKey[list[tuple[str, str]]]()  # (case id, reason) of every case left without a profile
 
 

@@ -16,7 +16,7 @@ The rules, as `timed_run` follows them (docs/time-to-accuracy.md says why each o
   - A run has at most `max_epochs` epochs, which is also the length of its learning-rate schedule: a run is
     `vggcore train --epochs max_epochs` stopped at the target. A run that ends its epochs (or diverges) without
     reaching the target is counted as not converged; more than one such run makes the case invalid.
-A run trains as `vggcore.train.train` does, through its `train_epoch` and `validate_epoch`: same seeds, same
+A run trains as `vggcore.train.loop.train` does, through its `train_epoch` and `validate_epoch`: same seeds, same
 data order, same steps (tests/test_time_to_accuracy.py checks the history against `train`'s).
 """
 
@@ -32,12 +32,15 @@ from typing import Callable, Protocol
 import torch
 
 from vggcore import VGGConfig, build
-from vggcore.data import DataConfig
-from vggcore.distributed import World
-from vggcore.measure import DEVICES, device_available
-from vggcore.step import sgd
-from vggcore.train import Batches, Diverged, TrainConfig, make_schedule, score_split, train_epoch, validate_epoch
-from vggcore.transforms import PRESETS
+from vggcore.config import DataConfig
+from vggcore.train.world import World
+from vggcore.device import DEVICES, device_available
+from vggcore.train.sgd import sgd
+from vggcore.data.batches import Batches
+from vggcore.train.epoch import Diverged, make_schedule, train_epoch, validate_epoch
+from vggcore.config import TrainConfig
+from vggcore.evaluate.score import score_split
+from vggcore.data.presets import PRESETS
 from vggcore.validation import ConfigError
 
 from .cases import TTA_MODE, OptionError, canonical_arch, positive_ints, split
@@ -59,9 +62,9 @@ class Recipe:
     width). Each dataset has one (`RECIPES`), tuned for the time to its target; --vgg-tta-recipe overrides fields."""
     epochs: int              # the cap on epochs, and the length of the learning-rate schedule
     lr: float                # SGD learning rate (the paper's momentum 0.9 and weight decay 5e-4 unless set)
-    schedule: str            # vggcore.schedules: plateau, step, cosine, constant
+    schedule: str            # vggcore.train.schedules: plateau, step, cosine, constant
     warmup_epochs: int       # linear lr warm-up epochs
-    augment: str             # vggcore.transforms preset
+    augment: str             # vggcore.data.transforms preset
     batch_size: int          # images per SGD step (--vgg-batch-sizes overrides)
     width: float             # channel and FC-width multiplier (--vgg-width overrides)
     dropout: float = 0.5     # FC dropout

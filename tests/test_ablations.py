@@ -14,7 +14,7 @@ from ablations.runner import RunOptions, run_study
 from ablations.store import Store, read_results
 from ablations.study import parse_study
 from vggcore.errors import MissingPackage
-from vggcore.measure import cpu_count
+from vggcore.threads import cpu_count
 from tiny_study import BROKEN, tiny_study
 
 STUDIES = Path(__file__).resolve().parent.parent / "ablations" / "studies"

@@ -14,13 +14,16 @@ import pytest
 import torch
 
 from vggcore import VGGConfig, build
-from vggcore.checkpoint import CheckpointError, load_checkpoint
-from vggcore.cli import main, parser
-from vggcore.data import DataConfig
-from vggcore.distributed import DistributedError, World, choose_backend, guarded, per_rank, setup, shard, teardown
+from vggcore.files import CheckpointError
+from vggcore.train.checkpoint import load_checkpoint
+from vggcore.cli.main import main, parser
+from vggcore.config import DataConfig
+from vggcore.train.world import DistributedError, World, per_rank, shard
+from vggcore.train.distributed import choose_backend, guarded, setup, teardown
 from vggcore.errors import UserError
-from vggcore.train import TrainConfig, train
-from vggcore.train_cli import configs_from_args
+from vggcore.config import TrainConfig
+from vggcore.train.loop import train
+from vggcore.cli.train import configs_from_args
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
             "-m", "vggcore", "train"]
@@ -318,7 +321,7 @@ def test_folder_data_is_split_between_ranks(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from vggcore.folder import loaders
+    from vggcore.data.folder import loaders
 
     rng = np.random.default_rng(0)
     for split in ("train", "val"):

@@ -229,7 +229,7 @@ def test_a_run_that_finds_the_disk_full_stops_the_study_unrecorded(tmp_path, mon
         calls.append(1)
         raise OSError(errno.ENOSPC, "No space left on device: checkpoint.pt")
 
-    monkeypatch.setattr("vggcore.train.train", full)
+    monkeypatch.setattr("vggcore.train.loop.train", full)
     path = tmp_path / "s.toml"
     path.write_text('[study]\nname = "s"\nseeds = [0]\n[factors.d]\nlevels.on = { "model.dropout" = 0.5 }\n'
                     'levels.off = { "model.dropout" = 0.0 }\n')

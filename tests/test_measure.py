@@ -5,8 +5,10 @@ import types
 import pytest
 import torch
 
-from vggcore import build, measure, summary, totals
-from vggcore.measure import conv_peak_flops, matmul_peak_flops, measure_peak_memory, saved_activation_bytes
+from vggcore import build, device as measure, totals
+from vggcore.model.summary import summary
+from vggcore.profile.peaks import conv_peak_flops, matmul_peak_flops
+from vggcore.memory import measure_peak_memory, saved_activation_bytes
 
 MB = 2 ** 20
 

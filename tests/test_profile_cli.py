@@ -8,10 +8,11 @@ import pandas as pd
 import pytest
 import torch
 
-import vggcore.profile
-from vggcore import VGGConfig, summary
-from vggcore.cli import main
-from vggcore.roofs import Roofs
+import vggcore.profile.profiler
+from vggcore import VGGConfig
+from vggcore.model.summary import summary
+from vggcore.cli.main import main
+from vggcore.profile.roofs import Roofs
 
 TINY = ["A", "--image-size", "32", "--width", "0.125", "--batch-size", "2", "--num-classes", "10", "--rounds", "1",
         "--warmup", "0"]
@@ -25,7 +26,7 @@ def stub_roofs(monkeypatch):
     def roofs(device, dtype, **kw):
         calls.append((device, dtype))
         return Roofs(device=device, dtype=dtype, peak_flops=1e11, bandwidth=1e10)
-    monkeypatch.setattr(vggcore.profile, "measure_roofs", roofs)
+    monkeypatch.setattr(vggcore.profile.profiler, "measure_roofs", roofs)
     return calls
 
 

@@ -5,7 +5,12 @@ import re
 
 import pytest
 
-import vggcore.train
+import vggcore.config
+import vggcore.data.batches
+import vggcore.evaluate.batchnorm
+import vggcore.evaluate.score
+import vggcore.train.epoch
+import vggcore.train.loop
 from ablations import StudyError, expand, load_study
 from ablations.records import RunRecord
 from ablations.runner import RunOptions, by_training, phased, run_study
@@ -40,7 +45,7 @@ def study_text(extra=""):
 def counted():
     """Count the epochs trained (Batches.train: one call per epoch) and the calls of train()."""
     calls = {"epochs": 0, "train": 0}
-    real_epochs, real_train = vggcore.train.Batches.train, vggcore.train.train
+    real_epochs, real_train = vggcore.data.batches.Batches.train, vggcore.train.loop.train
 
     def epochs(self, *args, **kwargs):
         calls["epochs"] += 1
@@ -50,9 +55,9 @@ def counted():
         calls["train"] += 1
         return real_train(*args, **kwargs)
 
-    vggcore.train.Batches.train, vggcore.train.train = epochs, train
+    vggcore.data.batches.Batches.train, vggcore.train.loop.train = epochs, train
     yield calls
-    vggcore.train.Batches.train, vggcore.train.train = real_epochs, real_train
+    vggcore.data.batches.Batches.train, vggcore.train.loop.train = real_epochs, real_train
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 
 from ablations.cli import main as ablations_main
 from ablations.store import Store, read_results
-from vggcore.cli import main as vggcore_main
+from vggcore.cli.main import main as vggcore_main
 from vggcore.lock import folder_lock
 from tiny_study import BROKEN, tiny_study
 
@@ -170,12 +170,12 @@ def test_write_probe_does_not_collide_with_another_process(tmp_path):
 
 # ----------------------------------------------------------------------------------------- vggcore train
 def test_train_out_an_existing_file_fails_before_training(tmp_path, capsys, monkeypatch):
-    import vggcore.train_cli
+    import vggcore.cli.train
 
     def no_training(*a, **k):
         raise AssertionError("training started")
 
-    monkeypatch.setattr(vggcore.train_cli, "train", no_training)
+    monkeypatch.setattr(vggcore.cli.train, "train", no_training)
     target = tmp_path / "file"
     target.write_text("keep me")
     assert vggcore_main([*TRAIN, "--epochs", "1", "--out", str(target)]) == 2

@@ -122,7 +122,7 @@ LAYOUT_FILE = "study-layout.json"
 def study_workers(study):
     """How the adaptive study's runs share this machine's cores (`demo_plan.workers_for`), said in one line."""
     from ablations.study import variants
-    from vggcore.measure import cpu_count
+    from vggcore.threads import cpu_count
 
     from .demo_plan import workers_for
 

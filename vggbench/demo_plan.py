@@ -43,9 +43,9 @@ DEFAULT_BUDGET_S = 480.0  # the whole demo on a 2-core machine: 8 minutes (issue
 
 
 def measure_peaks(dtypes, device: str = "cpu") -> dict[str, float]:
-    """This machine's measured peak FLOP/s per dtype (`vggcore.measure.peak_flops`: its kernels grow only while
+    """This machine's measured peak FLOP/s per dtype (`vggcore.profile.peaks.peak_flops`: its kernels grow only while
     a call stays under half a second, so a slow dtype costs seconds here, not minutes)."""
-    from vggcore.measure import peak_flops
+    from vggcore.profile.peaks import peak_flops
 
     return {d: peak_flops(device, d)["peak_flops"] for d in dtypes}
 
@@ -151,9 +151,10 @@ def _step_times(model: dict, train: dict, steps: int) -> dict[str, float]:
     import torch
 
     from vggcore.config import VGGConfig
-    from vggcore.model import build
-    from vggcore.step import micro_batches, sgd, train_step
-    from vggcore.train import TrainConfig
+    from vggcore.model.network import build
+    from vggcore.train.step import micro_batches, train_step
+    from vggcore.train.sgd import sgd
+    from vggcore.config import TrainConfig
 
     config = VGGConfig(**model)
     tc = TrainConfig(**{k: v for k, v in train.items() if k in TrainConfig.__dataclass_fields__})

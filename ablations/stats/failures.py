@@ -57,7 +57,7 @@ def did_not_train(first_loss, final_loss, test_error, num_classes: int, loss_rat
 
 
 def record_inputs(record: dict, metric: str = "test_top1_error") -> tuple[float, float, float]:
-    """(first_loss, final_loss, test_error) of one run record (vggcore.train's dict: `history` rows with
+    """(first_loss, final_loss, test_error) of one run record (vggcore.train.loop's dict: `history` rows with
     `train_loss`, `final` with the metric); NaN for what the record lacks, and both losses NaN for a history of
     fewer than 2 epochs (no trend to judge)."""
     history = record.get("history") or []
