@@ -23,7 +23,7 @@ Fields (JSON keys; a key whose value is None is left out, except `error` and `fi
     timing           {"seconds": wall time of the run, "threads": torch threads it had}
     diverged_epoch   the epoch whose loss was not finite (diverged runs)
     resumed_from_epoch, world_size   from train()'s result; a failure gets 0 and its configured train.nproc
-    seed_scheme      how the run's random streams were derived (vggcore.train.seeds), when train() says
+    seed_scheme      how the run's random streams were derived (vggcore.seeds), when train() says
     traceback        the last frames of a raised error
     exit_signal, exit_code   how a worker process died
     attempts         a Ray task lost to the system: how many times it was submitted

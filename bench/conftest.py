@@ -16,7 +16,7 @@ from __future__ import annotations
 import pytest
 
 from vggcore.errors import UsageError, UserError
-from vggcore.profile.peaks import peak_flops as measure_peak_flops
+from vggcore.peaks import peak_flops as measure_peak_flops
 from vggcore.train.sgd import DEFAULT_SGD, SGD_CHOICES
 
 from . import profiling, session
@@ -162,7 +162,7 @@ def pytest_ignore_collect(collection_path, config):
 
 @pytest.fixture(scope="session")
 def peak_flops():
-    """The device's measured peak per dtype (`vggcore.profile.peaks.peak_flops`), once per session, in this run."""
+    """The device's measured peak per dtype (`vggcore.peaks.peak_flops`), once per session, in this run."""
     cache: dict[tuple[str, str], dict[str, float]] = {}
 
     def get(device: str, dtype: str) -> dict[str, float]:

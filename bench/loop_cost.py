@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from vggcore import build
-from vggcore.train.world import World
+from vggcore.world import World
 from vggcore.device import synchronize
 from vggcore.train.step import micro_batches, train_step
 from vggcore.train.sgd import sgd

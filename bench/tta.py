@@ -33,7 +33,7 @@ import torch
 
 from vggcore import VGGConfig, build
 from vggcore.config import DataConfig
-from vggcore.train.world import World
+from vggcore.world import World
 from vggcore.device import DEVICES, device_available
 from vggcore.train.sgd import sgd
 from vggcore.data.batches import Batches

@@ -18,7 +18,7 @@ from vggcore.files import CheckpointError
 from vggcore.train.checkpoint import load_checkpoint
 from vggcore.cli.main import main, parser
 from vggcore.config import DataConfig
-from vggcore.train.world import DistributedError, World, per_rank, shard
+from vggcore.world import DistributedError, World, per_rank, shard
 from vggcore.train.distributed import choose_backend, guarded, setup, teardown
 from vggcore.errors import UserError
 from vggcore.config import TrainConfig

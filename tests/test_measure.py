@@ -7,7 +7,7 @@ import torch
 
 from vggcore import build, device as measure, totals
 from vggcore.model.summary import summary
-from vggcore.profile.peaks import conv_peak_flops, matmul_peak_flops
+from vggcore.peaks import conv_peak_flops, matmul_peak_flops
 from vggcore.memory import measure_peak_memory, saved_activation_bytes
 
 MB = 2 ** 20

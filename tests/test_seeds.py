@@ -14,7 +14,7 @@ from vggcore.files import CheckpointError
 from vggcore.train.checkpoint import load_checkpoint
 from vggcore.config import DataConfig
 from vggcore.data.folder import mix
-from vggcore.train.seeds import LEGACY, SCHEME, STREAMS, derive, legacy_seed, stream_seed
+from vggcore.seeds import LEGACY, SCHEME, STREAMS, derive, legacy_seed, stream_seed
 from vggcore.config import TrainConfig
 from vggcore.train.loop import train
 

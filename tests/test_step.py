@@ -18,7 +18,7 @@ import vggcore.train.loop
 from bench.cases import BenchCase
 from vggcore import VGGConfig, build
 from vggcore.config import DataConfig
-from vggcore.train.world import World
+from vggcore.world import World
 from vggcore.train.sgd import SGD_IMPLEMENTATIONS, sgd
 from vggcore.train.step import forward_loss, micro_batches, train_step
 from vggcore.config import TrainConfig

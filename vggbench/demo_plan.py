@@ -43,9 +43,9 @@ DEFAULT_BUDGET_S = 480.0  # the whole demo on a 2-core machine: 8 minutes (issue
 
 
 def measure_peaks(dtypes, device: str = "cpu") -> dict[str, float]:
-    """This machine's measured peak FLOP/s per dtype (`vggcore.profile.peaks.peak_flops`: its kernels grow only while
+    """This machine's measured peak FLOP/s per dtype (`vggcore.peaks.peak_flops`: its kernels grow only while
     a call stays under half a second, so a slow dtype costs seconds here, not minutes)."""
-    from vggcore.profile.peaks import peak_flops
+    from vggcore.peaks import peak_flops
 
     return {d: peak_flops(device, d)["peak_flops"] for d in dtypes}
 

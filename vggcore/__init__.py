@@ -7,12 +7,13 @@
 The rooms, each a package whose docstring says what lives there and what it may import:
     model/     the architecture table, the network builder, torchvision conversion, the analytic summary
     data/      datasets, the paper's preprocessing and augmentation, the batch iterator
-    train/     the loop and its resume, one epoch, the SGD step, schedules, seeds, data-parallel worlds, checkpoints
+    train/     the loop and its resume, one epoch, the SGD step, schedules, data-parallel training, checkpoints
     evaluate/  scoring, the paper's test protocols, precise BatchNorm, scoring trained run folders
-    profile/   per-layer profiles against the measured roofline, the machine's measured peaks
-    cli/       the `python -m vggcore` command lines and the parser every command line uses
-and the infrastructure beside them: config (every configuration, one module), errors, validation, provenance,
-lock, device, memory, threads, intervals.
+    profile/   per-layer profiles against the roofline measured in the same run
+    cli/       the `vggbench` core commands (list, summary, train, evaluate, profile) and their parser
+and the infrastructure beside them: config (every configuration, one module), errors, validation, files (atomic
+writes), lock, provenance, device, memory, peaks (the machine's measured FLOP/s), threads, seeds, world (a
+data-parallel world as data), intervals.
 
 The public names below are imported on first use, so `import vggcore` (and any light module, such as
 `vggcore.errors` or `vggcore.config`) does not import torch.

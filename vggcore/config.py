@@ -23,7 +23,7 @@ from vggcore.data.presets import PRESETS
 from vggcore.evaluate.protocols import Protocol
 from vggcore.model.archs import DOWNSAMPLE, TORCHVISION_NAMES, resolve_arch
 from vggcore.train.schedules import SCHEDULES
-from vggcore.train.world import per_rank
+from vggcore.world import per_rank
 from vggcore.validation import (
     SEED_MAX,
     Check,

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable
 
 from vggcore.errors import UserError
 
-SEED_MAX = 2 ** 63 - 1   # torch.Generator.manual_seed and vggcore.train.seeds stay within a signed 64-bit integer
+SEED_MAX = 2 ** 63 - 1   # torch.Generator.manual_seed and vggcore.seeds stay within a signed 64-bit integer
 
 Check = Callable[[str, Any], None]
 

@@ -17,7 +17,7 @@ from vggcore.files import CheckpointError, load_json, save_json
 from vggcore.config import VGGConfig
 from vggcore.config import DATASETS
 from vggcore.config import DataConfig
-from vggcore.train.world import DistributedError
+from vggcore.world import DistributedError
 from vggcore.errors import UsageError
 from vggcore.cli.evaluate import check_protocols, evaluate_after_training, parse_eval_spec
 from vggcore.evaluate.protocols import ProtocolError

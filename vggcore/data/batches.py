@@ -7,9 +7,9 @@ import torch
 from vggcore.config import VGGConfig
 from vggcore.config import DataConfig
 from vggcore.data.datasets import Dataset, load
-from vggcore.train.world import World, shard
+from vggcore.world import World, shard
 from vggcore.data.transforms import centre_batches
-from vggcore.train.seeds import SCHEME, stream_seed
+from vggcore.seeds import SCHEME, stream_seed
 from vggcore.data.presets import Augment, preset
 from vggcore.data.transforms import augment_batch
 from vggcore.validation import ConfigError
@@ -58,7 +58,7 @@ class Batches:
         return x.contiguous(memory_format=self.memory_format)
 
     def train(self, epoch: int, seed: int, scheme: str = SCHEME) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
-        """`scheme`: the run's seed scheme (`vggcore.train.seeds`), the one it was started under."""
+        """`scheme`: the run's seed scheme (`vggcore.seeds`), the one it was started under."""
         gen = torch.Generator().manual_seed(stream_seed(scheme, seed, epoch, "order"))
         world = self.world
         # In a world of N, each rank draws its own augmentation (seeded by rank and epoch) for its slice only,

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from vggcore.config import DataConfig
 from vggcore.data.datasets import DataFileError, DataRootError
-from vggcore.train.seeds import derive as mix
+from vggcore.seeds import derive as mix
 from vggcore.data.presets import preset
 from vggcore.validation import ConfigError
 

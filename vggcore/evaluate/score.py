@@ -23,7 +23,7 @@ from vggcore.model.convert import fully_convolutional
 from vggcore.errors import UserError
 from vggcore.evaluate.protocols import PROTOCOLS, Protocol, ProtocolError, Resolved, resolve
 from vggcore.data.transforms import centre_crop, rescale
-from vggcore.train.world import World
+from vggcore.world import World
 from vggcore.train.distributed import all_sum, guarded
 from vggcore.model.network import VGG
 from vggcore.validation import ConfigError

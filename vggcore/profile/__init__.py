@@ -1,5 +1,5 @@
-"""Where a step's time goes: per-layer profiles of forward, backward and the optimizer against the roofline
-measured in the same run, and the machine's measured peaks. May import model and train.
-"""
+"""Where a step's time goes: the per-layer profiler (`profiler`), the profiler's events (`events`), the planned
+rows (`plan`) and their table (`rows`), against the roofline (`roofline`) whose roofs are measured in the same run
+(`roofs`). May import the model, data, train and evaluate rooms."""
 
 MODES = ("forward", "forward_backward", "train_step")   # the steps a profile can time

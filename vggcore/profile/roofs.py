@@ -1,4 +1,4 @@
-"""Both roofs of the roofline, measured in the run that uses them: the compute peak (`vggcore.profile.peaks.peak_flops`,
+"""Both roofs of the roofline, measured in the run that uses them: the compute peak (`vggcore.peaks.peak_flops`,
 per device and dtype) and the memory bandwidth, a STREAM triad in torch:
 
     a = b + s * c      one `torch.add(b, c, alpha=s, out=a)`: one kernel that reads b and c and writes a
@@ -23,7 +23,7 @@ from typing import Callable
 import torch
 
 from vggcore.device import DTYPES, synchronize
-from vggcore.profile.peaks import peak_flops
+from vggcore.peaks import peak_flops
 
 ARRAYS = 3                      # b and c read, a written
 CACHE_MULTIPLE = 4              # STREAM: each array at least 4x the last-level cache
@@ -145,7 +145,7 @@ class Roofs:
     dtype: str                   # the dtype whose compute peak this is (the case's autocast dtype, or fp32)
     peak_flops: float            # FLOP/s: the better of a large matmul and a VGG-shaped conv (vggcore.device)
     bandwidth: float             # bytes/s: the best of the triads below
-    peak_detail: dict = field(default_factory=dict)        # vggcore.profile.peaks.peak_flops's figures
+    peak_detail: dict = field(default_factory=dict)        # vggcore.peaks.peak_flops's figures
     triads: tuple[Triad, ...] = ()                         # one per dtype measured
 
     def as_dict(self) -> dict:
@@ -160,7 +160,7 @@ def measure_roofs(device: str, dtype: str, triad_dtypes: tuple[str, ...] | None 
                   peaks: dict[str, float] | None = None, **triad_options) -> Roofs:
     """The compute peak in `dtype` and the bandwidth as the best triad over fp32 and `dtype`: bandwidth is a
     property of the memory, and a dtype whose elementwise arithmetic is slow on a device only lowers its own triad.
-    `peaks`: `vggcore.profile.peaks.peak_flops(device, dtype)` measured already in this run (the benchmark's session
+    `peaks`: `vggcore.peaks.peak_flops(device, dtype)` measured already in this run (the benchmark's session
     measures it once per device and dtype), else measured here."""
     dtypes = tuple(dict.fromkeys(triad_dtypes or ("fp32", dtype)))
     triads = tuple(stream_triad(device, d, **triad_options) for d in dtypes)

@@ -18,7 +18,7 @@ import datetime
 import torch
 import torch.distributed as dist
 
-from vggcore.train.world import DistributedError, World, WorldError, env_world
+from vggcore.world import DistributedError, World, WorldError, env_world
 
 BACKENDS = ("auto", "gloo", "nccl")
 DEFAULT_TIMEOUT_S = 600.0   # a lost peer ends a collective after this long

@@ -6,12 +6,12 @@ import math
 import time
 from typing import Iterator
 import torch
-from vggcore.train.world import World
+from vggcore.world import World
 from vggcore.train.distributed import all_sum, guarded
 from vggcore.device import synchronize
 from vggcore.model.network import VGG
 from vggcore.train.schedules import Schedule
-from vggcore.train.seeds import SCHEME, stream_seed
+from vggcore.seeds import SCHEME, stream_seed
 from vggcore.train.step import micro_batches, train_step
 from vggcore.data.batches import Batches
 from vggcore.config import TrainConfig

@@ -25,7 +25,7 @@ import torch
 
 from vggcore.config import VGGConfig
 from vggcore.device import dtype_unsupported_reason, synchronize
-from vggcore.profile.peaks import matmul_peak_flops
+from vggcore.peaks import matmul_peak_flops
 from vggcore.model.network import build
 from vggcore.train.sgd import sgd
 from vggcore.train.step import train_step

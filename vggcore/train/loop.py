@@ -7,7 +7,7 @@
     ...                out="runs/a")
     >>> result["status"], result["final"]["test_top1_error"]
 
-Every epoch re-seeds each of its random streams from (seed, epoch, stream, rank) (`vggcore.train.seeds`), so a run
+Every epoch re-seeds each of its random streams from (seed, epoch, stream, rank) (`vggcore.seeds`), so a run
 resumed from its checkpoint repeats exactly what the uninterrupted run would have done on the same device. The
 scheme of that derivation is recorded in the checkpoint and metrics.json: a run started under an older scheme
 resumes under it. Each step is `vggcore.train.step.train_step`, the step the benchmarks time.
@@ -34,9 +34,9 @@ from vggcore.files import CheckpointError, load_json, save_json
 from vggcore.train.checkpoint import load_checkpoint, load_state, save_checkpoint
 from vggcore.train.distributed import all_gather_ints, setup, teardown
 from vggcore.train.epoch import Diverged
-from vggcore.train.seeds import LEGACY, SCHEME, SCHEMES
+from vggcore.seeds import LEGACY, SCHEME, SCHEMES
 from vggcore.train.trainer import Trainer
-from vggcore.train.world import World, WorldError, per_rank
+from vggcore.world import World, WorldError, per_rank
 from vggcore.validation import ConfigError
 
 STATUSES = ("ok", "diverged", "failed")   # how a run ends: the status of its record

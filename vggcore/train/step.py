@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vggcore.train.world import World
+from vggcore.world import World
 from vggcore.device import autocast
 
 

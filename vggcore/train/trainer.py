@@ -25,9 +25,9 @@ from vggcore.model.network import build
 from vggcore.train.checkpoint import load_state
 from vggcore.train.distributed import wrap_model
 from vggcore.train.epoch import make_schedule, train_epoch, validate_epoch
-from vggcore.train.seeds import SCHEME
+from vggcore.seeds import SCHEME
 from vggcore.train.sgd import sgd
-from vggcore.train.world import World
+from vggcore.world import World
 
 
 class Trainer:

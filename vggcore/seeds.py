@@ -1,6 +1,6 @@
 """Seeds of a run's random streams, derived from its parts by one hash.
 
-    >>> from vggcore.train.seeds import SCHEME, derive, stream_seed
+    >>> from vggcore.seeds import SCHEME, derive, stream_seed
     >>> stream_seed(SCHEME, seed=0, epoch=3, stream="dropout", rank=2)   # rank 2's dropout in epoch 4
     >>> derive(0, 3, 17)                                                # the folder data's image 17 in epoch 4
 
