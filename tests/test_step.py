@@ -80,7 +80,7 @@ def test_the_benchmark_times_the_training_step(monkeypatch, mode):
 
 
 def test_the_trainer_steps_through_train_step(monkeypatch):
-    calls = spy(monkeypatch, vggcore.train.loop)
+    calls = spy(monkeypatch, vggcore.train.epoch)
     cfg = TrainConfig(epochs=1, batch_size=16, micro_batch=8, threads=1)
     result = train(VGGConfig("A", width=0.125, image_size=32), DataConfig("synthetic", synthetic_samples=64), cfg,
                    progress=False)

@@ -133,15 +133,15 @@ def study_workers(study):
 
 def study_layout(study, out: Path, threads: int | None = None):
     """The study with train.channels_last set where this machine trains its base model faster so
-    (`demo_plan.choose_layout` on `demo_plan.measure_layouts`, on the runs' `threads`), the choice kept in
+    (`vggcore.train.fastest.layout`, on the runs' `threads`), the choice kept in
     `out/study-layout.json` so a rerun trains the same runs. A study that sets train.channels_last itself keeps
     it."""
     import dataclasses
     import json
 
     from ablations.study import resolve, variants
-
-    from .demo_plan import choose_layout, measure_layouts
+    from vggcore.threads import torch_threads
+    from vggcore.train.fastest import layout
 
     train = study.base.get("train", {})
     if "channels_last" in train:
@@ -151,9 +151,10 @@ def study_layout(study, out: Path, threads: int | None = None):
         kept = json.loads(path.read_text())
         on, reason = bool(kept["channels_last"]), f"{kept['reason']} (kept from {path})"
     except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
-        config = resolve(study, variants(study)[0], study.seeds[0])
-        layout = choose_layout(measure_layouts(config["model"], config["train"], threads=threads))
-        on, reason = layout.channels_last, layout.reason
+        run = resolve(study, variants(study)[0], study.seeds[0])
+        with torch_threads(threads):   # the runs' own thread count
+            chosen = layout(run.model, run.train.batch_size, run.train.device)
+        on, reason = chosen.channels_last, f"the study's {chosen.reason}"
         path.write_text(json.dumps({"channels_last": on, "reason": reason}) + "\n")
     print(f"[2/3] {reason}", flush=True)
     if not on:

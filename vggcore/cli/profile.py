@@ -69,6 +69,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     from vggcore.profile.profiler import check, check_layers, profile_step
     from vggcore.train.sgd import default_sgd, sgd
     from vggcore.config import TrainConfig
+    from vggcore.threads import torch_threads
 
     fmt = _choice("--format", args.format, FORMATS)
     mode = _choice("--mode", args.mode, MODES)
@@ -92,24 +93,23 @@ def run_from_args(args: argparse.Namespace) -> int:
             raise UsageError(f"--optimizer applies to --mode train_step only, not {mode}")
     config = VGGConfig(arch=args.arch, batch_norm=args.batch_norm, image_size=image_size, width=width,
                        head=args.head, num_classes=num_classes)
-    if threads is not None:
-        torch.set_num_threads(threads)
-    torch.manual_seed(seed)
-    model = build(config)
-    check(model, mode, args.device, dtype)      # before anything moves to a device that may not exist
-    model = model.to(args.device)
-    optimizer = None
-    if mode == "train_step":
-        implementation = args.optimizer or default_sgd(args.device)
-        optimizer = sgd(model.parameters(), TrainConfig(), implementation=implementation)   # the paper's SGD
-    if layers is not None:
-        check_layers(model, mode, args.device, dtype, batch_size, optimizer, layers)
-    print(f"profiling {config.name} {mode} at batch {batch_size}, {dtype}"
-          f"{' channels_last' if args.channels_last else ''} on {args.device}: {warmup} warm-up and {rounds} "
-          "profiled rounds, then the roofs", file=sys.stderr)
-    prof = profile_step(model, mode, batch_size=batch_size, device=args.device, dtype=dtype,
-                        channels_last=args.channels_last, optimizer=optimizer, rounds=rounds, warmup=warmup,
-                        layers=layers, seed=seed)   # the roofs are measured in the same run
+    with torch_threads(threads):   # --threads for the profile, this process's count after it
+        torch.manual_seed(seed)
+        model = build(config)
+        check(model, mode, args.device, dtype)      # before anything moves to a device that may not exist
+        model = model.to(args.device)
+        optimizer = None
+        if mode == "train_step":
+            implementation = args.optimizer or default_sgd(args.device)
+            optimizer = sgd(model.parameters(), TrainConfig(), implementation=implementation)   # the paper's SGD
+        if layers is not None:
+            check_layers(model, mode, args.device, dtype, batch_size, optimizer, layers)
+        print(f"profiling {config.name} {mode} at batch {batch_size}, {dtype}"
+              f"{' channels_last' if args.channels_last else ''} on {args.device}: {warmup} warm-up and {rounds} "
+              "profiled rounds, then the roofs", file=sys.stderr)
+        prof = profile_step(model, mode, batch_size=batch_size, device=args.device, dtype=dtype,
+                            channels_last=args.channels_last, optimizer=optimizer, rounds=rounds, warmup=warmup,
+                            layers=layers, seed=seed)   # the roofs are measured in the same run
     print(render(prof, fmt))
     return 0
 

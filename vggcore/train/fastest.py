@@ -33,6 +33,8 @@ from vggcore.config import TrainConfig
 
 CANDIDATES = (("fp32", False), ("fp32", True), ("bf16", False), ("bf16", True))   # (dtype, channels_last)
 STEPS = 3
+LAYOUT_STEPS = 5         # timed steps per memory format in `layout`, after one untimed step
+MIN_GAIN = 1.05          # `layout`: channels_last must be at least this much faster (median step) to be chosen
 GIVE_UP = 3.0
 PEAK_REPEATS = 2
 
@@ -130,3 +132,34 @@ def choose(model_config: VGGConfig, batch_size: int, device: str, *,
     dtype, cl = next((d, c) for d, c in CANDIDATES if times.get(label(d, c)) == min(times.values()))
     return Choice(bf16=dtype == "bf16", channels_last=cl, step_seconds=times, peaks=peaks, skipped=skipped,
                   device=device, batch_size=batch_size, threads=torch.get_num_threads())
+
+
+@dataclass(frozen=True)
+class Layout:
+    channels_last: bool      # train in channels_last
+    step_seconds: dict[str, float]   # "contiguous" / "channels_last" -> median seconds of a training step
+    reason: str              # the measured step times behind it, in a line
+
+
+def pick_layout(step_s: dict[str, float], min_gain: float = MIN_GAIN) -> Layout:
+    """channels_last or not from the median step times (seconds) of both memory formats: channels_last only when
+    it is at least `min_gain` faster (a smaller gain is within this VM's run-to-run noise, and which layout a run
+    uses changes its numerics, so a coin flip between them would change results for nothing)."""
+    plain, nhwc = step_s["contiguous"], step_s["channels_last"]
+    gain = plain / nhwc if nhwc > 0 else float("nan")
+    on = bool(gain >= min_gain)
+    return Layout(on, dict(step_s), f"the training step took {plain * 1e3:.1f} ms contiguous and "
+                                    f"{nhwc * 1e3:.1f} ms channels_last on this machine ({gain:.2f}x): "
+                  + ("training in channels_last" if on else f"contiguous kept (channels_last must be "
+                                                             f"{min_gain:.2f}x faster)"))
+
+
+def layout(model_config: VGGConfig, batch_size: int, device: str = "cpu", *, steps: int = LAYOUT_STEPS,
+           min_gain: float = MIN_GAIN, time_step: Callable[[str, bool, float], tuple[float, bool]] | None = None
+           ) -> Layout:
+    """The memory format of a run whose dtype is fixed (fp32): both layouts' training steps timed as `choose`
+    times its candidates (`step_timer`), then `pick_layout`. The demo chooses its study's layout with it."""
+    time_step = time_step or step_timer(model_config, batch_size, device, steps=steps)
+    times = {"contiguous": time_step("fp32", False, float("inf"))[0],
+             "channels_last": time_step("fp32", True, float("inf"))[0]}
+    return pick_layout(times, min_gain)
