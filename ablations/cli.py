@@ -24,7 +24,7 @@ from vggcore.cli.parser import Parser
 from vggcore.errors import EXIT_INTERRUPTED, UsageError, run_command
 from vggcore.validation import MIN_EFFECT, integer, number, option_value, optional
 
-from .ray_executor import RETRIES
+from .integrations.ray_executor import RETRIES
 from .runner import EXECUTORS, RunOptions, pending, run_study
 from .store import MANIFEST, Store, StoreError
 from .study import load_study
@@ -153,7 +153,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _track(args: argparse.Namespace, study) -> tuple[str, ...]:
     """--track replaces the study file's [study] track; each target's form is checked before anything runs."""
-    from .tracking import parse_target
+    from .integrations.tracking import parse_target
 
     if args.track:
         return tuple(str(parse_target(t)) for t in args.track)
@@ -161,8 +161,8 @@ def _track(args: argparse.Namespace, study) -> tuple[str, ...]:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .export import export
-    from .tracking import Target
+    from .integrations.export import export
+    from .integrations.tracking import Target
 
     targets = [Target(kind, where) for kind, where in (("mlflow", args.mlflow), ("tensorboard", args.tensorboard))
                if where]

@@ -151,7 +151,7 @@ class RunRecord:
     @classmethod
     def lost_task(cls, run: RunSpec, reason: str, attempts: int, started: float, threads: int | None) -> RunRecord:
         """A run whose Ray task was lost to the system (its worker killed, its node gone) on each of `attempts`
-        submissions: the retries ran out (`ablations.ray_executor`)."""
+        submissions: the retries ran out (`ablations.integrations.ray_executor`)."""
         error = (f"the Ray task of this run was lost {attempts} time(s) and the retries ran out; last: "
                  f"{reason}")[:500]
         return cls._failure(run, error, started, threads, attempts=attempts)

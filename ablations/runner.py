@@ -22,12 +22,12 @@ from typing import Callable, Iterable, Iterator, Sequence
 from vggcore.threads import cpu_count
 
 from .execute import execute_run
-from .export import LiveTracking, info_of
-from .ray_executor import RETRIES, RayRuns
+from .integrations.export import LiveTracking, info_of
+from .integrations.ray_executor import RETRIES, RayRuns
 from .records import RunRecord
 from .store import Store, StoreError
 from .study import RunSpec, Study, expand
-from .tracking import parse_target
+from .integrations.tracking import parse_target
 from .workers import run_in_workers
 
 EXECUTORS = ("local", "ray")
@@ -42,7 +42,7 @@ class RunOptions:
     num_gpus: float | None = None
     retry_failed: bool = False
     progress: bool = True
-    track: tuple[str, ...] = ()         # live tracking targets, mlflow:URI or tensorboard:LOGDIR (ablations.tracking)
+    track: tuple[str, ...] = ()         # live tracking targets, mlflow:URI or tensorboard:LOGDIR (ablations.integrations.tracking)
     ray_retries: int = RETRIES          # submissions of a Ray task lost to the system after its first
 
 

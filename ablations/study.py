@@ -228,8 +228,8 @@ def parse_study(data: dict, source: str = "") -> Study:
 
 
 def _track_field(head: dict) -> tuple[str, ...]:
-    """`track`: one target or a list of them, each KIND:WHERE (`ablations.tracking.parse_target`)."""
-    from .tracking import TrackingError, parse_target
+    """`track`: one target or a list of them, each KIND:WHERE (`ablations.integrations.tracking.parse_target`)."""
+    from .integrations.tracking import TrackingError, parse_target
 
     track = head.get("track", [])
     track = [track] if isinstance(track, str) else track

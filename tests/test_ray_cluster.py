@@ -22,7 +22,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 from ablations import expand, load_study  # noqa: E402
-from ablations.ray_executor import PROBE, check_folder  # noqa: E402
+from ablations.integrations.ray_executor import PROBE, check_folder  # noqa: E402
 from ablations.store import read_results  # noqa: E402
 from tiny_study import BROKEN, tiny_study  # noqa: E402
 

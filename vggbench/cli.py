@@ -35,7 +35,7 @@ def parser(prog: str = "vggbench") -> argparse.ArgumentParser:
     from . import demo, gpu_check
 
     p = Parser(prog=prog, description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("demo", help="the main job: quick benchmarks, the demo study, the report",
                        description=demo.__doc__)
     demo.add_arguments(d)
@@ -43,10 +43,10 @@ def parser(prog: str = "vggbench") -> argparse.ArgumentParser:
     vggcore.cli.main.add_commands(sub)
     study = sub.add_parser("study", help="ablation studies: run, list, status, export (python -m ablations)",
                            description=ablations.cli.__doc__, epilog=ablations.cli.EXIT_CODES)
-    ablations.cli.add_commands(study.add_subparsers(dest="study_command", required=True, metavar="COMMAND"))
+    ablations.cli.add_commands(study.add_subparsers(dest="study_command", required=True))
     report = sub.add_parser("report", help="the report and benchmark comparisons: build, compare "
                                            "(python -m reports)", description=reports.cli.__doc__)
-    reports.cli.add_commands(report.add_subparsers(dest="report_command", required=True, metavar="COMMAND"))
+    reports.cli.add_commands(report.add_subparsers(dest="report_command", required=True))
     g = sub.add_parser("gpu-check", help="the GPU side of the project in one command, within a time budget",
                        description=gpu_check.__doc__)
     gpu_check.add_arguments(g)

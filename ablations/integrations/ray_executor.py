@@ -31,10 +31,10 @@ from typing import Callable, Iterator
 from vggcore.errors import MissingPackage, UserError
 from vggcore.threads import cpu_count
 
-from .execute import execute_run
-from .records import RunRecord
-from .store import Store
-from .study import RunSpec, Study
+from ..execute import execute_run
+from ..records import RunRecord
+from ..store import Store
+from ..study import RunSpec, Study
 from .tracking import check_reachable, first_line
 
 RETRIES = 2                # submissions of a lost run after its first, by default

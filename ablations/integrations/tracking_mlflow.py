@@ -1,4 +1,4 @@
-"""MLflow as a tracking store of `ablations.tracking` (the `vggbench[mlflow]` extra).
+"""MLflow as a tracking store of `ablations.integrations.tracking` (the `vggbench[mlflow]` extra).
 
 One MLflow experiment per study, named after it; one MLflow run per study run, named STUDY/VARIANT/seedN, status
 FINISHED (ok, diverged) or FAILED. The digest tag is set last, so a run a kill cut off mid-write is told apart

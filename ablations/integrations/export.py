@@ -18,8 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .records import STATUSES
-from .store import MANIFEST, Store, StoreError
+from ..records import STATUSES
+from ..store import MANIFEST, Store, StoreError
 from .tracking import Backend, StudyInfo, Target, TrackedRun, TrackingError, first_line, sync
 
 

@@ -1,4 +1,4 @@
-"""TensorBoard as a tracking store of `ablations.tracking` (the `vggbench[tensorboard]` extra).
+"""TensorBoard as a tracking store of `ablations.integrations.tracking` (the `vggbench[tensorboard]` extra).
 
 Written with TensorBoard's own event writer and summary protos (no TensorFlow):
 
