@@ -1,0 +1,49 @@
+"""The defects issue 28's walk through the docs found, each through the command a user types: in a subprocess,
+progress bars on, no --quiet."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str, cwd: Path = ROOT, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    """The single line a user mistake prints (exit 2, no traceback)."""
+    assert result.returncode == 2, (result.returncode, result.stderr[-3000:])
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+# ------------------------------------------------------------------------------- time to accuracy at batch 256
+def test_time_to_accuracy_with_fewer_than_nine_batches_keeps_every_figure(tmp_path):
+    """Digits' 1,257 training images at batch 256 are 5 batches an epoch: the per-step loop cost (8 timed steps
+    and one untimed) used to run out of batches after the timed runs and lose them (StopIteration)."""
+    out = tmp_path / "tta.json"
+    result = run("-m", "pytest", "bench", "--benchmark-only", "-p", "no:cacheprovider",
+                 "--vgg-modes", "time_to_accuracy", "--vgg-batch-sizes", "256", "--vgg-width", "0.0625",
+                 "--vgg-tta-seeds", "1", "--vgg-tta-epochs", "1", "--vgg-target", "20%",
+                 "--vgg-tta-recipe", "augment=none", f"--benchmark-json={out}")
+    assert result.returncode == 0, result.stdout[-3000:]
+    (case,) = json.loads(out.read_text())["benchmarks"]
+    info = case["extra_info"]
+    assert info["batch_size"] == 256 and len(info["curves"]) == 1 and case["stats"]["rounds"] == 1
+    cost = info["loop_cost"]
+    assert cost["steps_timed"] == 8 and cost["step_epochs"] == 2   # 9 draws from 5 batches an epoch
+    for part in ("step_data_s", "step_forward_backward_s", "step_optimizer_s", "step_loop_overhead_s"):
+        assert cost[part] > 0
+    assert cost["step_s"] == cost["step_data_s"] + cost["step_forward_backward_s"] + cost["step_optimizer_s"]
+    # and its progress: the case's bar over epochs reaches its total with the figures it promises
+    bar = result.stderr.replace("\r", "\n")
+    assert "A_bn-digits-cpu-fp32-32px-w0.0625-b256-to20" in bar and "2/2" in bar, bar[-2000:]
+    for figure in ("run=", "val_acc="):
+        assert figure in bar, bar[-2000:]
