@@ -47,3 +47,30 @@ def test_time_to_accuracy_with_fewer_than_nine_batches_keeps_every_figure(tmp_pa
     assert "A_bn-digits-cpu-fp32-32px-w0.0625-b256-to20" in bar and "2/2" in bar, bar[-2000:]
     for figure in ("run=", "val_acc="):
         assert figure in bar, bar[-2000:]
+# ------------------------------------------------------------------------------- A/B: terminal and report
+def test_the_ab_ratio_and_its_interval_are_in_the_terminal_and_the_report(tmp_path):
+    """docs/profile.md's A/B table (A median, B median, speed of A over B [95%]) from either the pytest run's
+    terminal summary or the report, not only the JSON."""
+    out = tmp_path / "ab.json"
+    result = run("-m", "pytest", "bench", "--benchmark-only", "-p", "no:cacheprovider", "--vgg-archs", "A",
+                 "--vgg-batch-sizes", "1", "--vgg-modes", "train_step", "--vgg-image-size", "32", "--vgg-width",
+                 "0.125", "--vgg-optimizer", "for-loop", "--vgg-ab-against", "optimizer=foreach", "--vgg-max-time",
+                 "0.5", f"--benchmark-json={out}")
+    assert result.returncode == 0, result.stdout[-3000:]
+    (ab,) = [b for b in json.loads(out.read_text())["benchmarks"] if "a_over_b_speed" in b["extra_info"]]
+    info = ab["extra_info"]
+    speed = f"{info['a_over_b_speed']:.3f}x [{info['a_over_b_speed_low']:.3f}, {info['a_over_b_speed_high']:.3f}]"
+    lines = [line for line in result.stdout.splitlines() if "against optimizer=foreach" in line and speed in line]
+    assert len(lines) == 1, result.stdout[-3000:]
+    assert f"A median {info['a_median_s'] * 1e3:.4g} ms" in lines[0] and \
+        f"B median {info['b_median_s'] * 1e3:.4g} ms" in lines[0], lines[0]
+
+    report = tmp_path / "report"
+    built = run("-m", "reports", "build", "--bench", str(out), "--out", str(report))
+    assert built.returncode == 0, built.stderr[-3000:]
+    md = (report / "report.md").read_text()
+    assert "A/B comparisons" in md and speed in md and "optimizer=foreach" in md, md[-3000:]
+    table = (report / "tables" / "ab_comparisons.csv").read_text().splitlines()
+    assert len(table) == 2 and "a_over_b_speed_low" in table[0], table
+
+
