@@ -74,3 +74,35 @@ def test_the_ab_ratio_and_its_interval_are_in_the_terminal_and_the_report(tmp_pa
     assert len(table) == 2 and "a_over_b_speed_low" in table[0], table
 
 
+# ------------------------------------------------------------------------------- the demo's seed cap
+def recorded_demo(folder: Path, cap: int) -> None:
+    """A demo folder whose study has fixed its seed cap (adaptive.json), as a demo that got past its listed seeds
+    leaves it; its benchmark stage done."""
+    from ablations.adaptive import make_plan
+    from ablations.store import Store
+    from ablations.study import load_study
+    from vggbench.demo import DEMO_STUDY
+
+    Store(folder / "ablations").keep_plan(make_plan(load_study(DEMO_STUDY), max_seeds=cap))
+    for name in ("bench.json", "bench-settings.json"):
+        (folder / name).write_text(json.dumps({"machine_info": {}, "benchmarks": [{"name": "kept"}]}))
+
+
+def test_another_seed_cap_on_a_demo_folder_is_refused_with_what_to_do(tmp_path):
+    folder = tmp_path / "demo"
+    recorded_demo(folder, cap=4)
+    before = sorted(p.relative_to(folder) for p in folder.rglob("*"))
+    line = one_error_line(run("-m", "vggbench", "demo", "--out", str(folder), "--max-seeds", "6", timeout=60))
+    assert "seed cap 4" in line and "--max-seeds 6" in line and "without --max-seeds" in line and "--out" in line
+    assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == before   # nothing written
+
+
+def test_the_same_seed_cap_or_none_resumes_a_demo_folder(tmp_path):
+    from vggbench.demo import check_seed_cap
+
+    folder = tmp_path / "demo"
+    recorded_demo(folder, cap=4)
+    assert check_seed_cap(folder, 4) is None and check_seed_cap(folder, None) is None
+    assert check_seed_cap(tmp_path / "new", 6) is None    # a new folder takes any cap
+
+
