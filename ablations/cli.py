@@ -246,6 +246,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
     root = Path(args.out)
     if not root.is_dir():
         raise StoreError(f"{root} is not a study folder: {'a file' if root.exists() else 'no such folder'}")
+    if Store(root).manifest() is None:   # the demo's folder, say, whose study is in its ablations/
+        from .export import no_study
+
+        raise no_study(root, "python -m ablations status {folder}")
     _print_status(Store(root))
     return EXIT_OK
 

@@ -106,3 +106,18 @@ def test_the_same_seed_cap_or_none_resumes_a_demo_folder(tmp_path):
     assert check_seed_cap(tmp_path / "new", 6) is None    # a new folder takes any cap
 
 
+# ------------------------------------------------------------------------------- export of the demo folder
+def test_export_of_the_demo_folder_names_the_folder_that_holds_its_study(tmp_path):
+    from ablations.store import Store
+    from ablations.study import load_study
+    from vggbench.demo import DEMO_STUDY
+
+    study = load_study(DEMO_STUDY)
+    Store(tmp_path / "demo" / "ablations").check_manifest(study, [])
+    line = one_error_line(run("-m", "ablations", "export", str(tmp_path / "demo"), "--tensorboard",
+                              str(tmp_path / "tb"), timeout=60))
+    assert f"the study is in {tmp_path / 'demo' / 'ablations'}" in line, line
+    assert f"python -m ablations export {tmp_path / 'demo' / 'ablations'}" in line, line
+    assert not (tmp_path / "tb").exists()
+
+
