@@ -121,3 +121,52 @@ def test_export_of_the_demo_folder_names_the_folder_that_holds_its_study(tmp_pat
     assert not (tmp_path / "tb").exists()
 
 
+
+
+# ------------------------------------------------------------------------------- a report built again
+def test_a_report_built_again_holds_only_the_new_report(tmp_path):
+    fixtures = ROOT / "tests" / "fixtures"
+    out = tmp_path / "report"
+    first = run("-m", "reports", "build", "--bench", str(fixtures / "bench_5687e3f.json"), "--ablations",
+                str(fixtures / "study_5687e3f"), "--out", str(out))
+    assert first.returncode == 0, first.stderr[-3000:]
+    mine = [out / "notes.txt", out / "figures" / "my-sketch.jpg"]   # the user's own files stay
+    for path in mine:
+        path.write_text("mine")
+    second = run("-m", "reports", "build", "--bench", str(fixtures / "bench_5687e3f.json"), "--out", str(out))
+    assert second.returncode == 0, second.stderr[-3000:]
+    md = (out / "report.md").read_text()
+    assert "Ablation" not in md
+    shown = {Path(p) for p in __import__("re").findall(r"\((figures/[^)]+\.png)\)", md)}
+    assert {p.relative_to(out) for p in (out / "figures").glob("*.png")} == shown   # no figure of the first build
+    assert not any("effects" in p.name or "study" in p.name for p in (out / "tables").iterdir())
+    assert all(path.read_text() == "mine" for path in mine)
+
+
+def test_a_report_that_fails_midway_leaves_the_earlier_report_whole(tmp_path, monkeypatch):
+    """A build that fails after some figures (a bug in a section, here) leaves the earlier report as it was, and
+    nothing of the new one beside it: no half report that looks whole."""
+    import reports.render
+    import reports.sections
+
+    fixtures = ROOT / "tests" / "fixtures"
+    out = tmp_path / "report"
+    reports.render.build([fixtures / "bench_5687e3f.json"], out=out)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    class Broken:
+        __name__ = "broken"
+
+        @staticmethod
+        def add(r, inp):
+            raise RuntimeError("a section's bug")
+
+    made = reports.sections.sections
+    monkeypatch.setattr(reports.render, "sections", lambda: [*made()[:2], Broken])
+    try:
+        reports.render.build([fixtures / "bench_5687e3f.json"], [fixtures / "study_5687e3f"], out=out)
+    except RuntimeError as err:
+        assert str(err) == "a section's bug"
+    else:
+        raise AssertionError("the broken section did not fail the build")
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
