@@ -103,9 +103,11 @@ def open_all(targets: Sequence[Target], info: StudyInfo) -> list[Backend]:
     return opened
 
 
-def export(store: Store, targets: Sequence[Target], report: Callable[[str], None] = print) -> dict[str, str]:
+def export(store: Store, targets: Sequence[Target], report: Callable[[str], None] = print,
+           progress: bool = False) -> dict[str, str]:
     """Write the folder's runs the stores lack; target -> what happened there ("3 new, 0 updated, 5 already
-    there"). TrackingError (one line) if a target cannot be used or fails midway."""
+    there"). TrackingError (one line) if a target cannot be used or fails midway. `progress`: a bar per target on
+    stderr over the study's runs (those already there counted when the store has been read)."""
     if not targets:
         raise TrackingError("export needs a store: give --mlflow URI, --tensorboard LOGDIR, or both")
     options = " ".join(t.export_option() for t in targets)
@@ -115,13 +117,30 @@ def export(store: Store, targets: Sequence[Target], report: Callable[[str], None
     out = {}
     try:
         for backend in backends:
-            counts = sync(backend, runs)
+            counts = _synced(backend, runs, progress)
             out[str(backend.target)] = str(counts)
             report(f"{backend.target}: {len(runs)} run(s) of study {info.name}: {counts}")
     finally:
         for backend in backends:
             backend.close()
     return out
+
+
+def _synced(backend: Backend, runs: list[TrackedRun], progress: bool):
+    """`sync` with, when `progress`, a bar over the runs: one step per run written, the runs already there added
+    at the end, and the counts beside it."""
+    if not progress:
+        return sync(backend, runs)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(runs), desc=f"export {backend.target.kind}", unit="run", leave=False)
+    try:
+        counts = sync(backend, runs, progress=lambda run: bar.update(1))
+        bar.update(counts.kept)
+        bar.set_postfix(new=counts.new, updated=counts.updated, kept=counts.kept)
+        return counts
+    finally:
+        bar.close()
 
 
 class LiveTracking:
