@@ -168,7 +168,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
                if where]
     if not targets:
         raise UsageError("export needs a store: give --mlflow URI, --tensorboard LOGDIR, or both")
-    export(Store(args.out), targets)
+    export(Store(args.out), targets, progress=not args.quiet)
     return EXIT_OK
 
 
@@ -246,6 +246,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
     root = Path(args.out)
     if not root.is_dir():
         raise StoreError(f"{root} is not a study folder: {'a file' if root.exists() else 'no such folder'}")
+    if Store(root).manifest() is None:   # the demo's folder, say, whose study is in its ablations/
+        from .export import no_study
+
+        raise no_study(root, "python -m ablations status {folder}")
     _print_status(Store(root))
     return EXIT_OK
 
@@ -303,6 +307,7 @@ def add_commands(sub) -> None:
     ex.add_argument("out", help="results folder of a study (the --out of run)")
     ex.add_argument("--mlflow", metavar="URI", help="MLflow tracking URI: sqlite:///mlflow.db, http://HOST:PORT")
     ex.add_argument("--tensorboard", metavar="LOGDIR", help="TensorBoard log folder")
+    ex.add_argument("--quiet", action="store_true", help="no progress bar")
     ex.set_defaults(func=_cmd_export)
 
 

@@ -201,8 +201,13 @@ def ab_against(request) -> dict:
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     """List the cases whose rounds cannot be trusted as one figure, with the reason and what to do (as pyperf),
-    the cases --vgg-profile left without a profile, and one line per time-to-accuracy case."""
+    the cases --vgg-profile left without a profile, one line per time-to-accuracy case and one per A/B case."""
     profiling.terminal_summary(terminalreporter, config)
+    ab = session.ab_lines(config)
+    if ab:
+        terminalreporter.section("A/B comparisons (interleaved rounds)")
+        for line in ab:
+            terminalreporter.line(line)
     tta = session.tta_lines(config)
     if tta:
         terminalreporter.section("time to accuracy")

@@ -8,7 +8,10 @@
 batch (`Batches.train`), `train_step` without the update, the update alone, and the whole `train_step` on a stub
 model with a single linear layer, whose arithmetic is nothing: what is left is the loop's fixed cost per step
 (Python, dispatch, zeroing gradients, the per-step loss and accuracy read back for the divergence check).
-Each part is the median of `steps` calls after one untimed call; the device is synchronised around each.
+Each part is the median of `steps` calls after one untimed call; the device is synchronised around each. The
+batches are drawn as training draws them, epoch after epoch: a split of fewer than `steps + 1` batches (digits at
+batch 256 has 5) goes on into the next epoch's order, as the training loop does; `step_epochs` says how many
+epochs' orders were drawn from.
 """
 
 from __future__ import annotations
@@ -29,6 +32,25 @@ from vggcore.train.sgd import sgd
 from vggcore.data.batches import Batches
 
 STEPS = 8
+
+
+class StepPartsUnavailable(RuntimeError):
+    """The per-step parts cannot be measured for this case (a training split that yields no batch)."""
+
+
+def _endless(batches: Batches, drawn: list[int]):
+    """Training batches of epoch 0, 1, 2, ... in training's order; `drawn[0]` counts the epochs opened."""
+    epoch = 0
+    while True:
+        drawn[0] = epoch + 1
+        empty = True
+        for batch in batches.train(epoch, 0):
+            empty = False
+            yield batch
+        if empty:
+            raise StepPartsUnavailable(f"an epoch of this case's training split yields no batch of "
+                                       f"{batches.batch_size}")
+        epoch += 1
 
 
 class Stub(nn.Module):
@@ -52,7 +74,8 @@ def _timed(fn: Callable[[], object], device: str, clock: Callable[[], float]) ->
 
 def step_parts(case, steps: int = STEPS, clock: Callable[[], float] = time.perf_counter) -> dict:
     """Median seconds per step of each part (see the module's docstring): step_data_s, step_forward_backward_s,
-    step_optimizer_s, step_loop_overhead_s (the stub's whole step), and `step_s`, the first three's sum."""
+    step_optimizer_s, step_loop_overhead_s (the stub's whole step), and `step_s`, the first three's sum; with
+    `steps_timed` and `step_epochs`. StepPartsUnavailable when the split yields no batch."""
     model_config, data_config, config = case.configs(seed=0)
     world = World(device=case.device)
     batches = Batches(data_config, model_config, config, world)
@@ -65,7 +88,8 @@ def step_parts(case, steps: int = STEPS, clock: Callable[[], float] = time.perf_
     stub = Stub(batches.num_classes).to(case.device)
     stub_optimizer = sgd(stub.parameters(), config)
     dtype = "bf16" if config.bf16 else "fp32"
-    stream = batches.train(0, 0)
+    drawn = [0]
+    stream = _endless(batches, drawn)
     parts: dict[str, list[float]] = {"step_data_s": [], "step_forward_backward_s": [], "step_optimizer_s": [],
                                      "step_loop_overhead_s": []}
     for i in range(steps + 1):
@@ -85,6 +109,7 @@ def step_parts(case, steps: int = STEPS, clock: Callable[[], float] = time.perf_
     out = {name: statistics.median(values) for name, values in parts.items()}
     out["step_s"] = out["step_data_s"] + out["step_forward_backward_s"] + out["step_optimizer_s"]
     out["steps_timed"] = steps
+    out["step_epochs"] = drawn[0]
     return out
 
 

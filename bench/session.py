@@ -21,6 +21,7 @@ MEMORY_LIMIT = pytest.StashKey[MemoryLimit]()        # --vgg-memory-limit, parse
 UNSTABLE = pytest.StashKey[list[tuple[str, str]]]()  # (test id, reason) of every case whose rounds were unstable
 TTA = pytest.StashKey[list]()                        # --vgg-modes time_to_accuracy: the bench.tta.TTACase list
 TTA_DONE = pytest.StashKey[list[tuple[str, dict]]]()  # (test id, bench.tta_stats.summarize figures) per case run
+AB_DONE = pytest.StashKey[list[tuple[str, dict]]]()   # (test id, bench/test_ab.py's extra_info) per A/B case run
 PROFILE = pytest.StashKey["bench.profiling.ProfileOptions"]()  # --vgg-profile and its companions, parsed
 ROOFS = pytest.StashKey[dict]()                      # (device, dtype) -> vggcore.profile.roofs.Roofs measured this session
 UNPROFILED = pytest.StashKey[list[tuple[str, str]]]()  # (case id, reason) of every case left without a profile
@@ -57,6 +58,25 @@ def tta_lines(config: pytest.Config) -> list[str]:
                      f"{f['confirmed_runs']}{accuracy(f.get('median_test_accuracy'))}; "
                      f"{'valid' if f['valid'] else 'INVALID: ' + f['valid_reason']}")
     return lines
+
+
+def note_ab(config: pytest.Config, name: str, info: dict) -> None:
+    """Remember an A/B case's figures for the terminal summary."""
+    config.stash.setdefault(AB_DONE, []).append((name, info))
+
+
+def ab_speed(ratio: float, low: float, high: float) -> str:
+    """The speed of A over B with its 95% interval as docs/profile.md's A/B table writes it: 0.997x [0.879, 1.041]."""
+    return f"{ratio:.3f}x [{low:.3f}, {high:.3f}]"
+
+
+def ab_lines(config: pytest.Config) -> list[str]:
+    """One line per A/B case run: both medians, the speed of A over B with its 95% interval, the rounds."""
+    return [f"{name} against {f['against']}: A median {f['a_median_s'] * 1e3:.4g} ms, B median "
+            f"{f['b_median_s'] * 1e3:.4g} ms, speed of A over B "
+            f"{ab_speed(f['a_over_b_speed'], f['a_over_b_speed_low'], f['a_over_b_speed_high'])} (95% interval), "
+            f"{f['rounds']} rounds per side{'; UNSTABLE: ' + f['unstable_reason'] if f['unstable'] else ''}"
+            for name, f in config.stash.get(AB_DONE, [])]
 
 
 def report_cases(terminalreporter, title: str, cases: list[tuple[str, str]], closing: str) -> None:

@@ -20,7 +20,7 @@ from .memory_guard import Prediction, predict
 from .memory_guard import skip_reason as memory_skip_reason
 from .runner import Step, make_model, skip_oom, warm_up
 from .sampling import SamplingRule, ratio_sample, record_rounds, sample_pairs, summarize
-from .session import note_unstable
+from .session import note_ab, note_unstable
 
 
 def test_ab_interleaved(benchmark, ab_case: BenchCase, model_cache, rule: SamplingRule, memory_limit, ab_against,
@@ -64,5 +64,6 @@ def test_ab_interleaved(benchmark, ab_case: BenchCase, model_cache, rule: Sampli
         info.update(implementation="vggcore/torchvision", vggcore_median_s=info["a_median_s"],
                     torchvision_median_s=info["b_median_s"], vggcore_over_torchvision_speed=ratio["ratio"])
     benchmark.extra_info.update(info)
+    note_ab(request.config, request.node.callspec.id, info)   # the terminal summary shows the ratio
     if reasons:
         note_unstable(request.config, request.node.callspec.id, info["unstable_reason"])

@@ -179,13 +179,15 @@ def reached(accuracy: float, target: float) -> bool:
 
 
 def timed_run(open_trial: Callable[[int], Trial], seed: int, target: float, max_epochs: int,
-              clock: Callable[[], float] = time.perf_counter) -> dict:
+              clock: Callable[[], float] = time.perf_counter,
+              on_epoch: Callable[[dict], None] = lambda point: None) -> dict:
     """One timed run by the rules above: the clock from just before `open_trial(seed)` (which touches the data) to
     the end of the first validation that reaches `target`, at most `max_epochs` epochs; then the test split scored,
     untimed. Returns the run's record: status ("reached", "not reached" or "diverged"), seconds and epochs to the
     target (None when not reached), elapsed (the clock when the run stopped, at the target or the cap),
     test_accuracy, confirmed (a run that reached the target: whether its test accuracy did too; else None),
-    images trained and evaluated, and its curve."""
+    images trained and evaluated, and its curve. `on_epoch(point)` after each epoch's curve point (the progress
+    bar: its microseconds are inside the clock, as a trainer's own bar would be)."""
     start = clock()
     trial = open_trial(seed)
     curve: list[dict] = []
@@ -200,6 +202,7 @@ def timed_run(open_trial: Callable[[int], Trial], seed: int, target: float, max_
         train_images += row.get("train_images", 0)
         eval_images += row.get("eval_images", 0)
         curve.append({"epoch": epoch + 1, "seconds": elapsed, **{k: row[k] for k in CURVE_KEYS[2:] if k in row}})
+        on_epoch(curve[-1])
         if reached(row["val_accuracy"], target):
             status = "reached"
             break
@@ -211,14 +214,14 @@ def timed_run(open_trial: Callable[[int], Trial], seed: int, target: float, max_
             "train_images": train_images, "eval_images": eval_images, "curve": curve}
 
 
-def warm_up(open_trial: Callable[[int], Trial]) -> None:
+def warm_up(open_trial: Callable[[int], Trial], on_epoch: Callable[[dict], None] = lambda row: None) -> None:
     """The declared untimed warm-up (`WARMUP`): its epochs and a test evaluation on a seed no timed run uses, so
     every shape the timed runs meet (full and last batches, the evaluation batches) has been seen once."""
     for _ in range(WARMUP["runs"]):
         trial = open_trial(WARMUP["seed"])
         for epoch in range(WARMUP["epochs"]):
             try:
-                trial.epoch(epoch)
+                on_epoch(trial.epoch(epoch))
             except Diverged:
                 break
         trial.test_accuracy()

@@ -25,7 +25,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
     min_effect = option_value("--min-effect", args.min_effect, MIN_EFFECT)
     index = build(args.bench or [], args.ablations or [], args.out, method=args.interval, min_effect=min_effect,
-                  correction=args.correction)
+                  correction=args.correction, progress=not args.quiet)
     print(f"report written: {index} and {index.with_name('report.md')}")
     return 0
 
@@ -68,7 +68,9 @@ def add_commands(sub) -> None:
                    help="pytest-benchmark JSON files or folders (repeatable)")
     b.add_argument("--ablations", nargs="+", action="extend", metavar="DIR",
                    help="ablation result folders or results.jsonl files (repeatable)")
-    b.add_argument("--out", required=True, help="report folder")
+    b.add_argument("--out", required=True, help="report folder; a build there again replaces what the earlier "
+                                                "build wrote (listed in its .report-files.json), and nothing else")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.add_argument("--interval", choices=("t", "bootstrap"), default="t",
                    help="intervals and tests over seeds: t (the study's decision statistic, intervals inside the "
                         "metric's bounds) or "

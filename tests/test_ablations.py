@@ -155,33 +155,36 @@ def runner_cmd(*args):
 
 
 def test_killed_runner_resumes_with_one_record_per_run(tmp_path):
-    path = write(tmp_path, seeds="[0, 1]", epochs=3)
+    # the smallest study with a run recorded and the next one in flight at the kill: two runs of 3 epochs (the
+    # kill comes while the second run has 2 epochs to go)
+    path = write(tmp_path, seeds="[0]", epochs=3)
     out = tmp_path / "out"
     proc = subprocess.Popen(runner_cmd("run", str(path), "--out", str(out), "--quiet"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
+    deadline = time.time() + 300   # a bound on a loaded machine's wait, not a cost: the loop ends at the kill point
     results = out / "results.jsonl"
     # kill once a run is recorded and the next one has a checkpoint (mid-run)
-    while time.time() < deadline:
+    while time.time() < deadline and proc.poll() is None:
         if results.exists() and results.read_text().count("\n") >= 1 and len(list(out.glob("runs/*/checkpoint.pt"))) >= 2:
             break
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     before = len(read_results(results).records)
-    assert 1 <= before < 4
+    assert before == 1
     done = subprocess.run(runner_cmd("run", str(path), "--out", str(out), "--quiet"), capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     lines = results.read_text().splitlines()
     ids = [json.loads(line)["run_id"] for line in lines]
-    assert sorted(ids) == sorted({r.run_id for r in expand(load_study(path))}) and len(ids) == 4
+    assert sorted(ids) == sorted({r.run_id for r in expand(load_study(path))}) and len(ids) == 2
     resumed = [json.loads(line) for line in lines[before:]]
     assert any(r["resumed_from_epoch"] > 0 for r in resumed)  # the run in flight went on from its checkpoint
 
 
 def test_ctrl_c_stops_cleanly(tmp_path):
-    path = write(tmp_path, seeds="[0, 1, 2]", epochs=3)
+    # Ctrl-C once the first of six one-epoch runs is recorded: mid-study
+    path = write(tmp_path, seeds="[0, 1, 2]", epochs=1)
     out = tmp_path / "out"
     # A shell that starts CI in the background hands its children an ignored SIGINT; restore the default so
     # the runner sees Ctrl-C as a user at a terminal would.

@@ -4,6 +4,8 @@ import fnmatch
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,11 +102,23 @@ def counted_macs(model, size):
     return counter.get_total_flops() // 2
 
 
-def test_torchvision_reference_side_by_side(suite):
-    result, data = run(suite, "--vgg-archs=A", "--vgg-width=1", "--vgg-modes=forward", "--vgg-batch-sizes=1",
-                       "--vgg-reference", "--benchmark-json=out.json")
-    assert result.ret == 0
-    impls = {b["extra_info"]["implementation"]: b for b in data["benchmarks"]}
+@pytest.fixture(scope="module")
+def full_width_a_beside_torchvision(tmp_path_factory):
+    """One session for two tests: full-width VGG-A at batch 1 beside torchvision's (--vgg-reference), and the
+    same pair timed round by round (--vgg-ab). Returns its exit code, its output and its JSON."""
+    folder = tmp_path_factory.mktemp("ab")
+    shutil.copytree(BENCH, folder / "bench", ignore=shutil.ignore_patterns("__pycache__"))
+    done = subprocess.run([sys.executable, "-m", "pytest", "bench", *TINY, "--vgg-archs=A", "--vgg-width=1",
+                           "--vgg-modes=forward", "--vgg-batch-sizes=1", "--vgg-reference", "--vgg-ab",
+                           "--benchmark-json=out.json"], cwd=folder, capture_output=True, text=True, timeout=600)
+    data = json.loads((folder / "out.json").read_text()) if (folder / "out.json").exists() else None
+    return done.returncode, done.stdout + done.stderr, data
+
+
+def test_torchvision_reference_side_by_side(full_width_a_beside_torchvision):
+    code, output, data = full_width_a_beside_torchvision
+    assert code == 0, output[-3000:]
+    impls = {b["extra_info"]["implementation"]: b for b in data["benchmarks"] if b["name"].startswith("test_vgg[")}
     assert set(impls) == {"vggcore", "torchvision"}
     assert impls["vggcore"]["group"] == impls["torchvision"]["group"]
     # each recorded count equals what torch's FLOP counter measures on that implementation's own network; at
@@ -211,10 +225,9 @@ def test_grids_expand():
     assert {(c.channels_last, c.compiled) for c in both} == {(False, False), (False, True), (True, False), (True, True)}
 
 
-def test_interleaved_ab_comparison(suite):
-    result, data = run(suite, "--vgg-archs=A", "--vgg-width=1", "--vgg-modes=forward", "--vgg-batch-sizes=1",
-                       "--vgg-ab", "--benchmark-json=out.json")
-    assert result.ret == 0
+def test_interleaved_ab_comparison(full_width_a_beside_torchvision):
+    code, output, data = full_width_a_beside_torchvision
+    assert code == 0, output[-3000:]
     ab = [b for b in data["benchmarks"] if b["name"].startswith("test_ab_interleaved")]
     assert len(ab) == 1
     info = ab[0]["extra_info"]
@@ -234,12 +247,6 @@ def test_ab_against_another_setting(suite):
     ab = [b for b in data["benchmarks"] if b["name"].startswith("test_ab_interleaved")]
     assert len(ab) == 1 and ab[0]["extra_info"]["against"] == "channels_last=on"
     assert ab[0]["extra_info"]["a_over_b_speed"] > 0 and "vggcore_median_s" not in ab[0]["extra_info"]
-
-
-def test_bad_ab_setting_is_a_usage_error(suite):
-    result = suite.runpytest_subprocess("bench", "--benchmark-only", "--vgg-ab-against=dtype=fp64")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--vgg-ab-against: dtype='fp64' is not allowed; dtype takes fp32, bf16, fp16*"])
 
 
 DUMP_EXTRA_PLUGIN = """
@@ -294,6 +301,8 @@ def test_benchmark_disable_records_no_throughput(suite, monkeypatch):
     ("--vgg-precision=nan", "--vgg-precision: 'nan': precision must be a finite number in (0, 1), got nan*"),
     ("--vgg-precision=tight", "--vgg-precision: 'tight' is not a number (a fraction: 0.02 or 2%)"),
     ("--vgg-precision=150%", "--vgg-precision: '150%': precision must be a finite number in (0, 1), got 1.5*"),
+    ("--vgg-world-sizes=1,0", "--vgg-world-sizes: '0' is not a positive integer"),
+    ("--vgg-ab-against=dtype=fp64", "--vgg-ab-against: dtype='fp64' is not allowed; dtype takes fp32, bf16, fp16"),
 ])
 def test_bad_options_are_usage_errors(option, message):
     """The plugin's pytest_configure, called on the options as pytest parsed them, refuses each bad value with
@@ -304,11 +313,16 @@ def test_bad_options_are_usage_errors(option, message):
     assert fnmatch.fnmatch(str(refused.value), f"*{message}*"), str(refused.value)
 
 
-@pytest.mark.parametrize("option", ["--vgg-archs=A,vgg17", "--vgg-precision=tight"])
-def test_a_bad_option_ends_pytest_with_one_line(suite, option):
+@pytest.mark.parametrize("option,line", [
+    ("--vgg-archs=A,vgg17", "*--vgg-archs: unknown architecture 'vgg17'*"),
+    ("--vgg-ab-against=dtype=fp64", "*--vgg-ab-against: dtype='fp64' is not allowed; dtype takes fp32, bf16, fp16*"),
+])
+def test_a_bad_option_ends_pytest_with_one_line(suite, option, line):
+    """End to end, a pytest session per value (the list above checks every option's message in this process):
+    a bad grid value and a bad A/B setting, two parsers."""
     result = suite.runpytest_subprocess("bench", "--benchmark-only", option)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"*{option.split('=')[0]}: *'{option.split('=')[1].split(',')[-1]}'*"])
+    result.stderr.fnmatch_lines([line])
     assert "Traceback" not in result.stderr.str()
 
 
@@ -364,12 +378,6 @@ def test_data_parallel_scaling_suite(suite):
     one, two = infos[1]["images_per_s"], infos[2]["images_per_s"]
     assert infos[1]["scaling_efficiency"] == pytest.approx(1.0, abs=1e-3)
     assert infos[2]["scaling_efficiency"] == pytest.approx(two / (2 * one), rel=1e-3)
-
-
-def test_bad_world_sizes_are_usage_errors(suite):
-    result = suite.runpytest_subprocess("bench", "--benchmark-only", "--vgg-world-sizes=1,0")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--vgg-world-sizes: '0' is not a positive integer*"])
 
 
 @pytest.mark.parametrize("width", ["inf", "nan", "-1", "0", "1e9"])

@@ -55,6 +55,13 @@ def test_demo_killed_in_its_study_resumes_to_a_full_report(tmp_path):
 
     done = subprocess.run(demo_cmd(out, study), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+    # run as a user runs it, its progress bar on (stderr): the study's bar went from the recorded run to the
+    # total, with its time and rate, and wrote the run's line above it with the run's figure (tqdm.write: stdout)
+    assert re.search(r"study tinydemo: 100%\|[^|\n\r]*\| 2/2 \[\d\d:\d\d<00:00, +\d+\.\d+(s/run|run/s)\]",
+                     done.stderr), done.stderr[-3000:]
+    assert re.search(r"^\[2/2\] \S+ seed 0: ok test_top1_error=0\.\d{4} \(\d+\.\d s\)$", done.stdout, re.M), \
+        done.stdout[-3000:]
+    assert re.search(r"^\[3/3\] report$", done.stdout, re.M) and "Report: " in done.stdout
     assert bench.stat().st_mtime_ns == bench_stamp  # not measured again
     lines = [json.loads(line) for line in results.read_text().splitlines()]
     ids = sorted(r["run_id"] for r in lines)

@@ -89,44 +89,89 @@ def comparable(record: dict) -> dict:
             "final": {k: v for k, v in record["final"].items() if k != "train_seconds"}}
 
 
-def assert_old_figures(result: dict) -> None:
-    expected = json.loads((FIXTURE / "expected.json").read_text())
-    got = comparable(result)
-    same_machine = (expected["torch_version"], expected["cpu_capability"]) == (
-        torch.__version__, torch.backends.cpu.get_cpu_capability())
-    if same_machine:
-        assert got == {"history": expected["history"], "final": expected["final"]}
-    else:
-        # Another torch or CPU instruction set rounds convolutions differently in the last bits. The schemes' own
-        # difference is far larger (other dropout masks and batch order move epoch 2's losses by percents).
-        assert got["history"] == pytest.approx(expected["history"], rel=1e-4)
-        assert got["final"] == pytest.approx(expected["final"], rel=1e-4)
+# The old code's figures were stored on another CPU (expected.json names its instruction set). One epoch of SGD
+# from the same checkpoint on another CPU rounds convolutions differently and drifts: measured against
+# expected.json with this machine's kernels forced down (ATEN_CPU_CAPABILITY=avx2/default, ONEDNN_MAX_CPU_ISA=
+# AVX2/AVX512_CORE/SSE41), epoch 2's validation and test figures moved by up to 11% (as much as the schemes
+# differ), its train loss by at most 4.4e-3 and its train accuracy by at most 1.6e-3 (relative). The schemes'
+# own difference in those two is 6% or more on each of those kernels (other batch order and dropout masks), so
+# they are compared within 1%; bitwise equality is checked between two runs on this machine (below).
+ACROSS_CPUS = ("train_loss", "train_accuracy")
+CPU_TOLERANCE = 1e-2
+
+
+def ends_near_the_old_codes_figures(result: dict) -> bool:
+    """Whether a run resumed from the fixture's epoch-1 checkpoint ends epoch 2 where the old code did, within
+    what another CPU moves it."""
+    expected = json.loads((FIXTURE / "expected.json").read_text())["history"][1]
+    got = comparable(result)["history"][1]
+    return got["epoch"] == expected["epoch"] == 2 and all(
+        got[key] == pytest.approx(expected[key], rel=CPU_TOLERANCE) for key in ACROSS_CPUS)
 
 
 @pytest.mark.parametrize("files", [("checkpoint.pt", "metrics.json"), ("checkpoint.pt",)])
 def test_a_run_of_the_old_scheme_resumes_to_the_old_codes_figures(tmp_path, files):
     """Resumed from the old code's checkpoint after epoch 1 (with its metrics.json, or killed before it was
-    written), the run ends with exactly what the old code's uninterrupted run recorded, and stays linear."""
+    written), the run keeps the old scheme, keeps epoch 1 as recorded and ends epoch 2 where the old code did."""
     for name in files:
         shutil.copy(FIXTURE / name, tmp_path / name)
     result = train(MODEL, DATA, TRAIN, out=tmp_path, progress=False)
     assert result["resumed_from_epoch"] == 1 and result["status"] == "ok"
-    assert_old_figures(result)
+    expected = json.loads((FIXTURE / "expected.json").read_text())
+    assert comparable(result)["history"][0] == expected["history"][0]   # read back from the checkpoint: exact
+    assert ends_near_the_old_codes_figures(result)
     assert result["seed_scheme"] == LEGACY
     assert json.loads((tmp_path / "metrics.json").read_text())["seed_scheme"] == LEGACY
     assert load_checkpoint(tmp_path / "checkpoint.pt")["seed_scheme"] == LEGACY
 
 
 def test_the_same_checkpoint_under_the_new_scheme_ends_elsewhere(tmp_path):
-    """The check above can fail: epoch 2 drawn from the hash scheme's streams ends with other figures."""
+    """The check above can fail: epoch 2 drawn from the hash scheme's streams ends outside the CPUs' tolerance."""
     state = load_checkpoint(FIXTURE / "checkpoint.pt")
     torch.save({**state, "seed_scheme": SCHEME}, tmp_path / "checkpoint.pt")
     result = train(MODEL, DATA, TRAIN, out=tmp_path, progress=False)
     expected = json.loads((FIXTURE / "expected.json").read_text())
     assert result["seed_scheme"] == SCHEME and result["resumed_from_epoch"] == 1
     assert comparable(result)["history"][0] == expected["history"][0]  # epoch 1 is the checkpoint's
-    for key in ("train_loss", "val_loss"):
-        assert comparable(result)["history"][1][key] != pytest.approx(expected["history"][1][key], rel=1e-3)
+    assert not ends_near_the_old_codes_figures(result)
+
+
+class Stop(Exception):
+    pass
+
+
+def stop_after_first(row):
+    if row["epoch"] == 1:
+        raise Stop
+
+
+@pytest.fixture(scope="module")
+def old_scheme_runs(tmp_path_factory):
+    """The old scheme's run started on this machine (a folder holding only the old code's metrics.json, as if
+    killed before its checkpoint was written: the run restarts under the linear scheme), once uninterrupted for
+    2 epochs and once stopped after epoch 1."""
+    root = tmp_path_factory.mktemp("old-scheme")
+    for name in ("full", "cut"):
+        (root / name).mkdir()
+        shutil.copy(FIXTURE / "metrics.json", root / name / "metrics.json")
+    full = train(MODEL, DATA, TRAIN, out=root / "full", progress=False)
+    with pytest.raises(Stop):
+        train(MODEL, DATA, TRAIN, out=root / "cut", progress=False, on_epoch=stop_after_first)
+    return full, root / "cut"
+
+
+@pytest.mark.parametrize("files", [("checkpoint.pt", "metrics.json"), ("checkpoint.pt",)])
+def test_an_old_scheme_run_resumed_on_this_machine_is_the_uninterrupted_run_bit_for_bit(tmp_path, files,
+                                                                                          old_scheme_runs):
+    """Bitwise, both runs on this machine: cut after epoch 1 (with its metrics.json, or killed before it was
+    written) and resumed, an old-scheme run ends with exactly the figures of the same run left uninterrupted."""
+    full, cut = old_scheme_runs
+    assert full["seed_scheme"] == LEGACY and full["resumed_from_epoch"] == 0
+    for name in files:
+        shutil.copy(cut / name, tmp_path / name)
+    result = train(MODEL, DATA, TRAIN, out=tmp_path, progress=False)
+    assert result["resumed_from_epoch"] == 1 and result["seed_scheme"] == LEGACY
+    assert comparable(result) == comparable(full)
 
 
 def test_new_runs_record_the_hash_scheme_and_refuse_an_unknown_one(tmp_path):

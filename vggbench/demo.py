@@ -1,12 +1,14 @@
 """The main job on the embedded default data: quick benchmark grid, the demo ablation study, the report.
 
     python -m vggbench demo --out runs/demo                 # (./dev demo), within --budget 480 s
-    python -m vggbench demo --out runs/demo --max-seeds 6   # a seed cap of your own
+    python -m vggbench demo --out runs/demo --max-seeds 6   # a seed cap of your own (a new folder)
 
 Each stage keeps its results in `out`: a rerun skips a finished benchmark file and resumes the study. A study that
 sets [study] max_seeds (the demo's does) runs --until-decided, its seed cap the most that fits the budget after
 its listed seeds, in channels_last where this machine trains its base model faster so (`vggbench.demo_plan`); any
-other study runs its listed seeds as written.
+other study runs its listed seeds as written. A folder whose study has fixed its seed cap keeps it: the cap is set
+before the study's first look at its results (its alpha is spent over the looks it plans), so a rerun resumes with
+the recorded cap, and another --max-seeds on that folder is refused before anything runs.
 """
 
 from __future__ import annotations
@@ -44,6 +46,24 @@ def _bench_done(path: Path) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(data, dict) and bool(data.get("benchmarks"))
+
+
+class SeedCapError(UserError, ValueError):
+    """--max-seeds differs from the seed cap a demo folder's study already fixed."""
+
+
+def check_seed_cap(out: Path, max_seeds: int | None) -> None:
+    """SeedCapError when `out`'s study has fixed a seed cap (its adaptive.json) other than `max_seeds`; a new
+    folder, no --max-seeds, or the same cap resume."""
+    from ablations.store import Store
+
+    recorded = Store(out / "ablations").plan() if (out / "ablations").is_dir() else None
+    if recorded is None or max_seeds is None or max_seeds == recorded.max_seeds:
+        return
+    raise SeedCapError(f"{out / 'ablations'} records seed cap {recorded.max_seeds} per variant, fixed before its "
+                       f"study's first look (its alpha is spent over the looks that cap plans), so --max-seeds "
+                       f"{max_seeds} cannot change it: resume without --max-seeds (or with --max-seeds "
+                       f"{recorded.max_seeds}), or start afresh with another --out")
 
 
 class SuiteFailed(UserError, RuntimeError):
@@ -91,6 +111,7 @@ def run_demo(out: Path, bench_args: list[str], study: Path, rerun_bench: bool = 
     adaptive = study_obj.max_seeds is not None or max_seeds is not None
     if adaptive:
         make_plan(study_obj, max_seeds=max_seeds)   # a bad cap or design is refused before anything runs
+        check_seed_cap(out, max_seeds)              # and so is another cap on a study that fixed its own
     out.mkdir(parents=True, exist_ok=True)
     bench_json, settings_json = out / "bench.json", out / "bench-settings.json"
     t0 = time.perf_counter()
@@ -212,7 +233,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", metavar="SECONDS", default="480",
                    help="the whole demo's time budget: the study's seed cap is what fits after its listed seeds")
     p.add_argument("--max-seeds", metavar="N",
-                   help="seed cap per variant for the study --until-decided (default: from --budget)")
+                   help="seed cap per variant for the study --until-decided (default: from --budget). Fixed when "
+                        "the study first looks at its results: on a folder that recorded a cap, give the same or "
+                        "none (resume), or use a new --out")
     p.add_argument("--bench-args", nargs=argparse.REMAINDER, help="extra pytest options for the suite, last")
 
 

@@ -23,17 +23,40 @@ from ..store import MANIFEST, Store, StoreError
 from .tracking import Backend, StudyInfo, Target, TrackedRun, TrackingError, first_line, sync
 
 
-def study_records(store: Store) -> tuple[StudyInfo, list[dict]]:
+def studies_below(root: Path, depth: int = 2) -> list[Path]:
+    """The study folders (those with a study.json) inside `root`, at most `depth` levels down: the demo keeps its
+    study in runs/demo/ablations, which is the folder `export` wants."""
+    found, level = [], [root]
+    for _ in range(depth):
+        level = sorted(p for folder in level for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        found += [p for p in level if (p / MANIFEST).is_file()]
+    return found
+
+
+def no_study(root: Path, command: str) -> StoreError:
+    """The one-line error for a folder without a study.json; it names the study folders inside it, with the
+    command that reads them (`command` with the folder in place of {folder})."""
+    inside = studies_below(root) if root.is_dir() else []
+    if len(inside) == 1:
+        return StoreError(f"{root} is not a study folder (it has no {MANIFEST}); the study is in {inside[0]}: "
+                          f"{command.format(folder=inside[0])}")
+    if inside:
+        return StoreError(f"{root} is not a study folder (it has no {MANIFEST}); it holds {len(inside)} studies: "
+                          f"{', '.join(map(str, inside))}; give one of them")
+    return StoreError(f"{root} is not a study folder (it has no {MANIFEST}); give the --out folder of "
+                      "`python -m ablations run`")
+
+
+def study_records(store: Store, command: str = "give that folder") -> tuple[StudyInfo, list[dict]]:
     """The study of a folder and its records (the latest of each run, in the order they were listed), or a
-    StoreError naming the folder when it holds no study."""
+    StoreError naming the folder when it holds no study (and the study folders inside it, with `command`)."""
     root = store.root
     if not root.is_dir():
         raise StoreError(f"{root} is not a study folder ({'a file' if root.exists() else 'no such folder'}); "
                          "give the --out folder of `python -m ablations run`")
     manifest = store.manifest()
     if manifest is None:
-        raise StoreError(f"{root} is not a study folder (it has no {MANIFEST}); give the --out folder of "
-                         "`python -m ablations run`")
+        raise no_study(root, command)
     records = {rid: r for rid, r in store.read().records.items() if r.get("study") == manifest.study}
     order = [*[rid for rid in manifest.run_ids if rid in records], *[rid for rid in records
                                                                     if rid not in set(manifest.run_ids)]]
@@ -80,24 +103,44 @@ def open_all(targets: Sequence[Target], info: StudyInfo) -> list[Backend]:
     return opened
 
 
-def export(store: Store, targets: Sequence[Target], report: Callable[[str], None] = print) -> dict[str, str]:
+def export(store: Store, targets: Sequence[Target], report: Callable[[str], None] = print,
+           progress: bool = False) -> dict[str, str]:
     """Write the folder's runs the stores lack; target -> what happened there ("3 new, 0 updated, 5 already
-    there"). TrackingError (one line) if a target cannot be used or fails midway."""
+    there"). TrackingError (one line) if a target cannot be used or fails midway. `progress`: a bar per target on
+    stderr over the study's runs (those already there counted when the store has been read)."""
     if not targets:
         raise TrackingError("export needs a store: give --mlflow URI, --tensorboard LOGDIR, or both")
-    info, records = study_records(store)
+    options = " ".join(t.export_option() for t in targets)
+    info, records = study_records(store, f"python -m ablations export {{folder}} {options}")
     runs = [TrackedRun.of(r, info.folder) for r in records]
     backends = open_all(targets, info)
     out = {}
     try:
         for backend in backends:
-            counts = sync(backend, runs)
+            counts = _synced(backend, runs, progress)
             out[str(backend.target)] = str(counts)
             report(f"{backend.target}: {len(runs)} run(s) of study {info.name}: {counts}")
     finally:
         for backend in backends:
             backend.close()
     return out
+
+
+def _synced(backend: Backend, runs: list[TrackedRun], progress: bool):
+    """`sync` with, when `progress`, a bar over the runs: one step per run written, the runs already there added
+    at the end, and the counts beside it."""
+    if not progress:
+        return sync(backend, runs)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(runs), desc=f"export {backend.target.kind}", unit="run", leave=False)
+    try:
+        counts = sync(backend, runs, progress=lambda run: bar.update(1))
+        bar.update(counts.kept)
+        bar.set_postfix(new=counts.new, updated=counts.updated, kept=counts.kept)
+        return counts
+    finally:
+        bar.close()
 
 
 class LiveTracking:

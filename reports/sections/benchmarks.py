@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .. import plots
+from ..ab_tables import ab_comparisons, ab_display, ab_rows, is_ab
 from ..bench_tables import cases_display, speed_ratios
 from ..document import Report, slug
 from ..format import ratio_interval_h
@@ -14,7 +15,11 @@ from . import Inputs
 
 def add(r: Report, inp: Inputs) -> None:
     if inp.bench is not None:
-        grid(r, inp.bench)
+        ab = is_ab(inp.bench)   # interleaved A/B cases: their ratio is the result, in a table of their own
+        if not ab.all():
+            grid(r, inp.bench[~ab])
+        if ab.any():
+            ab_section(r, inp.bench)
         history_section(r, inp.bench_all, inp.machine)
     if inp.scaling is not None:
         scaling(r, inp.scaling)
@@ -44,6 +49,15 @@ def grid(r: Report, bench: pd.DataFrame) -> None:
     else:
         r.table("speed_ratios", ratios.drop(columns="case"))
         r.figure("vggcore_vs_torchvision", lambda ax: plots.speed_ratio(ratios, ax))
+
+
+def ab_section(r: Report, bench: pd.DataFrame) -> None:
+    rows = ab_rows(bench)
+    r.add("h2", "A/B comparisons")
+    r.add("text", "Each case timed step by step in alternation with its twin B (the same case with the settings "
+                  "named), so both saw the same machine state: the speed of A over B is the median of the "
+                  "per-round ratios (B's time over A's; above 1: A is faster), with its 95% interval.")
+    r.table("ab_comparisons", ab_comparisons(rows), display=ab_display(rows))
 
 
 def history_section(r: Report, bench_all: pd.DataFrame, machine: str) -> None:

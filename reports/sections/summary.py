@@ -10,7 +10,8 @@ from .studies import effects_display, expensive_text, method_text
 
 def add(r: Report, inp: Inputs) -> None:
     r.add("h2", "Summary")
-    if inp.bench is not None:
+    # A/B cases alone (`pytest bench --vgg-ab ... -k test_ab`) have no throughput: their table is their section's
+    if inp.bench is not None and inp.bench["images_per_s"].notna().any():
         r.add("h3", "Fastest setting per architecture")
         fastest = fastest_with_speedup(inp.bench)
         r.table("fastest_settings", fastest, display=fastest_display(fastest))

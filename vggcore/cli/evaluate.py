@@ -37,6 +37,7 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
                    "paper's section 3.2; off for centre)")
     p.add_argument("--crops", metavar="G", help="multicrop: a G x G grid of crops per scale (default: the paper's 5)")
     p.add_argument("--device", help="where to run (default: the run's own device)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def scales_value(option: str, text: str | None):
@@ -87,7 +88,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     # Held while reading, scoring and writing: a training that resumes in this folder meanwhile is refused.
     with folder_lock(folder, what="run folder"):
         run = open_run(folder, args.device)
-        entry = evaluate_run(run, [asked])[0]
+        entry = evaluate_run(run, [asked], progress=not args.quiet)[0]
         outcome = record_evaluations(folder, [entry])[0]
     print(describe(entry, folder))
     if run.status not in ("ok", None):

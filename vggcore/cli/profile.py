@@ -53,6 +53,7 @@ def add_profile_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", default=None, help="torch intra-op threads (default: torch's own choice)")
     p.add_argument("--seed", default="0", help="seeds the weights and the input batch")
     p.add_argument("--format", default="table", help=", ".join(FORMATS))
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _choice(option: str, value: str, allowed: tuple[str, ...]) -> str:
@@ -107,11 +108,38 @@ def run_from_args(args: argparse.Namespace) -> int:
         print(f"profiling {config.name} {mode} at batch {batch_size}, {dtype}"
               f"{' channels_last' if args.channels_last else ''} on {args.device}: {warmup} warm-up and {rounds} "
               "profiled rounds, then the roofs", file=sys.stderr)
-        prof = profile_step(model, mode, batch_size=batch_size, device=args.device, dtype=dtype,
-                            channels_last=args.channels_last, optimizer=optimizer, rounds=rounds, warmup=warmup,
-                            layers=layers, seed=seed)   # the roofs are measured in the same run
+        bar = None if args.quiet else _Bar(f"profile {config.name}", warmup + rounds + 1)
+        try:
+            prof = profile_step(model, mode, batch_size=batch_size, device=args.device, dtype=dtype,
+                                channels_last=args.channels_last, optimizer=optimizer, rounds=rounds, warmup=warmup,
+                                layers=layers, seed=seed,   # the roofs are measured in the same run
+                                on_stage=bar.stage if bar is not None else lambda stage: None)
+        finally:
+            if bar is not None:
+                bar.close()
     print(render(prof, fmt))
     return 0
+
+
+class _Bar:
+    """The profile's bar on stderr: one step per warm-up pair, per round, and the roofs; the stage beside it."""
+
+    def __init__(self, name: str, total: int) -> None:
+        from tqdm.auto import tqdm
+
+        self.tqdm, self.rounds = tqdm(total=total, desc=name, unit="step", leave=False), 0
+
+    def stage(self, stage: str) -> None:
+        if stage == "roofs":   # the roofs' measurement starts: say so while it runs
+            self.tqdm.set_postfix(stage="roofs")
+            return
+        self.rounds += stage == "round"
+        self.tqdm.set_postfix({"stage": stage, **({"rounds": self.rounds} if self.rounds else {})}, refresh=False)
+        self.tqdm.update(1)
+
+    def close(self) -> None:
+        self.tqdm.refresh()   # the last state shown, whatever tqdm's rate limit skipped
+        self.tqdm.close()
 
 
 def _sig(value, digits: int = 3) -> str:

@@ -33,7 +33,7 @@ from vggcore.train.checkpoint import load_checkpoint, load_state
 from vggcore.config import IN_MEMORY, DataConfig, RunConfig, VGGConfig
 from vggcore.data.datasets import load
 from vggcore.errors import UserError
-from vggcore.evaluate.score import score_protocol
+from vggcore.evaluate.score import probability_batches, score
 from vggcore.device import device_unavailable_reason
 from vggcore.model.network import build
 from vggcore.evaluate.protocols import Protocol, Resolved, resolve
@@ -111,23 +111,43 @@ def open_run(folder: str | Path, device: str | None = None) -> TrainedRun:
                       torch.bfloat16 if train.get("bf16") else None)
 
 
-def evaluate_run(folder: str | Path | TrainedRun, protocols: Sequence[Protocol], device: str | None = None
-                 ) -> list[dict]:
-    """One entry per protocol (in order) for the run's test split; nothing is written."""
+def evaluate_run(folder: str | Path | TrainedRun, protocols: Sequence[Protocol], device: str | None = None,
+                 progress: bool = False) -> list[dict]:
+    """One entry per protocol (in order) for the run's test split; nothing is written. `progress`: a bar per
+    protocol on stderr over the test images, with the views per image and the top-1 error so far."""
     run = folder if isinstance(folder, TrainedRun) else open_run(folder, device)
     views = [run.resolve(p) for p in protocols]   # every protocol checked before the data is read
     data = load(run.data, run.model.image_size).to(run.device)
     entries = []
     for v in views:
         start = time.perf_counter()
-        errors = score_protocol(run.net, data.test.images, data.test.labels, data.mean_rgb, v,
-                                batch_size=run.batch_size, autocast_dtype=run.autocast_dtype)
+        batches = probability_batches(run.net, data.test.images, data.test.labels, data.mean_rgb, v,
+                                      batch_size=run.batch_size, autocast_dtype=run.autocast_dtype)
+        errors = score(run.net, _with_bar(batches, v, len(data.test)) if progress else batches, probabilities=True)
         entries.append({**v.to_json(), "split": "test", "images": len(data.test), "top1_error": errors["top1_error"],
                         "top5_error": errors["top5_error"], "loss": errors["loss"], "checkpoint_epoch": run.epoch,
                         "run_status": run.status, "seconds": time.perf_counter() - start,
                         "evaluated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                         "provenance": provenance(run.device.split(":")[0])})
     return entries
+
+
+def _with_bar(batches, views: Resolved, images: int):
+    """The (posteriors, labels) batches as they are, a tqdm bar on stderr counting their images meanwhile."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=images, desc=f"evaluate {views.protocol}", unit="img", leave=False)
+    wrong = seen = 0
+    try:
+        for probs, labels in batches:
+            wrong += int((probs.argmax(1) != labels).sum())
+            seen += len(labels)
+            bar.set_postfix(views=views.views, top1_err=f"{wrong / seen:.4f}", refresh=False)
+            bar.update(len(labels))
+            yield probs, labels
+        bar.refresh()   # the last state shown, whatever tqdm's rate limit skipped
+    finally:
+        bar.close()
 
 
 def entry_key(entry: dict) -> tuple:

@@ -195,11 +195,14 @@ class TorchProfilerSource:
     def session(self) -> Iterator[Session]:
         from torch.profiler import ProfilerActivity, profile
 
+        from .profile_noise import native_stderr_filtered
+
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.device_timing else [])
         session = Session(mark=record)
-        with profile(activities=activities) as prof:
-            yield session
-        session.events = op_events(prof.events())
+        with native_stderr_filtered():   # Kineto's USDT lines and failed GPU probe; anything else is shown
+            with profile(activities=activities) as prof:
+                yield session
+            session.events = op_events(prof.events())
 
 
 def optimizer_name(optimizer: torch.optim.Optimizer | None) -> str:
@@ -224,14 +227,17 @@ def profile_step(model: VGG, mode: str = "train_step", *, batch_size: int, devic
                  optimizer: torch.optim.Optimizer | None = None, rounds: int = 6, warmup: int = 1,
                  layers: Sequence[str] | None = None, roofs: Roofs | None = None,
                  inputs: tuple[torch.Tensor, torch.Tensor] | None = None, seed: int = 0, source=None,
-                 clock: Callable[[], float] = time.perf_counter) -> Profile:
+                 clock: Callable[[], float] = time.perf_counter,
+                 on_stage: Callable[[str], None] = lambda stage: None) -> Profile:
     """Profile `rounds` steps of `model` in `mode` (forward, forward_backward, train_step); see the module docstring.
 
     optimizer: the one train_step steps (default: the paper's SGD in vggcore.train.step's default implementation for the
     device); layers: keep
     only these rows (layer names or kinds; the whole step is profiled and the totals cover it); roofs: measured
     here when not given; inputs: (x, y), else seeded like the benchmark's; source: the event source
-    (TorchProfilerSource; tests inject a stub); clock: the plain steps' clock.
+    (TorchProfilerSource; tests inject a stub); clock: the plain steps' clock; on_stage: called after each warm-up
+    pair ("warm-up"), each round ("round"), and before and after the roofs ("roofs", "roofs measured"): a progress
+    bar's steps (`warmup + rounds + 1` of them, the roofs' start not counted).
     """
     check(model, mode, device, dtype)
     if rounds < 1 or warmup < 0:
@@ -265,6 +271,7 @@ def profile_step(model: VGG, mode: str = "train_step", *, batch_size: int, devic
     for _ in range(warmup):   # kernel selection, allocator, first touch; the profiler's first session
         step()
         profiled()
+        on_stage("warm-up")
     plain, measured = [], []
     for r in range(rounds):
         for which in ((0, 1) if r % 2 == 0 else (1, 0)):
@@ -272,9 +279,12 @@ def profile_step(model: VGG, mode: str = "train_step", *, batch_size: int, devic
                 plain.append(time_step(step, clock))
             else:
                 measured.append(profiled())
+        on_stage("round")
     cast_keys = {(k[0], k[1]) for m in measured for k in m.rows if k[2] == "cast"}
     plans = plan_rows(model, mode, device, dtype, batch_size, seen, step.optimizer, cast_keys)
+    on_stage("roofs")
     roofs = roofs or measure_roofs(device.partition(":")[0], dtype)
+    on_stage("roofs measured")
     setting = dict(arch=model.config.name, width=model.config.width, image_size=model.config.image_size,
                    head=model.config.head, batch_size=batch_size, mode=mode, device=device,
                    device_name=device_name(device.partition(":")[0]), dtype=dtype, channels_last=channels_last,
