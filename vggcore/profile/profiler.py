@@ -195,7 +195,7 @@ class TorchProfilerSource:
     def session(self) -> Iterator[Session]:
         from torch.profiler import ProfilerActivity, profile
 
-        from .profile_noise import native_stderr_filtered
+        from vggcore.profile.noise import native_stderr_filtered
 
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.device_timing else [])
         session = Session(mark=record)
