@@ -13,6 +13,7 @@ import vggcore.evaluate.batchnorm
 import vggcore.evaluate.score
 import vggcore.train.epoch
 import vggcore.train.loop
+import vggcore.train.trainer
 from vggcore import VGGConfig
 from vggcore.files import CheckpointError
 from vggcore.train.checkpoint import load_checkpoint
@@ -143,7 +144,7 @@ def spy_on_first_conv(monkeypatch):
     """Record, for every forward through the model `train` builds, the first conv's output dtype and whether
     its input and weight are channels_last."""
     seen = []
-    real_build = vggcore.train.loop.build
+    real_build = vggcore.train.trainer.build
 
     def build(*args, **kwargs):
         model = real_build(*args, **kwargs)
@@ -152,7 +153,7 @@ def spy_on_first_conv(monkeypatch):
             (out.dtype, inp[0].is_contiguous(memory_format=cl), mod.weight.is_contiguous(memory_format=cl))))
         return model
 
-    monkeypatch.setattr(vggcore.train.loop, "build", build)
+    monkeypatch.setattr(vggcore.train.trainer, "build", build)
     return seen
 
 
