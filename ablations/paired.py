@@ -19,36 +19,15 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from .stats import DECISIONS, adjust, decide
+from .stats.primitives import paired_t
 
 ALPHA = 0.05
 TEST = "paired t over seeds (the same weights, scored two ways)"
 COLUMNS = ["study", "variant", "reference", "factors", "n_pairs", "n_seeds", "mean", "reference_mean", "diff",
            "diff_low", "diff_high", "p_value", "p_adjusted", "decision", "test", "correction", "alpha",
            "min_effect", "metric"]
-
-
-def paired_t(a, b, alpha: float = ALPHA):
-    """(mean diff, low, high, p, n) of a - b paired along the last axis; a pair with a NaN on either side is left
-    out. Arrays ok (leading axes are independent comparisons). NaN where fewer than 2 pairs remain; identical
-    differences give a zero-width interval and p 1 (all zero) or 0."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    d = a - b
-    ok = ~np.isnan(d)
-    n = ok.sum(axis=-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean = np.where(ok, d, 0).sum(axis=-1) / n
-        var = np.where(ok, (d - mean[..., None]) ** 2, 0).sum(axis=-1) / (n - 1)
-        se = np.sqrt(var / n)
-        half = sps.t.ppf(1 - alpha / 2, n - 1) * se
-        p = 2 * sps.t.sf(np.abs(mean) / se, n - 1)
-    p = np.where(se > 0, p, np.where(mean == 0, 1.0, 0.0))
-    few = n < 2
-    nan = np.full(np.shape(mean), np.nan)
-    return (np.where(n > 0, mean, nan), np.where(few, nan, mean - half), np.where(few, nan, mean + half),
-            np.where(few, nan, p), n)
 
 
 def _pairs(runs: pd.DataFrame) -> list[tuple[str, str, list[str], pd.DataFrame]]:
