@@ -174,6 +174,7 @@ DEFAULT = "trained"
 PAIRED = "paired"
 TRAINED_ONLY = ("trained", "welch_trained", PAIRED)   # statistics that set the seeds that did not train aside
 RANK_FROM = 7   # the default uses the rank statistic once both arms have this many trained seeds
+PAIRED_FROM = 2   # "paired" uses the paired t from this many whole pairs
 LABELS = {
     "trained": (f"on the seeds that trained: Welch t (interval cut to the metric's bounds) while an arm has fewer "
                 f"than {RANK_FROM}, else the Hodges-Lehmann shift with its exact Mann-Whitney interval"),
@@ -238,7 +239,7 @@ def compare(variant, baseline, ok_variant=None, ok_baseline=None, statistic: str
                 method[rank] = "hodges_lehmann"
         if statistic == PAIRED and v.shape[-1] == b.shape[-1]:
             both = ~np.isnan(v)
-            pairs = (both == ~np.isnan(b)).all(-1) & (both.sum(-1) >= 2)   # the same trained seeds, 2 at least
+            pairs = (both == ~np.isnan(b)).all(-1) & (both.sum(-1) >= PAIRED_FROM)   # the same trained seeds
             if pairs.any():
                 paired = paired_t(v[pairs], b[pairs], alpha)[:4]
                 out = tuple(np.array(x, dtype=float) for x in out)
