@@ -12,9 +12,9 @@ variant keeps its decision. If some variant is still undecided and the baseline 
 round r adds seed max(seeds) + r to the baseline and to every undecided variant, then looks again.
 
 The levels (`ablations.stats.sequential.look_levels`, rule "obf"): Lan-DeMets O'Brien-Fleming-like alpha spending
-over the L = max_seeds - len(seeds) + 1 planned looks, exact for correlated looks, so the chance of any false
-better/worse over all looks stays at alpha (family-wise 2.1-4.3% in simulation, docs/statistics.md section 4). For
-3 to 10 seeds the levels run from 0.00035 at the first look to 0.034 at the last, where the even split gives
+over the L = max_seeds - len(seeds) + 1 planned looks, exact for correlated looks of a z statistic, so the chance of
+any false better/worse over all looks stays near alpha (family-wise at most 4.3% in the worst of 12 simulated
+scenarios, docs/statistics.md section 4). For 3 to 10 seeds the levels run from 0.00035 at the first look to 0.034 at the last, where the even split gives
 0.00625 to every look; simulated with four variants (min_effect 0.02), the new rule needed 9.2-9.4 seeds per
 no-effect variant against 9.7-9.9, and found a +0.02 change in 40-55% of studies against 4-29%.
 
@@ -22,7 +22,9 @@ A folder started before the rules were recorded (adaptive.json without "rule") k
 look, Welch t on every finished seed, every look re-deciding; a rerun of such a folder continues under it.
 
 Every look is computed by `ablations.stats.frames.effects(..., schedule=plan.schedule())`, the replay of the
-looks from the records that the report runs too, so the report's decisions are the run's. Added runs are ordinary
+looks from the records that the report runs too, so the report's decisions are the run's; each row's numbers come
+from the seeds of the look that decided it, and the run ends by printing the report's plain table
+(`ablations.stats.headline`). Added runs are ordinary
 runs (the id hashes the resolved config and seed). A rerun after a kill replays the same looks from the records
 and continues the round that was cut short. The plan is kept in `adaptive.json`.
 """

@@ -61,7 +61,7 @@ HEADERS = {
     "n_not_trained": "did not train", "excess_failure_p": "p of more failures than baseline",
     "n_used": "seeds used", "mean_all": "mean of all finished", "diff_method": "difference by",
     "decided_by": "decided by", "n_used_baseline": "baseline seeds used", "baseline_mean": "baseline mean",
-    "estimand": "the difference is", "k_compared": "variant seeds not trained at its look",
+    "k_compared": "variant seeds not trained at its look",
     "k_compared_baseline": "baseline seeds not trained at its look",
     "look": "at look", "n_compared": "variant seeds compared", "n_compared_baseline": "baseline seeds compared",
     "seeds_needed_reason": "why that many seeds", "alpha_family": "family-wise alpha", "statistic": "statistic name",

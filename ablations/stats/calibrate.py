@@ -176,8 +176,8 @@ def power_table(studies: int = 20_000) -> str:
     return markdown_table(rows, ["min_effect", "sd", "failed seeds", "seeds_needed", "simulated power (Holm over 4)"])
 
 
-# (label, look rule, statistic, freeze): today's procedure first
-ADAPTIVE_RULES = (("today: even split, Welch on all seeds", "even", "welch", False),
+# (label, look rule, statistic, freeze): the old procedure (before issue 16) first
+ADAPTIVE_RULES = (("old rule: even split, Welch on all seeds", "even", "welch", False),
                   ("even split, default statistic", "even", DEFAULT, True),
                   ("Pocock-like spending, default statistic", "pocock", DEFAULT, True),
                   ("O'Brien-Fleming-like spending, default statistic", "obf", DEFAULT, True))

@@ -9,7 +9,7 @@ variant minus baseline, its (1 - alpha) interval, and the two-sided p-value of "
     compare(variant, baseline, ok_v, ok_b, statistic=DEFAULT, bounds=(0, 1))   the default comparison
 
 The candidates (docs/statistics.md, section 2, has their simulated figures):
-    welch         Welch t on the difference of means, over the seeds given (today's statistic)
+    welch         Welch t on the difference of means, over the seeds given (the statistic before issue 16)
     yuen          Yuen's t on 20%-trimmed means with winsorised variances (no trimming below 5 seeds)
     hodges_lehmann  median of pairwise differences with the Mann-Whitney interval and exact p (with tied
                   values the exact permutation p of the midrank sum). At 3 vs 3 seeds the smallest exact

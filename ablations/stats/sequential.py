@@ -6,7 +6,7 @@
 The looks: look 0 sees the study's n0 seeds; each later look one more baseline seed (and one more for every variant
 still open), up to max_seeds, so there are L = max_seeds - n0 + 1 planned looks at information fractions
 t_k = (n0 + k) / max_seeds. A rule gives look k a nominal two-sided level a_k:
-    even    a_k = alpha / L (today's rule: Bonferroni over the looks)
+    even    a_k = alpha / L (the old rule: Bonferroni over the looks)
     pocock  Lan-DeMets spending alpha * ln(1 + (e - 1) t): about equal levels, more than alpha / L each
     obf     Lan-DeMets O'Brien-Fleming-like spending 2 - 2 Phi(z_{1-alpha/2} / sqrt(t)): almost nothing early,
             close to alpha at the last look
