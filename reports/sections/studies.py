@@ -106,7 +106,7 @@ def method_detail(eff: pd.DataFrame) -> str:
                  f" here), a family-wise {row['alpha_family']:g} over all looks.")
     return (f"{row['study']}: {row['metric']}. Decision statistic: {row['test']}. Intervals: {row['ci_method']}. "
             f"Difference vs baseline = variant - baseline (its estimand is named on the row); change vs baseline = "
-            f"the variant's mean / the baseline's mean - 1, with its Fieller interval. Adjusted p by "
+            f"the variant's mean / the baseline's mean - 1, with its Fieller interval; adjusted p by "
             f"{row['correction']} over the family of {row['family']}; better/worse when adjusted p < the level and "
             f"the interval lies beyond 0; worse also when the variant's seeds fail to train more often than the "
             f"baseline's by a one-sided Fisher exact test that rejects on its own; {threshold}; undecided "
