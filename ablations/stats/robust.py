@@ -25,6 +25,11 @@ a +0.02 change (baseline 0.03, sd 0.015) with 10% failed seeds 0.042 / 0.141 / 0
 most of every candidate (Welch on all seeds: 0.031 / 0.077 / 0.071). Below 7 seeds Welch has more power than the
 rank statistic; from 7 on the rank statistic bears a failed seed the rule missed. Figures per candidate:
 docs/statistics.md, section 2.
+"paired" (PAIRED; `[study] statistic = "paired"`): where the variant's trained seeds are exactly the baseline's
+(whole pairs, the default design runs every arm on the same seeds) and their differences are not all equal, the
+mean of the per-seed differences with the paired t interval and p; otherwise as "trained". Not the default: on the
+demo's records paired seeds correlated -0.10 to 0.41, and pairing pays in simulation only from about 0.6
+(docs/statistics.md, section 6).
 The seeds set aside are not lost to the decision: `ablations.stats.sequential.look_step` combines this comparison's
 p with a one-sided Fisher test of the variant's rate of seeds that did not train (Bonferroni), and calls a variant
 whose seeds fail significantly more often "worse".
