@@ -140,6 +140,13 @@ def test_every_number_on_a_row_is_recomputed_from_its_own_looks_records(table):
     assert early["estimand"] == "difference of means"
     assert early["decision"] == "worse" and early["p_adjusted"] < PLAN.levels[2] and early["diff_low"] > 0
     assert early["rel_diff"] == pytest.approx(v.mean() / b.mean() - 1)
+    # Fieller: at each end of the change's interval, mean_v - (1 + r) mean_b is exactly t_crit standard errors away
+    se_v, se_b = v.var(ddof=1) / len(v), b.var(ddof=1) / len(b)
+    dof = (se_v + se_b) ** 2 / (se_v ** 2 / (len(v) - 1) + se_b ** 2 / (len(b) - 1))
+    crit = sps.t.ppf(1 - PLAN.levels[2] / 2, dof)
+    for r in (early["rel_low"], early["rel_high"]):
+        assert abs(v.mean() - (1 + r) * b.mean()) / np.sqrt(se_v + (1 + r) ** 2 * se_b) == pytest.approx(crit)
+    assert early["rel_low"] < early["rel_diff"] < early["rel_high"]
 
     late = eff.loc["b=late"]    # 8 vs 8 seeds: the Hodges-Lehmann shift and the Mann-Whitney p
     v, b = seen("b=late", 6), seen("baseline", 6)
