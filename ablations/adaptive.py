@@ -12,9 +12,9 @@ variant keeps its decision. If some variant is still undecided and the baseline 
 round r adds seed max(seeds) + r to the baseline and to every undecided variant, then looks again.
 
 The levels (`ablations.stats.sequential.look_levels`, rule "obf"): Lan-DeMets O'Brien-Fleming-like alpha spending
-over the L = max_seeds - len(seeds) + 1 planned looks, exact for correlated looks, so the chance of any false
-better/worse over all looks stays at alpha (family-wise 2.1-4.3% in simulation, docs/statistics.md section 4). For
-3 to 10 seeds the levels run from 0.00035 at the first look to 0.034 at the last, where the even split gives
+over the L = max_seeds - len(seeds) + 1 planned looks, exact for correlated looks of a z statistic, so the chance of
+any false better/worse over all looks stays near alpha (family-wise at most 4.3% in the worst of 12 simulated
+scenarios, docs/statistics.md section 4). For 3 to 10 seeds the levels run from 0.00035 at the first look to 0.034 at the last, where the even split gives
 0.00625 to every look; simulated with four variants (min_effect 0.02), the new rule needed 9.2-9.4 seeds per
 no-effect variant against 9.7-9.9, and found a +0.02 change in 40-55% of studies against 4-29%.
 
@@ -22,7 +22,9 @@ A folder started before the rules were recorded (adaptive.json without "rule") k
 look, Welch t on every finished seed, every look re-deciding; a rerun of such a folder continues under it.
 
 Every look is computed by `ablations.stats.frames.effects(..., schedule=plan.schedule())`, the replay of the
-looks from the records that the report runs too, so the report's decisions are the run's. Added runs are ordinary
+looks from the records that the report runs too, so the report's decisions are the run's; each row's numbers come
+from the seeds of the look that decided it, and the run ends by printing the report's plain table
+(`ablations.stats.headline`). Added runs are ordinary
 runs (the id hashes the resolved config and seed). A rerun after a kill replays the same looks from the records
 and continues the round that was cut short. The plan is kept in `adaptive.json`.
 """
@@ -41,6 +43,7 @@ from .stats.bounded import metric_bounds
 from .stats.errors import check_min_effect
 from .stats.failures import rule_inputs
 from .stats.frames import effects
+from .stats.headline import effect_text, failure_text, headline_text, arm_seeds_text
 from .stats.sequential import RULE_LABELS
 from .store import PLAN, Plan, Store
 from .study import RunSpec, Study, StudyError, variant_name, variants
@@ -128,6 +131,7 @@ def run_until_decided(study: Study, store: Store, options: RunOptions, plan: Pla
         extra += new
         specs += new
         ran += run_study(study, store, options, report, extra=extra)["ran"]
+    report(headline_text(eff.reset_index()))
     failed = sum(1 for s in specs if records.get(s.run_id, {}).get("status") == "failed")
     return {"looks": look + 1, "decisions": comp["decision"].to_dict(), "seeds": seeds.to_dict(),
             "failed": failed, "ran": ran, "plan": plan}
@@ -143,8 +147,9 @@ def plan_line(plan: Plan) -> str:
 
 
 def progress(look: int, plan: Plan, comp, seeds, open_: list[str], metric: str, base=None) -> str:
-    """One look's lines for the terminal: each variant's decision, interval, and why it is still open; a variant
-    decided by its failure rate says so with both arms' counts (base: the baseline's effects row, if any)."""
+    """One look's lines for the terminal: each variant's decision, effect with its interval, the seeds of both arms
+    its row comes from, and why it is still open; a variant decided by its failure rate says so with both arms'
+    counts and the Fisher p of its deciding look (base: unused, kept for callers that pass it)."""
     level = plan.levels[min(look, plan.looks - 1)]
     lines = [f"look {look + 1} of at most {plan.looks} (level {level:.4g} at this look, {plan.rule} rule; "
              f"{plan.correction} across {len(comp)} variant(s)):"]
@@ -153,12 +158,13 @@ def progress(look: int, plan: Plan, comp, seeds, open_: list[str], metric: str, 
         n = int(seeds.get(v, 0))
         decision = row["decision"]
         if row.get("decided_by") == "failure rate":
-            vs = f" vs {int(base['n_not_trained'])} of {int(base['n_ok'])}" if base is not None else ""
-            decision += f" (fails to train: {int(row['n_not_trained'])} of {int(row['n_ok'])}{vs})"
-        head = (f"  {v}: {decision}, n={n}, {metric} diff {row['diff']:+.4g} "
-                f"[{row['diff_low']:+.4g}, {row['diff_high']:+.4g}], p_adj {row['p_adjusted']:.3g}")
-        if row["n_not_trained"] and row.get("decided_by") != "failure rate":
-            head += f", {int(row['n_not_trained'])} of {int(row['n_ok'])} did not train"
+            decision += f" (fails to train: {failure_text(row)})"
+        what = f"{row['estimand']} " if row["diff"] == row["diff"] else ""   # no estimate: say what is true
+        head = (f"  {v}: {decision}, n={n}, {metric} {what}{effect_text(row)} "
+                f"({arm_seeds_text(row)} seeds, {(1 - row['alpha']) * 100:.4g}% interval), p_adj "
+                f"{row['p_adjusted']:.3g}")
+        if row["k_compared"] and row.get("decided_by") != "failure rate":
+            head += f", {int(row['k_compared'])} of {int(row['n_compared'])} did not train"
         if v in open_:
             why = "interval crosses 0" if row["diff_low"] <= 0 <= row["diff_high"] or np.isnan(row["diff_low"]) \
                 else "not significant after adjustment"

@@ -19,36 +19,15 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from .stats import DECISIONS, adjust, decide
+from .stats.primitives import paired_t
 
 ALPHA = 0.05
 TEST = "paired t over seeds (the same weights, scored two ways)"
 COLUMNS = ["study", "variant", "reference", "factors", "n_pairs", "n_seeds", "mean", "reference_mean", "diff",
            "diff_low", "diff_high", "p_value", "p_adjusted", "decision", "test", "correction", "alpha",
            "min_effect", "metric"]
-
-
-def paired_t(a, b, alpha: float = ALPHA):
-    """(mean diff, low, high, p, n) of a - b paired along the last axis; a pair with a NaN on either side is left
-    out. Arrays ok (leading axes are independent comparisons). NaN where fewer than 2 pairs remain; identical
-    differences give a zero-width interval and p 1 (all zero) or 0."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    d = a - b
-    ok = ~np.isnan(d)
-    n = ok.sum(axis=-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean = np.where(ok, d, 0).sum(axis=-1) / n
-        var = np.where(ok, (d - mean[..., None]) ** 2, 0).sum(axis=-1) / (n - 1)
-        se = np.sqrt(var / n)
-        half = sps.t.ppf(1 - alpha / 2, n - 1) * se
-        p = 2 * sps.t.sf(np.abs(mean) / se, n - 1)
-    p = np.where(se > 0, p, np.where(mean == 0, 1.0, 0.0))
-    few = n < 2
-    nan = np.full(np.shape(mean), np.nan)
-    return (np.where(n > 0, mean, nan), np.where(few, nan, mean - half), np.where(few, nan, mean + half),
-            np.where(few, nan, p), n)
 
 
 def _pairs(runs: pd.DataFrame) -> list[tuple[str, str, list[str], pd.DataFrame]]:
@@ -107,3 +86,34 @@ def paired_effects(runs: pd.DataFrame, metric: str, maximize: bool = False, *, a
             rows.append({**r, "p_adjusted": float(pa), "decision": DECISIONS[code], "test": TEST,
                          "correction": correction, "alpha": alpha, "min_effect": min_effect, "metric": metric})
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+PAIR_COLUMNS = ["study", "variant", "n_pairs", "correlation", "correlation_low", "correlation_high", "sd_variant",
+                "sd_baseline", "sd_paired_diff", "variance_ratio"]
+
+
+def seed_pairs(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """How correlated each variant's seeds are with the baseline's seed of the same number (the default design
+    runs every arm on the same seeds): per (study, variant), the pairs with both runs ok, Pearson's correlation
+    with its 95% Fisher-z interval, each arm's sd, the sd of the per-seed differences, and variance_ratio = the
+    variance of a paired difference over the sum of the two variances (below 1: pairing removes spread; the
+    paired t also gives up n - 1 of its degrees of freedom, which is what docs/statistics.md section 6 weighs)."""
+    rows = []
+    ok = runs[runs["status"] == "ok"]
+    for study, group in ok.groupby("study", sort=False):
+        wide = group.pivot_table(index="seed", columns="variant", values=metric, aggfunc="first")
+        if "baseline" not in wide:
+            continue
+        for variant in [c for c in wide.columns if c != "baseline"]:
+            both = wide[["baseline", variant]].dropna()
+            n = len(both)
+            v, b = both[variant].to_numpy(float), both["baseline"].to_numpy(float)
+            r = float(np.corrcoef(v, b)[0, 1]) if n > 2 and v.std() > 0 and b.std() > 0 else float("nan")
+            half = 1.96 / np.sqrt(n - 3) if n > 3 else float("inf")
+            with np.errstate(divide="ignore", invalid="ignore"):
+                low, high = np.tanh(np.arctanh(r) - half), np.tanh(np.arctanh(r) + half)
+            sv, sb, sd = (float(np.std(x, ddof=1)) if n > 1 else float("nan") for x in (v, b, v - b))
+            rows.append({"study": study, "variant": variant, "n_pairs": n, "correlation": r,
+                         "correlation_low": float(low), "correlation_high": float(high), "sd_variant": sv,
+                         "sd_baseline": sb, "sd_paired_diff": sd, "variance_ratio": sd ** 2 / (sv ** 2 + sb ** 2)})
+    return pd.DataFrame(rows, columns=PAIR_COLUMNS)

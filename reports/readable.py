@@ -60,7 +60,9 @@ HEADERS = {
     # ... seeds that did not train, the seeds the statistic uses, the look that decided (ablations.stats.frames)
     "n_not_trained": "did not train", "excess_failure_p": "p of more failures than baseline",
     "n_used": "seeds used", "mean_all": "mean of all finished", "diff_method": "difference by",
-    "decided_by": "decided by",
+    "decided_by": "decided by", "n_used_baseline": "baseline seeds used", "baseline_mean": "baseline mean",
+    "k_compared": "variant seeds not trained at its look",
+    "k_compared_baseline": "baseline seeds not trained at its look",
     "look": "at look", "n_compared": "variant seeds compared", "n_compared_baseline": "baseline seeds compared",
     "seeds_needed_reason": "why that many seeds", "alpha_family": "family-wise alpha", "statistic": "statistic name",
     "rule": "look rule", "looks": "looks analysed",
@@ -109,7 +111,9 @@ HEADERS = {
 INTERVALS = [("ci_low", "ci_high", "interval"), ("diff_low", "diff_high", "interval of the difference"),
              ("median_low", "median_high", "interval of the median"),
              ("speedup_low", "speedup_high", "interval of the speed-up"), ("low", "high", "interval of the ratio"),
-             ("not_trained_low", "not_trained_high", "interval of the did-not-train rate")]
+             ("not_trained_low", "not_trained_high", "interval of the did-not-train rate"),
+             ("baseline_ci_low", "baseline_ci_high", "interval of the baseline mean"),
+             ("rel_low", "rel_high", "Fieller interval of the change")]
 # Columns that describe how a whole table was computed: when constant they move to a line under the caption.
 CONTEXT = {"study", "metric", "test", "correction", "family", "alpha", "min_effect", "ci_method", "machine",
            "statistic", "rule", "looks", "alpha_family"}
@@ -216,6 +220,8 @@ def level_label(frame: pd.DataFrame) -> str:
 def _interval(low, high, fmt) -> str:
     if pd.isna(low) or pd.isna(high):
         return DASH
+    if np.isinf(float(low)) or np.isinf(float(high)):   # a Fieller set that no finite interval holds
+        return "unbounded"
     return f"[{fmt(low)}, {fmt(high)}]"
 
 
@@ -248,7 +254,7 @@ def readable(frame: pd.DataFrame) -> Table:
         if name in lows:
             hi, label = lows[name]
             point = {"ci_low": "mean", "diff_low": "diff", "median_low": "median", "speedup_low": "speedup",
-                     "low": "ratio"}
+                     "low": "ratio", "rel_low": "rel_diff"}
             fmt_name = point.get(name, "")
             bench = "images_per_s" in frame
             fmt = (FORMATS.get(fmt_name) or (seconds_h if bench and fmt_name == "median" else None)

@@ -154,7 +154,7 @@ def test_a_variant_whose_seeds_do_not_train_is_decided_worse_by_its_failure_rate
     second step (x 2) carries below that look's 0.0257: worse by its failure rate, with no seed added after it.
     The others' comparisons and decisions are those without it."""
     from ablations.adaptive import progress
-    from reports.sections.studies import effects_display, failure_lines, method_text
+    from reports.sections.studies import effects_detail, failure_lines, method_detail
     from reports.readable import readable
 
     err = "test_top1_error"
@@ -171,7 +171,9 @@ def test_a_variant_whose_seeds_do_not_train_is_decided_worse_by_its_failure_rate
         "worse", "failure rate", 3, 5, 0)
     assert tv["p_value"] == pytest.approx(2 / 252) and tv["p_adjusted"] == pytest.approx(2 * 2 / 252)
     assert tv["p_adjusted"] < tv["alpha"] == pytest.approx(plan.levels[2]) and np.isnan(tv["diff"])
-    assert tv["excess_failure_p"] == pytest.approx(1 / 462)   # the column: every finished seed, 5 vs 6
+    # the failure test of the deciding look: 5 of 5 vs 0 of 5 (not the baseline's 6 seeds of the last look)
+    assert tv["excess_failure_p"] == pytest.approx(1 / 252)
+    assert (tv["k_compared"], tv["n_compared"], tv["k_compared_baseline"], tv["n_compared_baseline"]) == (5, 5, 0, 5)
     for v in ("a=1", "b=1"):
         assert eff.loc[v, "decided_by"] == "trained seeds"
         assert eff.loc[v, ["decision", "look"]].tolist() == alone.loc[v, ["decision", "look"]].tolist()
@@ -179,19 +181,22 @@ def test_a_variant_whose_seeds_do_not_train_is_decided_worse_by_its_failure_rate
             alone.loc[v, ["diff", "diff_low", "diff_high", "p_value"]].tolist())
     assert eff.loc["b=1", "decision"] == "worse" and eff.loc["a=1", "decision"] == "equivalent"
     flat = eff.reset_index()
-    assert "decided by" in readable(effects_display(flat)).headers
-    assert "decided by" not in readable(effects_display(alone.reset_index())).headers
+    assert "decided by" in readable(effects_detail(flat)).headers
+    assert "decided by" not in readable(effects_detail(alone.reset_index())).headers
     lines = failure_lines(flat)
-    assert ("h=tv fails to train more often than the baseline? one-sided Fisher exact p = 0.00216 (part of the "
-            "decision: a seed of the pair did not train, so the variant's p is 2 x the smaller of this p and the "
-            "trained seeds' p, at most 1); decided worse by its failure rate") in lines
+    assert ("h=tv fails to train more often than the baseline? at look 3, 5 of 5 vs 0 of 5 did not train "
+            "(one-sided Fisher p 0.00397) (part of the decision: a seed of the pair did not train, so the "
+            "variant's p is 2 x the smaller of this p and the trained seeds' p, at most 1); decided worse by its "
+            "failure rate") in lines
     a1 = next(line for line in lines if line.startswith("a=1 fails to train"))
-    assert a1.endswith("p = 1")   # no failures in that pair: not part of its decision
-    assert "fail to train more often than the baseline's by a one-sided Fisher exact test" in method_text(flat)
+    assert a1.endswith("p 1)")   # no failures in that pair: not part of its decision
+    assert "fail to train more often than the baseline's by a one-sided Fisher exact test" in method_detail(flat)
     comp = eff[eff.index != "baseline"]
     seeds = pd.Series({"baseline": 6, "h=tv": 5, "a=1": 6, "b=1": 6})
     line = progress(3, plan, comp, seeds, [], err, eff.loc["baseline"])
-    assert "  h=tv: worse (fails to train: 5 of 5 vs 0 of 6), n=5" in line and "(decided at look 3)" in line
+    assert ("  h=tv: worse (fails to train: 5 of 5 vs 0 of 5 did not train (one-sided Fisher p 0.00397)), n=5"
+            in line and "(decided at look 3)" in line)
+    assert "test_top1_error no trained seed (5 vs 5 (0 vs 5 trained) seeds" in line and "nan" not in line   # not "diff +nan [+nan, +nan]"
 
 
 def test_the_studies_section_says_it_in_words():
@@ -199,19 +204,19 @@ def test_the_studies_section_says_it_in_words():
     trained seeds, which variant is expensive and why, the statistic and rule in force; after --until-decided the
     interval headers say each row sits at its look's level."""
     from reports.readable import readable
-    from reports.sections.studies import effects_display, expensive_text, failure_lines, method_text
+    from reports.sections.studies import effects_detail, expensive_text, failure_lines, method_detail
 
     err = "test_top1_error"
     values = {"baseline": [0.030, 0.025, 0.040], "a=1": [0.03, 0.05, 0.04], "h=tv": [0.52, 0.20, 0.02]}
     eff = effects(_runs(values, err), err, min_effect=0.02)
-    table = readable(effects_display(eff))
+    table = readable(effects_detail(eff))
     assert {"did not train", "seeds used", "seeds needed", "95% interval", "95% interval of the difference"} <= \
         set(table.headers) and "at look" not in table.headers   # fixed seeds: one look
     lines = failure_lines(eff)
     assert any(line.startswith("h=tv: 1 of 3 seeds did not train (33%, 95% interval 1%-91%); effect among the "
-                               "seeds that trained:") for line in lines)
+                               "seeds that trained at look 1:") for line in lines)
     assert "Expensive to decide: h=tv" in expensive_text(eff) and "1 of 3 seeds did not train" in expensive_text(eff)
-    text = method_text(eff)
+    text = method_detail(eff)
     assert "Decision statistic: on the seeds that trained" in text and "Fixed seeds: one analysis" in text
     rng = np.random.default_rng(1)
     plan = Plan(min_effect=0.001, max_seeds=5, initial_seeds=3)
@@ -219,9 +224,9 @@ def test_the_studies_section_says_it_in_words():
                             "a=big": list(0.30 + 0.004 * rng.standard_normal(3)),
                             "a=same": list(0.03 + 0.004 * rng.standard_normal(5))}), "m", min_effect=0.001,
                      schedule=plan.schedule())
-    headers = readable(effects_display(looked)).headers
+    headers = readable(effects_detail(looked)).headers
     assert "interval (at the row's level)" in headers and "at look" in headers and "level (alpha)" in headers
-    assert "O'Brien-Fleming-like" in method_text(looked) and "3 of 3 planned looks" in method_text(looked)
+    assert "O'Brien-Fleming-like" in method_detail(looked) and "3 of 3 planned looks" in method_detail(looked)
 
 
 # ------------------------------------------------------------------------------------------- bad input
@@ -329,7 +334,8 @@ def test_a_tiny_real_study_with_a_variant_that_cannot_train(tmp_path):
     assert eff.loc["baseline", "n_not_trained"] == 0 and b250["n_not_trained"] == w1["n_not_trained"] == 0
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "lr=tiny: 3 of 3 seeds did not train (100%, 95% interval 29%-100%)" in md
-    assert "lr=tiny fails to train more often than the baseline? one-sided Fisher exact p = 0.05" in md
+    assert ("lr=tiny fails to train more often than the baseline? at look 1, 3 of 3 vs 0 of 3 did not train "
+            "(one-sided Fisher p 0.05)") in md
     assert "Seeds that did not train: a seed did not train when" in md
     # the others' comparisons are what they are without lr=tiny's runs (Holm's family aside)
     runs = load_ablations([out]).runs

@@ -102,3 +102,19 @@ def test_paired_effects_without_shared_trainings_is_empty():
     frame = runs_frame()
     frame = frame[~frame["variant"].str.startswith("test=")]
     assert paired_effects(frame, "test_top1_error").empty
+
+
+def test_seed_pairs_measures_how_correlated_paired_seeds_are():
+    from ablations.paired import seed_pairs
+
+    rng = np.random.default_rng(4)
+    shared = rng.standard_normal(8)
+    base, var = 0.02 + 0.005 * shared, 0.03 + 0.005 * (0.8 * shared + 0.6 * rng.standard_normal(8))
+    rows = [{"study": "s", "variant": v, "seed": i, "status": "ok", "m": x}
+            for v, xs in (("baseline", base), ("a=1", var)) for i, x in enumerate(xs)]
+    rows.append({"study": "s", "variant": "a=1", "seed": 9, "status": "ok", "m": 0.5})   # no pair: left out
+    got = seed_pairs(pd.DataFrame(rows), "m").iloc[0]
+    assert got["n_pairs"] == 8 and got["correlation"] == pytest.approx(np.corrcoef(var, base)[0, 1])
+    assert got["correlation_low"] < got["correlation"] < got["correlation_high"]
+    assert got["variance_ratio"] == pytest.approx(np.var(var - base, ddof=1) / (np.var(var, ddof=1)
+                                                                              + np.var(base, ddof=1)))

@@ -176,8 +176,8 @@ def power_table(studies: int = 20_000) -> str:
     return markdown_table(rows, ["min_effect", "sd", "failed seeds", "seeds_needed", "simulated power (Holm over 4)"])
 
 
-# (label, look rule, statistic, freeze): today's procedure first
-ADAPTIVE_RULES = (("today: even split, Welch on all seeds", "even", "welch", False),
+# (label, look rule, statistic, freeze): the old procedure (before issue 16) first
+ADAPTIVE_RULES = (("old rule: even split, Welch on all seeds", "even", "welch", False),
                   ("even split, default statistic", "even", DEFAULT, True),
                   ("Pocock-like spending, default statistic", "pocock", DEFAULT, True),
                   ("O'Brien-Fleming-like spending, default statistic", "obf", DEFAULT, True))
@@ -256,14 +256,80 @@ def min_effect_table(studies: int = 20_000, min_effects=(0.01, 0.015, 0.02, 0.02
                          "+0.03: worse", "seeds", "+min_effect: called equivalent"])
 
 
+# ------------------------------------------------------------------------------------- paired seeds (issue 30)
+DEMO_BASE, DEMO_SD = 0.015, 0.008   # the demo's baseline: trained test error near 0.015, seed sd near 0.008
+RHOS = (-0.5, -0.3, 0.0, 0.3, 0.6)   # correlation of a variant's seed with the baseline's seed of the same number
+PAIRED_RULES = (("unpaired: trained", DEFAULT), ("paired where the pairs are whole", "paired"))
+
+
+def draw_pairs(rng: np.random.Generator, studies: int, seeds: int, shifts=(0.0,) * VARIANTS, rho: float = 0.0,
+               fail: float = 0.0, base: float = DEMO_BASE, sd: float = DEMO_SD):
+    """Like `draw`, but seed k of every variant is correlated rho with seed k of the baseline (a Gaussian copula
+    on the beta margins: the seeds share their data order and, for same-shaped nets, their initial weights).
+    Failures stay independent per seed and arm. Returns (values, failed), (studies, 1 + variants, seeds)."""
+    arms = 1 + len(shifts)
+    z = rng.standard_normal((studies, arms, seeds))
+    z[:, 1:] = rho * z[:, :1] + np.sqrt(1 - rho ** 2) * z[:, 1:]
+    means = base + np.concatenate([[0.0], np.asarray(shifts, dtype=float)])
+    k = means * (1 - means) / sd ** 2 - 1
+    values = sps.beta.ppf(sps.norm.cdf(z), (means * k)[None, :, None], ((1 - means) * k)[None, :, None])
+    failed = rng.random((studies, arms, seeds)) < fail
+    values = np.where(failed, rng.uniform(FAIL_LOW, FAIL_HIGH, values.shape), values)
+    return values, failed
+
+
+def paired_figures(rng: np.random.Generator, studies: int, rho: float, fail: float, effect: float,
+                   max_seeds: int = 7, min_effect: float = 0.03, n0: int = 3, rules=PAIRED_RULES) -> dict:
+    """Per statistic, on one set of drawn studies (variant 1 worse by `effect`, the others without effect; all
+    variants without effect when effect is 0): family-wise false better/worse over the no-effect variants at any
+    look, the share of studies calling variant 1 worse and its mean seeds (effect > 0), mean seeds per no-effect
+    variant."""
+    values, failed = draw_pairs(rng, studies, max_seeds, shifts=(effect, 0, 0, 0), rho=rho, fail=fail)
+    null = slice(1, None) if effect else slice(None)
+    levels = look_levels(n0, max_seeds, 0.05, "obf")
+    out = {}
+    for label, statistic in rules:
+        r = simulate(values, ~failed, n0, max_seeds, levels, min_effect, statistic=statistic)
+        wrong = r["ever_rejected"][:, null]
+        if effect:
+            wrong = wrong | (r["codes"][:, null] == 1)
+        out[label] = {"fwer": float(np.mean(wrong.any(-1))), "seeds_null": float(r["n"][:, 1:][:, null].mean()),
+                      "detected": float(np.mean(r["codes"][:, 0] == 2)) if effect else float("nan"),
+                      "seeds_effect": float(r["n"][:, 1].mean()) if effect else float("nan")}
+    return out
+
+
+def paired_table(studies: int = 20_000, max_seeds: int = 7, rhos=RHOS, effects_=(0.0, 0.01, 0.02, 0.03),
+                 min_effect: float | None = 0.03) -> str:
+    """docs/statistics.md section 6: paired against unpaired under --until-decided at the demo's baseline (0.015,
+    sd 0.008, 3 to max_seeds seeds, four variants, Holm), 0% and 10% of seeds failing; min_effect 0.03 (the
+    demo's), or None: no variant can stop as equivalent, every no-effect variant runs to the cap (the worst case
+    for the family-wise rate)."""
+    rows = []
+    for effect in effects_:
+        for fail in (0.0, 0.1):
+            for rho in rhos:
+                key = [9, int(effect * 1000), int(fail * 10), int(rho * 10) + 10, max_seeds, min_effect is None]
+                f = paired_figures(np.random.default_rng(key), studies, rho, fail, effect, max_seeds, min_effect)
+                for label, r in f.items():
+                    rows.append([f"{effect:g}", f"{fail:.0%}", f"{rho:+g}", label, f"{r['fwer']:.3f}",
+                                 f"{r['seeds_null']:.2f}", f"{r['detected']:.3f}" if effect else "-",
+                                 f"{r['seeds_effect']:.2f}" if effect else "-"])
+    return markdown_table(rows, ["true effect (variant 1)", "failed seeds", "pair correlation", "statistic",
+                                 "family-wise false better/worse", "seeds per no-effect variant",
+                                 "variant 1 called worse", "seeds of variant 1"])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ablations.stats.calibrate", description=__doc__.split("\n")[0])
     parser.add_argument("--studies", type=int, default=20_000)
-    parser.add_argument("--max-seeds", type=int, default=10, help="seed cap of the min_effect part")
+    parser.add_argument("--max-seeds", type=int, default=10, help="seed cap of the min_effect part (the paired "
+                        "part: 7 unless given)")
     parser.add_argument("--base", type=float, default=BASE, help="trained baseline mean of the min_effect part")
     parser.add_argument("--sd", type=float, default=SD, help="seed-to-seed sd of the min_effect part")
     parser.add_argument("--part", default="all",
-                        choices=("bounded", "decision", "crossover", "power", "adaptive", "min_effect", "all"))
+                        choices=("bounded", "decision", "crossover", "power", "adaptive", "min_effect", "paired",
+                                 "all"))
     args = parser.parse_args(argv)
     return run_command(_run, args)
 
@@ -339,6 +405,10 @@ def _run(args: argparse.Namespace) -> None:
         own = args.max_seeds != 10 or args.base != BASE or args.sd != SD
         print(min_effect_table(S, min_effects=OWN_MIN_EFFECTS, max_seeds=args.max_seeds,
                                base=args.base, sd=args.sd) if own else min_effect_table(S))
+    if args.part in ("paired", "all"):
+        cap = args.max_seeds if args.max_seeds != 10 else 7
+        print(paired_table(S, cap))
+        print(paired_table(S, cap, effects_=(0.0,), min_effect=None))
 
 
 if __name__ == "__main__":

@@ -36,8 +36,8 @@ from .bounded import interval_label, mean_interval, metric_bounds
 from .errors import StatsInputError, check_alpha, check_min_effect
 from .failures import did_not_train_rows, excess_failures_p, rate_interval
 from .planning import plan_variants
-from .primitives import ALPHA, CORRECTION_NAMES, DECISIONS, adjust, check_correction, decide
-from .robust import DEFAULT, LABELS, TRAINED_ONLY
+from .primitives import ALPHA, CORRECTION_NAMES, DECISIONS, adjust, check_correction, decide, fieller
+from .robust import DEFAULT, ESTIMANDS, LABELS, TRAINED_ONLY
 from .samples import bootstrap_label, diff_test, mean_interval as sample_interval
 from .sequential import Schedule, look_step, new_state
 
@@ -58,23 +58,33 @@ COLUMNS = {
                        "end",
     "not_trained_high": "... and high end",
     "excess_failure_p": "one-sided Fisher exact p that the variant's seeds fail to train more often than the "
-                        "baseline's, over every finished or diverged seed; NaN on the baseline. Part of the "
-                        "decision: where a seed of the pair did not train, p_value is min(1, 2 min(p of the "
-                        "trained seeds, this p at the deciding look)) (sequential.look_step)",
-    "n_used": "seeds the decision statistic uses: the trained seeds for trained / welch_trained, every finished "
-              "seed otherwise",
+                        "baseline's, k_compared of n_compared against k_compared_baseline of n_compared_baseline "
+                        "(the seeds of this row's look); NaN on the baseline. Part of the decision: where a seed "
+                        "of the pair did not train, p_value is min(1, 2 min(p of the trained seeds, this p)) "
+                        "(sequential.look_step)",
+    "n_used": "seeds the decision statistic uses at this row's look: the trained seeds for trained / "
+              "welch_trained / paired, every finished seed otherwise (the baseline row: at the last look)",
     "mean": "mean of the metric over the n_used seeds",
     "std": "their seed-to-seed standard deviation (ddof 1)",
     "median": "their median",
     "ci_low": "interval of the mean at 1 - alpha (ci_method says how it was made): low end",
     "ci_high": "... and high end",
     "mean_all": "mean over all n_ok finished seeds, those that did not train included",
+    "n_used_baseline": "the baseline's seeds the decision statistic uses at this row's look",
+    "baseline_mean": "the baseline's mean over those seeds: the mean this row's difference is taken against",
+    "baseline_ci_low": "its interval at this row's level: low end",
+    "baseline_ci_high": "... and high end",
     "diff": "variant - baseline by the decision statistic: a difference of means, or the Hodges-Lehmann shift "
             "(diff_method)",
     "diff_low": "interval of diff at 1 - alpha: low end (inside the metric's range for a bounded metric)",
     "diff_high": "... and high end",
-    "diff_method": "which statistic made this row's diff: welch_trained, hodges_lehmann, welch, ...",
-    "rel_diff": "diff / |baseline mean|",
+    "diff_method": "which statistic made this row's diff: welch_trained, hodges_lehmann, paired_t, welch, ...",
+    "estimand": "what diff estimates, in words (robust.ESTIMANDS): difference of means, Hodges-Lehmann shift, "
+                "mean of paired differences, ...",
+    "rel_diff": "relative change of the mean: mean / baseline_mean - 1 (a ratio of means, whatever diff estimates)",
+    "rel_low": "Fieller interval of rel_diff at this row's level (paired where diff is): low end; -inf/inf "
+               "where the baseline's mean is not clearly away from 0",
+    "rel_high": "... and high end",
     "p_value": "p of 'no difference' (the same rate of not training and the same trained values): the trained "
                "seeds' two-sided p, or where a seed of the pair did not train its Bonferroni combination with the "
                "failure test's p (2 x the smaller, at most 1)",
@@ -91,6 +101,8 @@ COLUMNS = {
              "fixed seeds)",
     "n_compared": "seeds of the variant that look saw with an outcome (finished, or diverged)",
     "n_compared_baseline": "seeds of the baseline that look saw with an outcome (finished, or diverged)",
+    "k_compared": "of n_compared, the variant's seeds that did not train (diverged ones included)",
+    "k_compared_baseline": "of n_compared_baseline, the baseline's seeds that did not train",
     "seeds_needed": "seeds per arm for 80% power to detect min_effect, planned from this variant's own trained "
                     "seeds' sd, the baseline's, and both rates of seeds that did not train (planning.seeds_needed)",
     "seeds_needed_reason": "what makes the variant cheap or expensive to decide",
@@ -221,36 +233,33 @@ def _study_rows(group: pd.DataFrame, study: str, metric: str, maximize: bool, me
     levels = schedule.levels if schedule is not None else (alpha,)
     last_level = levels[max(analysed, 1) - 1]
     if method == "bootstrap":
-        state = _bootstrap(arms, used, state, last_level, seed, min_effect, maximize, correction)
+        seen = arms.look_of_columns(schedule) < max(analysed, 1)
+        state = _bootstrap(arms, used & seen[None, :], state, last_level, seed, min_effect, maximize, correction,
+                           max(analysed, 1) - 1)
     plan = _plans(arms, used, statistic, min_effect, bounds, schedule.max_seeds if schedule else max_seeds)
     n_ok, n_not = arms.finished.sum(1), arms.not_trained.sum(1)
     n_judged = n_ok + arms.diverged.sum(1)   # seeds whose training has an outcome: finished or diverged
     low_rate, high_rate = rate_interval(n_not, n_judged)
-    excess = excess_failures_p(n_not, n_judged, n_not[0], n_judged[0])
     rule = schedule.rule if schedule is not None else "fixed seeds"
     label = interval_label(bounds, metric, level_text="1 - alpha")
     if method == "bootstrap":
         label = bootstrap_label(seed)
+    look_of = arms.look_of_columns(schedule)
+    last = max(analysed, 1) - 1
     rows = []
     for a, name in enumerate(arms.names):
         if a == 0 and not arms.has_baseline:
             continue
         v = a - 1
+        # the look whose seeds this row's numbers come from: the deciding look, else the last analysed
+        at = last if a == 0 or state["at"][0, v] < 0 else int(state["at"][0, v])
         level = last_level if a == 0 or np.isnan(state["level"][0, v]) else float(state["level"][0, v])
-        values = np.where(used[a], arms.values[a], np.nan)
-        if method == "bootstrap":
-            low, high = sample_interval(values[~np.isnan(values)], "bootstrap", seed, level)
-        else:
-            _, low, high = (float(x) for x in mean_interval(values, bounds, level))
-        kept = values[~np.isnan(values)]
+        seen = look_of <= at
+        arm = _arm(arms.values[a], used[a] & seen, bounds, level, method, seed)
         row = {"study": study, "variant": name, "metric": metric, "n": int(arms.recorded[a].sum()),
                "n_ok": int(n_ok[a]), "n_failed": int(np.sum(arms.status[a] == "failed")),
                "n_diverged": int(np.sum(arms.status[a] == "diverged")), "n_not_trained": int(n_not[a]),
-               "not_trained_low": float(low_rate[a]), "not_trained_high": float(high_rate[a]),
-               "excess_failure_p": float("nan") if a == 0 else float(excess[a]), "n_used": len(kept),
-               "mean": float(kept.mean()) if len(kept) else float("nan"),
-               "std": float(kept.std(ddof=1)) if len(kept) > 1 else float("nan"),
-               "median": float(np.median(kept)) if len(kept) else float("nan"), "ci_low": low, "ci_high": high,
+               "not_trained_low": float(low_rate[a]), "not_trained_high": float(high_rate[a]), **arm,
                "mean_all": float(np.nanmean(arms.values[a])) if n_ok[a] else float("nan"),
                "alpha": level, "min_effect": float("nan") if min_effect is None else float(min_effect),
                "alpha_family": alpha, "statistic": statistic,
@@ -258,27 +267,48 @@ def _study_rows(group: pd.DataFrame, study: str, metric: str, maximize: bool, me
                "correction": CORRECTION_NAMES[correction],
                "family": f"{len(arms.names) - 1} comparison(s) with the baseline of study {study}"}
         if a == 0:
-            row.update(diff=0.0, diff_low=float("nan"), diff_high=float("nan"), diff_method="", p_value=float("nan"),
-                       p_adjusted=float("nan"), decision="baseline", look=max(analysed, 1),
+            row.update(diff=0.0, diff_low=float("nan"), diff_high=float("nan"), diff_method="", estimand="",
+                       p_value=float("nan"), p_adjusted=float("nan"), decision="baseline", look=last + 1,
                        n_compared=int(n_judged[0]), n_compared_baseline=int(n_judged[0]),
-                       seeds_needed=float("nan"), seeds_needed_reason="")
+                       k_compared=int(n_not[0]), k_compared_baseline=int(n_not[0]), excess_failure_p=float("nan"),
+                       seeds_needed=float("nan"), seeds_needed_reason="", rel_diff=0.0, rel_low=float("nan"),
+                       rel_high=float("nan"))
         else:
             code = int(state["codes"][0, v]) if arms.has_baseline else 0
-            look = int(state["look"][0, v])
+            base = _arm(arms.values[0], used[0] & seen, bounds, level, method, seed)
+            how = str(state["used"][0, v])
+            counts = [state[k][0, v] for k in ("k_variant", "n_variant", "k_baseline", "n_baseline")]
             row.update(diff=float(state["diff"][0, v]), diff_low=float(state["low"][0, v]),
-                       diff_high=float(state["high"][0, v]), diff_method=str(state["used"][0, v]),
+                       diff_high=float(state["high"][0, v]), diff_method=how, estimand=ESTIMANDS.get(how, how),
                        p_value=float(state["p"][0, v]), p_adjusted=float(state["p_adjusted"][0, v]),
                        decision=DECISIONS[code], decided_by=_decided_by(code, bool(state["by_failures"][0, v])),
-                       look=(look if look >= 0 else max(analysed, 1) - 1) + 1,
-                       n_compared=_count(state["n_variant"][0, v]), n_compared_baseline=_count(
-                           state["n_baseline"][0, v]), **plan[v])
+                       look=at + 1, n_compared=_count(counts[1]), n_compared_baseline=_count(counts[3]),
+                       k_compared=_count(counts[0]), k_compared_baseline=_count(counts[2]),
+                       excess_failure_p=float(excess_failures_p(*(_count(c) for c in counts)))
+                       if arms.has_baseline else float("nan"),
+                       baseline_mean=base["mean"], baseline_ci_low=base["ci_low"], baseline_ci_high=base["ci_high"],
+                       n_used_baseline=base["n_used"], **plan[v])
+            x, y = (np.where(used[i] & seen, arms.values[i], np.nan) for i in (a, 0))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                row["rel_diff"] = float(row["mean"] / base["mean"] - 1) if base["mean"] else float("nan")
+            rel = fieller(x, y, level, paired=how == "paired_t")
+            row["rel_low"], row["rel_high"] = (float(r) for r in rel)
             if not arms.has_baseline:
                 row["seeds_needed_reason"] = "no baseline runs to compare with"
         rows.append(row)
-    base_mean = rows[0]["mean"] if arms.has_baseline and rows else float("nan")
-    for row in rows:
-        row["rel_diff"] = row["diff"] / abs(base_mean) if base_mean == base_mean and base_mean else float("nan")
     return rows
+
+
+def _arm(values, mask, bounds, level: float, method: str, seed: int) -> dict:
+    """One arm's descriptive columns over the seeds `mask` keeps (the seeds of one look the statistic uses)."""
+    kept = values[mask]
+    if method == "bootstrap":
+        low, high = sample_interval(kept, "bootstrap", seed, level)
+    else:
+        _, low, high = (float(x) for x in mean_interval(np.where(mask, values, np.nan), bounds, level))
+    return {"n_used": len(kept), "mean": float(kept.mean()) if len(kept) else float("nan"),
+            "std": float(kept.std(ddof=1)) if len(kept) > 1 else float("nan"),
+            "median": float(np.median(kept)) if len(kept) else float("nan"), "ci_low": low, "ci_high": high}
 
 
 def _decided_by(code: int, by_failures: bool) -> str:
@@ -304,7 +334,8 @@ def _plans(arms: Arms, used, statistic: str, min_effect, bounds, max_seeds) -> l
     return [{"seeds_needed": p["seeds_needed"], "seeds_needed_reason": p["reason"]} for p in plans]
 
 
-def _bootstrap(arms: Arms, used, state: dict, level: float, seed: int, min_effect, maximize, correction) -> dict:
+def _bootstrap(arms: Arms, used, state: dict, level: float, seed: int, min_effect, maximize, correction,
+               last: int) -> dict:
     """The --interval bootstrap option: one analysis of every seed the statistic uses at the last look's level,
     by percentile bootstrap (too narrow at 3-10 seeds: samples.py)."""
     state = {k: np.array(v, copy=True) for k, v in state.items()}
@@ -317,6 +348,7 @@ def _bootstrap(arms: Arms, used, state: dict, level: float, seed: int, min_effec
         state["used"][0, v] = "bootstrap"
         state["level"][0, v] = level
         state["look"][0, v] = -1
+        state["at"][0, v] = last
         state["by_failures"][0, v] = False
     state["p_adjusted"] = adjust(state["p"], correction)
     state["codes"] = decide(state["low"], state["high"], state["p_adjusted"], maximize, min_effect, level)

@@ -3,8 +3,8 @@
     need = seeds_needed(min_effect, sd_variant, sd_baseline, fail_variant, fail_baseline, comparisons=4)
     plan = plan_variants(values, ok, min_effect)      # values (1 + variants, seeds), arm 0 the baseline
 
-Today's report pools one seed-to-seed sd over every variant, so one variant with a seed that barely trained
-(sd 0.11 against 0.015) asks 2,903 seeds of all of them. Here each comparison of a variant with the baseline is
+The report before issue 16 pooled one seed-to-seed sd over every variant, so one variant with a seed that barely
+trained (sd 0.11 against 0.015) asked 2,903 seeds of all of them. Here each comparison of a variant with the baseline is
 planned alone, for the default statistic (`ablations.stats.robust`, Welch t on the seeds that trained):
     n per arm such that Welch's t at alpha / comparisons (Bonferroni, Holm's first step), with n (1 - f_v)
     trained variant seeds of sd s_v and n (1 - f_b) trained baseline seeds of sd s_b, rejects a true difference

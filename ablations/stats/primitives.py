@@ -3,6 +3,8 @@
     n, mean, var = nan_moments(values)                  # values (..., seeds), NaN absent
     low, high = t_interval(mean, var, n)                # Student-t interval of a mean
     diff, low, high, p = welch(ma, va, na, mb, vb, nb)  # Welch's t for mean_a - mean_b
+    diff, low, high, p, n = paired_t(a, b)              # paired t of a - b over the pairs (last axis)
+    low, high = fieller(a, b, paired=True)              # interval of mean(a) / mean(b) - 1 (relative change)
     holm(p), benjamini_hochberg(p), adjust(p, "holm")   # a family's adjusted p-values (NaN left out)
     decide(low, high, p_adjusted, maximize, min_effect) # decision codes, DECISIONS[code]
 
@@ -69,6 +71,58 @@ def satterthwaite(diff, se2_a, se2_b, dof_a, dof_b, alpha: float = ALPHA):
         p = 2 * sps.t.sf(np.abs(diff) / se, dof)
     p = np.where(se > 0, p, np.where(diff == 0, 1.0, 0.0))
     return diff - half, diff + half, p
+
+
+def paired_t(a, b, alpha: float = ALPHA):
+    """(mean diff, low, high, p, n) of a - b paired along the last axis; a pair with a NaN on either side is left
+    out. Arrays ok (leading axes are independent comparisons). NaN where fewer than 2 pairs remain; identical
+    differences give a zero-width interval and p 1 (all zero) or 0."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    d = a - b
+    ok = ~np.isnan(d)
+    n = ok.sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(ok, d, 0).sum(axis=-1) / n
+        var = np.where(ok, (d - mean[..., None]) ** 2, 0).sum(axis=-1) / (n - 1)
+        se = np.sqrt(var / n)
+        half = sps.t.ppf(1 - alpha / 2, n - 1) * se
+        p = 2 * sps.t.sf(np.abs(mean) / se, n - 1)
+    p = np.where(se > 0, p, np.where(mean == 0, 1.0, 0.0))
+    few = n < 2
+    nan = np.full(np.shape(mean), np.nan)
+    return (np.where(n > 0, mean, nan), np.where(few, nan, mean - half), np.where(few, nan, mean + half),
+            np.where(few, nan, p), n)
+
+
+def fieller(a, b, alpha: float = ALPHA, paired: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) Fieller interval at 1 - alpha of mean(a) / mean(b) - 1, the relative change of a against b:
+    the set of r with (mean_a - (1 + r) mean_b)^2 <= t^2 Var(mean_a - (1 + r) mean_b). Samples on the last axis,
+    NaN absent; independent samples (Welch-Satterthwaite dof at r = 0) or, paired, the pairs with both sides
+    (n - 1 dof, their covariance included). (-inf, inf) where mean_b is not clearly away from 0 (the set is then
+    unbounded: a ratio to a baseline that may be 0 says nothing); NaN where a side has fewer than 2 values."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if paired:
+        both = ~np.isnan(a) & ~np.isnan(b)
+        a, b = np.where(both, a, np.nan), np.where(both, b, np.nan)
+    na, ma, va = nan_moments(a)
+    nb, mb, vb = nan_moments(b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if paired:
+            cov = np.nansum((a - ma[..., None]) * (b - mb[..., None]), -1) / (na - 1)
+            s_aa, s_bb, s_ab, dof = va / na, vb / na, cov / na, na - 1
+        else:
+            s_aa, s_bb, s_ab = va / na, vb / nb, np.zeros(np.shape(ma))
+            dof = (s_aa + s_bb) ** 2 / (s_aa ** 2 / (na - 1) + s_bb ** 2 / (nb - 1))
+        t2 = sps.t.ppf(1 - alpha / 2, dof) ** 2
+        # (mb^2 - t2 s_bb) q^2 - 2 (ma mb - t2 s_ab) q + (ma^2 - t2 s_aa) <= 0, q = 1 + r
+        qa, qb, qc = mb ** 2 - t2 * s_bb, ma * mb - t2 * s_ab, ma ** 2 - t2 * s_aa
+        root = np.sqrt(np.maximum(qb ** 2 - qa * qc, 0.0))
+        low, high = (qb - root) / qa - 1, (qb + root) / qa - 1
+    bounded = qa > 0
+    bad = (na < 2) | (nb < 2)
+    low = np.where(bad, np.nan, np.where(bounded, low, -np.inf))
+    high = np.where(bad, np.nan, np.where(bounded, high, np.inf))
+    return low, high
 
 
 def holm(p, axis: int = -1):

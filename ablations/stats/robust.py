@@ -9,10 +9,10 @@ variant minus baseline, its (1 - alpha) interval, and the two-sided p-value of "
     compare(variant, baseline, ok_v, ok_b, statistic=DEFAULT, bounds=(0, 1))   the default comparison
 
 The candidates (docs/statistics.md, section 2, has their simulated figures):
-    welch         Welch t on the difference of means, over the seeds given (today's statistic)
+    welch         Welch t on the difference of means, over the seeds given (the statistic before issue 16)
     yuen          Yuen's t on 20%-trimmed means with winsorised variances (no trimming below 5 seeds)
-    hodges_lehmann  median of pairwise differences with the exact Mann-Whitney interval and p (normal
-                  approximation with a tie correction where values tie). At 3 vs 3 seeds the smallest exact
+    hodges_lehmann  median of pairwise differences with the Mann-Whitney interval and exact p (with tied
+                  values the exact permutation p of the midrank sum). At 3 vs 3 seeds the smallest exact
                   two-sided p is 2/20 = 0.1, and at 4 vs 4 it is 2/70 = 0.029: with Holm over four variants
                   (first step 0.05/4 = 0.0125) a rank test can decide nothing below 5 seeds per arm; its 95%
                   interval at 3 vs 3 is unbounded (cut to the metric's range).
@@ -25,6 +25,11 @@ a +0.02 change (baseline 0.03, sd 0.015) with 10% failed seeds 0.042 / 0.141 / 0
 most of every candidate (Welch on all seeds: 0.031 / 0.077 / 0.071). Below 7 seeds Welch has more power than the
 rank statistic; from 7 on the rank statistic bears a failed seed the rule missed. Figures per candidate:
 docs/statistics.md, section 2.
+"paired" (PAIRED; `[study] statistic = "paired"`): where the variant's trained seeds are exactly the baseline's
+(whole pairs, the default design runs every arm on the same seeds) and their differences are not all equal, the
+mean of the per-seed differences with the paired t interval and p; otherwise as "trained". Not the default: on the
+demo's records paired seeds correlated -0.10 to 0.41, and pairing pays in simulation only from about 0.6
+(docs/statistics.md, section 6).
 The seeds set aside are not lost to the decision: `ablations.stats.sequential.look_step` combines this comparison's
 p with a one-sided Fisher test of the variant's rate of seeds that did not train (Bonferroni), and calls a variant
 whose seeds fail significantly more often "worse".
@@ -40,7 +45,7 @@ from scipy import stats as sps
 
 from .bounded import diff_interval
 from .errors import StatsInputError, check_alpha, check_bounds
-from .primitives import nan_moments, satterthwaite, welch
+from .primitives import nan_moments, paired_t, satterthwaite, welch
 
 ALPHA = 0.05
 TRIM = 0.2
@@ -107,10 +112,11 @@ def u_null_cdf(m: int, n: int) -> np.ndarray:
 
 
 def hodges_lehmann(variant, baseline, alpha: float = ALPHA):
-    """Hodges-Lehmann shift (median of variant - baseline pairwise differences), its exact Mann-Whitney
-    (1 - alpha) interval and two-sided p: (shift, low, high, p), shapes (...). Exact where no values tie across
-    the arms; with ties, p from the normal approximation with tie and continuity corrections. An interval the
-    seed counts cannot bound is (-inf, inf); NaN where an arm has no seed."""
+    """Hodges-Lehmann shift (median of variant - baseline pairwise differences), its Mann-Whitney (1 - alpha)
+    interval and two-sided p: (shift, low, high, p), shapes (...). The p is exact with or without ties (with ties,
+    the permutation distribution of the midrank sum, `_tied_exact_p`); the interval is the order statistics of the
+    pairwise differences at the untied distribution's critical count, exact without ties. An interval the seed
+    counts cannot bound is (-inf, inf); NaN where an arm has no seed."""
     check_alpha(alpha)
     a, b = np.asarray(variant, dtype=float), np.asarray(baseline, dtype=float)
     pairs = a[..., :, None] - b[..., None, :]                     # (..., seeds_v, seeds_b)
@@ -137,8 +143,8 @@ def hodges_lehmann(variant, baseline, alpha: float = ALPHA):
         up_tail = 1 - np.concatenate([[0.0], cdf])[np.clip(np.ceil(us).astype(int), 0, half)]
         exact = np.minimum(1.0, 2 * np.minimum(lo_tail, up_tail))
         tied = ties[sel]
-        if tied.any():   # only the tied rows pay for ranking
-            exact[tied] = _normal_u_p(us[tied], mi, ni, a[sel][tied], b[sel][tied])
+        if tied.any():   # only the tied rows pay for the exact count with midranks
+            exact[tied] = _tied_exact_p(a[sel][tied], b[sel][tied])
         p[sel] = exact
     return shift, low, high, p
 
@@ -148,21 +154,32 @@ def _any_cross_ties(a, b):
     return eq.reshape(*eq.shape[:-2], -1).any(-1)
 
 
-def _normal_u_p(u, m, n, a, b):
-    both = np.concatenate([a, b], axis=-1)
-    ranks = np.apply_along_axis(lambda r: sps.rankdata(r, nan_policy="omit"), -1, both)
-    _, counts = zip(*[np.unique(r[~np.isnan(r)], return_counts=True) for r in ranks])
-    tie_term = np.array([np.sum(c ** 3 - c) for c in counts])
-    N = m + n
-    var = m * n / 12 * ((N + 1) - tie_term / (N * (N - 1)))
-    z = (np.abs(u - m * n / 2) - 0.5) / np.sqrt(var)
-    return np.minimum(1.0, 2 * sps.norm.sf(np.maximum(z, 0)))
+def _tied_exact_p(a, b) -> np.ndarray:
+    """Exact two-sided permutation p of the rank sum with midranks, per row (tied rows only): the null
+    distribution of the variant's rank sum over every choice of its m seeds among the m + n, by counting subsets
+    of the doubled midranks (integers) with each sum. Cheap at these sizes: (m + n) x m x (m + n)^2 cells."""
+    out = np.empty(a.shape[0])
+    for i, (x, y) in enumerate(zip(a, b)):
+        x, y = x[~np.isnan(x)], y[~np.isnan(y)]
+        m = len(x)
+        ranks = np.rint(2 * sps.rankdata(np.concatenate([x, y]))).astype(int)   # midranks x 2: integers
+        top = int(ranks.sum())
+        ways = np.zeros((m + 1, top + 1))   # ways[j, s]: subsets of j seeds whose doubled ranks sum to s
+        ways[0, 0] = 1.0
+        for r in ranks:
+            ways[1:, r:] += ways[:-1, :top + 1 - r].copy()
+        dist = ways[m] / ways[m].sum()
+        w = int(ranks[:m].sum())
+        out[i] = min(1.0, 2 * min(dist[:w + 1].sum(), dist[w:].sum()))
+    return out
 
 
 STATISTICS = {"welch": welch_all, "yuen": yuen, "hodges_lehmann": hodges_lehmann}
 DEFAULT = "trained"
-TRAINED_ONLY = ("trained", "welch_trained")   # statistics that set the seeds that did not train aside
+PAIRED = "paired"
+TRAINED_ONLY = ("trained", "welch_trained", PAIRED)   # statistics that set the seeds that did not train aside
 RANK_FROM = 7   # the default uses the rank statistic once both arms have this many trained seeds
+PAIRED_FROM = 2   # "paired" uses the paired t from this many whole pairs
 LABELS = {
     "trained": (f"on the seeds that trained: Welch t (interval cut to the metric's bounds) while an arm has fewer "
                 f"than {RANK_FROM}, else the Hodges-Lehmann shift with its exact Mann-Whitney interval"),
@@ -170,7 +187,17 @@ LABELS = {
     "welch": "Welch t on every finished seed",
     "yuen": "Yuen t on 20%-trimmed means",
     "hodges_lehmann": "Hodges-Lehmann shift with the exact Mann-Whitney interval",
+    PAIRED: ("on the seeds that trained, paired by seed: the mean of the per-seed differences with the paired t "
+             "interval while the variant and the baseline have the same trained seeds; where a pair is broken (a "
+             "seed failed, diverged, did not train or is missing on one side) or every difference is the same, "
+             "as 'trained'"),
 }
+
+
+# What the `diff` of each method estimates, in words (Comparison.method -> the row's estimand)
+ESTIMANDS = {"welch_trained": "difference of means", "welch": "difference of means",
+             "hodges_lehmann": "Hodges-Lehmann shift", "paired_t": "mean of paired differences",
+             "yuen": "difference of 20%-trimmed means", "bootstrap": "difference of means"}
 
 
 class Comparison(NamedTuple):
@@ -198,17 +225,17 @@ def compare(variant, baseline, ok_variant=None, ok_baseline=None, statistic: str
     if statistic not in LABELS:
         raise StatsInputError(f"unknown statistic {statistic!r}; choose one of {', '.join(LABELS)}")
     v, b = np.asarray(variant, dtype=float), np.asarray(baseline, dtype=float)
-    if statistic in ("trained", "welch_trained"):
+    if statistic in TRAINED_ONLY:
         if ok_variant is not None:
             v = np.where(ok_variant, v, np.nan)
         if ok_baseline is not None:
             b = np.where(ok_baseline, b, np.nan)
     lead = np.broadcast_shapes(v.shape[:-1], b.shape[:-1])   # the seed axes may differ in length
     v, b = np.broadcast_to(v, lead + v.shape[-1:]), np.broadcast_to(b, lead + b.shape[-1:])
-    if statistic in ("trained", "welch_trained"):
+    if statistic in TRAINED_ONLY:
         out = diff_interval(v, b, bounds, alpha)
         method = np.full(np.shape(out[0]), "welch_trained", dtype=object)
-        if statistic == "trained":
+        if statistic in ("trained", PAIRED):
             rank = np.minimum((~np.isnan(v)).sum(-1), (~np.isnan(b)).sum(-1)) >= rank_from
             if rank.any():
                 hl = hodges_lehmann(v[rank], b[rank], alpha)
@@ -216,6 +243,20 @@ def compare(variant, baseline, ok_variant=None, ok_baseline=None, statistic: str
                 for x, y in zip(out, hl):
                     x[rank] = y
                 method[rank] = "hodges_lehmann"
+        if statistic == PAIRED and v.shape[-1] == b.shape[-1]:
+            both = ~np.isnan(v)
+            pairs = (both == ~np.isnan(b)).all(-1) & (both.sum(-1) >= PAIRED_FROM)   # the same trained seeds
+            # differences that are all equal (test errors are multiples of 1 / test images: at 3 pairs it
+            # happens) carry no estimate of their spread; a paired t would say p 0 with a zero-width interval
+            _, scale, _ = nan_moments(np.abs(v) + np.abs(b))
+            _, _, spread = nan_moments(v - b)
+            pairs &= np.sqrt(spread) > 1e-9 * scale   # equal up to rounding: no spread
+            if pairs.any():
+                paired = paired_t(v[pairs], b[pairs], alpha)[:4]
+                out = tuple(np.array(x, dtype=float) for x in out)
+                for x, y in zip(out, paired):
+                    x[pairs] = y
+                method[pairs] = "paired_t"
     else:
         out = STATISTICS[statistic](v, b, alpha)
         method = np.full(np.shape(out[0]), statistic, dtype=object)

@@ -6,7 +6,7 @@
 The looks: look 0 sees the study's n0 seeds; each later look one more baseline seed (and one more for every variant
 still open), up to max_seeds, so there are L = max_seeds - n0 + 1 planned looks at information fractions
 t_k = (n0 + k) / max_seeds. A rule gives look k a nominal two-sided level a_k:
-    even    a_k = alpha / L (today's rule: Bonferroni over the looks)
+    even    a_k = alpha / L (the old rule: Bonferroni over the looks)
     pocock  Lan-DeMets spending alpha * ln(1 + (e - 1) t): about equal levels, more than alpha / L each
     obf     Lan-DeMets O'Brien-Fleming-like spending 2 - 2 Phi(z_{1-alpha/2} / sqrt(t)): almost nothing early,
             close to alpha at the last look
@@ -130,7 +130,7 @@ KEPT = ("diff", "low", "high", "p", "p_adjusted", "level", "n_variant", "n_basel
 def new_state(studies: int, variants: int) -> dict:
     """The state of the procedure before its first look: every variant undecided. Every entry an array of
     shape (studies, variants): codes (`DECISIONS`), done (frozen), look (the look that decided it, -1 none),
-    ever (a better/worse at any look), by_failures (decided worse by its failure rate), and per variant its
+    at (the look whose seeds the kept analysis below saw: the deciding look once frozen, -1 before any look), ever (a better/worse at any look), by_failures (decided worse by its failure rate), and per variant its
     analysis: diff, low, high (the comparison of trained seeds), p (the variant's p: the comparison's p, or its
     Bonferroni combination with p_fail, see `look_step`), p_adjusted (p over the family), level (the look's
     level), n_variant / n_baseline (finished seeds of each arm it saw), k_variant / k_baseline (of those, seeds
@@ -139,7 +139,7 @@ def new_state(studies: int, variants: int) -> dict:
     statistic)."""
     shape = (studies, variants)
     state = {"codes": np.zeros(shape, dtype=int), "done": np.zeros(shape, dtype=bool),
-             "look": np.full(shape, -1), "ever": np.zeros(shape, dtype=bool),
+             "look": np.full(shape, -1), "at": np.full(shape, -1), "ever": np.zeros(shape, dtype=bool),
              "by_failures": np.zeros(shape, dtype=bool), "used": np.full(shape, "", dtype=object)}
     state.update({name: np.full(shape, np.nan) for name in KEPT})
     return state
@@ -220,6 +220,7 @@ def look_step(state: dict, seen, ok, level: float, look: int, min_effect: float 
     out["used"] = np.where(fresh, c.method, state["used"])
     out["by_failures"] = np.where(fresh, by_failures, state["by_failures"])
     out["look"] = np.where(fresh & (now != 0) & (state["look"] < 0), look, state["look"])
+    out["at"] = np.where(fresh, look, state["at"])
     out["ever"] = state["ever"] | (fresh & ((now == 1) | (now == 2)))
     if freeze:
         out["done"] = state["done"] | (now != 0)

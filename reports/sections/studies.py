@@ -8,6 +8,7 @@ import pandas as pd
 
 from ablations.stats.failures import failure_line, rule_text
 from ablations.stats.frames import COLUMNS, effects, expensive
+from ablations.stats.headline import arm_seeds_text, effect_text, failure_text, headline, method_summary
 from ablations.stats.planning import LIMIT as SEEDS_LIMIT
 from ablations.stats.robust import TRAINED_ONLY
 from ablations.stats.sequential import RULE_LABELS
@@ -15,7 +16,6 @@ from ablations.store import Plan
 
 from .. import plots
 from ..document import Report
-from ..format import DASH
 from ..load import AblationData
 from . import Inputs
 
@@ -57,32 +57,38 @@ def seeds_text(seeds: float) -> str:
     return f"{seeds:,.0f}" if seeds <= SEEDS_LIMIT else f"more than {SEEDS_LIMIT:,}"
 
 
-def _interval(value, low, high, signed: bool = False) -> str:
-    if value != value:
-        return DASH
-    f = "+.3g" if signed else ".3g"
-    inside = f" [{low:{f}}, {high:{f}}]" if low == low and high == high else ""
-    return f"{value:{f}}{inside}"
-
-
-# The columns of the effects table a person reads (the CSV keeps every column of COLUMNS). How the numbers were
-# made (statistic, intervals, correction, rule) is said once, under the table, by method_text.
-DISPLAY_COLUMNS = ["variant", "n", "n_ok", "n_not_trained", "n_used", "mean", "ci_low", "ci_high", "diff",
-                   "diff_low", "diff_high", "rel_diff", "p_adjusted", "decision", "decided_by", "look", "alpha",
-                   "seeds_needed"]
+# The detailed effects table (the studies section; the CSV keeps every column of COLUMNS): both arms of each row at
+# its look, the change of the mean only with its interval. How the numbers were made is said once, under it, by
+# method_detail; the summary's plain table is `effects_display` (ablations.stats.headline).
+DETAIL_COLUMNS = ["variant", "n", "n_ok", "n_not_trained", "n_used", "mean", "ci_low", "ci_high", "n_used_baseline",
+                  "baseline_mean", "baseline_ci_low", "baseline_ci_high", "diff", "diff_low", "diff_high",
+                  "estimand", "rel_diff", "rel_low", "rel_high", "p_adjusted", "decision", "decided_by", "look",
+                  "alpha", "seeds_needed"]
 
 
 def effects_display(eff: pd.DataFrame) -> pd.DataFrame:
-    """The effects table as people read it: machine columns that `reports.readable` turns into words (merged
-    intervals, coloured decisions); the look column only for studies run --until-decided, "decided by" only where
-    a variant was decided by its failure rate."""
+    """The plain headline table (ablations.stats.headline): variant, decision, effect with its interval, the
+    estimand, seeds per arm, adjusted p, the level and look of the row."""
+    return headline(eff)
+
+
+def effects_detail(eff: pd.DataFrame) -> pd.DataFrame:
+    """The effects table with both arms of each row (machine columns that `reports.readable` turns into words);
+    the look column only for studies run --until-decided, "decided by" only where a variant was decided by its
+    failure rate."""
     shown = {"look": (eff["rule"] != "fixed seeds").any(),
              "decided_by": "decided_by" in eff and (eff["decided_by"] == "failure rate").any()}
-    cols = [c for c in DISPLAY_COLUMNS if shown.get(c, True)]
+    cols = [c for c in DETAIL_COLUMNS if shown.get(c, True)]
     return eff[cols]
 
 
 def method_text(eff: pd.DataFrame) -> str:
+    """The few sentences under the plain table, pointing at the study's section for the method."""
+    return method_summary(eff, detail=f"'Study {eff['study'].iloc[0]}' under Ablations below, and "
+                                      "docs/statistics.md")
+
+
+def method_detail(eff: pd.DataFrame) -> str:
     """One study's statistics in words: statistic, intervals, family, look rule and levels, threshold. It uses the
     words of the report's headers (reports.readable.HEADERS), not the CSV's column names."""
     row = eff.iloc[0]
@@ -94,17 +100,18 @@ def method_text(eff: pd.DataFrame) -> str:
     else:
         levels = sorted(set(float(x) for x in eff["alpha"].round(8)))
         looks = (f"Seeds were added --until-decided ({RULE_LABELS.get(row['rule'], row['rule'])}): {row['looks']} "
-                 f"planned looks analysed, each comparison at the level (alpha) of the look that decided it "
-                 f"({', '.join(f'{x:.3g}' for x in levels)} here), a family-wise {row['alpha_family']:g} over "
-                 "all looks.")
-    return (f"{row['study']}: {row['metric']}; 'finished' of 'seeds' runs ended ok, 'seeds used' are those the "
-            f"decision statistic uses. Decision statistic: {row['test']}. Intervals: {row['ci_method']}. "
-            f"Difference vs baseline = variant - baseline, change vs baseline = difference / |baseline mean|, "
-            f"adjusted p by {row['correction']} over the family of {row['family']}; better/worse when adjusted p < "
-            f"the level and the interval lies beyond 0; worse also when the variant's seeds fail to train more often "
-            f"than the baseline's by a one-sided Fisher exact test that rejects on its own; {threshold}; "
-            f"undecided otherwise. Where a seed of the pair did not train, p is 2 x the smaller of the trained "
-            f"seeds' p and the failure test's (Bonferroni, at most 1). {looks}")
+                 f"planned looks analysed; every number on a variant's row (both arms' seeds, means and intervals, "
+                 f"the difference, p, the failure test, the decision) comes from the seeds of the look that decided "
+                 f"it (the last look while undecided), at that look's level ({', '.join(f'{x:.3g}' for x in levels)}"
+                 f" here), a family-wise {row['alpha_family']:g} over all looks.")
+    return (f"{row['study']}: {row['metric']}. Decision statistic: {row['test']}. Intervals: {row['ci_method']}. "
+            f"Difference vs baseline = variant - baseline (its estimand is named on the row); change vs baseline = "
+            f"the variant's mean / the baseline's mean - 1, with its Fieller interval; adjusted p by "
+            f"{row['correction']} over the family of {row['family']}; better/worse when adjusted p < the level and "
+            f"the interval lies beyond 0; worse also when the variant's seeds fail to train more often than the "
+            f"baseline's by a one-sided Fisher exact test that rejects on its own; {threshold}; undecided "
+            f"otherwise. Where a seed of the pair did not train, p is 2 x the smaller of the trained seeds' p and "
+            f"the failure test's (Bonferroni, at most 1). {looks}")
 
 
 def failure_lines(eff: pd.DataFrame) -> list[str]:
@@ -122,14 +129,12 @@ def failure_lines(eff: pd.DataFrame) -> list[str]:
         if row["n_failed"]:
             head += f"; {row['n_failed']} failed (an error: counted apart)"
         if row["variant"] != "baseline":
-            effect = _interval(row["diff"], row["diff_low"], row["diff_high"], True)
-            head += (f"; effect among the seeds that trained: {effect}"
-                     f" (of {row['n_compared']} vs {row['n_compared_baseline']} seeds with an outcome, "
-                     f"{row['diff_method'] or 'none'})")
+            head += (f"; effect among the seeds that trained at look {int(row['look'])}: {effect_text(row)}"
+                     f" ({row['estimand'] or 'none'}, {arm_seeds_text(row)} seeds)")
         lines.append(head)
         if row["variant"] != "baseline" and row["excess_failure_p"] == row["excess_failure_p"]:
-            line = (f"{row['variant']} fails to train more often than the baseline? one-sided Fisher exact "
-                    f"p = {row['excess_failure_p']:.3g}")
+            line = (f"{row['variant']} fails to train more often than the baseline? at look {int(row['look'])}, "
+                    f"{failure_text(row)}")
             if row["statistic"] not in TRAINED_ONLY:
                 line += f" (not part of the decision: the {row['statistic']} statistic keeps every finished seed)"
             elif row["n_not_trained"] or base_not_trained:
@@ -162,8 +167,8 @@ def ablations_section(r: Report, abl, ablation_effects: dict) -> None:
         r.add("text", f"Seeds that did not train: {rule_text()}. The rate's interval is Clopper-Pearson (95%).")
     for study, eff in ablation_effects.items():
         r.add("h3", f"Study {study}")
-        r.table(f"effects_{study}", eff.drop(columns=["study"]), display=effects_display(eff))
-        r.add("text", method_text(eff))
+        r.table(f"effects_{study}", eff.drop(columns=["study"]), display=effects_detail(eff))
+        r.add("text", method_detail(eff))
         for line in failure_lines(eff):
             r.add("text", line)
         r.add("text", expensive_text(eff))
