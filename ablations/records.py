@@ -46,13 +46,13 @@ import errno
 import signal
 import time
 import traceback
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from typing import Any
 
+
 from .study import RunSpec
 
-STATUSES = ("ok", "diverged", "failed")
 # final's test metrics -> the protocol entry's figures that replace them in a run with an eval section
 PROTOCOL_METRICS = {"test_top1_error": "top1_error", "test_top5_error": "top5_error", "test_loss": "loss"}
 ALWAYS = ("error", "final")   # written even when None: "no error", "no final metrics"
@@ -86,6 +86,44 @@ class RunRecord:
     executor: str | None = None          # set by the driver: local or ray
     train_id: str | None = None          # runs with an eval section: the training they score
     evaluation: dict | None = None       # runs with an eval section: the protocol's entry
+    extra: dict = field(default_factory=dict, repr=False)   # keys a later writer added, kept as they were read
+
+    # ------------------------------------------------------------------------------------------ reading
+    @classmethod
+    def from_json(cls, data: dict) -> RunRecord:
+        """A record as `Store.read` finds it in results.jsonl (`store.well_formed` has checked its types). Keys
+        older records lack take the value that reads them as they were meant (no history, no final metrics, an
+        empty config); keys this code does not know are kept in `extra` and written back unchanged."""
+        known = {f.name for f in fields(cls)} - {"extra"}
+        given = {k: v for k, v in data.items() if k in known}
+        defaults = {"variant": "", "levels": {}, "seed": None, "config": {}, "started": None, "status": None,
+                    "error": None, "history": [], "final": None, "provenance": {}, "timing": {}}
+        for key, value in defaults.items():
+            if given.get(key) is None and key not in ALWAYS:
+                given[key] = value
+            given.setdefault(key, value)
+        return cls(**given, extra={k: v for k, v in data.items() if k not in known})
+
+    def metric(self, name: str) -> float | None:
+        """A final metric (test_top1_error, ...), None where the run has none (it failed, or predates the metric)."""
+        value = (self.final or {}).get(name)
+        return None if value is None else float(value)
+
+    @property
+    def seconds(self) -> float | None:
+        """The run's wall time, as the driver measured it."""
+        return self.timing.get("seconds")
+
+    @property
+    def threads(self) -> int | None:
+        """The torch threads the run trained on."""
+        return self.timing.get("threads")
+
+    @property
+    def num_classes(self) -> int | None:
+        """The network's classes as the record's config has them (training resolves them from the dataset)."""
+        classes = (self.config.get("model") or {}).get("num_classes")
+        return classes if isinstance(classes, int) and not isinstance(classes, bool) else None
 
     # ------------------------------------------------------------------------------------ constructors
     @classmethod
@@ -173,7 +211,8 @@ class RunRecord:
 
     def to_json(self) -> dict:
         data = asdict(self)
-        return {k: v for k, v in data.items() if v is not None or k in ALWAYS}
+        extra = data.pop("extra")
+        return {**{k: v for k, v in data.items() if v is not None or k in ALWAYS}, **extra}
 
 
 def _head(run: RunSpec, started: float) -> dict:
@@ -194,33 +233,3 @@ def _provenance(device: str) -> dict:
         return provenance(device)
     except Exception:  # a broken device must not hide the failure being recorded
         return provenance("cpu")
-
-
-# ------------------------------------------------------------------------------------------------ reading
-def protocol_columns(record: dict) -> dict:
-    """The test protocol a record's test metrics come from, as flat columns for tidy frames: train_id (the run_id
-    for a record without one), eval.source ("protocol" for a record scored under its eval section, "training" for
-    the training's own centre crop at Q = S_min), eval.protocol, eval.scales ("32,37,42"), eval.flip, eval.crops,
-    eval.views, eval.train_scale (the training's S, or S_min-S_max when jittered). None where it cannot be told."""
-    from vggcore.config import VGGConfig
-    from vggcore.config import DataConfig
-    from vggcore.evaluate.protocols import Protocol, own_protocol, resolve
-
-    out = {"train_id": record.get("train_id") or record.get("run_id"), "eval.source": None}
-    config = record.get("config") if isinstance(record.get("config"), dict) else {}
-    entry = record.get("evaluation") if isinstance(record.get("evaluation"), dict) else None
-    try:
-        model = VGGConfig(**config["model"])
-        s_min, s_max = DataConfig(**config["data"]).scales(model.image_size)
-        out["eval.train_scale"] = str(s_min) if s_min == s_max else f"{s_min}-{s_max}"
-        if entry is None:  # the protocol asked for (a run that did not finish), else the training's own
-            entry = (resolve(Protocol(**config["eval"]), model.image_size, model.pool_size, s_min, s_max)
-                     if "eval" in config else own_protocol(model.image_size, s_min)).to_json()
-    except (KeyError, TypeError, ValueError):  # a config this code cannot read: no protocol to name
-        out["eval.train_scale"] = None
-        if entry is None:
-            return out
-    out.update({"eval.source": "protocol" if "eval" in config else "training", "eval.protocol": entry.get("protocol"),
-                "eval.scales": ",".join(map(str, entry.get("scales") or [])), "eval.flip": entry.get("flip"),
-                "eval.crops": entry.get("crops"), "eval.views": entry.get("views")})
-    return out

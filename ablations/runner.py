@@ -54,7 +54,7 @@ def pending(study: Study, store: Store, retry_failed: bool = False,
     runs += [r for r in extra if r.run_id not in known]
     records = store.read().records
     todo = [r for r in runs if r.run_id not in records
-            or (retry_failed and records[r.run_id].get("status") == "failed")]
+            or (retry_failed and records[r.run_id].status == "failed")]
     return runs, todo, records
 
 
@@ -156,7 +156,7 @@ def _run_locked(study: Study, store: Store, options: RunOptions, report: Callabl
                                  "space and run the same command again to resume")
             record = record.with_executor(options.executor)
             store.append(record)
-            tracking.log(record.to_json())  # after the record is safe: a store never holds an unrecorded run
+            tracking.log(record)  # after the record is safe: a store never holds an unrecorded run
             counts["ran"] += 1
             if bar is not None:
                 bar.update(1)

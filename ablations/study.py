@@ -45,6 +45,7 @@ from typing import Any
 
 from vggcore.config import IN_MEMORY, TRAINING, DataConfig, RunConfig, TrainConfig, VGGConfig, config_id
 from vggcore.errors import UserError
+from vggcore.results import METRICS
 from vggcore.evaluate.protocols import PAPER_CROP, Protocol, resolve as resolve_protocol
 from vggcore.validation import MIN_EFFECT, SEED_MAX, ConfigError, check_field, optional
 
@@ -57,7 +58,6 @@ SECTIONS = {"model": VGGConfig, "data": DataConfig, "train": TrainConfig, "eval"
 STUDY_KEYS = {"name", "design", "seeds", "metric", "maximize", "description", "num_cpus", "num_gpus",
               "min_effect", "max_seeds", "track", "statistic"}
 DESIGNS = ("one_at_a_time", "full")
-METRICS = ("test_top1_error", "test_top5_error", "test_loss", "val_top1_error", "train_seconds")
 FACTOR_KEYS = {"baseline", "levels", "description"}
 
 

@@ -24,6 +24,7 @@ from vggcore.errors import UserError
 from vggcore.config import TrainConfig
 from vggcore.train.loop import train
 from vggcore.cli.train import configs_from_args
+from json_records import json_records
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
             "-m", "vggcore", "train"]
@@ -282,7 +283,7 @@ def test_killed_writer_ends_the_group_and_the_rerun_resumes(tmp_path, uninterrup
 @pytest.mark.slow
 def test_study_with_nproc_2_runs_through_the_local_executor(tmp_path):
     from ablations.runner import RunOptions, run_study
-    from ablations.store import Store, read_results
+    from ablations.store import Store
     from ablations.study import load_study
 
     path = tmp_path / "ddp.toml"
@@ -307,7 +308,7 @@ levels.two = { "train.nproc" = 2 }
     store = Store(tmp_path / "out")
     counts = run_study(load_study(path), store, RunOptions(progress=False))
     assert counts["ran"] == 2
-    records = read_results(store.results_path).records
+    records = json_records(store.results_path)
     assert len(records) == 2
     by_variant = {r["variant"]: r for r in records.values()}
     assert by_variant["baseline"]["world_size"] == 1

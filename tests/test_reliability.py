@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from ablations.cli import main as ablations_main
-from ablations.store import Store, read_results
+from ablations.store import Store
 from vggcore.cli.main import main as vggcore_main
 from vggcore.lock import folder_lock
 from tiny_study import BROKEN, tiny_study
+from json_records import json_records
 
 TRAIN = ["train", "--arch", "A", "--batch-norm", "--width", "0.125", "--image-size", "32", "--augment", "none",
          "--batch-size", "128", "--quiet"]
@@ -157,7 +158,7 @@ def test_sigkill_of_the_lock_holder_then_a_new_launch_proceeds(tmp_path):
                            text=True, timeout=600)
     assert again.returncode == 0, again.stderr
     lines = (out / "results.jsonl").read_text().splitlines()
-    assert len(lines) == 2 and len(read_results(out / "results.jsonl").records) == 2
+    assert len(lines) == 2 and len(json_records(out / "results.jsonl")) == 2
 
 
 def test_write_probe_does_not_collide_with_another_process(tmp_path):
@@ -279,7 +280,7 @@ def test_estimate_comes_from_recorded_runs(tmp_path, capsys, monkeypatch):
     # above the threshold with no terminal: --yes starts it
     assert ablations_main(["run", str(path), "--out", str(out), "--quiet", "--confirm-above", "1", "--yes"]) == 0
     assert "no estimate yet" in capsys.readouterr().err
-    seconds = [r["timing"]["seconds"] for r in read_results(out / "results.jsonl").records.values()]
+    seconds = [r["timing"]["seconds"] for r in json_records(out / "results.jsonl").values()]
     mean = sum(seconds) / len(seconds)
     bigger = write(tmp_path, seeds="[0, 1, 2]")
     assert ablations_main(["list", str(bigger), "--out", str(out)]) == 0
@@ -302,7 +303,7 @@ def test_a_killed_worker_fails_its_run_and_the_study_goes_on(tmp_path):
     stdout, err = proc.communicate(timeout=600)
     assert proc.returncode == 3, err
     assert "Traceback" not in err and "BrokenProcessPool" not in err
-    records = read_results(out / "results.jsonl").records
+    records = json_records(out / "results.jsonl")
     lines = (out / "results.jsonl").read_text().splitlines()
     assert len(records) == 4 and len(lines) == 4
     failed = [r for r in records.values() if r["status"] == "failed"]
@@ -311,7 +312,7 @@ def test_a_killed_worker_fails_its_run_and_the_study_goes_on(tmp_path):
     again = subprocess.run(ablations("run", str(path), "--out", str(out), "--quiet", "--retry-failed"),
                            capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
-    records = read_results(out / "results.jsonl").records
+    records = json_records(out / "results.jsonl")
     assert sorted(r["status"] for r in records.values()) == ["ok"] * 4
 
 

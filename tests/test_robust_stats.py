@@ -108,10 +108,10 @@ def test_did_not_train_rule():
     assert did_not_train(first, final, error, 10).tolist() == [False, True, False, True, True, False]
     assert did_not_train(2.0, 0.1, 0.30, 2).tolist() is True      # chance 0.5 for two classes: 0.30 >= 0.25
     rec = {"history": [{"train_loss": 2.1}, {"train_loss": 0.04}], "final": {"test_top1_error": 0.031}}
-    assert record_inputs(rec) == (2.1, 0.04, 0.031)
-    assert np.isnan(record_inputs({"history": [], "final": None})).all()
+    assert record_inputs(rec["history"], rec["final"]) == (2.1, 0.04, 0.031)
+    assert np.isnan(record_inputs([], None)).all()
     one_epoch = {"history": [{"train_loss": 0.9}], "final": {"test_top1_error": 0.2}}
-    assert not did_not_train(*record_inputs(one_epoch), 10)       # one epoch: no loss trend to read
+    assert not did_not_train(*record_inputs(one_epoch["history"], one_epoch["final"]), 10)       # one epoch: no loss trend to read
     with pytest.raises(StatsInputError, match="num_classes"):
         did_not_train(1.0, 1.0, 0.5, 1)
 

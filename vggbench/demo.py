@@ -213,8 +213,8 @@ def run_study_stage(study, folder: Path, budget_s: float, started: float, max_se
         run_study(study, store, options)   # the listed seeds: their times size the cap
         if max_seeds is None:
             records = store.read(warn=False).records.values()
-            times = [r["timing"]["seconds"] for r in records if r.get("study") == study.name
-                     and r.get("status") in ("ok", "diverged") and (r.get("timing") or {}).get("seconds")]
+            times = [r.seconds for r in records if r.study == study.name and r.status in ("ok", "diverged")
+                     and r.seconds]
             cap = seed_cap(budget_s, time.perf_counter() - started, sum(times) / len(times) if times else 0.0,
                            len(variants(study)), len(study.seeds), make_plan(study).max_seeds,
                            workers=options.workers)

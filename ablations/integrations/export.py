@@ -18,7 +18,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..records import STATUSES
+from vggcore.results import STATUSES
+
+from ..records import RunRecord
 from ..store import MANIFEST, Store, StoreError
 from .tracking import Backend, StudyInfo, Target, TrackedRun, TrackingError, first_line, sync
 
@@ -47,7 +49,7 @@ def no_study(root: Path, command: str) -> StoreError:
                       "`python -m ablations run`")
 
 
-def study_records(store: Store, command: str = "give that folder") -> tuple[StudyInfo, list[dict]]:
+def study_records(store: Store, command: str = "give that folder") -> tuple[StudyInfo, list[RunRecord]]:
     """The study of a folder and its records (the latest of each run, in the order they were listed), or a
     StoreError naming the folder when it holds no study (and the study folders inside it, with `command`)."""
     root = store.root
@@ -57,20 +59,20 @@ def study_records(store: Store, command: str = "give that folder") -> tuple[Stud
     manifest = store.manifest()
     if manifest is None:
         raise no_study(root, command)
-    records = {rid: r for rid, r in store.read().records.items() if r.get("study") == manifest.study}
+    records = {rid: r for rid, r in store.read().records.items() if r.study == manifest.study}
     order = [*[rid for rid in manifest.run_ids if rid in records], *[rid for rid in records
                                                                     if rid not in set(manifest.run_ids)]]
     return info_of(store, manifest.study, manifest.metric, [records[rid] for rid in order]), \
         [records[rid] for rid in order]
 
 
-def info_of(store: Store, name: str, metric: str, records: Sequence[dict],
+def info_of(store: Store, name: str, metric: str, records: Sequence[RunRecord],
             factors: dict[str, Sequence[str]] | None = None) -> StudyInfo:
     """The study as the stores see it; the factors' levels are those of `records` unless given."""
     if factors is None:
         found: dict[str, list[str]] = {}
         for record in records:
-            for factor, level in (record.get("levels") or {}).items():
+            for factor, level in (record.levels or {}).items():
                 if str(level) not in found.setdefault(str(factor), []):
                     found[str(factor)].append(str(level))
         factors = found
@@ -168,7 +170,7 @@ class LiveTracking:
                 self.report(f"tracking {backend.target}: caught up with the records already in "
                             f"{self.store.results_path} ({counts})")
 
-    def log(self, record: dict) -> None:
+    def log(self, record: RunRecord) -> None:
         run = TrackedRun.of(record, self.info.folder)
         for backend in list(self.backends):
             try:

@@ -34,6 +34,8 @@ from urllib.parse import urlparse
 
 from vggcore.errors import UserError
 
+from ..records import RunRecord
+
 KINDS = ("mlflow", "tensorboard")
 DIGEST_TAG = "vggbench.record"    # digest of the record a tracked run was written from
 FOLDER_TAG = "vggbench.folder"    # the study folder (resolved path) the record came from
@@ -113,48 +115,47 @@ class TrackedRun:
     config: dict = field(repr=False)                                   # the resolved config as recorded
 
     @classmethod
-    def of(cls, record: dict, folder: str) -> TrackedRun:
-        """The tracked run of one record as `Store.read` returns it (older records may lack keys)."""
-        provenance = record.get("provenance") or {}
-        timing = record.get("timing") or {}
-        started = _seconds(record.get("started"))
-        history = [row for row in record.get("history") or [] if isinstance(row, dict)]
+    def of(cls, record: RunRecord, folder: str) -> TrackedRun:
+        """The tracked run of one record as `Store.read` returns it (typed; an older record's missing keys read
+        as `RunRecord.from_json` gives them)."""
+        provenance = record.provenance or {}
+        started = _seconds(record.started)
+        history = record.history
         metrics, clock = [], started
         for number, row in enumerate(history, start=1):
             step = row.get("epoch") if _number(row.get("epoch")) else number
             clock += row.get("epoch_seconds", 0) if _number(row.get("epoch_seconds")) else 0
             metrics += [(key, float(value), int(step), clock) for key, value in row.items()
                         if key != "epoch" and _number(value)]
-        ended = started + (timing.get("seconds") if _number(timing.get("seconds")) else 0)
+        ended = started + (record.seconds if _number(record.seconds) else 0)
         last = len(history)
-        final = {**(record.get("final") or {}), "run_seconds": timing.get("seconds")}
+        final = {**(record.final or {}), "run_seconds": record.seconds}
         metrics += [(FINAL + key, float(value), last, ended) for key, value in final.items() if _number(value)]
-        levels = record.get("levels") or {}
+        levels = record.levels or {}
         machine = provenance.get("machine") or {}
-        tags = {"run_id": record["run_id"], "study": record["study"], "variant": record.get("variant"),
-                "seed": record.get("seed"), "status": record.get("status"), "error": record.get("error"),
+        tags = {"run_id": record.run_id, "study": record.study, "variant": record.variant,
+                "seed": record.seed, "status": record.status, "error": record.error,
                 "git_commit": provenance.get("git_commit"), "machine": machine.get("hostname"),
-                "device": (provenance.get("device") or {}).get("name"), "executor": record.get("executor"),
-                "started": record.get("started"), "diverged_epoch": record.get("diverged_epoch"),
-                "resumed_from_epoch": record.get("resumed_from_epoch"),
+                "device": (provenance.get("device") or {}).get("name"), "executor": record.executor,
+                "started": record.started, "diverged_epoch": record.diverged_epoch,
+                "resumed_from_epoch": record.resumed_from_epoch,
                 **{f"factor.{name}": level for name, level in levels.items()}, FOLDER_TAG: folder}
-        seed = record.get("seed")
-        return cls(run_id=record["run_id"], name=run_name(record), variant=str(record.get("variant")),
-                   seed=seed if isinstance(seed, int) else -1, status=str(record.get("status")),
-                   digest=digest(record), started=started, ended=ended, params=flatten(record.get("config") or {}),
+        seed = record.seed
+        return cls(run_id=record.run_id, name=run_name(record), variant=str(record.variant),
+                   seed=seed if isinstance(seed, int) else -1, status=str(record.status),
+                   digest=digest(record), started=started, ended=ended, params=flatten(record.config or {}),
                    tags={k: str(v) for k, v in tags.items() if v is not None}, metrics=metrics,
-                   hparams={**{str(k): str(v) for k, v in levels.items()}, "seed": seed,
-                            "status": str(record.get("status"))},
-                   config=record.get("config") or {})
+                   hparams={**{str(k): str(v) for k, v in levels.items()}, "seed": seed, "status": str(record.status)},
+                   config=record.config or {})
 
 
-def run_name(record: dict) -> str:
-    return f"{record['study']}/{record.get('variant')}/seed{record.get('seed')}"
+def run_name(record: RunRecord) -> str:
+    return f"{record.study}/{record.variant}/seed{record.seed}"
 
 
-def digest(record: dict) -> str:
+def digest(record: RunRecord) -> str:
     """The same record (as the driver wrote it, or as read back from results.jsonl) gives the same digest."""
-    blob = json.dumps(record, default=str, sort_keys=True, separators=(",", ":")).encode()
+    blob = json.dumps(record.to_json(), default=str, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 

@@ -29,6 +29,7 @@ from vggcore.config import DataConfig, RunConfig, TrainConfig, VGGConfig, LATER_
 from vggcore.device import device_unavailable_reason
 from vggcore.model.network import VGG, build, init_from
 from vggcore.provenance import provenance
+from vggcore.results import STATUSES
 from vggcore.threads import torch_threads
 from vggcore.files import CheckpointError, load_json, save_json
 from vggcore.train.checkpoint import load_checkpoint, load_state, save_checkpoint
@@ -39,7 +40,6 @@ from vggcore.train.trainer import Trainer
 from vggcore.world import World, WorldError, per_rank
 from vggcore.validation import ConfigError
 
-STATUSES = ("ok", "diverged", "failed")   # how a run ends: the status of its record
 
 
 def train(model_config: VGGConfig, data_config: DataConfig, train_config: TrainConfig, *,
