@@ -87,6 +87,7 @@ class RunRecord:
     train_id: str | None = None          # runs with an eval section: the training they score
     evaluation: dict | None = None       # runs with an eval section: the protocol's entry
     extra: dict = field(default_factory=dict, repr=False)   # keys a later writer added, kept as they were read
+    nulls: tuple[str, ...] = field(default=(), repr=False)  # keys read as an explicit null (older writers), kept
 
     # ------------------------------------------------------------------------------------------ reading
     @classmethod
@@ -94,7 +95,7 @@ class RunRecord:
         """A record as `Store.read` finds it in results.jsonl (`store.well_formed` has checked its types). Keys
         older records lack take the value that reads them as they were meant (no history, no final metrics, an
         empty config); keys this code does not know are kept in `extra` and written back unchanged."""
-        known = {f.name for f in fields(cls)} - {"extra"}
+        known = {f.name for f in fields(cls)} - {"extra", "nulls"}
         given = {k: v for k, v in data.items() if k in known}
         defaults = {"variant": "", "levels": {}, "seed": None, "config": {}, "started": None, "status": None,
                     "error": None, "history": [], "final": None, "provenance": {}, "timing": {}}
@@ -102,7 +103,8 @@ class RunRecord:
             if given.get(key) is None and key not in ALWAYS:
                 given[key] = value
             given.setdefault(key, value)
-        return cls(**given, extra={k: v for k, v in data.items() if k not in known})
+        nulls = tuple(k for k in known if k in data and data[k] is None and k not in ALWAYS)
+        return cls(**given, extra={k: v for k, v in data.items() if k not in known}, nulls=nulls)
 
     def metric(self, name: str) -> float | None:
         """A final metric (test_top1_error, ...), None where the run has none (it failed, or predates the metric)."""
@@ -211,8 +213,8 @@ class RunRecord:
 
     def to_json(self) -> dict:
         data = asdict(self)
-        extra = data.pop("extra")
-        return {**{k: v for k, v in data.items() if v is not None or k in ALWAYS}, **extra}
+        extra, nulls = data.pop("extra"), data.pop("nulls")
+        return {**{k: v for k, v in data.items() if v is not None or k in ALWAYS or k in nulls}, **extra}
 
 
 def _head(run: RunSpec, started: float) -> dict:

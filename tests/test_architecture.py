@@ -202,7 +202,7 @@ ROOMS = {  # room -> the other rooms its modules may import (top-level infrastru
     "cli": {"model", "data", "train", "evaluate", "profile"},
 }
 INFRA = {"config", "errors", "validation", "provenance", "lock", "device", "memory", "threads", "files", "intervals",
-         "seeds", "world", "peaks", "__main__"}
+         "seeds", "world", "peaks", "results", "__main__"}
 HEAVY_INFRA = {"memory", "peaks", "__main__"}   # infrastructure that measures with torch
 # The room modules the infrastructure may import: tables and plain data, no torch, so `vggcore.config` (and every
 # light command reading a study or a record through it) imports no torch.

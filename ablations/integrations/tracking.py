@@ -29,12 +29,13 @@ import json
 import socket
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 from urllib.parse import urlparse
 
 from vggcore.errors import UserError
 
-from ..records import RunRecord
+if TYPE_CHECKING:   # annotations only: the study file reads this module's targets, and records import the study
+    from ..records import RunRecord
 
 KINDS = ("mlflow", "tensorboard")
 DIGEST_TAG = "vggbench.record"    # digest of the record a tracked run was written from

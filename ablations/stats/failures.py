@@ -61,14 +61,13 @@ def record_inputs(history: list[dict] | None, final: dict | None, metric: str = 
     """(first_loss, final_loss, test_error) of one run: its `history` rows (with `train_loss`) and its `final`
     metrics, as vggcore.train.loop records them; NaN for what the run lacks, and both losses NaN for a history of
     fewer than 2 epochs (no trend to judge). `ablations.runs.rule_inputs` reads them off a record."""
-    history = history or []
-    losses = [h.get("train_loss") for h in history]
+    losses = [h.get("train_loss") for h in history or []]
     # one epoch has no trend: its first loss is its last, which criterion (a) would read as "did not fall"
     usable = len(losses) >= 2 and losses[0] is not None and losses[-1] is not None
-    first = float(losses[0]) if usable else float("nan")
-    final = float(losses[-1]) if usable else float("nan")
+    first_loss = float(losses[0]) if usable else float("nan")
+    last_loss = float(losses[-1]) if usable else float("nan")
     err = (final or {}).get(metric)
-    return first, final, float("nan") if err is None else float(err)
+    return first_loss, last_loss, float("nan") if err is None else float(err)
 
 
 RULE_COLUMNS = ("first_train_loss", "final_train_loss", "rule_error", "num_classes")   # ablations.runs.rule_inputs
