@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -38,8 +39,9 @@ SHELL_BLOCKS = {"bash", "sh", "shell", "console"}
 # The programs a line of a text or unlabelled block may start with to be a command (other lines are output).
 PROGRAMS = {"python", "python3", "pytest", "./dev", "torchrun", "tox", "pip", "ray", "mlflow", "tensorboard",
             "chromium"}
-LINKED = ["ablations", "bench", "vggcore", "reports", "vggbench", "tests", "dev", "pyproject.toml", "tox.ini"]
-TIMEOUT = 240   # seconds per command: a hung command fails its page instead of the whole step
+LINKED = ["ablations", "bench", "vggcore", "reports", "tests", "dev", "pyproject.toml", "tox.ini"]
+COPIED = ["vggbench"]   # copied, not linked: `./dev gpu-check --dry-run` writes runs/ beside the package's own folder
+TIMEOUT = 600   # seconds per command: a hung command fails its page instead of the whole step
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ class Plan:
     server: bool = False   # a server that never exits: started on a free port ({port}), probed, stopped
     code: int = 0          # the exit code the written form has
     before: str = ""       # run first (quietly), for a command that reads what an unwalked command makes
+    again: bool = False    # run every time the page shows it (else a line the page repeats is walked once)
 
 
 # Placeholders the pages write for "your own": what the walk gives instead (made in each page's folder).
@@ -110,8 +113,8 @@ PLACEHOLDERS = {
 # Small benchmark cases: the written grids run 224 px VGGs at width 1 for about 2 s per case.
 SMALL_BENCH = "--vgg-width 0.125 --vgg-image-size 32 --vgg-max-time 0.05"
 SMALL_WHY = "224 px, width 1 and 2 s per case take minutes; 32 px, width 0.125, 0.05 s per case"
-TTA_WHY = "5 seeds to 97% take 40-90 s; 1 timed seed to 50% in at most 2 epochs"
-SMALL_TTA = "--vgg-tta-seeds 1 --vgg-tta-epochs 2 --vgg-target 50%"
+TTA_WHY = "5 seeds of A_bn at width 0.5 to 97% take 40-90 s; 1 timed seed at width 0.125 to 50% in at most 1 epoch"
+SMALL_TTA = "--vgg-tta-seeds 1 --vgg-tta-epochs 1 --vgg-target 50% --vgg-width 0.125"
 NO_GPU = "needs a CUDA GPU (tests/test_gpu_check.py runs its CPU-only parts; `./dev gpu-check --dry-run` is walked)"
 DEMO = "the main job (minutes): tests/test_demo.py runs it end to end"
 SUITE = "runs the test suite or a part of it: the suite step of ./dev test runs every test"
@@ -151,8 +154,9 @@ COMMANDS: dict[str, Plan] = {
     "pytest bench --benchmark-only --vgg-reference": Plan(
         append=SMALL_BENCH + " --vgg-archs A --vgg-batch-sizes 1", why=SMALL_WHY + ", A only"),
     "pytest bench --benchmark-only --vgg-dtypes fp32,bf16 --vgg-channels-last off,on --vgg-compile off,on": Plan(
-        append=SMALL_BENCH + " --vgg-archs A --vgg-batch-sizes 1 --vgg-modes forward",
-        why=SMALL_WHY + "; A, forward only: torch.compile compiles each case (about 20 s)"),
+        append=SMALL_BENCH + " --vgg-archs A --vgg-batch-sizes 1 --vgg-modes forward --vgg-dtypes fp32 "
+                             "--vgg-channels-last off",
+        why=SMALL_WHY + "; A, fp32, forward only, compile off and on: torch.compile compiles each case (20 s or more)"),
     "pytest bench --benchmark-only --vgg-ab --vgg-archs A --vgg-batch-sizes 8": Plan(append=SMALL_BENCH, why=SMALL_WHY),
     "pytest bench --benchmark-only --vgg-ab-against dtype=bf16,channels_last=on --vgg-archs A": Plan(
         append=SMALL_BENCH + " --vgg-batch-sizes 1", why=SMALL_WHY),
@@ -168,7 +172,7 @@ COMMANDS: dict[str, Plan] = {
         why="D_bn at width 0.5, 64 px, batch 32: about a minute; width 0.125, 32 px, batch 4"),
     "python -m reports compare OLD.json NEW.json": Plan(),
     "python -m reports compare --old a1.json a2.json a3.json --new b1.json b2.json b3.json --fail-on-inconclusive":
-        Plan(),
+        Plan(code=1, why="the stored figures, three runs a side, are inconclusive, which this option makes exit 1"),
     "python -m reports compare OLD.json NEW.json --threshold 5%": Plan(),
     # docs/development.md
     "./dev test tests/test_reports.py -x": Plan(skip=SUITE),
@@ -252,7 +256,8 @@ COMMANDS: dict[str, Plan] = {
     "pytest bench --benchmark-only --vgg-modes time_to_accuracy --vgg-channels-last off,on --benchmark-json "
     "tta.json": Plan(append=SMALL_TTA, why=TTA_WHY),
     "pytest bench --benchmark-only --vgg-modes time_to_accuracy --vgg-target 98% --vgg-tta-seeds 10": Plan(
-        append="--vgg-tta-seeds 1 --vgg-tta-epochs 2", why="10 seeds to 98%: minutes; 1 timed seed, 2 epochs"),
+        append="--vgg-tta-seeds 1 --vgg-tta-epochs 1 --vgg-width 0.125",
+        why="10 seeds to 98%: minutes; 1 timed seed, 1 epoch, width 0.125"),
     "pytest bench --benchmark-only --vgg-modes time_to_accuracy --vgg-tta-recipe lr=0.05,schedule=constant": Plan(
         append=SMALL_TTA, why=TTA_WHY),
     "pytest bench --benchmark-only --vgg-modes time_to_accuracy --vgg-batch-sizes 32,64 --vgg-width 0.5": Plan(
@@ -288,7 +293,7 @@ COMMANDS: dict[str, Plan] = {
     "python -m vggcore train --arch A --batch-norm --width 0.25 --augment crop --lr 0.05 --epochs 20": Plan(
         append="--epochs 1", why="20 epochs; 1"),
     "python -m vggcore train --arch D --dataset cifar10 --data-root ~/data --image-size 32 --augment paper --out "
-    "runs/d": Plan(append="--width 0.125 --epochs 1", why="VGG-D at width 0.25 for 10 epochs; width 0.125, 1 epoch "
+    "runs/d": Plan(again=True, append="--width 0.125 --epochs 1", why="VGG-D at width 0.25 for 10 epochs; width 0.125, 1 epoch "
                                                           "(again: the second line resumes or says it is complete)"),
     "python -m vggcore train --arch A --batch-norm --width 0.25 --augment crop --epochs 6 --fast --out runs/fast": Plan(
         append="--epochs 1", why="6 epochs; 1"),
@@ -376,6 +381,8 @@ def checkout(folder: Path) -> None:
     for name in [*LINKED, ".venv"]:
         if (ROOT / name).exists():
             (folder / name).symlink_to(ROOT / name)
+    for name in COPIED:
+        shutil.copytree(ROOT / name, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
     (folder / "tiny.toml").write_text(tiny_study())
     write_cifar(folder / "cifar")
     shrunk(ROOT / "ablations/studies/demo.toml", folder / "demo.toml")
@@ -442,14 +449,15 @@ def run_server(line: str, folder: Path, env: dict, port: int) -> str:
 
 def walk(page: str, folder: Path) -> tuple[list[str], list[str]]:
     """Run the page's commands in order in `folder`: (failures, one timing line per command)."""
-    env, failures, timings, study = environment(), [], [], ""
+    env, failures, timings, study, walked = environment(), [], [], "", set()
     for item in PAGES[page]:
         if item.text == "toml":
             study = item.code
             continue
         plan = COMMANDS[item.text]
-        if plan.skip:
+        if plan.skip or (item.text in walked and not plan.again):   # a repeated line: the same check again
             continue
+        walked.add(item.text)
         where = f"{item.doc}:{item.line}"
         if plan.before:
             done = subprocess.run(["bash", "-c", plan.before], cwd=folder, env=env, capture_output=True, text=True)
