@@ -1,0 +1,507 @@
+"""The documented commands are tests: every command README.md and docs/*.md show in a fenced code block, and
+every fenced `python` example, runs end to end in a subprocess the way a user types it (through bash, from a
+checkout, progress bars and normal output on, no --quiet unless the page writes it).
+
+The commands are read from the pages when the tests run, so a command added to a page is walked or, if COMMANDS
+below does not list it, fails `test_every_documented_command_is_in_the_table` with the line to add. COMMANDS is the
+one table of what the walk changes: options appended (only where the written form takes more than a few seconds,
+and always after the written options, so the written ones are still parsed), placeholders and paths substituted,
+or "not run" with the reason. One test per page: the page's commands run in order in one fresh folder that looks
+like a checkout (the repository's top-level entries linked in), so a command that reads an earlier command's
+output (train then resume, run then status and export) finds it. A command fails its page on a non-zero exit
+(unless the table expects another code), on a traceback in its output, or on a usage error (a renamed option).
+Servers (mlflow ui, tensorboard) are started on a free loopback port, probed over HTTP and stopped.
+
+Run: pytest -m commands tests/test_doc_commands.py (`./dev test` runs it as its own step, after the suite).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.commands
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").glob("*.md"))]
+SHELL_BLOCKS = {"bash", "sh", "shell", "console"}
+# The programs a line of a text or unlabelled block may start with to be a command (other lines are output).
+PROGRAMS = {"python", "python3", "pytest", "./dev", "torchrun", "tox", "pip", "ray", "mlflow", "tensorboard",
+            "chromium"}
+LINKED = ["ablations", "bench", "vggcore", "reports", "tests", "dev", "pyproject.toml", "tox.ini"]
+COPIED = ["vggbench"]   # copied, not linked: `./dev gpu-check --dry-run` writes runs/ beside the package's own folder
+TIMEOUT = 600   # seconds per command: a hung command fails its page instead of the whole step
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One command (or python example) as a page shows it."""
+    doc: str     # page, relative to the repository
+    line: int    # 1-based line of the page
+    text: str    # the command, its trailing comment dropped and its spaces collapsed; "python: FIRST LINE" for code
+    code: str = ""   # the body of a fenced python block
+
+
+def fenced_blocks(text: str):
+    """(language, first line number of the body, body) of every fenced code block."""
+    for m in re.finditer(r"^```([\w-]*)[^\n]*\n(.*?)^```", text, re.S | re.M):
+        yield m.group(1), text[:m.start(2)].count("\n") + 1, m.group(2)
+
+
+def _program(line: str) -> str:
+    return re.sub(r"^(?:[A-Z_][A-Z0-9_]*=\S*\s+)+", "", line).split(" ", 1)[0]
+
+
+def shown(doc: Path) -> list[Shown]:
+    """The page's commands and python examples, in page order."""
+    rel, found = str(doc.relative_to(ROOT)), []
+    for lang, first, body in fenced_blocks(doc.read_text()):
+        if lang == "python":
+            found.append(Shown(rel, first, "python: " + body.splitlines()[0].strip(), body))
+            continue
+        if lang not in SHELL_BLOCKS | {"text", ""}:
+            continue
+        lines, i = body.splitlines(), 0
+        while i < len(lines):
+            number, line = first + i, lines[i]
+            while line.endswith("\\") and i + 1 < len(lines):   # continuation lines are one command
+                i += 1
+                line = line[:-1] + " " + lines[i].strip()
+            i += 1
+            line = re.sub(r"\s+#.*$", "", line).strip()          # a trailing comment (a URL's /#/ stays)
+            if not line or line.startswith("#"):
+                continue
+            if lang in SHELL_BLOCKS or _program(line) in PROGRAMS:
+                found.append(Shown(rel, number, " ".join(line.split())))
+    return found
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the walk does with one documented command."""
+    append: str = ""       # options appended after the written ones
+    subst: tuple[tuple[str, str], ...] = ()   # (as written, what runs instead), besides PLACEHOLDERS
+    why: str = ""          # why the options or substitutions (empty when the command runs as written)
+    skip: str = ""         # not run: the reason
+    server: bool = False   # a server that never exits: started on a free port ({port}), probed, stopped
+    code: int = 0          # the exit code the written form has
+    before: str = ""       # run first (quietly), for a command that reads what an unwalked command makes
+    again: bool = False    # run every time the page shows it (else a line the page repeats is walked once)
+
+
+# Placeholders the pages write for "your own": what the walk gives instead (made in each page's folder).
+PLACEHOLDERS = {
+    "STUDY.toml": "tiny.toml",       # tests/tiny_study.py's study: VGG-A BN at width 0.125, 32 px, 2 runs, 1 epoch
+    "DIR": "runs/dir",
+    "~/data": "cifar",               # a CIFAR-10 python-format folder, 8 random images per batch file
+    "OLD.json": "old.json",          # tests/fixtures' stored benchmark JSON, twice: the same figures on both sides
+    "NEW.json": "new.json",
+    **{f"{side}{i}.json": f"{side}{i}.json" for side in "ab" for i in (1, 2, 3)},
+}
+
+# Small benchmark cases: the written grids run 224 px VGGs at width 1 for about 2 s per case.
+SMALL_BENCH = "--vgg-width 0.125 --vgg-image-size 32 --vgg-max-time 0.05"
+SMALL_WHY = "224 px, width 1 and 2 s per case take minutes; 32 px, width 0.125, 0.05 s per case"
+TTA_WHY = "5 seeds of A_bn at width 0.5 to 97% take 40-90 s; 1 timed seed at width 0.125 to 50% in at most 1 epoch"
+SMALL_TTA = "--vgg-tta-seeds 1 --vgg-tta-epochs 1 --vgg-target 50% --vgg-width 0.125"
+NO_GPU = "needs a CUDA GPU (tests/test_gpu_check.py runs its CPU-only parts; `./dev gpu-check --dry-run` is walked)"
+DEMO = "the main job (minutes): tests/test_demo.py runs it end to end"
+SUITE = "runs the test suite or a part of it: the suite step of ./dev test runs every test"
+RAY_LOOPBACK = ("starts Ray nodes in the background (10-20 s each) and `ray stop` stops every Ray on the machine, "
+                "other suites' too; tests/test_ray_cluster.py walks the same steps: a cluster on 127.0.0.1 joined "
+                "by `python -m ablations run --executor ray --ray-address`")
+SHRUNK = "the study file at seeds [0], 1 epoch, width 0.125 (tests/test_doc_commands.py shrunk()): the written one "
+
+COMMANDS: dict[str, Plan] = {
+    # README.md
+    "./dev demo": Plan(skip=DEMO),
+    "./dev test": Plan(skip=SUITE),
+    "mlflow ui --backend-store-uri sqlite:///mlflow.db": Plan(server=True, append="--port {port}",
+                                                              why="a free port: 5000 may be in use"),
+    "tensorboard --logdir tb": Plan(server=True, append="--port {port}", why="a free port: 6006 may be in use"),
+    # docs/ablations.md
+    "python -m ablations list ablations/studies/dropout.toml": Plan(),
+    "python -m ablations run ablations/studies/demo.toml --out runs/ab": Plan(
+        subst=(("ablations/studies/demo.toml", "demo.toml"),), why=SHRUNK + "trains 15 runs for minutes"),
+    "python -m ablations run STUDY.toml --out DIR --workers 2": Plan(),
+    "python -m ablations run STUDY.toml --out DIR --executor ray --ray-address ADDR": Plan(skip=RAY_LOOPBACK),
+    "python -m ablations status runs/ab": Plan(),
+    "python -m ablations list STUDY.toml --out DIR": Plan(),
+    "python -m ablations run STUDY.toml --out DIR --until-decided --max-seeds 10 --min-effect 0.03": Plan(
+        append="--max-seeds 3", why="a cap of 10 seeds trains up to 18 more runs; 3 adds two seeds"),
+    "python -m ablations run STUDY.toml --out DIR --track mlflow:sqlite:///mlflow.db": Plan(),
+    "python -m ablations export DIR --mlflow sqlite:///mlflow.db --tensorboard tb": Plan(),
+    "python -m vggbench demo --out runs/demo": Plan(skip=DEMO),
+    "python -m vggbench demo --out runs/demo --max-seeds 6": Plan(skip=DEMO),
+    "python -m ablations.stats.calibrate --part min_effect --studies 4000 --max-seeds 8": Plan(
+        append="--studies 200", why="4000 simulated studies take minutes; 200"),
+    "pytest tests/test_stats_calibration.py -s": Plan(skip=SUITE),
+    "python -m ablations.stats.calibrate --studies 20000 --part adaptive": Plan(
+        append="--studies 200", why="20000 simulated studies take minutes; 200"),
+    # docs/benchmarks.md
+    "pytest bench --benchmark-only": Plan(append=SMALL_BENCH + " --vgg-batch-sizes 1", why=SMALL_WHY),
+    "pytest bench --benchmark-only --vgg-reference": Plan(
+        append=SMALL_BENCH + " --vgg-archs A --vgg-batch-sizes 1", why=SMALL_WHY + ", A only"),
+    "pytest bench --benchmark-only --vgg-dtypes fp32,bf16 --vgg-channels-last off,on --vgg-compile off,on": Plan(
+        append=SMALL_BENCH + " --vgg-archs A --vgg-batch-sizes 1 --vgg-modes forward --vgg-dtypes fp32 "
+                             "--vgg-channels-last off",
+        why=SMALL_WHY + "; A, fp32, forward only, compile off and on: torch.compile compiles each case (20 s or more)"),
+    "pytest bench --benchmark-only --vgg-ab --vgg-archs A --vgg-batch-sizes 8": Plan(append=SMALL_BENCH, why=SMALL_WHY),
+    "pytest bench --benchmark-only --vgg-ab-against dtype=bf16,channels_last=on --vgg-archs A": Plan(
+        append=SMALL_BENCH + " --vgg-batch-sizes 1", why=SMALL_WHY),
+    "pytest bench --benchmark-only --benchmark-json out.json": Plan(
+        append=SMALL_BENCH + " --vgg-archs A --vgg-batch-sizes 1", why=SMALL_WHY),
+    "pytest bench --benchmark-only --vgg-profile --vgg-archs A --benchmark-json p.json": Plan(
+        append=SMALL_BENCH + " --vgg-batch-sizes 1", why=SMALL_WHY),
+    'python -c "from vggcore.measure import matmul_peak_flops as m; print(m(\'cpu\', \'fp32\', n=1024) / 1e9, '
+    'm(\'cpu\', \'bf16\', n=1024) / 1e9)"': Plan(),
+    "pytest bench --benchmark-only --vgg-archs A,D_bn --vgg-width 0.5 --vgg-image-size 64 --vgg-batch-sizes 32 "
+    "--vgg-max-time 0.2 --vgg-devices cpu --vgg-dtypes fp32,bf16": Plan(
+        append="--vgg-width 0.125 --vgg-image-size 32 --vgg-batch-sizes 4 --vgg-max-time 0.05",
+        why="D_bn at width 0.5, 64 px, batch 32: about a minute; width 0.125, 32 px, batch 4"),
+    "python -m reports compare OLD.json NEW.json": Plan(),
+    "python -m reports compare --old a1.json a2.json a3.json --new b1.json b2.json b3.json --fail-on-inconclusive":
+        Plan(code=1, why="the stored figures, three runs a side, are inconclusive, which this option makes exit 1"),
+    "python -m reports compare OLD.json NEW.json --threshold 5%": Plan(),
+    # docs/development.md
+    "./dev test tests/test_reports.py -x": Plan(skip=SUITE),
+    './dev test -m "not slow"': Plan(skip=SUITE),
+    "./dev test -n 0 tests/test_train.py": Plan(skip=SUITE),
+    "tox -e test": Plan(skip="tox builds its own virtual environment from PyPI (minutes, network); " + SUITE),
+    "tox -e demo": Plan(skip="tox builds its own virtual environment from PyPI (minutes, network); " + DEMO),
+    "tox -e bench": Plan(skip="tox builds its own virtual environment from PyPI (minutes, network); the benchmark "
+                              "grid it runs is walked as `pytest bench --benchmark-only` (docs/benchmarks.md)"),
+    # docs/evaluation.md
+    "python -m vggcore train --arch A --batch-norm --width 0.25 --dataset digits --out runs/a --eval dense "
+    "--eval multicrop": Plan(append="--epochs 1", why="10 epochs; 1"),
+    "python -m vggcore evaluate runs/a --protocol dense --scales multi": Plan(),
+    "python -m vggcore evaluate runs/a --protocol multicrop --crops 3 --no-flip": Plan(),
+    "python -m ablations run ablations/studies/protocols.toml --out runs/protocols": Plan(
+        subst=(("ablations/studies/protocols.toml", "protocols.toml"),),
+        why=SHRUNK + "trains five runs of 8 epochs at 64 px"),
+    "python -m reports build --ablations runs/protocols --out report": Plan(),
+    "python -m vggcore evaluate RUN_DIR --protocol dense [--scales single|multi|Q1,Q2,...] [--flip] [--crops G] "
+    "[--device cuda]": Plan(skip="a synopsis, not a command: each of its options is walked in the lines above"),
+    "python -m vggcore train --dataset digits --batch-norm --width 0.25 --out runs/a --eval dense --eval "
+    "centre:multi --eval multicrop:37:noflip:crops=3": Plan(append="--epochs 1", why="10 epochs; 1"),
+    "python -m reports build --ablations runs/protocols --out runs/protocols-report": Plan(),
+    # docs/gpu.md
+    "./dev gpu-check": Plan(skip=NO_GPU),
+    "./dev gpu-check --budget 420 --max-time 0.3 --batch-sizes 16,64,256": Plan(skip=NO_GPU),
+    "./dev gpu-check --dry-run": Plan(),
+    "PYTHON=/opt/conda/bin/python ./dev gpu-check --out /tmp/gpu-check": Plan(skip=NO_GPU),
+    "OUT=docs/gpu/gpu-check ./dev gpu-check": Plan(skip=NO_GPU),
+    # docs/model.md
+    "python: import torchvision": Plan(),   # docs/model.md's example
+    "python -m vggcore list": Plan(),
+    "python -m vggcore summary D --format markdown": Plan(),
+    "python -m vggcore summary vgg16_bn --image-size 32 --width 0.25": Plan(),
+    # docs/profile.md
+    "python -m vggcore profile A --batch-size 8": Plan(
+        append="--image-size 32 --width 0.125 --rounds 2", why="224 px at width 1, 6 rounds: about 50 s"),
+    "python -m vggcore profile D --batch-size 8 --dtype bf16 --channels-last": Plan(
+        append="--image-size 32 --width 0.125 --rounds 2", why="224 px at width 1, 6 rounds: minutes"),
+    "python -m vggcore profile A --mode forward --layers conv3x3 --format csv": Plan(
+        append="--image-size 32 --width 0.125 --rounds 2", why="224 px at width 1, 6 rounds: about 20 s"),
+    "python -m vggcore profile A --image-size 32 --width 0.25 --optimizer fused --format json": Plan(),
+    "pytest bench --benchmark-only --vgg-profile --vgg-archs A --vgg-batch-sizes 8 --vgg-modes train_step "
+    "--vgg-dtypes fp32,bf16 --vgg-channels-last off,on --benchmark-json profile.json": Plan(
+        append=SMALL_BENCH, why=SMALL_WHY),
+    "pytest bench --benchmark-only --vgg-profile-layers conv3x3,optimizer --vgg-archs A --benchmark-json "
+    "profile.json": Plan(append=SMALL_BENCH + " --vgg-batch-sizes 1", why=SMALL_WHY),
+    "python -m reports build --bench profile.json --out report": Plan(),
+    "python -m vggcore profile A --image-size 32 --width 0.125 --batch-size 2 --dtype bf16 --rounds 2": Plan(),
+    "pytest bench --benchmark-only --vgg-archs A --vgg-batch-sizes 8 --vgg-modes train_step --vgg-optimizer "
+    "for-loop --vgg-ab-against optimizer=foreach --vgg-max-time 20": Plan(
+        append=SMALL_BENCH, why="20 s per side at 224 px; " + SMALL_WHY),
+    "pytest bench --benchmark-only --vgg-archs A --vgg-batch-sizes 8 --vgg-modes train_step --vgg-optimizer "
+    "for-loop --vgg-ab-against optimizer=fused --vgg-max-time 20": Plan(
+        append=SMALL_BENCH, why="20 s per side at 224 px; " + SMALL_WHY),
+    "pytest bench --benchmark-only --vgg-profile --vgg-archs A --vgg-batch-sizes 8 --vgg-modes forward,train_step "
+    "--vgg-dtypes fp32 --vgg-channels-last off,on --vgg-max-time 8 --benchmark-json profile.json": Plan(
+        append=SMALL_BENCH, why="8 s per case at 224 px; " + SMALL_WHY),
+    # docs/ray.md
+    "python -m ablations run STUDY.toml --out runs/demo --executor ray": Plan(),
+    "python -m ablations run STUDY.toml --out /shared/runs/demo --executor ray --ray-address HEAD:6379": Plan(
+        skip="needs a cluster of several machines and a shared filesystem; " + RAY_LOOPBACK),
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 ray start --head --port 6379 --num-cpus 2 --include-dashboard false":
+        Plan(skip=RAY_LOOPBACK),
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 RAY_AUTH_MODE=token python -m ablations run STUDY.toml --out runs/demo "
+    "--executor ray --ray-address 127.0.0.1:6379": Plan(skip=RAY_LOOPBACK),
+    "ray stop": Plan(skip=RAY_LOOPBACK),
+    # docs/reports.md
+    "python -m reports build --bench runs/demo/bench.json .benchmarks --ablations runs/demo/ablations --out report":
+        Plan(skip="reads ./dev demo's folder: " + DEMO + " and builds this report"),
+    "python -m reports build --ablations runs/ab --out report --min-effect 0.01 --correction bh": Plan(
+        before="python -m ablations run tiny.toml --out runs/ab --quiet", why="runs/ab: the tiny study, run first"),
+    "python -m vggbench demo --bench-args --vgg-width 0.125": Plan(skip=DEMO),
+    "python -m vggbench demo --rerun-bench": Plan(skip=DEMO),
+    # docs/statistics.md
+    "python -m ablations.stats.calibrate --studies 20000": Plan(
+        append="--studies 100", why="20000 simulated studies of every part take many minutes; 100"),
+    # docs/time-to-accuracy.md
+    "pytest bench --benchmark-only --vgg-modes time_to_accuracy --benchmark-json tta.json": Plan(
+        append=SMALL_TTA, why=TTA_WHY),
+    "pytest bench --benchmark-only --vgg-modes time_to_accuracy --vgg-channels-last off,on --benchmark-json "
+    "tta.json": Plan(append=SMALL_TTA, why=TTA_WHY),
+    "pytest bench --benchmark-only --vgg-modes time_to_accuracy --vgg-target 98% --vgg-tta-seeds 10": Plan(
+        append="--vgg-tta-seeds 1 --vgg-tta-epochs 1 --vgg-width 0.125",
+        why="10 seeds to 98%: minutes; 1 timed seed, 1 epoch, width 0.125"),
+    "pytest bench --benchmark-only --vgg-modes time_to_accuracy --vgg-tta-recipe lr=0.05,schedule=constant": Plan(
+        append=SMALL_TTA, why=TTA_WHY),
+    "pytest bench --benchmark-only --vgg-modes time_to_accuracy --vgg-batch-sizes 32,64 --vgg-width 0.5": Plan(
+        append=SMALL_TTA, why=TTA_WHY),
+    "pytest bench --benchmark-only --vgg-modes time_to_accuracy --vgg-dataset cifar10 --vgg-data-root ~/data": Plan(
+        append=SMALL_TTA, why=TTA_WHY),
+    "pytest bench --benchmark-only --vgg-modes time_to_accuracy,train_step --vgg-archs A_bn": Plan(
+        append=SMALL_TTA + " " + SMALL_BENCH + " --vgg-batch-sizes 1", why=TTA_WHY + "; " + SMALL_WHY),
+    "python -m reports build --bench tta.json --out report": Plan(),
+    # docs/tracking.md
+    "pip install 'vggbench[mlflow]'": Plan(skip="installs from PyPI (network); ./dev setup installs the extras"),
+    "pip install 'vggbench[tensorboard]'": Plan(skip="installs from PyPI (network); ./dev setup installs the extras"),
+    "python -m ablations export runs/demo/ablations --mlflow sqlite:///mlflow.db --tensorboard tb": Plan(
+        before="python -m ablations run tiny.toml --out runs/demo/ablations --quiet",
+        why="./dev demo's study folder: the tiny study in its place"),
+    "python -m ablations run STUDY.toml --out runs/study --track mlflow:sqlite:///mlflow.db --track tensorboard:tb":
+        Plan(),
+    "python -m ablations run study.toml --out runs/tracked": Plan(),   # the page's study file above it
+    "python -m ablations run study.toml --out /tmp/shots/runs --quiet --track mlflow:sqlite:////tmp/shots/mlflow.db "
+    "--track tensorboard:/tmp/shots/tb": Plan(skip="the recipe of the page's screenshots (a maintainer's, with "
+                                                   "chromium): its store commands are walked above"),
+    "mlflow server --backend-store-uri sqlite:////tmp/shots/mlflow.db --host 127.0.0.1 --port 5987 --workers 1 &":
+        Plan(skip="the screenshots' recipe; tests/test_tracking.py starts mlflow server and reads its run list"),
+    "tensorboard --logdir /tmp/shots/tb --host 127.0.0.1 --port 6123 &": Plan(
+        skip="the screenshots' recipe; `tensorboard --logdir tb` is started and probed above"),
+    "chromium --headless --no-sandbox --hide-scrollbars --window-size=1400,800 --virtual-time-budget=30000 "
+    '--screenshot=docs/mlflow-runs.png "http://127.0.0.1:5987/#/experiments/1/runs"': Plan(
+        skip="rewrites docs/mlflow-runs.png; needs chromium and the servers above"),
+    "chromium --headless --no-sandbox --hide-scrollbars --window-size=1400,800 --virtual-time-budget=30000 "
+    '--screenshot=docs/tensorboard-hparams.png "http://127.0.0.1:6123/#hparams"': Plan(
+        skip="rewrites docs/tensorboard-hparams.png; needs chromium and the servers above"),
+    # docs/training.md
+    "python -m vggcore train --arch A --batch-norm --width 0.25 --augment crop --lr 0.05 --epochs 20": Plan(
+        append="--epochs 1", why="20 epochs; 1"),
+    "python -m vggcore train --arch D --dataset cifar10 --data-root ~/data --image-size 32 --augment paper --out "
+    "runs/d": Plan(again=True, append="--width 0.125 --epochs 1", why="VGG-D at width 0.25 for 10 epochs; width 0.125, 1 epoch "
+                                                          "(again: the second line resumes or says it is complete)"),
+    "python -m vggcore train --arch A --batch-norm --width 0.25 --augment crop --epochs 6 --fast --out runs/fast": Plan(
+        append="--epochs 1", why="6 epochs; 1"),
+    "torchrun --standalone --nproc_per_node=4 -m vggcore train --arch D --dataset imagefolder --data-root "
+    "~/imagenet --image-size 224 --width 1 --batch-size 256 --lr 0.01 --epochs 74 --augment paper --device cuda "
+    "--out runs/d": Plan(skip="4 GPUs and ImageNet; the 2-process CPU line below walks the same path"),
+    "torchrun --nnodes=2 --nproc_per_node=4 --rdzv-backend=c10d --rdzv-endpoint=HOST:29400 --rdzv-id=vgg16 -m "
+    "vggcore train --arch D --device cuda --out /shared/runs/d": Plan(skip="two machines with 4 GPUs each"),
+    "torchrun --standalone --nproc_per_node=2 -m vggcore train --arch A --batch-norm --out runs/a2": Plan(
+        append="--width 0.125 --epochs 1", why="10 epochs at width 0.25 on 2 processes; width 0.125, 1 epoch"),
+}
+
+
+def documented() -> dict[str, list[Shown]]:
+    """Every page's commands, python examples and toml blocks (the latter as `toml` entries, for study.toml)."""
+    pages = {}
+    for doc in DOCS:
+        items = shown(doc)
+        for _lang, first, body in (b for b in fenced_blocks(doc.read_text()) if b[0] == "toml"):
+            items.append(Shown(str(doc.relative_to(ROOT)), first, "toml", body))
+        pages[str(doc.relative_to(ROOT))] = sorted(items, key=lambda s: s.line)
+    return pages
+
+
+PAGES = documented()
+
+
+def test_every_documented_command_is_in_the_table():
+    unlisted = [f"{s.doc}:{s.line}: {s.text!r}" for items in PAGES.values() for s in items
+                if s.text != "toml" and s.text not in COMMANDS]
+    assert not unlisted, ("commands the docs show that tests/test_doc_commands.py's COMMANDS does not list: add each "
+                          "with Plan() (run as written), its appended options and why, or skip= and the reason:\n"
+                          + "\n".join(unlisted))
+    shown_texts = {s.text for items in PAGES.values() for s in items}
+    stale = sorted(set(COMMANDS) - shown_texts)
+    assert not stale, f"COMMANDS lists commands no page shows any more (remove them): {stale}"
+
+
+def test_appended_options_have_a_reason():
+    assert [t for t, p in COMMANDS.items() if (p.append or p.subst or p.before) and not p.why and not p.skip] == []
+
+
+# --- the walk ----------------------------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def shrunk(src: Path, dest: Path) -> None:
+    """A study file at seeds [0], 1 epoch and width 0.125: the same factors and levels, seconds to train."""
+    from ablations import load_study
+
+    text, n = src.read_text(), 0
+    for pattern, repl in ((r"^seeds = \[[^\]]*\]", "seeds = [0]"), (r"^epochs = \d+", "epochs = 1"),
+                          (r"^width = [\d.]+", "width = 0.125")):
+        text, k = re.subn(pattern, repl, text, flags=re.M)
+        n += k
+    dest.write_text(text)
+    study = load_study(dest)
+    assert study.seeds == [0] or list(study.seeds) == [0], f"{src}: its seeds were not shrunk"
+    assert n >= 2, f"{src}: nothing to shrink (the file's layout changed: update shrunk())"
+
+
+def write_cifar(root: Path) -> None:
+    """CIFAR-10's python-format files, 8 random images per batch file (as tests/test_data.py makes them)."""
+    import pickle
+
+    import numpy as np
+
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i, name in enumerate([f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]):
+        batch = {b"data": rng.integers(0, 256, (8, 3072), dtype=np.uint8), b"labels": [(i + j) % 10 for j in range(8)]}
+        (folder / name).write_bytes(pickle.dumps(batch))
+
+
+def checkout(folder: Path) -> None:
+    """A folder that looks like a checkout (the repository's entries linked in) plus what the placeholders name."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from tiny_study import tiny_study
+
+    for name in [*LINKED, ".venv"]:
+        if (ROOT / name).exists():
+            (folder / name).symlink_to(ROOT / name)
+    for name in COPIED:
+        shutil.copytree(ROOT / name, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (folder / "tiny.toml").write_text(tiny_study())
+    write_cifar(folder / "cifar")
+    shrunk(ROOT / "ablations/studies/demo.toml", folder / "demo.toml")
+    shrunk(ROOT / "ablations/studies/protocols.toml", folder / "protocols.toml")
+    fixture = (ROOT / "tests/fixtures/bench_5687e3f.json").read_text()
+    for name in ["old.json", "new.json"] + [f"{side}{i}.json" for side in "ab" for i in (1, 2, 3)]:
+        (folder / name).write_text(fixture)
+
+
+def environment() -> dict[str, str]:
+    """The user's shell: the project's environment first on PATH, this checkout importable, no pytest-xdist
+    variables leaking into a `pytest bench` the walk starts."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def as_run(item: Shown, plan: Plan, port: int) -> str:
+    """The command line the walk types: substitutions, placeholders, appended options."""
+    text = item.text
+    for written, instead in plan.subst:
+        assert written in text, f"{item.text!r}: substitution {written!r} no longer applies"
+        text = text.replace(written, instead)
+    for written, instead in PLACEHOLDERS.items():
+        text = re.sub(rf"(?<![\w/.]){re.escape(written)}(?![\w.])", instead, text)
+    return f"{text} {plan.append.format(port=port)}".strip()
+
+
+def run_server(line: str, folder: Path, env: dict, port: int) -> str:
+    """Start a server that never exits, wait until it answers HTTP on 127.0.0.1:port, stop it. '' or a problem."""
+    proc = subprocess.Popen(["bash", "-c", f"exec {line}"], cwd=folder, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    problem, deadline = "", time.time() + 90
+    try:
+        while True:
+            if proc.poll() is not None:
+                problem = f"exited with {proc.returncode} before it answered on port {port}"
+                break
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as reply:
+                    if reply.status != 200:
+                        problem = f"answered HTTP {reply.status}"
+                    break
+            except OSError:
+                if time.time() > deadline:
+                    problem = f"did not answer on port {port} within 90 s"
+                    break
+                time.sleep(0.5)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)   # its own session: the server and the workers it started
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        output = proc.stdout.read()
+    if not problem and "Traceback (most recent call last)" in output:
+        problem = "printed a traceback"
+    return f"{problem}\n{output[-3000:]}" if problem else ""
+
+
+def walk(page: str, folder: Path) -> tuple[list[str], list[str]]:
+    """Run the page's commands in order in `folder`: (failures, one timing line per command)."""
+    env, failures, timings, study, walked = environment(), [], [], "", set()
+    for item in PAGES[page]:
+        if item.text == "toml":
+            study = item.code
+            continue
+        plan = COMMANDS[item.text]
+        if plan.skip or (item.text in walked and not plan.again):   # a repeated line: the same check again
+            continue
+        walked.add(item.text)
+        where = f"{item.doc}:{item.line}"
+        if plan.before:
+            done = subprocess.run(["bash", "-c", plan.before], cwd=folder, env=env, capture_output=True, text=True)
+            assert done.returncode == 0, f"{where}: the set-up `{plan.before}` failed:\n{done.stderr[-3000:]}"
+        if "study.toml" in item.text:
+            (folder / "study.toml").write_text(study)   # the study file the page shows above the command
+        port = _free_port()
+        start = time.perf_counter()
+        if item.text.startswith("python: "):
+            (folder / "example.py").write_text(item.code)
+            line = "python example.py"
+        else:
+            line = as_run(item, plan, port)
+        if plan.server:
+            problem = run_server(line, folder, env, port)
+        else:
+            try:
+                done = subprocess.run(["bash", "-c", line], cwd=folder, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True, timeout=TIMEOUT)
+                output, code = done.stdout, done.returncode
+            except subprocess.TimeoutExpired as err:
+                output, code = (err.stdout or b"").decode(errors="replace") if isinstance(err.stdout, bytes) \
+                    else (err.stdout or ""), f"timeout after {TIMEOUT} s"
+            problem = ""
+            if code != plan.code:
+                problem = f"exit {code} (expected {plan.code})"
+            elif "Traceback (most recent call last)" in output:
+                problem = "printed a traceback"
+            if problem:
+                problem += "\n" + output[-4000:]
+        seconds = time.perf_counter() - start
+        timings.append(f"{seconds:6.1f} s  {where}  {line}")
+        if problem:
+            failures.append(f"{where}: `{line}`: {problem}")
+    return failures, timings
+
+
+WALKED = [page for page, items in PAGES.items()
+          if any(s.text != "toml" and s.text in COMMANDS and not COMMANDS[s.text].skip for s in items)]
+
+
+@pytest.mark.parametrize("page", WALKED)
+def test_the_page_walks(page, tmp_path):
+    checkout(tmp_path)
+    failures, timings = walk(page, tmp_path)
+    print(f"\n{page}:\n" + "\n".join(timings))
+    assert not failures, f"{len(failures)} documented command(s) of {page} failed:\n\n" + "\n\n".join(failures)
