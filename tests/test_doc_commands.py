@@ -120,7 +120,7 @@ DEMO = "the main job (minutes): tests/test_demo.py runs it end to end"
 SUITE = "runs the test suite or a part of it: the suite step of ./dev test runs every test"
 RAY_LOOPBACK = ("starts Ray nodes in the background (10-20 s each) and `ray stop` stops every Ray on the machine, "
                 "other suites' too; tests/test_ray_cluster.py walks the same steps: a cluster on 127.0.0.1 joined "
-                "by `python -m ablations run --executor ray --ray-address`")
+                "by `vggbench study run --executor ray --ray-address`")
 SHRUNK = "the study file at seeds [0], 1 epoch, width 0.125 (tests/test_doc_commands.py shrunk()): the written one "
 
 COMMANDS: dict[str, Plan] = {
@@ -131,19 +131,19 @@ COMMANDS: dict[str, Plan] = {
                                                               why="a free port: 5000 may be in use"),
     "tensorboard --logdir tb": Plan(server=True, append="--port {port}", why="a free port: 6006 may be in use"),
     # docs/ablations.md
-    "python -m ablations list ablations/studies/dropout.toml": Plan(),
-    "python -m ablations run ablations/studies/demo.toml --out runs/ab": Plan(
+    "vggbench study list ablations/studies/dropout.toml": Plan(),
+    "vggbench study run ablations/studies/demo.toml --out runs/ab": Plan(
         subst=(("ablations/studies/demo.toml", "demo.toml"),), why=SHRUNK + "trains 15 runs for minutes"),
-    "python -m ablations run STUDY.toml --out DIR --workers 2": Plan(),
-    "python -m ablations run STUDY.toml --out DIR --executor ray --ray-address ADDR": Plan(skip=RAY_LOOPBACK),
-    "python -m ablations status runs/ab": Plan(),
-    "python -m ablations list STUDY.toml --out DIR": Plan(),
-    "python -m ablations run STUDY.toml --out DIR --until-decided --max-seeds 10 --min-effect 0.03": Plan(
+    "vggbench study run STUDY.toml --out DIR --workers 2": Plan(),
+    "vggbench study run STUDY.toml --out DIR --executor ray --ray-address ADDR": Plan(skip=RAY_LOOPBACK),
+    "vggbench study status runs/ab": Plan(),
+    "vggbench study list STUDY.toml --out DIR": Plan(),
+    "vggbench study run STUDY.toml --out DIR --until-decided --max-seeds 10 --min-effect 0.03": Plan(
         append="--max-seeds 3", why="a cap of 10 seeds trains up to 18 more runs; 3 adds two seeds"),
-    "python -m ablations run STUDY.toml --out DIR --track mlflow:sqlite:///mlflow.db": Plan(),
-    "python -m ablations export DIR --mlflow sqlite:///mlflow.db --tensorboard tb": Plan(),
-    "python -m vggbench demo --out runs/demo": Plan(skip=DEMO),
-    "python -m vggbench demo --out runs/demo --max-seeds 6": Plan(skip=DEMO),
+    "vggbench study run STUDY.toml --out DIR --track mlflow:sqlite:///mlflow.db": Plan(),
+    "vggbench study export DIR --mlflow sqlite:///mlflow.db --tensorboard tb": Plan(),
+    "vggbench demo --out runs/demo": Plan(skip=DEMO),
+    "vggbench demo --out runs/demo --max-seeds 6": Plan(skip=DEMO),
     "python -m ablations.stats.calibrate --part min_effect --studies 4000 --max-seeds 8": Plan(
         append="--studies 200", why="4000 simulated studies take minutes; 200"),
     "pytest tests/test_stats_calibration.py -s": Plan(skip=SUITE),
@@ -170,10 +170,10 @@ COMMANDS: dict[str, Plan] = {
     "--vgg-max-time 0.2 --vgg-devices cpu --vgg-dtypes fp32,bf16": Plan(
         append="--vgg-width 0.125 --vgg-image-size 32 --vgg-batch-sizes 4 --vgg-max-time 0.05",
         why="D_bn at width 0.5, 64 px, batch 32: about a minute; width 0.125, 32 px, batch 4"),
-    "python -m reports compare OLD.json NEW.json": Plan(),
-    "python -m reports compare --old a1.json a2.json a3.json --new b1.json b2.json b3.json --fail-on-inconclusive":
+    "vggbench report compare OLD.json NEW.json": Plan(),
+    "vggbench report compare --old a1.json a2.json a3.json --new b1.json b2.json b3.json --fail-on-inconclusive":
         Plan(code=1, why="the stored figures, three runs a side, are inconclusive, which this option makes exit 1"),
-    "python -m reports compare OLD.json NEW.json --threshold 5%": Plan(),
+    "vggbench report compare OLD.json NEW.json --threshold 5%": Plan(),
     # docs/development.md
     "./dev test tests/test_reports.py -x": Plan(skip=SUITE),
     './dev test -m "not slow"': Plan(skip=SUITE),
@@ -183,19 +183,19 @@ COMMANDS: dict[str, Plan] = {
     "tox -e bench": Plan(skip="tox builds its own virtual environment from PyPI (minutes, network); the benchmark "
                               "grid it runs is walked as `pytest bench --benchmark-only` (docs/benchmarks.md)"),
     # docs/evaluation.md
-    "python -m vggcore train --arch A --batch-norm --width 0.25 --dataset digits --out runs/a --eval dense "
+    "vggbench train --arch A --batch-norm --width 0.25 --dataset digits --out runs/a --eval dense "
     "--eval multicrop": Plan(append="--epochs 1", why="10 epochs; 1"),
-    "python -m vggcore evaluate runs/a --protocol dense --scales multi": Plan(),
-    "python -m vggcore evaluate runs/a --protocol multicrop --crops 3 --no-flip": Plan(),
-    "python -m ablations run ablations/studies/protocols.toml --out runs/protocols": Plan(
+    "vggbench evaluate runs/a --protocol dense --scales multi": Plan(),
+    "vggbench evaluate runs/a --protocol multicrop --crops 3 --no-flip": Plan(),
+    "vggbench study run ablations/studies/protocols.toml --out runs/protocols": Plan(
         subst=(("ablations/studies/protocols.toml", "protocols.toml"),),
         why=SHRUNK + "trains five runs of 8 epochs at 64 px"),
-    "python -m reports build --ablations runs/protocols --out report": Plan(),
-    "python -m vggcore evaluate RUN_DIR --protocol dense [--scales single|multi|Q1,Q2,...] [--flip] [--crops G] "
+    "vggbench report build --ablations runs/protocols --out report": Plan(),
+    "vggbench evaluate RUN_DIR --protocol dense [--scales single|multi|Q1,Q2,...] [--flip] [--crops G] "
     "[--device cuda]": Plan(skip="a synopsis, not a command: each of its options is walked in the lines above"),
-    "python -m vggcore train --dataset digits --batch-norm --width 0.25 --out runs/a --eval dense --eval "
+    "vggbench train --dataset digits --batch-norm --width 0.25 --out runs/a --eval dense --eval "
     "centre:multi --eval multicrop:37:noflip:crops=3": Plan(append="--epochs 1", why="10 epochs; 1"),
-    "python -m reports build --ablations runs/protocols --out runs/protocols-report": Plan(),
+    "vggbench report build --ablations runs/protocols --out runs/protocols-report": Plan(),
     # docs/gpu.md
     "./dev gpu-check": Plan(skip=NO_GPU),
     "./dev gpu-check --budget 420 --max-time 0.3 --batch-sizes 16,64,256": Plan(skip=NO_GPU),
@@ -204,24 +204,24 @@ COMMANDS: dict[str, Plan] = {
     "OUT=docs/gpu/gpu-check ./dev gpu-check": Plan(skip=NO_GPU),
     # docs/model.md
     "python: import torchvision": Plan(),   # docs/model.md's example
-    "python -m vggcore list": Plan(),
-    "python -m vggcore summary D --format markdown": Plan(),
-    "python -m vggcore summary vgg16_bn --image-size 32 --width 0.25": Plan(),
+    "vggbench list": Plan(),
+    "vggbench summary D --format markdown": Plan(),
+    "vggbench summary vgg16_bn --image-size 32 --width 0.25": Plan(),
     # docs/profile.md
-    "python -m vggcore profile A --batch-size 8": Plan(
+    "vggbench profile A --batch-size 8": Plan(
         append="--image-size 32 --width 0.125 --rounds 2", why="224 px at width 1, 6 rounds: about 50 s"),
-    "python -m vggcore profile D --batch-size 8 --dtype bf16 --channels-last": Plan(
+    "vggbench profile D --batch-size 8 --dtype bf16 --channels-last": Plan(
         append="--image-size 32 --width 0.125 --rounds 2", why="224 px at width 1, 6 rounds: minutes"),
-    "python -m vggcore profile A --mode forward --layers conv3x3 --format csv": Plan(
+    "vggbench profile A --mode forward --layers conv3x3 --format csv": Plan(
         append="--image-size 32 --width 0.125 --rounds 2", why="224 px at width 1, 6 rounds: about 20 s"),
-    "python -m vggcore profile A --image-size 32 --width 0.25 --optimizer fused --format json": Plan(),
+    "vggbench profile A --image-size 32 --width 0.25 --optimizer fused --format json": Plan(),
     "pytest bench --benchmark-only --vgg-profile --vgg-archs A --vgg-batch-sizes 8 --vgg-modes train_step "
     "--vgg-dtypes fp32,bf16 --vgg-channels-last off,on --benchmark-json profile.json": Plan(
         append=SMALL_BENCH, why=SMALL_WHY),
     "pytest bench --benchmark-only --vgg-profile-layers conv3x3,optimizer --vgg-archs A --benchmark-json "
     "profile.json": Plan(append=SMALL_BENCH + " --vgg-batch-sizes 1", why=SMALL_WHY),
-    "python -m reports build --bench profile.json --out report": Plan(),
-    "python -m vggcore profile A --image-size 32 --width 0.125 --batch-size 2 --dtype bf16 --rounds 2": Plan(),
+    "vggbench report build --bench profile.json --out report": Plan(),
+    "vggbench profile A --image-size 32 --width 0.125 --batch-size 2 --dtype bf16 --rounds 2": Plan(),
     "pytest bench --benchmark-only --vgg-archs A --vgg-batch-sizes 8 --vgg-modes train_step --vgg-optimizer "
     "for-loop --vgg-ab-against optimizer=foreach --vgg-max-time 20": Plan(
         append=SMALL_BENCH, why="20 s per side at 224 px; " + SMALL_WHY),
@@ -232,21 +232,21 @@ COMMANDS: dict[str, Plan] = {
     "--vgg-dtypes fp32 --vgg-channels-last off,on --vgg-max-time 8 --benchmark-json profile.json": Plan(
         append=SMALL_BENCH, why="8 s per case at 224 px; " + SMALL_WHY),
     # docs/ray.md
-    "python -m ablations run STUDY.toml --out runs/demo --executor ray": Plan(),
-    "python -m ablations run STUDY.toml --out /shared/runs/demo --executor ray --ray-address HEAD:6379": Plan(
+    "vggbench study run STUDY.toml --out runs/demo --executor ray": Plan(),
+    "vggbench study run STUDY.toml --out /shared/runs/demo --executor ray --ray-address HEAD:6379": Plan(
         skip="needs a cluster of several machines and a shared filesystem; " + RAY_LOOPBACK),
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 ray start --head --port 6379 --num-cpus 2 --include-dashboard false":
         Plan(skip=RAY_LOOPBACK),
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 RAY_AUTH_MODE=token python -m ablations run STUDY.toml --out runs/demo "
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 RAY_AUTH_MODE=token vggbench study run STUDY.toml --out runs/demo "
     "--executor ray --ray-address 127.0.0.1:6379": Plan(skip=RAY_LOOPBACK),
     "ray stop": Plan(skip=RAY_LOOPBACK),
     # docs/reports.md
-    "python -m reports build --bench runs/demo/bench.json .benchmarks --ablations runs/demo/ablations --out report":
+    "vggbench report build --bench runs/demo/bench.json .benchmarks --ablations runs/demo/ablations --out report":
         Plan(skip="reads ./dev demo's folder: " + DEMO + " and builds this report"),
-    "python -m reports build --ablations runs/ab --out report --min-effect 0.01 --correction bh": Plan(
-        before="python -m ablations run tiny.toml --out runs/ab --quiet", why="runs/ab: the tiny study, run first"),
-    "python -m vggbench demo --bench-args --vgg-width 0.125": Plan(skip=DEMO),
-    "python -m vggbench demo --rerun-bench": Plan(skip=DEMO),
+    "vggbench report build --ablations runs/ab --out report --min-effect 0.01 --correction bh": Plan(
+        before="vggbench study run tiny.toml --out runs/ab --quiet", why="runs/ab: the tiny study, run first"),
+    "vggbench demo --bench-args --vgg-width 0.125": Plan(skip=DEMO),
+    "vggbench demo --rerun-bench": Plan(skip=DEMO),
     # docs/statistics.md
     "python -m ablations.stats.calibrate --studies 20000": Plan(
         append="--studies 100", why="20000 simulated studies of every part take many minutes; 100"),
@@ -266,17 +266,17 @@ COMMANDS: dict[str, Plan] = {
         append=SMALL_TTA, why=TTA_WHY),
     "pytest bench --benchmark-only --vgg-modes time_to_accuracy,train_step --vgg-archs A_bn": Plan(
         append=SMALL_TTA + " " + SMALL_BENCH + " --vgg-batch-sizes 1", why=TTA_WHY + "; " + SMALL_WHY),
-    "python -m reports build --bench tta.json --out report": Plan(),
+    "vggbench report build --bench tta.json --out report": Plan(),
     # docs/tracking.md
     "pip install 'vggbench[mlflow]'": Plan(skip="installs from PyPI (network); ./dev setup installs the extras"),
     "pip install 'vggbench[tensorboard]'": Plan(skip="installs from PyPI (network); ./dev setup installs the extras"),
-    "python -m ablations export runs/demo/ablations --mlflow sqlite:///mlflow.db --tensorboard tb": Plan(
-        before="python -m ablations run tiny.toml --out runs/demo/ablations --quiet",
+    "vggbench study export runs/demo/ablations --mlflow sqlite:///mlflow.db --tensorboard tb": Plan(
+        before="vggbench study run tiny.toml --out runs/demo/ablations --quiet",
         why="./dev demo's study folder: the tiny study in its place"),
-    "python -m ablations run STUDY.toml --out runs/study --track mlflow:sqlite:///mlflow.db --track tensorboard:tb":
+    "vggbench study run STUDY.toml --out runs/study --track mlflow:sqlite:///mlflow.db --track tensorboard:tb":
         Plan(),
-    "python -m ablations run study.toml --out runs/tracked": Plan(),   # the page's study file above it
-    "python -m ablations run study.toml --out /tmp/shots/runs --quiet --track mlflow:sqlite:////tmp/shots/mlflow.db "
+    "vggbench study run study.toml --out runs/tracked": Plan(),   # the page's study file above it
+    "vggbench study run study.toml --out /tmp/shots/runs --quiet --track mlflow:sqlite:////tmp/shots/mlflow.db "
     "--track tensorboard:/tmp/shots/tb": Plan(skip="the recipe of the page's screenshots (a maintainer's, with "
                                                    "chromium): its store commands are walked above"),
     "mlflow server --backend-store-uri sqlite:////tmp/shots/mlflow.db --host 127.0.0.1 --port 5987 --workers 1 &":
@@ -290,12 +290,12 @@ COMMANDS: dict[str, Plan] = {
     '--screenshot=docs/tensorboard-hparams.png "http://127.0.0.1:6123/#hparams"': Plan(
         skip="rewrites docs/tensorboard-hparams.png; needs chromium and the servers above"),
     # docs/training.md
-    "python -m vggcore train --arch A --batch-norm --width 0.25 --augment crop --lr 0.05 --epochs 20": Plan(
+    "vggbench train --arch A --batch-norm --width 0.25 --augment crop --lr 0.05 --epochs 20": Plan(
         append="--epochs 1", why="20 epochs; 1"),
-    "python -m vggcore train --arch D --dataset cifar10 --data-root ~/data --image-size 32 --augment paper --out "
+    "vggbench train --arch D --dataset cifar10 --data-root ~/data --image-size 32 --augment paper --out "
     "runs/d": Plan(again=True, append="--width 0.125 --epochs 1", why="VGG-D at width 0.25 for 10 epochs; width 0.125, 1 epoch "
                                                           "(again: the second line resumes or says it is complete)"),
-    "python -m vggcore train --arch A --batch-norm --width 0.25 --augment crop --epochs 6 --fast --out runs/fast": Plan(
+    "vggbench train --arch A --batch-norm --width 0.25 --augment crop --epochs 6 --fast --out runs/fast": Plan(
         append="--epochs 1", why="6 epochs; 1"),
     "torchrun --standalone --nproc_per_node=4 -m vggcore train --arch D --dataset imagefolder --data-root "
     "~/imagenet --image-size 224 --width 1 --batch-size 256 --lr 0.01 --epochs 74 --augment paper --device cuda "
