@@ -60,4 +60,4 @@ def pytest_collection_modifyitems(config, items):
         if item.get_closest_marker("ray"):
             item.add_marker(pytest.mark.xdist_group("ray"))
 
-pytest_plugins = ["pytester"]
+pytest_plugins = ["pytester", "xdist_groups"]   # xdist_groups: --dist loadgroup honoured on pytest 9.2

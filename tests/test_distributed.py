@@ -196,6 +196,9 @@ def uninterrupted(tmp_path_factory):
     return out
 
 
+# The users of `uninterrupted` share one xdist group: under `-n 2 --dist loadgroup` the 2-rank run trains once,
+# not once on each worker.
+@pytest.mark.xdist_group("ddp_uninterrupted")
 @pytest.mark.slow
 def test_digits_under_torchrun(uninterrupted):
     rec = metrics(uninterrupted)
@@ -237,6 +240,7 @@ def _rank_pid(launcher: int, rank: int, timeout: float = 120) -> int:
     raise AssertionError(f"no rank {rank} under launcher {launcher}")
 
 
+@pytest.mark.xdist_group("ddp_uninterrupted")
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the ranks through Linux /proc")
 @pytest.mark.parametrize("victim", ["writer", "group"])

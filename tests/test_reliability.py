@@ -20,13 +20,16 @@ from vggcore.lock import folder_lock
 from tiny_study import BROKEN, tiny_study
 from json_records import json_records
 
+# What these tests show is a lock, a kill, a file mode or an exit code, not learning: their runs train on random
+# images (the CLI's 512, the studies' 64: one batch an epoch), a fraction of the digits' time.
 TRAIN = ["train", "--arch", "A", "--batch-norm", "--width", "0.125", "--image-size", "32", "--augment", "none",
-         "--batch-size", "128", "--quiet"]
+         "--batch-size", "128", "--dataset", "synthetic", "--quiet"]
+SMALL = 'dataset = "synthetic"\nsynthetic_samples = 64\n'
 
 
 def write(tmp_path, seeds="[0]", epochs=1, extra="", name="tiny.toml"):
     path = tmp_path / name
-    path.write_text(tiny_study(seeds=seeds, epochs=epochs, extra=extra))
+    path.write_text(tiny_study(seeds=seeds, epochs=epochs, extra=extra, data=SMALL))
     return path
 
 
@@ -39,10 +42,12 @@ def vggcore(*args):
 
 
 def wait_for(condition, timeout=180.0):
+    """The condition's first true value, polled every 50 ms."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if condition():
-            return True
+        value = condition()
+        if value:
+            return value
         time.sleep(0.05)
     raise AssertionError("timed out waiting for the child process")
 
@@ -50,6 +55,28 @@ def wait_for(condition, timeout=180.0):
 def locked(folder: Path) -> bool:
     lock = folder / ".lock"
     return lock.exists() and lock.read_text().strip() != ""
+
+
+def holder_pid(folder: Path) -> int | None:
+    """The pid that the lock of `folder` names while it is held."""
+    try:
+        return json.loads((folder / ".lock").read_text())["pid"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+class paused:
+    """The process stopped (SIGSTOP) for the `with` block: it holds what it holds, however fast its work would end,
+    so a second launch meets it in use on any machine."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def __enter__(self) -> None:
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def __exit__(self, *exc) -> None:
+        os.kill(self.pid, signal.SIGCONT)
 
 
 def sigint_default():
@@ -105,11 +132,18 @@ def test_lock_on_a_file_is_a_clear_error(tmp_path):
 def test_double_launch_of_a_study_is_refused_with_no_duplicates(tmp_path):
     # Both drivers start at once, as two shells would: whichever reaches the folder first runs the study, the
     # other is refused. (Starting the second only after the first is seen working races with a study that
-    # finishes before a loaded machine has imported torch in the second.)
-    path, out = write(tmp_path, epochs=2), tmp_path / "out"
+    # finishes before a loaded machine has imported torch in the second.) The holder is paused until the other
+    # has its answer, so the tiny study cannot end before the other driver reaches the folder.
+    path, out = write(tmp_path), tmp_path / "out"
     drivers = [subprocess.Popen(ablations("run", str(path), "--out", str(out), "--quiet"),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    results = [(d, *d.communicate(timeout=300)) for d in drivers]
+    holder = wait_for(lambda: holder_pid(out))
+    assert holder in [d.pid for d in drivers]
+    answers = {}
+    with paused(holder):
+        answers.update({d.pid: d.communicate(timeout=300) for d in drivers if d.pid != holder})
+    answers.update({d.pid: d.communicate(timeout=300) for d in drivers if d.pid == holder})
+    results = [(d, *answers[d.pid]) for d in drivers]
     ran = [r for r in results if r[0].returncode == 0]
     refused = [r for r in results if r[0].returncode == 2]
     assert len(ran) == 1 and len(refused) == 1, [(d.returncode, err) for d, _, err in results]
@@ -123,11 +157,12 @@ def test_double_launch_of_a_study_is_refused_with_no_duplicates(tmp_path):
 @pytest.mark.slow
 def test_double_launch_of_train_is_refused_and_nothing_is_overwritten(tmp_path):
     out = tmp_path / "run"
-    first = subprocess.Popen(vggcore(*TRAIN, "--epochs", "2", "--lr", "0.05", "--out", str(out)),
+    first = subprocess.Popen(vggcore(*TRAIN, "--epochs", "1", "--lr", "0.05", "--out", str(out)),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for(lambda: out.exists() or first.poll() is not None)
-    second = subprocess.run(vggcore(*TRAIN, "--epochs", "2", "--lr", "0.01", "--out", str(out)),
-                            capture_output=True, text=True, timeout=300)
+    wait_for(lambda: holder_pid(out) == first.pid or first.poll() is not None)
+    with paused(first.pid):  # still training when the second arrives, on any machine
+        second = subprocess.run(vggcore(*TRAIN, "--epochs", "1", "--lr", "0.01", "--out", str(out)),
+                                capture_output=True, text=True, timeout=300)
     _, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
     assert second.returncode == 2 and f"is in use by pid {first.pid}" in second.stderr, second.stderr
@@ -197,27 +232,43 @@ def test_ctrl_c_of_train_says_how_to_resume(tmp_path):
     assert "run the same command again to resume" in err and str(out) in err and "Traceback" not in err
 
 
-def test_files_follow_the_umask(tmp_path):
-    from ablations.runner import RunOptions, run_study
-    from ablations.study import load_study
+@pytest.fixture(scope="module")
+def recorded_study(tmp_path_factory):
+    """One tiny study run under a group-shared umask (002) with no terminal, above a --confirm-above of 1 with
+    --yes: the file-mode test reads its files, the estimate test what it said and the times it recorded.
+    Returns (the study's folder, --out, exit code, stderr)."""
+    import contextlib
+    import io
 
+    folder = tmp_path_factory.mktemp("recorded")
+    path, out, err, stdin = write(folder), folder / "out", io.StringIO(), sys.stdin
     old = os.umask(0o002)
     try:
-        study = write(tmp_path, extra="")
-        run_study(load_study(study), Store(tmp_path / "out"), RunOptions(progress=False), report=lambda s: None)
+        sys.stdin = open(os.devnull)
+        with contextlib.redirect_stderr(err):
+            code = ablations_main(["run", str(path), "--out", str(out), "--quiet", "--confirm-above", "1", "--yes"])
     finally:
         os.umask(old)
-    files = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+        sys.stdin.close()
+        sys.stdin = stdin
+    return folder, out, code, err.getvalue()
+
+
+@pytest.mark.xdist_group("recorded_study")  # one run of the shared study under `-n 2 --dist loadgroup`
+def test_files_follow_the_umask(recorded_study):
+    folder, out, code, err = recorded_study
+    assert code == 0, err
+    files = [p for p in out.rglob("*") if p.is_file()]
     assert {p.name for p in files} >= {"results.jsonl", "study.json", "checkpoint.pt", "metrics.json"}
-    modes = {str(p.relative_to(tmp_path)): oct(stat.S_IMODE(p.stat().st_mode)) for p in files}
+    modes = {str(p.relative_to(folder)): oct(stat.S_IMODE(p.stat().st_mode)) for p in files}
     assert set(modes.values()) == {"0o664"}, modes
-    dirs = [p for p in (tmp_path / "out").rglob("*") if p.is_dir()]
+    dirs = [p for p in out.rglob("*") if p.is_dir()]
     assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in dirs} == {"0o775"}
 
 
 # --------------------------------------------------------------------------------------- exit codes, size
 def test_failed_runs_exit_3_and_are_listed_with_the_retry_hint(tmp_path, capsys):
-    path = write(tmp_path, extra=BROKEN)
+    path = write(tmp_path, extra=BROKEN.replace('"data.dataset" = "digits"', '"data.dataset" = "synthetic"'))
     path.write_text(path.read_text().replace("[factors.dropout]\nlevels.on = { \"model.dropout\" = 0.5 }\n"
                                              "levels.off = { \"model.dropout\" = 0.0 }\n", ""))
     assert ablations_main(["run", str(path), "--out", str(tmp_path / "o"), "--quiet"]) == 3
@@ -273,13 +324,11 @@ def test_large_design_prompt_on_a_tty(tmp_path, capsys, monkeypatch):
     assert "run 2 runs?" in capsys.readouterr().out.lower()
 
 
-def test_estimate_comes_from_recorded_runs(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(sys, "stdin", open(os.devnull))
-    path = write(tmp_path, seeds="[0]")
-    out = tmp_path / "o"
-    # above the threshold with no terminal: --yes starts it
-    assert ablations_main(["run", str(path), "--out", str(out), "--quiet", "--confirm-above", "1", "--yes"]) == 0
-    assert "no estimate yet" in capsys.readouterr().err
+@pytest.mark.xdist_group("recorded_study")
+def test_estimate_comes_from_recorded_runs(recorded_study, tmp_path, capsys):
+    _, out, code, err = recorded_study
+    # above the threshold with no terminal: --yes started it
+    assert code == 0 and "no estimate yet" in err, err
     seconds = [r["timing"]["seconds"] for r in json_records(out / "results.jsonl").values()]
     mean = sum(seconds) / len(seconds)
     bigger = write(tmp_path, seeds="[0, 1, 2]")
@@ -319,7 +368,9 @@ def test_a_killed_worker_fails_its_run_and_the_study_goes_on(tmp_path):
 @linux_only
 @pytest.mark.slow
 def test_ctrl_c_with_workers_is_quiet(tmp_path):
-    path, out = write(tmp_path, seeds="[0, 1]", epochs=3), tmp_path / "out"
+    # 10 epochs a run: Ctrl-C comes after the first checkpoint, long before the study could end (unrun epochs cost
+    # nothing)
+    path, out = write(tmp_path, seeds="[0, 1]", epochs=10), tmp_path / "out"
     proc = subprocess.Popen(ablations("run", str(path), "--out", str(out), "--quiet", "--workers", "2"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=sigint_default)

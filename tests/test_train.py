@@ -22,7 +22,10 @@ from vggcore.config import TrainConfig
 from vggcore.train.loop import train
 
 MODEL = VGGConfig(arch="A", batch_norm=True, width=0.125, image_size=32)
-DATA = DataConfig("digits", augment="paper")
+# Reproducibility, resumption, schedules and refusals are not about learning: 256 random images (three batches
+# of 64 an epoch), with the paper's random crops and flips so that every stream of the run is exercised.
+# What learns (LEARNS below) trains on the digits.
+DATA = DataConfig("synthetic", augment="paper", synthetic_samples=256)
 TRAIN = TrainConfig(epochs=3, batch_size=64, lr=0.05, schedule="step", step_epochs=1)
 
 
@@ -30,8 +33,17 @@ def fit(tmp_path=None, model=MODEL, data=DATA, cfg=TRAIN, **kw):
     return train(model, data, cfg, out=tmp_path, progress=False, **kw)
 
 
-def test_history_and_final_metrics(tmp_path):
-    result = fit(tmp_path)
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    """One uninterrupted run of MODEL, DATA, TRAIN into a folder, read (never written) by the tests below.
+    Returns (its result, its folder)."""
+    out = tmp_path_factory.mktemp("full")
+    return fit(out), out
+
+
+@pytest.mark.xdist_group("train_full_run")  # one full_run under `-n 2 --dist loadgroup`
+def test_history_and_final_metrics(full_run):
+    result, tmp_path = full_run
     assert result["status"] == "ok" and len(result["history"]) == 3
     row = result["history"][0]
     for key in ("train_loss", "train_accuracy", "val_loss", "val_top1_error", "val_top5_error", "lr",
@@ -43,8 +55,9 @@ def test_history_and_final_metrics(tmp_path):
     assert on_disk["final"] == result["final"] and on_disk["provenance"]["versions"]["torch"] == torch.__version__
 
 
-def test_same_seed_same_metrics_and_different_seed_differs():
-    a, b = fit(), fit()
+@pytest.mark.xdist_group("train_full_run")  # one full_run under `-n 2 --dist loadgroup`
+def test_same_seed_same_metrics_and_different_seed_differs(full_run):
+    a, b = full_run[0], fit()  # a saved its checkpoints, b did not: saving changes no figure
     c = fit(cfg=TrainConfig(**{**TRAIN.__dict__, "seed": 1}))
     strip = lambda r: [{k: v for k, v in h.items() if "second" not in k and "per_s" not in k and "fraction" not in k}
                        for h in r["history"]]
@@ -52,8 +65,9 @@ def test_same_seed_same_metrics_and_different_seed_differs():
     assert strip(a) != strip(c)
 
 
-def test_resume_after_interruption_equals_uninterrupted(tmp_path):
-    full = fit(tmp_path / "full")
+@pytest.mark.xdist_group("train_full_run")  # one full_run under `-n 2 --dist loadgroup`
+def test_resume_after_interruption_equals_uninterrupted(tmp_path, full_run):
+    full = full_run[0]
 
     class Stop(Exception):
         pass
@@ -226,7 +240,8 @@ def cli(*args, cwd=None):
 
 
 def test_cli_trains_resumes_and_reports_completion(tmp_path):
-    args = ["--arch", "A", "--batch-norm", "--width", "0.125", "--epochs", "1", "--out", str(tmp_path / "r"), "--quiet"]
+    args = ["--arch", "A", "--batch-norm", "--width", "0.125", "--dataset", "synthetic", "--epochs", "1",
+            "--out", str(tmp_path / "r"), "--quiet"]
     first = cli(*args)
     assert first.returncode == 0, first.stderr
     assert "test top-1 error" in first.stdout

@@ -14,7 +14,7 @@ width = 0.125
 image_size = 32
 
 [base.data]
-augment = "none"
+augment = "none"{data}
 
 [base.train]
 epochs = {epochs}
@@ -32,5 +32,7 @@ levels.missing = { "data.dataset" = "cifar10", "data.data_root" = "/nonexistent/
 """
 
 
-def tiny_study(name="tiny", design="one_at_a_time", seeds="[0]", epochs=1, extra="") -> str:
-    return TINY.format(name=name, design=design, seeds=seeds, epochs=epochs) + extra
+def tiny_study(name="tiny", design="one_at_a_time", seeds="[0]", epochs=1, extra="", data="") -> str:
+    """`data`: more [base.data] lines, e.g. a small synthetic set for a test whose property is not learning."""
+    data = "\n" + data.rstrip("\n") if data else ""
+    return TINY.format(name=name, design=design, seeds=seeds, epochs=epochs, data=data) + extra
