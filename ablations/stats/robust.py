@@ -26,8 +26,11 @@ most of every candidate (Welch on all seeds: 0.031 / 0.077 / 0.071). Below 7 see
 rank statistic; from 7 on the rank statistic bears a failed seed the rule missed. Figures per candidate:
 docs/statistics.md, section 2.
 "paired" (PAIRED; `[study] statistic = "paired"`): where the variant's trained seeds are exactly the baseline's
-(whole pairs, the default design runs every arm on the same seeds) and their differences are not all equal, the
-mean of the per-seed differences with the paired t interval and p; otherwise as "trained". Not the default: on the
+(whole pairs, the default design runs every arm on the same seeds), the mean of the per-seed differences with the
+paired t interval and p, the differences' variance at least the metric's grid allows (`paired_floor`: q^2 / 6 for
+test errors on a grid of step q = 1 / test images); otherwise, or where equal differences lie on no grid the
+values tell, as "trained". `ablations.stats.sequential.look_step` compares a paired t with its own look level
+(`sequential.paired_levels`). Not the default: on the
 demo's records paired seeds correlated -0.10 to 0.41, and pairing pays in simulation only from about 0.6
 (docs/statistics.md, section 6).
 The seeds set aside are not lost to the decision: `ablations.stats.sequential.look_step` combines this comparison's
@@ -231,8 +234,9 @@ LABELS = {
     "hodges_lehmann": "Hodges-Lehmann shift with the exact Mann-Whitney interval",
     PAIRED: ("on the seeds that trained, paired by seed: the mean of the per-seed differences with the paired t "
              "interval while the variant and the baseline have the same trained seeds; where a pair is broken (a "
-             "seed failed, diverged, did not train or is missing on one side) or every difference is the same, "
-             "as 'trained'"),
+             "seed failed, diverged, did not train or is missing on one side) or every difference is the same off "
+             "any grid the values tell, as 'trained'; the differences' variance at least the metric's grid allows; "
+             "each look's level the paired t's own"),
 }
 
 
