@@ -23,7 +23,7 @@ from .failures import did_not_train
 from .planning import seeds_needed
 from .primitives import decide, holm
 from .robust import DEFAULT, compare
-from .sequential import look_levels, simulate
+from .sequential import RULES, look_levels, paired_levels, simulate
 
 VARIANTS = 4
 BASE, SD = 0.03, 0.015
@@ -320,6 +320,37 @@ def paired_table(studies: int = 20_000, max_seeds: int = 7, rhos=RHOS, effects_=
                                  "variant 1 called worse", "seeds of variant 1"])
 
 
+def sequential_t_rate(rng: np.random.Generator, studies: int, levels, n0: int) -> float:
+    """Share of null studies in which a lone paired t over n0, n0 + 1, ... exactly normal differences crosses
+    the level of some look (levels: one per look), computed directly, apart from `look_step`."""
+    d = rng.standard_normal((studies, n0 + len(levels) - 1))
+    crossed = np.zeros(studies, dtype=bool)
+    for k, level in enumerate(levels):
+        x = d[:, :n0 + k]
+        t = x.mean(1) / (x.std(1, ddof=1) / np.sqrt(n0 + k))
+        crossed |= 2 * sps.t.sf(np.abs(t), n0 + k - 1) < level
+    return float(crossed.mean())
+
+
+PLANS = (("obf", 3, 7), ("obf", 3, 10), ("obf", 3, 16), ("obf", 5, 10), ("pocock", 3, 7), ("pocock", 3, 10))
+
+
+def paired_levels_table(studies: int = 200_000, plans=PLANS) -> str:
+    """docs/statistics.md section 6: a lone paired t under --until-decided (no margin, normal differences) at the
+    z's look levels and at its own (`sequential.paired_levels`), with the binomial standard error."""
+    rows = []
+    for rule, n0, cap in plans:
+        z = look_levels(n0, cap, 0.05, rule)
+        own = paired_levels(tuple(z.tolist()), tuple(range(n0, cap + 1)))
+        cells = [rule, str(n0), str(cap)]
+        for i, levels in enumerate((z, own)):
+            rate = sequential_t_rate(np.random.default_rng([12, n0, cap, RULES.index(rule), i]), studies, levels, n0)
+            cells.append(f"{rate:.4f} +/- {np.sqrt(rate * (1 - rate) / studies):.4f}")
+        rows.append(cells)
+    return markdown_table(rows, ["rule", "first look (pairs)", "seed cap", "at the z's levels",
+                                 "at the paired t's own levels"])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ablations.stats.calibrate", description=__doc__.split("\n")[0])
     parser.add_argument("--studies", type=int, default=20_000)
@@ -407,8 +438,9 @@ def _run(args: argparse.Namespace) -> None:
                                base=args.base, sd=args.sd) if own else min_effect_table(S))
     if args.part in ("paired", "all"):
         cap = args.max_seeds if args.max_seeds != 10 else 7
-        print(paired_table(S, cap))
+        print(paired_levels_table(10 * S))   # a lone t is cheap: ten times the studies
         print(paired_table(S, cap, effects_=(0.0,), min_effect=None))
+        print(paired_table(S, cap))
 
 
 if __name__ == "__main__":

@@ -73,10 +73,12 @@ def satterthwaite(diff, se2_a, se2_b, dof_a, dof_b, alpha: float = ALPHA):
     return diff - half, diff + half, p
 
 
-def paired_t(a, b, alpha: float = ALPHA):
+def paired_t(a, b, alpha: float = ALPHA, min_var=0.0):
     """(mean diff, low, high, p, n) of a - b paired along the last axis; a pair with a NaN on either side is left
     out. Arrays ok (leading axes are independent comparisons). NaN where fewer than 2 pairs remain; identical
-    differences give a zero-width interval and p 1 (all zero) or 0."""
+    differences give a zero-width interval and p 1 (all zero) or 0. min_var (broadcast against the leading axes):
+    the least variance of a difference the data can carry (the metric's grid, `robust.grid_step`); the
+    differences' sample variance is raised to it."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     d = a - b
     ok = ~np.isnan(d)
@@ -84,6 +86,7 @@ def paired_t(a, b, alpha: float = ALPHA):
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = np.where(ok, d, 0).sum(axis=-1) / n
         var = np.where(ok, (d - mean[..., None]) ** 2, 0).sum(axis=-1) / (n - 1)
+        var = np.maximum(var, min_var)
         se = np.sqrt(var / n)
         half = sps.t.ppf(1 - alpha / 2, n - 1) * se
         p = 2 * sps.t.sf(np.abs(mean) / se, n - 1)

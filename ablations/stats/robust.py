@@ -26,8 +26,11 @@ most of every candidate (Welch on all seeds: 0.031 / 0.077 / 0.071). Below 7 see
 rank statistic; from 7 on the rank statistic bears a failed seed the rule missed. Figures per candidate:
 docs/statistics.md, section 2.
 "paired" (PAIRED; `[study] statistic = "paired"`): where the variant's trained seeds are exactly the baseline's
-(whole pairs, the default design runs every arm on the same seeds) and their differences are not all equal, the
-mean of the per-seed differences with the paired t interval and p; otherwise as "trained". Not the default: on the
+(whole pairs, the default design runs every arm on the same seeds), the mean of the per-seed differences with the
+paired t interval and p, the differences' variance at least the metric's grid allows (`paired_floor`: q^2 / 6 for
+test errors on a grid of step q = 1 / test images); otherwise, or where equal differences lie on no grid the
+values tell, as "trained". `ablations.stats.sequential.look_step` compares a paired t with its own look level
+(`sequential.paired_levels`). Not the default: on the
 demo's records paired seeds correlated -0.10 to 0.41, and pairing pays in simulation only from about 0.6
 (docs/statistics.md, section 6).
 The seeds set aside are not lost to the decision: `ablations.stats.sequential.look_step` combines this comparison's
@@ -37,6 +40,8 @@ whose seeds fail significantly more often "worse".
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -174,6 +179,46 @@ def _tied_exact_p(a, b) -> np.ndarray:
     return out
 
 
+GRID_DENOMINATOR = 1_000_000   # the largest test split whose grid `grid_step` recognises
+
+
+def grid_step(values) -> float:
+    """The metric's resolution the values tell: 1 / N for the least N <= GRID_DENOMINATOR such that every finite
+    value is a whole multiple of 1 / N (a test error of k wrong of N images; the records hold k / N to the last
+    bit), else 0 (values off any such grid: a continuous metric). Chance puts a value off a grid within 1e-12 of
+    one with a denominator this small in about 1 case of 100; every value of both arms must agree."""
+    step = 1
+    for x in np.asarray(values, dtype=float).ravel():
+        if np.isnan(x):
+            continue
+        f = Fraction(float(x)).limit_denominator(GRID_DENOMINATOR)
+        if abs(float(f) - x) > 1e-12:
+            return 0.0
+        step = math.lcm(step, f.denominator)
+        if step > GRID_DENOMINATOR:
+            return 0.0
+    return 1.0 / step
+
+
+def paired_floor(variant, baseline) -> np.ndarray:
+    """The least variance a paired difference can carry, per comparison (shape (...)): q^2 / 6 for values on a
+    grid of step q (`grid_step` of both arms together), the variance of the difference of two values each
+    rounded to the grid (Sheppard: q^2 / 12 each), else 0. Differences of test errors are multiples of 1 / N, so
+    at 3 pairs they can be exactly equal (sample variance 0) and at 7 nearly (six of seven equal, variance q^2 /
+    7): the floor keeps a paired t from reading more precision than the grid holds. Only comparisons whose
+    differences' variance lies below (the largest difference)^2 / 6 are looked at: a nonzero difference on the
+    grid is at least q, so the floor cannot bind elsewhere."""
+    v, b = np.asarray(variant, dtype=float), np.asarray(baseline, dtype=float)
+    d = v - b
+    _, _, var = nan_moments(d)
+    top = np.nanmax(np.where(np.isnan(d), 0.0, np.abs(d)), axis=-1, initial=0.0)
+    floor = np.zeros(np.shape(var))
+    for i in np.argwhere(np.atleast_1d(var <= top ** 2 / 6)):
+        at = tuple(i)[:var.ndim]
+        floor[at] = grid_step(np.concatenate([v[at], b[at]])) ** 2 / 6
+    return floor
+
+
 STATISTICS = {"welch": welch_all, "yuen": yuen, "hodges_lehmann": hodges_lehmann}
 DEFAULT = "trained"
 PAIRED = "paired"
@@ -189,8 +234,9 @@ LABELS = {
     "hodges_lehmann": "Hodges-Lehmann shift with the exact Mann-Whitney interval",
     PAIRED: ("on the seeds that trained, paired by seed: the mean of the per-seed differences with the paired t "
              "interval while the variant and the baseline have the same trained seeds; where a pair is broken (a "
-             "seed failed, diverged, did not train or is missing on one side) or every difference is the same, "
-             "as 'trained'"),
+             "seed failed, diverged, did not train or is missing on one side) or every difference is the same off "
+             "any grid the values tell, as 'trained'; the differences' variance at least the metric's grid allows; "
+             "each look's level the paired t's own"),
 }
 
 
@@ -246,13 +292,14 @@ def compare(variant, baseline, ok_variant=None, ok_baseline=None, statistic: str
         if statistic == PAIRED and v.shape[-1] == b.shape[-1]:
             both = ~np.isnan(v)
             pairs = (both == ~np.isnan(b)).all(-1) & (both.sum(-1) >= PAIRED_FROM)   # the same trained seeds
-            # differences that are all equal (test errors are multiples of 1 / test images: at 3 pairs it
-            # happens) carry no estimate of their spread; a paired t would say p 0 with a zero-width interval
+            floor = paired_floor(v, b)
+            # differences that are all equal off any grid the values tell carry no estimate of their spread: a
+            # paired t would say p 0 with a zero-width interval
             _, scale, _ = nan_moments(np.abs(v) + np.abs(b))
             _, _, spread = nan_moments(v - b)
-            pairs &= np.sqrt(spread) > 1e-9 * scale   # equal up to rounding: no spread
+            pairs &= (np.sqrt(np.maximum(spread, floor)) > 1e-9 * scale)
             if pairs.any():
-                paired = paired_t(v[pairs], b[pairs], alpha)[:4]
+                paired = paired_t(v[pairs], b[pairs], alpha, floor[pairs])[:4]
                 out = tuple(np.array(x, dtype=float) for x in out)
                 for x, y in zip(out, paired):
                     x[pairs] = y

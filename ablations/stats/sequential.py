@@ -18,7 +18,8 @@ one-sided Fisher test of its rate of seeds that did not train where the pair has
 adjusted by Holm across the variants and compared with a_k, and intervals are at 1 - a_k. The t statistic at 3-5
 seeds is not the z the levels assume, and Holm over a shared baseline is not the single test they were computed for:
 the simulation in tests/test_robust_stats.py is what shows the family-wise rate holds (docs/statistics.md, section
-4).
+4). A paired t (statistic "paired") is compared with its own level instead, `paired_levels`: at the z's levels a
+paired t over 3-7 pairs crossed at some look in 5.8% of null studies (docs/statistics.md, section 6).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from scipy import stats as sps
 from .errors import StatsInputError, check_alpha, check_count
 from .failures import excess_failures_p
 from .primitives import adjust, decide
-from .robust import DEFAULT, TRAINED_ONLY, compare
+from .robust import DEFAULT, PAIRED, TRAINED_ONLY, compare
 
 RULES = ("even", "pocock", "obf")
 GRID = 0.01     # step of the integration grid, in units of the score statistic's sd at full information
@@ -99,6 +100,82 @@ def _levels(n0: int, max_seeds: int, alpha: float, rule: str) -> tuple[float, ..
     return tuple(boundaries(np.arange(n0, max_seeds + 1) / max_seeds, alpha, rule).tolist())
 
 
+PAIRED_DRAWS = 500_000   # null sequences behind `paired_levels` (seeded: the levels are the same on every machine)
+
+
+def first_crossings(counts, levels) -> np.ndarray:
+    """P(a z statistic over counts[k] independent seeds first crosses its two-sided level levels[k] at look k),
+    shape (K,), for counts strictly increasing: the same recursive integration as `boundaries`, run forward."""
+    t = np.asarray(counts, dtype=float) / counts[-1]
+    c = sps.norm.isf(np.asarray(levels, dtype=float) / 2)
+    x = np.arange(-SPAN, SPAN + GRID / 2, GRID)
+    out = np.empty(len(t))
+    out[0] = float(levels[0])
+    dens = np.where(np.abs(x) < c[0] * np.sqrt(t[0]), sps.norm.pdf(x, 0, np.sqrt(t[0])), 0.0)
+    for k in range(1, len(t)):
+        sd = np.sqrt(t[k] - t[k - 1])
+        edge = c[k] * np.sqrt(t[k])
+        out[k] = float(np.sum(dens * (special.ndtr((x - edge) / sd) + special.ndtr((-edge - x) / sd))) * GRID)
+        live = dens > 0
+        kernel = np.exp(-0.5 * ((x[:, None] - x[None, live]) / sd) ** 2) / (sd * np.sqrt(2 * np.pi))
+        dens = np.where(np.abs(x) < edge, kernel @ dens[live] * GRID, 0.0)
+    return out
+
+
+_RUNS: dict = {}   # paired_levels' simulated sequences at the end of a schedule's prefix, to extend it look by look
+
+
+@lru_cache(maxsize=256)
+def paired_levels(levels: tuple[float, ...], counts: tuple[int, ...]) -> np.ndarray:
+    """The paired t's nominal two-sided level at each look, shape (K,): the level at which a paired t over
+    counts[k] pairs first crosses at look k as often as a z statistic over the same seeds does at the look's own
+    level levels[k] (`first_crossings`; the z's levels are `look_levels`, computed for a sum of independent seeds).
+
+    Why: each look's t re-estimates the differences' spread, so the t statistics of successive looks are less
+    correlated than the z's, and at the z's levels the t crossed at some look more often than alpha (5.3-5.8% at
+    alpha 0.05 for 3 to 7 and 3 to 16 seeds, normal differences; tests/test_paired_decisions.py). Under "no
+    difference" with normal differences the paired t's sequence is free of the unknown spread, so its crossing
+    probabilities are the same for every study: they are read from PAIRED_DRAWS seeded null sequences. The first
+    look keeps its level (one look: the t's p is exact); at each later look the level is the quantile of the t's p,
+    among the sequences it has not yet crossed on, that leaves the z's share of first crossings there (the levels
+    of an exact sequential t, as Jennison and Turnbull computed them by integration in 1991, here by simulation;
+    the share's standard error is under 5% of itself from look 2 on at the demo's plans). Pair counts that do not
+    increase, or a look of under 2 pairs, keep the z's levels."""
+    levels = tuple(float(x) for x in levels)
+    counts = tuple(int(c) for c in counts)
+    if len(counts) != len(levels) or not counts:
+        raise StatsInputError(f"paired levels need one pair count per level, got {list(counts)} for "
+                              f"{len(levels)} levels")
+    if counts[0] < 2 or np.any(np.diff(counts) <= 0):
+        return np.asarray(levels)
+    target = first_crossings(counts, levels)
+    run = _RUNS.pop((levels[:-1], counts[:-1]), None)
+    if run is None:   # from the first look: one column of differences per pair, always in the same order
+        rng = np.random.default_rng(20230)
+        run = (rng, np.zeros(PAIRED_DRAWS), np.zeros(PAIRED_DRAWS), 0, np.ones(PAIRED_DRAWS, dtype=bool), ())
+        start = 0
+    else:
+        start = len(counts) - 1
+    rng, total, sum_sq, n, alive, out = run
+    for k in range(start, len(counts)):
+        while n < counts[k]:
+            d = rng.standard_normal(PAIRED_DRAWS)
+            total, sum_sq, n = total + d, sum_sq + d * d, n + 1
+        var = np.maximum(sum_sq - total ** 2 / n, 0.0) / (n - 1)
+        with np.errstate(divide="ignore"):
+            p = 2 * sps.t.sf(np.abs(total / n) / np.sqrt(var / n), n - 1)
+        left = np.sort(p[alive])
+        want = int(round(target[k] * PAIRED_DRAWS))
+        level = levels[k] if k == 0 else (left[want - 1] + left[want]) / 2 if 0 < want < len(left) else \
+            (left[0] / 2 if want == 0 else levels[k])
+        out = out + (float(level),)
+        alive = alive & ~(p < level)
+    if len(_RUNS) >= 4:   # a few schedules at a time; each holds three arrays of PAIRED_DRAWS
+        _RUNS.pop(next(iter(_RUNS)))
+    _RUNS[(levels, counts)] = (rng, total, sum_sq, n, alive, out)
+    return np.asarray(out)
+
+
 RULE_LABELS = {
     "even": "alpha split evenly over the planned looks (Bonferroni)",
     "pocock": "Lan-DeMets Pocock-like alpha spending over the planned looks",
@@ -124,7 +201,7 @@ class Schedule(NamedTuple):
 
 
 KEPT = ("diff", "low", "high", "p", "p_adjusted", "level", "n_variant", "n_baseline", "p_effect", "p_fail",
-        "k_variant", "k_baseline")
+        "k_variant", "k_baseline", "p_family", "scale")
 
 
 def new_state(studies: int, variants: int) -> dict:
@@ -136,11 +213,14 @@ def new_state(studies: int, variants: int) -> dict:
     level), n_variant / n_baseline (finished seeds of each arm it saw), k_variant / k_baseline (of those, seeds
     that did not train), p_effect (the comparison's own p), p_fail (one-sided Fisher p that the variant fails to
     train more often; NaN where no seed of the pair did not train or the statistic keeps every seed), used (the
-    statistic)."""
+    statistic), p_family (the p Holm saw: the paired t's scaled by `scale`), scale (the look's level over the
+    level of the comparison that was used: > 1 for a paired t, `paired_levels`; 1 otherwise). And for the whole
+    batch, looks: (the levels, the seed counts) of the looks so far, which a paired t's level needs."""
     shape = (studies, variants)
     state = {"codes": np.zeros(shape, dtype=int), "done": np.zeros(shape, dtype=bool),
              "look": np.full(shape, -1), "at": np.full(shape, -1), "ever": np.zeros(shape, dtype=bool),
-             "by_failures": np.zeros(shape, dtype=bool), "used": np.full(shape, "", dtype=object)}
+             "by_failures": np.zeros(shape, dtype=bool), "used": np.full(shape, "", dtype=object),
+             "looks": ((), ())}
     state.update({name: np.full(shape, np.nan) for name in KEPT})
     return state
 
@@ -191,8 +271,23 @@ def look_step(state: dict, seen, ok, level: float, look: int, min_effect: float 
     the family-wise rate of false better/worse) does not need."""
     seen = np.asarray(seen, dtype=float)
     ok = np.ones(seen.shape, dtype=bool) if ok is None else np.asarray(ok, dtype=bool)
-    c = compare(seen[:, 1:], np.broadcast_to(seen[:, :1], seen[:, 1:].shape),
-                ok[:, 1:], np.broadcast_to(ok[:, :1], ok[:, 1:].shape), statistic, bounds, level)
+    args = (seen[:, 1:], np.broadcast_to(seen[:, :1], seen[:, 1:].shape),
+            ok[:, 1:], np.broadcast_to(ok[:, :1], ok[:, 1:].shape), statistic, bounds)
+    c = compare(*args, level)
+    looks = tuple(a + (b,) for a, b in zip(state.get("looks", ((), ())),
+                                          (float(level), int((~np.isnan(seen)).any(axis=(0, 1)).sum()))))
+    scale = np.ones(c.p.shape)
+    own_level = np.full(c.p.shape, float(level))
+    if statistic == PAIRED and (c.method == "paired_t").any():
+        # the paired t at its own level (`paired_levels`); in the family its p counts scaled by level / that
+        # level, so Holm's step j compares p_t with paired_level / j as it compares another's p with level / j
+        t_level = float(paired_levels(*looks)[-1])
+        by_t = c.method == "paired_t"
+        if t_level != level:
+            ct = compare(*args, t_level)
+            c = c._replace(low=np.where(by_t, ct.low, c.low), high=np.where(by_t, ct.high, c.high))
+        scale = np.where(by_t, level / t_level, 1.0)
+        own_level = np.where(by_t, t_level, own_level)
     finished = ~np.isnan(seen)
     div = np.zeros(seen.shape, dtype=bool) if diverged is None else np.asarray(diverged, dtype=bool) & ~finished
     counts = (finished | div).sum(-1)
@@ -202,8 +297,9 @@ def look_step(state: dict, seen, ok, level: float, look: int, min_effect: float 
     some = (k_v + k_b > 0) & (n_v > 0) & (n_b > 0) & (statistic in TRAINED_ONLY)
     p_fail = np.where(some, excess_failures_p(k_v, n_v, k_b, n_b), np.nan)
     p_now = variant_p(c.p, p_fail)
+    family_now = variant_p(np.minimum(1.0, c.p * scale), p_fail)
     fresh = ~state["done"] if freeze else np.ones_like(state["done"])
-    p = np.where(fresh, p_now, state["p"])
+    p = np.where(fresh, family_now, state["p_family"])
     adjusted = adjust(p, correction)
     now = decide(c.low, c.high, adjusted, maximize, min_effect, level)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -211,10 +307,12 @@ def look_step(state: dict, seen, ok, level: float, look: int, min_effect: float 
         by_failures = ~np.isnan(p_fail) & (2 * p_fail * factor < level)
     now = np.where(by_failures, 2, now)
     out = dict(state)
+    out["looks"] = looks
     out["codes"] = np.where(fresh, now, state["codes"])
-    fields = {"diff": c.diff, "low": c.low, "high": c.high, "p": p_now, "p_adjusted": adjusted,
-              "level": np.full(now.shape, float(level)), "n_variant": n_v, "n_baseline": n_b, "p_effect": c.p,
-              "p_fail": p_fail, "k_variant": k_v, "k_baseline": k_b}
+    # a row states its own comparison's level, and its adjusted p on that scale (the decision is the same)
+    fields = {"diff": c.diff, "low": c.low, "high": c.high, "p": p_now, "p_adjusted": adjusted / scale,
+              "level": own_level, "n_variant": n_v, "n_baseline": n_b, "p_effect": c.p,
+              "p_fail": p_fail, "k_variant": k_v, "k_baseline": k_b, "p_family": family_now, "scale": scale}
     for name, value in fields.items():
         out[name] = np.where(fresh, value, state[name])
     out["used"] = np.where(fresh, c.method, state["used"])
