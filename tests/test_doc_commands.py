@@ -144,10 +144,10 @@ COMMANDS: dict[str, Plan] = {
     "vggbench study export DIR --mlflow sqlite:///mlflow.db --tensorboard tb": Plan(),
     "vggbench demo --out runs/demo": Plan(skip=DEMO),
     "vggbench demo --out runs/demo --max-seeds 6": Plan(skip=DEMO),
-    "python -m ablations.stats.calibrate --part min_effect --studies 4000 --max-seeds 8": Plan(
+    "python -m ablations.calibration --part min_effect --studies 4000 --max-seeds 8": Plan(
         append="--studies 200", why="4000 simulated studies take minutes; 200"),
     "pytest tests/test_stats_calibration.py -s": Plan(skip=SUITE),
-    "python -m ablations.stats.calibrate --studies 20000 --part adaptive": Plan(
+    "python -m ablations.calibration --studies 20000 --part adaptive": Plan(
         append="--studies 200", why="20000 simulated studies take minutes; 200"),
     # docs/benchmarks.md
     "pytest bench --benchmark-only": Plan(append=SMALL_BENCH + " --vgg-batch-sizes 1", why=SMALL_WHY),
@@ -248,7 +248,7 @@ COMMANDS: dict[str, Plan] = {
     "vggbench demo --bench-args --vgg-width 0.125": Plan(skip=DEMO),
     "vggbench demo --rerun-bench": Plan(skip=DEMO),
     # docs/statistics.md
-    "python -m ablations.stats.calibrate --studies 20000": Plan(
+    "python -m ablations.calibration --studies 20000": Plan(
         append="--studies 100", why="20000 simulated studies of every part take many minutes; 100"),
     # docs/time-to-accuracy.md
     "pytest bench --benchmark-only --vgg-modes time_to_accuracy --benchmark-json tta.json": Plan(

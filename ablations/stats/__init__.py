@@ -9,10 +9,10 @@ at each look, `status` prints the seeds needed). Pure functions, seeded where th
     planning    seeds needed per variant from its own spread and failure rate
     sequential  the looks of `run --until-decided`: per-look levels (even split, O'Brien-Fleming-like), one step
     samples     one sample at a time: Student-t or percentile-bootstrap interval and test (`--interval bootstrap`)
-    calibrate   the seeded simulations behind every default (`python -m ablations.stats.calibrate`)
     errors      StatsInputError, the one error bad input raises here
 
-The figures behind the defaults: docs/statistics.md. The names below are those `ablations.stats` always had.
+The figures behind the defaults: docs/statistics.md, made by the simulations of `ablations.calibration`
+(`python -m ablations.calibration`), which live apart from a study's path. The names below are those `ablations.stats` always had.
 """
 
 import importlib

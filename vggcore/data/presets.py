@@ -28,3 +28,6 @@ def preset(name: str) -> Augment:
     if name not in PRESETS:
         raise ValueError(f"unknown augmentation {name!r}; choose one of {', '.join(PRESETS)}")
     return PRESETS[name]
+
+
+

@@ -145,4 +145,3 @@ def wrap_model(model: torch.nn.Module, world: World, sync_bn: bool) -> torch.nn.
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
-

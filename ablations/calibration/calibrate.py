@@ -1,6 +1,6 @@
 """Seeded, vectorised simulations behind the statistics' defaults; the figures of docs/statistics.md.
 
-    python -m ablations.stats.calibrate [--studies 20000]      # prints the docs' tables (minutes at 20,000)
+    python -m ablations.calibration [--studies 20000]      # prints the docs' tables (minutes at 20,000)
 
 A simulated study: a baseline and VARIANTS variants, `seeds` seeds each. A seed that trained ends with a test
 error drawn from a beta distribution (mean 0.03, sd 0.015 by default: the demo's trained seeds); with probability
@@ -16,14 +16,17 @@ import sys
 import numpy as np
 from scipy import stats as sps
 
+from vggcore.cli.parser import Parser
 from vggcore.errors import UsageError, run_command
 
-from .bounded import diff_interval, mean_interval
-from .failures import did_not_train
-from .planning import seeds_needed
-from .primitives import decide, holm
-from .robust import DEFAULT, compare
-from .sequential import RULES, look_levels, paired_levels, simulate
+from ablations.stats.bounded import diff_interval, mean_interval
+from ablations.stats.failures import did_not_train
+from ablations.stats.planning import seeds_needed
+from ablations.stats.primitives import decide, holm
+from ablations.stats.robust import DEFAULT, compare
+from ablations.stats.sequential import RULES, look_levels, paired_levels
+
+from .simulate import simulate
 
 VARIANTS = 4
 BASE, SD = 0.03, 0.015
@@ -352,7 +355,7 @@ def paired_levels_table(studies: int = 200_000, plans=PLANS) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ablations.stats.calibrate", description=__doc__.split("\n")[0])
+    parser = Parser(prog="python -m ablations.calibration", description=__doc__.split("\n")[0])
     parser.add_argument("--studies", type=int, default=20_000)
     parser.add_argument("--max-seeds", type=int, default=10, help="seed cap of the min_effect part (the paired "
                         "part: 7 unless given)")
