@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -37,8 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").glob("*.md"))]
 SHELL_BLOCKS = {"bash", "sh", "shell", "console"}
 # The programs a line of a text or unlabelled block may start with to be a command (other lines are output).
-PROGRAMS = {"python", "python3", "pytest", "./dev", "torchrun", "tox", "pip", "ray", "mlflow", "tensorboard",
-            "chromium"}
+PROGRAMS = {"vggbench", "python", "python3", "pytest", "./dev", "torchrun", "tox", "pip", "ray", "mlflow",
+            "tensorboard", "chromium"}
 LINKED = ["ablations", "bench", "vggcore", "reports", "tests", "dev", "pyproject.toml", "tox.ini"]
 COPIED = ["vggbench"]   # copied, not linked: `./dev gpu-check --dry-run` writes runs/ beside the package's own folder
 TIMEOUT = 600   # seconds per command: a hung command fails its page instead of the whole step
@@ -164,7 +165,7 @@ COMMANDS: dict[str, Plan] = {
         append=SMALL_BENCH + " --vgg-archs A --vgg-batch-sizes 1", why=SMALL_WHY),
     "pytest bench --benchmark-only --vgg-profile --vgg-archs A --benchmark-json p.json": Plan(
         append=SMALL_BENCH + " --vgg-batch-sizes 1", why=SMALL_WHY),
-    'python -c "from vggcore.measure import matmul_peak_flops as m; print(m(\'cpu\', \'fp32\', n=1024) / 1e9, '
+    'python -c "from vggcore.device import matmul_peak_flops as m; print(m(\'cpu\', \'fp32\', n=1024) / 1e9, '
     'm(\'cpu\', \'bf16\', n=1024) / 1e9)"': Plan(),
     "pytest bench --benchmark-only --vgg-archs A,D_bn --vgg-width 0.5 --vgg-image-size 64 --vgg-batch-sizes 32 "
     "--vgg-max-time 0.2 --vgg-devices cpu --vgg-dtypes fp32,bf16": Plan(
@@ -250,6 +251,10 @@ COMMANDS: dict[str, Plan] = {
     # docs/statistics.md
     "python -m ablations.calibration --studies 20000": Plan(
         append="--studies 100", why="20000 simulated studies of every part take many minutes; 100"),
+    "python -m ablations.stats.calibrate --part paired --studies 4000": Plan(
+        append="--studies 100", why="4000 simulated studies per cell take about 6 minutes; 100"),
+    'python -c "from reports.load import load_ablations; from ablations.paired import seed_pairs; '
+    "print(seed_pairs(load_ablations(['DIR']).runs, 'test_top1_error'))\"": Plan(),
     # docs/time-to-accuracy.md
     "pytest bench --benchmark-only --vgg-modes time_to_accuracy --benchmark-json tta.json": Plan(
         append=SMALL_TTA, why=TTA_WHY),
@@ -293,8 +298,9 @@ COMMANDS: dict[str, Plan] = {
     "vggbench train --arch A --batch-norm --width 0.25 --augment crop --lr 0.05 --epochs 20": Plan(
         append="--epochs 1", why="20 epochs; 1"),
     "vggbench train --arch D --dataset cifar10 --data-root ~/data --image-size 32 --augment paper --out "
-    "runs/d": Plan(again=True, append="--width 0.125 --epochs 1", why="VGG-D at width 0.25 for 10 epochs; width 0.125, 1 epoch "
-                                                          "(again: the second line resumes or says it is complete)"),
+    "runs/d": Plan(again=True, append="--width 0.125 --epochs 1",
+                   why="VGG-D at width 0.25 for 10 epochs; width 0.125, 1 epoch (again: the second line resumes or "
+                       "says it is complete)"),
     "vggbench train --arch A --batch-norm --width 0.25 --augment crop --epochs 6 --fast --out runs/fast": Plan(
         append="--epochs 1", why="6 epochs; 1"),
     "torchrun --standalone --nproc_per_node=4 -m vggcore train --arch D --dataset imagefolder --data-root "
@@ -383,6 +389,7 @@ def checkout(folder: Path) -> None:
             (folder / name).symlink_to(ROOT / name)
     for name in COPIED:
         shutil.copytree(ROOT / name, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
+    write_shim(folder)
     (folder / "tiny.toml").write_text(tiny_study())
     write_cifar(folder / "cifar")
     shrunk(ROOT / "ablations/studies/demo.toml", folder / "demo.toml")
@@ -392,13 +399,33 @@ def checkout(folder: Path) -> None:
         (folder / name).write_text(fixture)
 
 
-def environment() -> dict[str, str]:
-    """The user's shell: the project's environment first on PATH, this checkout importable, no pytest-xdist
-    variables leaking into a `pytest bench` the walk starts."""
+# Environment variables the walk sets, with the reason: each makes one measurement smaller in a way its output says.
+WALK_ENV = {
+    "VGGBENCH_TRIAD_BYTES": ("64M", "every `vggbench profile` and `pytest bench --vgg-profile` measures the memory "
+                                    "roof by a STREAM triad of 3 arrays of 4x the last-level cache: 3 x 1.9 GiB and "
+                                    "about 25 s per triad where sysfs reports a 480 MiB L3; 64 MiB arrays, named as "
+                                    "such in the figures (vggcore.profile.roofs)"),
+}
+SHIM = "bin"   # the walk's own folder of the `vggbench` command, first on PATH
+
+
+def write_shim(folder: Path) -> None:
+    """`vggbench` as the project's console script runs it (vggbench.cli:main), from this checkout: the venv's own
+    script (when an install made one) imports the checkout the venv was installed from, which may be another."""
+    script = folder / SHIM / "vggbench"
+    script.parent.mkdir()
+    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m vggbench "$@"\n')
+    script.chmod(0o755)
+
+
+def environment(folder: Path) -> dict[str, str]:
+    """The user's shell: the walk's `vggbench` (write_shim) and the project's environment first on PATH, this
+    checkout importable, no pytest-xdist variables leaking into a `pytest bench` the walk starts."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_"))}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PATH"] = os.pathsep.join([str(folder / SHIM), str(Path(sys.executable).parent), env.get("PATH", "")])
     env["PYTHONPATH"] = str(ROOT)
     env["PYTHONUNBUFFERED"] = "1"
+    env.update({name: value for name, (value, _why) in WALK_ENV.items()})
     return env
 
 
@@ -447,17 +474,21 @@ def run_server(line: str, folder: Path, env: dict, port: int) -> str:
     return f"{problem}\n{output[-3000:]}" if problem else ""
 
 
-def walk(page: str, folder: Path) -> tuple[list[str], list[str]]:
-    """Run the page's commands in order in `folder`: (failures, one timing line per command)."""
-    env, failures, timings, study, walked = environment(), [], [], "", set()
-    for item in PAGES[page]:
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of the processes this one has waited for: a command's own cost, which a busy
+    machine's wall time hides."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def walk(items: list[Shown], folder: Path) -> tuple[list[str], list[str]]:
+    """Run these commands in order in `folder`: (failures, one line per command: wall and CPU seconds)."""
+    env, failures, timings, study = environment(folder), [], [], ""
+    for item in items:
         if item.text == "toml":
             study = item.code
             continue
         plan = COMMANDS[item.text]
-        if plan.skip or (item.text in walked and not plan.again):   # a repeated line: the same check again
-            continue
-        walked.add(item.text)
         where = f"{item.doc}:{item.line}"
         if plan.before:
             done = subprocess.run(["bash", "-c", plan.before], cwd=folder, env=env, capture_output=True, text=True)
@@ -465,7 +496,7 @@ def walk(page: str, folder: Path) -> tuple[list[str], list[str]]:
         if "study.toml" in item.text:
             (folder / "study.toml").write_text(study)   # the study file the page shows above the command
         port = _free_port()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _children_cpu()
         if item.text.startswith("python: "):
             (folder / "example.py").write_text(item.code)
             line = "python example.py"
@@ -488,20 +519,105 @@ def walk(page: str, folder: Path) -> tuple[list[str], list[str]]:
                 problem = "printed a traceback"
             if problem:
                 problem += "\n" + output[-4000:]
-        seconds = time.perf_counter() - start
-        timings.append(f"{seconds:6.1f} s  {where}  {line}")
+        seconds, cpu = time.perf_counter() - start, _children_cpu() - cpu
+        timings.append(f"{seconds:6.1f} s {cpu:6.1f} s cpu  {where}  {line}")
         if problem:
             failures.append(f"{where}: `{line}`: {problem}")
     return failures, timings
 
 
-WALKED = [page for page, items in PAGES.items()
-          if any(s.text != "toml" and s.text in COMMANDS and not COMMANDS[s.text].skip for s in items)]
+def to_walk(page: str) -> list[Shown]:
+    """The page's items the walk runs, in order: its toml blocks and its commands less the skipped ones and the
+    lines it repeats (the same check again, unless the table says `again`)."""
+    kept, walked = [], set()
+    for item in PAGES[page]:
+        if item.text != "toml":
+            plan = COMMANDS.get(item.text, Plan(skip="not in COMMANDS: test_every_documented_command_is_in_the_table"))
+            if plan.skip or (item.text in walked and not plan.again):
+                continue
+            walked.add(item.text)
+        kept.append(item)
+    return kept
 
 
-@pytest.mark.parametrize("page", WALKED)
-def test_the_page_walks(page, tmp_path):
+# Pages cut into parts that run as tests of their own, so that the two test processes of `./dev test` share the
+# long pages: a part starts at each command named here, which reads nothing that the commands above it make (its
+# inputs are the folder's own: the placeholders' files, the shrunk study files, the stored benchmark JSON). Every
+# part gets a fresh folder and the last toml block above it.
+SPLITS: dict[str, tuple[str, ...]] = {
+    "docs/benchmarks.md": (   # out.json and p.json are read by no later command; compare reads the stored JSON
+        "pytest bench --benchmark-only --vgg-ab --vgg-archs A --vgg-batch-sizes 8",
+        "pytest bench --benchmark-only --benchmark-json out.json",
+        "pytest bench --benchmark-only --vgg-archs A,D_bn --vgg-width 0.5 --vgg-image-size 64 --vgg-batch-sizes 32 "
+        "--vgg-max-time 0.2 --vgg-devices cpu --vgg-dtypes fp32,bf16"),
+    "docs/time-to-accuracy.md": (   # the report reads tta.json of the line after the first: both stay together
+        "pytest bench --benchmark-only --vgg-modes time_to_accuracy --vgg-channels-last off,on --benchmark-json "
+        "tta.json",),
+    "docs/profile.md": (   # the report reads profile.json of the line above it, so those two stay together
+        "vggbench profile A --mode forward --layers conv3x3 --format csv",
+        "pytest bench --benchmark-only --vgg-profile --vgg-archs A --vgg-batch-sizes 8 --vgg-modes train_step "
+        "--vgg-dtypes fp32,bf16 --vgg-channels-last off,on --benchmark-json profile.json",
+        "vggbench profile A --image-size 32 --width 0.125 --batch-size 2 --dtype bf16 --rounds 2",
+        "pytest bench --benchmark-only --vgg-profile --vgg-archs A --vgg-batch-sizes 8 --vgg-modes forward,train_step "
+        "--vgg-dtypes fp32 --vgg-channels-last off,on --vgg-max-time 8 --benchmark-json profile.json"),
+    "docs/ablations.md": (   # the calibrations simulate; the study commands above them share runs/ab and DIR
+        "python -m ablations.stats.calibrate --part min_effect --studies 4000 --max-seeds 8",),
+    "docs/statistics.md": (   # three simulations, then a study whose folder the python line reads
+        "python -m ablations.stats.calibrate --part min_effect --studies 4000 --max-seeds 8",
+        "python -m ablations.stats.calibrate --part paired --studies 4000",
+        "vggbench study run STUDY.toml --out DIR --workers 2"),
+    "docs/training.md": (   # runs/d's two lines (train, then resume) stay together; the other runs are their own
+        "vggbench train --arch D --dataset cifar10 --data-root ~/data --image-size 32 --augment paper --out runs/d",
+        "vggbench train --arch A --batch-norm --width 0.25 --augment crop --epochs 6 --fast --out runs/fast",
+        "torchrun --standalone --nproc_per_node=2 -m vggcore train --arch A --batch-norm --out runs/a2"),
+    "docs/tracking.md": (   # the servers read the stores the export above them wrote; each study its own
+        "vggbench study run STUDY.toml --out runs/study --track mlflow:sqlite:///mlflow.db --track tensorboard:tb",
+        "vggbench study run study.toml --out runs/tracked"),
+}
+
+
+def parts(page: str) -> list[list[Shown]]:
+    """The page's walk (to_walk) cut at its SPLITS, each part led by the toml block in force where it starts."""
+    cuts, found, study = set(SPLITS.get(page, ())), [[]], None
+    for item in to_walk(page):
+        if item.text in cuts and any(i.text != "toml" for i in found[-1]):
+            cuts.discard(item.text)   # a part starts at a line's first walk (runs/d's resume stays with its run)
+            found.append([study] if study else [])
+        if item.text == "toml":
+            study = item
+        found[-1].append(item)
+    return found
+
+
+def cost(items: list[Shown]) -> int:
+    """A rough weight of a part, for the order the parts start in (the heaviest first, so the two test processes
+    end together): a benchmark session or a training or study process counts most, a server next."""
+    heavy = re.compile(r"^(?:\S+=\S+ )*(?:pytest bench|torchrun|vggbench (?:train|study run|profile|evaluate|demo)"
+                       r"|python -m ablations\.stats\.calibrate)")
+    return sum(8 if heavy.match(i.text) else 4 if COMMANDS[i.text].server else 1
+               for i in items if i.text != "toml")
+
+
+def _missing_split(page: str, text: str) -> str:
+    return f"{page}: SPLITS names {text!r}, which the page does not walk"
+
+
+WALKED = sorted(((f"{page}#{n}" if len(cut) > 1 else page, items)
+                 for page, cut in ((page, parts(page)) for page in PAGES)
+                 for n, items in enumerate(cut, 1) if any(i.text != "toml" for i in items)),
+                key=lambda part: -cost(part[1]))
+
+
+def test_every_split_names_a_walked_command():
+    texts = {page: {i.text for i in to_walk(page)} for page in PAGES}
+    assert [_missing_split(page, t) for page, cuts in SPLITS.items() for t in cuts
+            if t not in texts.get(page, ())] == []
+
+
+@pytest.mark.parametrize("part", [items for _, items in WALKED], ids=[name for name, _ in WALKED])
+def test_the_page_walks(part, tmp_path):
     checkout(tmp_path)
-    failures, timings = walk(page, tmp_path)
-    print(f"\n{page}:\n" + "\n".join(timings))
-    assert not failures, f"{len(failures)} documented command(s) of {page} failed:\n\n" + "\n\n".join(failures)
+    failures, timings = walk(part, tmp_path)
+    name = part[-1].doc
+    print(f"\n{name}:\n" + "\n".join(timings))
+    assert not failures, f"{len(failures)} documented command(s) of {name} failed:\n\n" + "\n\n".join(failures)

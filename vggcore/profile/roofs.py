@@ -11,11 +11,17 @@ On CUDA the triad is timed by device events, elsewhere by the host clock after a
     >>> triad = stream_triad("cpu", "fp32")
     >>> triad.bytes_per_s, triad.array_bytes, triad.bytes_per_triad
     >>> roofs = measure_roofs("cpu", "bf16")      # peak_flops in bf16; triads in fp32 and bf16, the best is the roof
+
+VGGBENCH_TRIAD_BYTES=64M (bytes per array, K/M/G suffixes) sizes the default triad instead, for quick runs (the
+documented-commands walk, tests/test_doc_commands.py): STREAM's arrays are 3 x 1.9 GiB where sysfs reports a
+480 MiB L3, about 25 s a triad. Arrays below STREAM's rule may measure a cache, not memory; the figures say so
+(bandwidth_method names the variable).
 """
 
 from __future__ import annotations
 
 import glob
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -23,12 +29,15 @@ from typing import Callable
 import torch
 
 from vggcore.device import DTYPES, synchronize
+from vggcore.errors import UserError
 from vggcore.peaks import peak_flops
 
 ARRAYS = 3                      # b and c read, a written
 CACHE_MULTIPLE = 4              # STREAM: each array at least 4x the last-level cache
 MIN_ARRAY_BYTES = 64 * 2 ** 20  # where the cache size is unknown, or tiny
 SYSFS_CACHES = "/sys/devices/system/cpu/cpu0/cache/index*"
+TRIAD_BYTES_ENV = "VGGBENCH_TRIAD_BYTES"   # bytes per array of the default triad, instead of STREAM's rule
+STREAM_METHOD = "stream triad a = b + s*c (torch.add out=), 3 arrays counted"
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,7 @@ class Triad:
     repeats: int                # timed triads (after one warm-up)
     cache_bytes: int | None     # the last-level cache the array size was chosen against (None: unknown)
     timer: str                  # "cuda_events" or "host_clock"
+    sized_by: str = ""          # TRIAD_BYTES_ENV when that variable sized the arrays, else "" (STREAM's rule or numel)
 
     @property
     def bytes_per_s(self) -> float:
@@ -54,7 +64,9 @@ class Triad:
                 "bandwidth_array_bytes": self.array_bytes, "bandwidth_bytes_per_triad": self.bytes_per_triad,
                 "bandwidth_best_s": self.best_s, "bandwidth_repeats": self.repeats,
                 "bandwidth_cache_bytes": self.cache_bytes, "bandwidth_timer": self.timer,
-                "bandwidth_method": "stream triad a = b + s*c (torch.add out=), 3 arrays counted"}
+                "bandwidth_method": STREAM_METHOD + (f"; arrays sized by {self.sized_by}, not STREAM's rule of 4x "
+                                                     "the last-level cache: may measure a cache" if self.sized_by
+                                                     else "")}
 
 
 def _size(text: str) -> int:
@@ -81,9 +93,28 @@ def last_level_cache_bytes(device: str) -> int | None:
     return max(sizes)[1] if sizes else None
 
 
+def triad_bytes_setting() -> int | None:
+    """Bytes per array from VGGBENCH_TRIAD_BYTES (a positive whole number, K/M/G suffixes), None when unset."""
+    raw = os.environ.get(TRIAD_BYTES_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        value = _size(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UserError(f"{TRIAD_BYTES_ENV}={raw!r}: expected a positive whole number of bytes per array, like "
+                        "64M (unset: STREAM's rule, each array at least 4x the last-level cache)")
+    return value
+
+
 def default_numel(device: str, dtype: str) -> tuple[int, int | None]:
-    """(elements per array, the cache it was sized against): each array at least 4x the last-level cache."""
+    """(elements per array, the cache it was sized against): each array at least 4x the last-level cache, or
+    VGGBENCH_TRIAD_BYTES bytes when that is set."""
     cache = last_level_cache_bytes(device)
+    setting = triad_bytes_setting()
+    if setting is not None:
+        return max(1, setting // DTYPES[dtype].itemsize), cache
     array_bytes = max(MIN_ARRAY_BYTES, CACHE_MULTIPLE * cache) if cache else MIN_ARRAY_BYTES * 4
     return array_bytes // DTYPES[dtype].itemsize, cache
 
@@ -97,9 +128,10 @@ def stream_triad(device: str, dtype: str, numel: int | None = None, repeats: int
     """
     if repeats < 1:
         raise ValueError(f"stream_triad: repeats must be at least 1, got {repeats}")
-    cache = None
+    cache, sized_by = None, ""
     if numel is None:
         numel, cache = default_numel(device, dtype)
+        sized_by = TRIAD_BYTES_ENV if triad_bytes_setting() is not None else ""
     elem = DTYPES[dtype]
     a = torch.empty(numel, dtype=elem, device=device)
     b = torch.full((numel,), 1.0, dtype=elem, device=device)
@@ -122,7 +154,7 @@ def stream_triad(device: str, dtype: str, numel: int | None = None, repeats: int
             best = min(best, clock() - start)
     return Triad(device=device, dtype=dtype, numel=numel, array_bytes=numel * elem.itemsize,
                  bytes_per_triad=ARRAYS * numel * elem.itemsize, best_s=best, repeats=repeats,
-                 cache_bytes=cache, timer=timer)
+                 cache_bytes=cache, timer=timer, sized_by=sized_by)
 
 
 def _best_cuda(fn: Callable[[], None], repeats: int) -> float:
