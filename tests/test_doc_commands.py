@@ -251,7 +251,7 @@ COMMANDS: dict[str, Plan] = {
     # docs/statistics.md
     "python -m ablations.calibration --studies 20000": Plan(
         append="--studies 100", why="20000 simulated studies of every part take many minutes; 100"),
-    "python -m ablations.stats.calibrate --part paired --studies 4000": Plan(
+    "python -m ablations.calibration --part paired --studies 4000": Plan(
         append="--studies 100", why="4000 simulated studies per cell take about 6 minutes; 100"),
     'python -c "from reports.load import load_ablations; from ablations.paired import seed_pairs; '
     "print(seed_pairs(load_ablations(['DIR']).runs, 'test_top1_error'))\"": Plan(),
@@ -561,10 +561,10 @@ SPLITS: dict[str, tuple[str, ...]] = {
         "pytest bench --benchmark-only --vgg-profile --vgg-archs A --vgg-batch-sizes 8 --vgg-modes forward,train_step "
         "--vgg-dtypes fp32 --vgg-channels-last off,on --vgg-max-time 8 --benchmark-json profile.json"),
     "docs/ablations.md": (   # the calibrations simulate; the study commands above them share runs/ab and DIR
-        "python -m ablations.stats.calibrate --part min_effect --studies 4000 --max-seeds 8",),
+        "python -m ablations.calibration --part min_effect --studies 4000 --max-seeds 8",),
     "docs/statistics.md": (   # three simulations, then a study whose folder the python line reads
-        "python -m ablations.stats.calibrate --part min_effect --studies 4000 --max-seeds 8",
-        "python -m ablations.stats.calibrate --part paired --studies 4000",
+        "python -m ablations.calibration --part min_effect --studies 4000 --max-seeds 8",
+        "python -m ablations.calibration --part paired --studies 4000",
         "vggbench study run STUDY.toml --out DIR --workers 2"),
     "docs/training.md": (   # runs/d's two lines (train, then resume) stay together; the other runs are their own
         "vggbench train --arch D --dataset cifar10 --data-root ~/data --image-size 32 --augment paper --out runs/d",
