@@ -41,12 +41,11 @@ from vggcore.validation import MIN_EFFECT, optional
 from .runner import RunOptions, run_study
 from .stats.bounded import metric_bounds
 from .stats.errors import check_min_effect
-from .stats.failures import rule_inputs
 from .stats.frames import effects
 from .stats.headline import effect_text, failure_text, headline_text, arm_seeds_text
 from .stats.sequential import RULE_LABELS
 from .store import PLAN, Plan, Store
-from .study import RunSpec, Study, StudyError, resolve, run_id, variant_name, variants
+from .study import RunSpec, Study, StudyError, variant_name, variants
 
 __all__ = ["DEFAULT_MAX_SEEDS", "PLAN", "Plan", "added_seeds", "make_plan", "run_until_decided"]
 DEFAULT_MAX_SEEDS = 10
@@ -81,20 +80,14 @@ def added_seeds(study: Study, plan: Plan) -> list[int]:
 
 
 def _spec(study: Study, levels: dict[str, str], seed: int) -> RunSpec:
-    config = resolve(study, levels, seed)
-    return RunSpec(run_id(config), study.name, variant_name(study, levels), levels, seed, config)
+    return RunSpec.of(study, levels, seed)
 
 
 def _frame(records: dict, specs: list[RunSpec], metric: str):
-    import pandas as pd
+    """The runs table (`ablations.runs`) of the specs recorded so far, in the specs' order."""
+    from .runs import runs_table
 
-    rows = []
-    for s in specs:
-        r = records.get(s.run_id)
-        if r is not None:
-            rows.append({"study": s.study, "variant": s.variant, "seed": s.seed, "status": r.get("status"),
-                         metric: (r.get("final") or {}).get(metric), **rule_inputs(r)})
-    return pd.DataFrame(rows, columns=["study", "variant", "seed", "status", metric, *rule_inputs({})])
+    return runs_table([records[s.run_id] for s in specs if s.run_id in records])
 
 
 def analyse(study: Study, plan: Plan, records: dict, specs: list[RunSpec]):
@@ -133,7 +126,7 @@ def run_until_decided(study: Study, store: Store, options: RunOptions, plan: Pla
         specs += new
         ran += run_study(study, store, options, report, extra=extra)["ran"]
     report(headline_text(eff.reset_index()))
-    failed = sum(1 for s in specs if records.get(s.run_id, {}).get("status") == "failed")
+    failed = sum(1 for s in specs if s.run_id in records and records[s.run_id].status == "failed")
     return {"looks": look + 1, "decisions": comp["decision"].to_dict(), "seeds": seeds.to_dict(),
             "failed": failed, "ran": ran, "plan": plan}
 

@@ -20,12 +20,13 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from vggcore.cli import Parser
+from vggcore.cli.parser import Parser
 from vggcore.errors import EXIT_INTERRUPTED, UsageError, run_command
 from vggcore.validation import MIN_EFFECT, integer, number, option_value, optional
 
-from .ray_executor import RETRIES
+from .integrations.ray_executor import RETRIES
 from .runner import EXECUTORS, RunOptions, pending, run_study
+from .records import RunRecord
 from .store import MANIFEST, Store, StoreError
 from .study import load_study
 
@@ -45,8 +46,7 @@ CONFIRM_ABOVE = 1000   # runs to do above which `run` asks first: 81,000 runs mu
 def estimate(records: dict, todo: int, workers: int = 1) -> str:
     """How long `todo` more runs take, from the runs recorded in the folder (ok or diverged: a failure often
     ends at once and would make the estimate too short)."""
-    seconds = [r["timing"]["seconds"] for r in records.values()
-               if r.get("status") in ("ok", "diverged") and (r.get("timing") or {}).get("seconds")]
+    seconds = [r.seconds for r in records.values() if r.status in ("ok", "diverged") and r.seconds]
     if not seconds:
         return f"{todo:,} to run: no estimate yet (no finished runs recorded in this folder)"
     mean = sum(seconds) / len(seconds)
@@ -153,7 +153,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _track(args: argparse.Namespace, study) -> tuple[str, ...]:
     """--track replaces the study file's [study] track; each target's form is checked before anything runs."""
-    from .tracking import parse_target
+    from .integrations.tracking import parse_target
 
     if args.track:
         return tuple(str(parse_target(t)) for t in args.track)
@@ -161,8 +161,8 @@ def _track(args: argparse.Namespace, study) -> tuple[str, ...]:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .export import export
-    from .tracking import Target
+    from .integrations.export import export
+    from .integrations.tracking import Target
 
     targets = [Target(kind, where) for kind, where in (("mlflow", args.mlflow), ("tensorboard", args.tensorboard))
                if where]
@@ -195,43 +195,38 @@ def _print_status(store: Store) -> int:
     records = store.read().records
     listed = set(manifest.run_ids)
     # seeds added by --until-decided are ordinary records outside the study's listed runs
-    ids = [*manifest.run_ids, *[i for i, r in records.items()
-                                if i not in listed and r.get("study") == manifest.study]]
-    statuses = Counter(records[i].get("status") for i in ids if i in records)
+    ids = [*manifest.run_ids, *[i for i, r in records.items() if i not in listed and r.study == manifest.study]]
+    statuses = Counter(records[i].status for i in ids if i in records)
     remaining = sum(1 for i in ids if i not in records)
     added = len(ids) - len(listed)
     print(f"{manifest.study}: {len(ids)} runs{f' ({added} from added seeds)' if added else ''}: "
           f"{statuses.get('ok', 0)} done, {statuses.get('failed', 0)} failed, "
           f"{statuses.get('diverged', 0)} diverged, {remaining} remaining")
     for rid in ids:
-        if rid in records and records[rid].get("status") == "failed":
+        if rid in records and records[rid].status == "failed":
             r = records[rid]
-            print(f"  failed: {r.get('variant')} seed {r.get('seed')}: {r.get('error')}")
+            print(f"  failed: {r.variant} seed {r.seed}: {r.error}")
     print(_seeds_needed(store, [records[i] for i in ids if i in records]))
     return statuses.get("failed", 0)
 
 
-def _seeds_needed(store: Store, records: list[dict]) -> str:
+def _seeds_needed(store: Store, records: list[RunRecord]) -> str:
     """The power lines: per variant, the seeds needed to detect min_effect from its own spread and rate of seeds
     that did not train, and which variant is expensive to decide and why."""
-    import pandas as pd
-
-    from .stats.failures import rule_inputs
+    from .runs import runs_table
     from .stats.frames import effects, expensive
 
     analysis = store.analysis()
     min_effect, metric = analysis.min_effect, analysis.metric
     if not min_effect:
         return "seeds needed: set [study] min_effect (metric units, above 0) to compute them"
-    frame = pd.DataFrame([{"study": r.get("study"), "variant": r.get("variant"), "seed": r.get("seed"),
-                           "status": r.get("status"), metric: (r.get("final") or {}).get(metric), **rule_inputs(r)}
-                          for r in records], columns=["study", "variant", "seed", "status", metric, *rule_inputs({})])
+    frame = runs_table(records)
     if frame.empty:
         return "seeds needed: no finished runs yet"
     plan = analysis.plan
     eff = effects(frame, metric, analysis.maximize, min_effect=min_effect, statistic=analysis.statistic,
                   schedule=plan.schedule() if plan is not None else None,
-                  alpha=plan.alpha if plan is not None else 0.05, correction=plan.correction if plan else "holm")
+                  alpha=plan.alpha if plan is not None else analysis.alpha, correction=plan.correction if plan else "holm")
     lines = [f"seeds needed per variant to detect {metric} differences of {min_effect:g} with 80% power, each "
              "from its own spread and rate of seeds that did not train:"]
     for _, row in eff[eff["variant"] != "baseline"].iterrows():
@@ -247,7 +242,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if not root.is_dir():
         raise StoreError(f"{root} is not a study folder: {'a file' if root.exists() else 'no such folder'}")
     if Store(root).manifest() is None:   # the demo's folder, say, whose study is in its ablations/
-        from .export import no_study
+        from .integrations.export import no_study
 
         raise no_study(root, "python -m ablations status {folder}")
     _print_status(Store(root))
@@ -256,7 +251,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m ablations", description=__doc__, epilog=EXIT_CODES)
-    sub = p.add_subparsers(dest="command", required=True)
+    add_commands(p.add_subparsers(dest="command", required=True))
+    return p
+
+
+def add_commands(sub) -> None:
+    """run, list, status and export, on `sub` (this command line's subcommands, or `vggbench study`'s)."""
     r = sub.add_parser("run", help="train every run of a study (resumes)", epilog=EXIT_CODES)
     r.add_argument("study", help="study TOML file")
     r.add_argument("--out", required=True, help="results folder: results.jsonl, study.json, runs/")
@@ -304,7 +304,6 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("--tensorboard", metavar="LOGDIR", help="TensorBoard log folder")
     ex.add_argument("--quiet", action="store_true", help="no progress bar")
     ex.set_defaults(func=_cmd_export)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,32 +24,27 @@ def execute(spec: dict, run_dir: str, threads: int | None = None) -> RunRecord:
     has one, and return its record. Never raises for a failing run: the failure is the record."""
     import os
 
-    import torch
+    from vggcore.threads import torch_threads
+    from vggcore.train.loop import train
 
-    from vggcore.config import VGGConfig
-    from vggcore.data import DataConfig
-    from vggcore.train import TrainConfig, train
-
-    if threads:
-        torch.set_num_threads(threads)
     run = RunSpec(**spec)
     started = time.time()
-    try:
-        result = train(VGGConfig(**run.config["model"]), DataConfig(**run.config["data"]),
-                       TrainConfig(**run.config["train"]), out=Path(run_dir), progress=False)
-        evaluation = None
-        # Rank 0 alone scores a data-parallel run, in one process, once the group has finished.
-        if "eval" in run.config and result["status"] == "ok" and int(os.environ.get("RANK", "0")) == 0:
-            from vggcore.evaluations import evaluate_run
-            from vggcore.protocols import Protocol
+    with torch_threads(threads) as count:   # this run's share of the cores; the caller's count after it
+        try:
+            config = run.run_config
+            result = train(config.model, config.data, config.train, out=Path(run_dir), progress=False)
+            evaluation = None
+            # Rank 0 alone scores a data-parallel run, in one process, once the group has finished.
+            if config.eval is not None and result["status"] == "ok" and int(os.environ.get("RANK", "0")) == 0:
+                from vggcore.evaluate.runs import evaluate_run
 
-            evaluation = evaluate_run(run_dir, [Protocol(**run.config["eval"])])[0]
-    except KeyboardInterrupt:
-        raise
-    except Exception as err:  # a failing run is recorded; the study goes on
-        return RunRecord.failed(run, err, started, torch.get_num_threads())
-    # the threads the run trained on: a resumed run keeps its checkpoint's (vggcore.train.keep_threads)
-    threads_used = (result.get("rank_threads") or [torch.get_num_threads()])[0]
+                evaluation = evaluate_run(run_dir, [config.eval])[0]
+        except KeyboardInterrupt:
+            raise
+        except Exception as err:  # a failing run is recorded; the study goes on
+            return RunRecord.failed(run, err, started, count)
+    # the threads the run trained on: a resumed run keeps its checkpoint's (vggcore.train.loop.resume_threads)
+    threads_used = (result.get("rank_threads") or [count])[0]
     return RunRecord.finished(run, result, started, threads_used, evaluation)
 
 

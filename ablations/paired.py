@@ -22,8 +22,8 @@ import pandas as pd
 
 from .stats import DECISIONS, adjust, decide
 from .stats.primitives import paired_t
+from .stats.levels import ALPHA
 
-ALPHA = 0.05
 TEST = "paired t over seeds (the same weights, scored two ways)"
 COLUMNS = ["study", "variant", "reference", "factors", "n_pairs", "n_seeds", "mean", "reference_mean", "diff",
            "diff_low", "diff_high", "p_value", "p_adjusted", "decision", "test", "correction", "alpha",

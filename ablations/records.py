@@ -10,7 +10,9 @@
     record.to_json()                                      the dict the driver appends (`Store.append`)
 
 Fields (JSON keys; a key whose value is None is left out, except `error` and `final`, always present):
-    run_id, study, variant, levels, seed, config   the run as `RunSpec` gives it
+    run_id, study, variant, levels, seed   the run as `RunSpec` gives it
+    config           the run's configuration (`vggcore.config.RunConfig.to_json`): as training resolved it for a
+                     finished run (num_classes from the dataset), as the study resolved it for a failed one
     started          ISO time (UTC) the run started
     status           ok, diverged or failed
     error            None, or what went wrong in words ("TypeName: message" for a raised error)
@@ -30,7 +32,7 @@ Fields (JSON keys; a key whose value is None is left out, except `error` and `fi
     executor         local or ray, set by the driver as it appends the record
     train_id         runs with an eval section: the id of the training they score (`RunSpec.train_id`); the
                      runs of a study that share it share their weights
-    evaluation       runs with an eval section that finished: the protocol entry (`vggcore.evaluations`:
+    evaluation       runs with an eval section that finished: the protocol entry (`vggcore.evaluate.runs`:
                      protocol, scales, flip, crops, views, errors, ...) plus training_test, the test errors and
                      loss the training itself recorded
 
@@ -44,13 +46,13 @@ import errno
 import signal
 import time
 import traceback
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from typing import Any
 
+
 from .study import RunSpec
 
-STATUSES = ("ok", "diverged", "failed")
 # final's test metrics -> the protocol entry's figures that replace them in a run with an eval section
 PROTOCOL_METRICS = {"test_top1_error": "top1_error", "test_top5_error": "top5_error", "test_loss": "loss"}
 ALWAYS = ("error", "final")   # written even when None: "no error", "no final metrics"
@@ -84,19 +86,61 @@ class RunRecord:
     executor: str | None = None          # set by the driver: local or ray
     train_id: str | None = None          # runs with an eval section: the training they score
     evaluation: dict | None = None       # runs with an eval section: the protocol's entry
+    extra: dict = field(default_factory=dict, repr=False)   # keys a later writer added, kept as they were read
+    nulls: tuple[str, ...] = field(default=(), repr=False)  # keys read as an explicit null (older writers), kept
+
+    # ------------------------------------------------------------------------------------------ reading
+    @classmethod
+    def from_json(cls, data: dict) -> RunRecord:
+        """A record as `Store.read` finds it in results.jsonl (`store.well_formed` has checked its types). Keys
+        older records lack take the value that reads them as they were meant (no history, no final metrics, an
+        empty config); keys this code does not know are kept in `extra` and written back unchanged."""
+        known = {f.name for f in fields(cls)} - {"extra", "nulls"}
+        given = {k: v for k, v in data.items() if k in known}
+        defaults = {"variant": "", "levels": {}, "seed": None, "config": {}, "started": None, "status": None,
+                    "error": None, "history": [], "final": None, "provenance": {}, "timing": {}}
+        for key, value in defaults.items():
+            if given.get(key) is None and key not in ALWAYS:
+                given[key] = value
+            given.setdefault(key, value)
+        nulls = tuple(k for k in known if k in data and data[k] is None and k not in ALWAYS)
+        return cls(**given, extra={k: v for k, v in data.items() if k not in known}, nulls=nulls)
+
+    def metric(self, name: str) -> float | None:
+        """A final metric (test_top1_error, ...), None where the run has none (it failed, or predates the metric)."""
+        value = (self.final or {}).get(name)
+        return None if value is None else float(value)
+
+    @property
+    def seconds(self) -> float | None:
+        """The run's wall time, as the driver measured it."""
+        return self.timing.get("seconds")
+
+    @property
+    def threads(self) -> int | None:
+        """The torch threads the run trained on."""
+        return self.timing.get("threads")
+
+    @property
+    def num_classes(self) -> int | None:
+        """The network's classes as the record's config has them (training resolves them from the dataset)."""
+        classes = (self.config.get("model") or {}).get("num_classes")
+        return classes if isinstance(classes, int) and not isinstance(classes, bool) else None
 
     # ------------------------------------------------------------------------------------ constructors
     @classmethod
     def finished(cls, run: RunSpec, result: dict, started: float, threads: int,
                  evaluation: dict | None = None) -> RunRecord:
         """A run that train() returned: ok or diverged, with its history and metrics. `evaluation`: the entry of
-        the run's test protocol (`vggcore.evaluations.evaluate_run`), whose errors become the final test
+        the run's test protocol (`vggcore.evaluate.runs.evaluate_run`), whose errors become the final test
         metrics; the training's own stay in the entry as training_test."""
         final = result["final"]
         if evaluation is not None and final is not None:
             evaluation = {**evaluation, "training_test": {k: final.get(k) for k in PROTOCOL_METRICS}}
             final = {**final, **{k: evaluation[v] for k, v in PROTOCOL_METRICS.items()}}
-        return cls(**_head(run, started), status=result["status"], error=result.get("error"),
+        # the configuration training resolved (the network's classes are the dataset's), the run's eval section
+        resolved = {**result.get("config", run.config), **({"eval": run.config["eval"]} if "eval" in run.config else {})}
+        return cls(**{**_head(run, started), "config": resolved}, status=result["status"], error=result.get("error"),
                    history=result["history"], final=final, provenance=result["provenance"],
                    timing=_timing(started, threads), diverged_epoch=result.get("diverged_epoch"),
                    resumed_from_epoch=result.get("resumed_from_epoch", 0), world_size=result.get("world_size", 1),
@@ -147,7 +191,7 @@ class RunRecord:
     @classmethod
     def lost_task(cls, run: RunSpec, reason: str, attempts: int, started: float, threads: int | None) -> RunRecord:
         """A run whose Ray task was lost to the system (its worker killed, its node gone) on each of `attempts`
-        submissions: the retries ran out (`ablations.ray_executor`)."""
+        submissions: the retries ran out (`ablations.integrations.ray_executor`)."""
         error = (f"the Ray task of this run was lost {attempts} time(s) and the retries ran out; last: "
                  f"{reason}")[:500]
         return cls._failure(run, error, started, threads, attempts=attempts)
@@ -169,7 +213,8 @@ class RunRecord:
 
     def to_json(self) -> dict:
         data = asdict(self)
-        return {k: v for k, v in data.items() if v is not None or k in ALWAYS}
+        extra, nulls = data.pop("extra"), data.pop("nulls")
+        return {**{k: v for k, v in data.items() if v is not None or k in ALWAYS or k in nulls}, **extra}
 
 
 def _head(run: RunSpec, started: float) -> dict:
@@ -190,33 +235,3 @@ def _provenance(device: str) -> dict:
         return provenance(device)
     except Exception:  # a broken device must not hide the failure being recorded
         return provenance("cpu")
-
-
-# ------------------------------------------------------------------------------------------------ reading
-def protocol_columns(record: dict) -> dict:
-    """The test protocol a record's test metrics come from, as flat columns for tidy frames: train_id (the run_id
-    for a record without one), eval.source ("protocol" for a record scored under its eval section, "training" for
-    the training's own centre crop at Q = S_min), eval.protocol, eval.scales ("32,37,42"), eval.flip, eval.crops,
-    eval.views, eval.train_scale (the training's S, or S_min-S_max when jittered). None where it cannot be told."""
-    from vggcore.config import VGGConfig
-    from vggcore.data import DataConfig
-    from vggcore.protocols import Protocol, own_protocol, resolve
-
-    out = {"train_id": record.get("train_id") or record.get("run_id"), "eval.source": None}
-    config = record.get("config") if isinstance(record.get("config"), dict) else {}
-    entry = record.get("evaluation") if isinstance(record.get("evaluation"), dict) else None
-    try:
-        model = VGGConfig(**config["model"])
-        s_min, s_max = DataConfig(**config["data"]).scales(model.image_size)
-        out["eval.train_scale"] = str(s_min) if s_min == s_max else f"{s_min}-{s_max}"
-        if entry is None:  # the protocol asked for (a run that did not finish), else the training's own
-            entry = (resolve(Protocol(**config["eval"]), model.image_size, model.pool_size, s_min, s_max)
-                     if "eval" in config else own_protocol(model.image_size, s_min)).to_json()
-    except (KeyError, TypeError, ValueError):  # a config this code cannot read: no protocol to name
-        out["eval.train_scale"] = None
-        if entry is None:
-            return out
-    out.update({"eval.source": "protocol" if "eval" in config else "training", "eval.protocol": entry.get("protocol"),
-                "eval.scales": ",".join(map(str, entry.get("scales") or [])), "eval.flip": entry.get("flip"),
-                "eval.crops": entry.get("crops"), "eval.views": entry.get("views")})
-    return out

@@ -19,15 +19,15 @@ from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Sequence
 
-from vggcore.measure import cpu_count
+from vggcore.threads import cpu_count
 
 from .execute import execute_run
-from .export import LiveTracking, info_of
-from .ray_executor import RETRIES, RayRuns
+from .integrations.export import LiveTracking, info_of
+from .integrations.ray_executor import RETRIES, RayRuns
 from .records import RunRecord
 from .store import Store, StoreError
 from .study import RunSpec, Study, expand
-from .tracking import parse_target
+from .integrations.tracking import parse_target
 from .workers import run_in_workers
 
 EXECUTORS = ("local", "ray")
@@ -42,7 +42,7 @@ class RunOptions:
     num_gpus: float | None = None
     retry_failed: bool = False
     progress: bool = True
-    track: tuple[str, ...] = ()         # live tracking targets, mlflow:URI or tensorboard:LOGDIR (ablations.tracking)
+    track: tuple[str, ...] = ()         # live tracking targets, mlflow:URI or tensorboard:LOGDIR (ablations.integrations.tracking)
     ray_retries: int = RETRIES          # submissions of a Ray task lost to the system after its first
 
 
@@ -54,7 +54,7 @@ def pending(study: Study, store: Store, retry_failed: bool = False,
     runs += [r for r in extra if r.run_id not in known]
     records = store.read().records
     todo = [r for r in runs if r.run_id not in records
-            or (retry_failed and records[r.run_id].get("status") == "failed")]
+            or (retry_failed and records[r.run_id].status == "failed")]
     return runs, todo, records
 
 
@@ -156,7 +156,7 @@ def _run_locked(study: Study, store: Store, options: RunOptions, report: Callabl
                                  "space and run the same command again to resume")
             record = record.with_executor(options.executor)
             store.append(record)
-            tracking.log(record.to_json())  # after the record is safe: a store never holds an unrecorded run
+            tracking.log(record)  # after the record is safe: a store never holds an unrecorded run
             counts["ran"] += 1
             if bar is not None:
                 bar.update(1)

@@ -23,18 +23,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from vggcore.checkpoint import save_json
+from vggcore.files import save_json
 from vggcore.errors import UserError
 from vggcore.lock import folder_lock
 
 from .records import RunRecord
+from .stats.levels import ALPHA as DEFAULT_ALPHA   # a study run with fixed seeds: one look at this level
 from .study import RunSpec, Study
 
 RESULTS = "results.jsonl"
 MANIFEST = "study.json"
 PLAN = "adaptive.json"
 DEFAULT_METRIC = "test_top1_error"
-DEFAULT_ALPHA = 0.05            # the family-wise level of a study run with fixed seeds (one look)
 
 
 class StoreError(UserError, ValueError):
@@ -141,7 +141,7 @@ class Analysis:
 
 @dataclass
 class Results:
-    records: dict[str, dict] = field(default_factory=dict)   # run_id -> latest record
+    records: dict[str, RunRecord] = field(default_factory=dict)   # run_id -> latest record, typed
     corrupt_lines: list[int] = field(default_factory=list)    # 1-based line numbers that were skipped
 
 
@@ -178,7 +178,7 @@ def read_results(path: Path, warn: bool = True) -> Results:
         if not well_formed(record):
             out.corrupt_lines.append(number)
             continue
-        out.records[record["run_id"]] = record
+        out.records[record["run_id"]] = RunRecord.from_json(record)
     if warn and out.corrupt_lines:
         print(f"warning: {path}: skipped {len(out.corrupt_lines)} corrupt line(s) "
               f"({', '.join(map(str, out.corrupt_lines[:5]))}); the file is left as it is", file=sys.stderr)

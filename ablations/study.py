@@ -21,14 +21,14 @@
     levels.on = { "model.dropout" = 0.5 }
     levels.off = { "model.dropout" = 0.0 }
 
-    [factors.test]                # the test protocol (vggcore.protocols): the same weights, scored another way
+    [factors.test]                # the test protocol (vggcore.evaluate.protocols): the same weights, scored another way
     levels.own = {}               # the training's own test score (a centre crop at Q = S)
     levels.dense = { "eval.protocol" = "dense" }
     levels.multiscale = { "eval.protocol" = "dense", "eval.scales" = [224, 256, 288] }
 
 Every run gets a stable id: a hash of its resolved configuration (seed included), so the same run has the same
 id in every expansion, on every machine. The `eval` section (`[base.eval]`, "eval.FIELD" in levels: any
-`vggcore.protocols.Protocol` field; numeric scales are given for the paper's 224 px training crop and scaled to the
+`vggcore.evaluate.protocols.Protocol` field; numeric scales are given for the paper's 224 px training crop and scaled to the
 run's size) is no part of the training: runs that differ in it alone share one training (`RunSpec.train_id`, the
 hash without it, names their folder) and each gets its own record, scored from those weights. A run without an
 eval section is scored as `vggcore train` scores it, and keeps the id it had before eval sections existed.
@@ -37,20 +37,16 @@ eval section is scored as `vggcore train` scores it, and keeps the id it had bef
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vggcore.config import VGGConfig
-from vggcore.data import DataConfig
+from vggcore.config import IN_MEMORY, TRAINING, DataConfig, RunConfig, TrainConfig, VGGConfig, config_id
 from vggcore.errors import UserError
-from vggcore.evaluations import IN_MEMORY
-from vggcore.protocols import PAPER_CROP, Protocol, resolve as resolve_protocol
-from vggcore.train import LATER_FIELDS, TrainConfig
+from vggcore.results import METRICS
+from vggcore.evaluate.protocols import PAPER_CROP, Protocol, resolve as resolve_protocol
 from vggcore.validation import MIN_EFFECT, SEED_MAX, ConfigError, check_field, optional
 
 if sys.version_info >= (3, 11):
@@ -59,11 +55,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SECTIONS = {"model": VGGConfig, "data": DataConfig, "train": TrainConfig, "eval": Protocol}
-TRAINING = ("model", "data", "train")   # the sections a run's training depends on; "eval" only scores it
 STUDY_KEYS = {"name", "design", "seeds", "metric", "maximize", "description", "num_cpus", "num_gpus",
               "min_effect", "max_seeds", "track", "statistic"}
 DESIGNS = ("one_at_a_time", "full")
-METRICS = ("test_top1_error", "test_top5_error", "test_loss", "val_top1_error", "train_seconds")
 FACTOR_KEYS = {"baseline", "levels", "description"}
 
 
@@ -104,13 +98,23 @@ class RunSpec:
     variant: str                        # "baseline", "dropout=off", or "a=x,b=y" in full designs
     levels: dict[str, str]              # factor -> level
     seed: int
-    config: dict[str, dict[str, Any]] = field(repr=False)   # resolved model/data/train (and eval) fields
+    config: dict[str, dict[str, Any]] = field(repr=False)   # RunConfig.to_json(): model/data/train (and eval)
+
+    @classmethod
+    def of(cls, study: "Study", levels: dict[str, str], seed: int) -> "RunSpec":
+        """The run of `study` at these factor levels and seed."""
+        run = resolve(study, levels, seed)
+        return cls(run.run_id, study.name, variant_name(study, levels), levels, seed, run.to_json())
+
+    @property
+    def run_config(self) -> RunConfig:
+        return RunConfig.from_json(self.config)
 
     @property
     def train_id(self) -> str:
         """The id of the training this run scores: its run_id without the eval section (the same id for a run
         without one). Runs that share it share one run folder and one training."""
-        return training_id(self.config)
+        return config_id({k: v for k, v in self.config.items() if k in TRAINING})
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -224,8 +228,8 @@ def parse_study(data: dict, source: str = "") -> Study:
 
 
 def _track_field(head: dict) -> tuple[str, ...]:
-    """`track`: one target or a list of them, each KIND:WHERE (`ablations.tracking.parse_target`)."""
-    from .tracking import TrackingError, parse_target
+    """`track`: one target or a list of them, each KIND:WHERE (`ablations.integrations.tracking.parse_target`)."""
+    from .integrations.tracking import TrackingError, parse_target
 
     track = head.get("track", [])
     track = [track] if isinstance(track, str) else track
@@ -343,7 +347,7 @@ def variant_name(study: Study, levels: dict[str, str]) -> str:
     return ",".join(changed) or "baseline"
 
 
-def resolve(study: Study, levels: dict[str, str], seed: int) -> dict[str, dict[str, Any]]:
+def resolve(study: Study, levels: dict[str, str], seed: int) -> RunConfig:
     """The full configuration of one run: dataclass defaults < base < factor levels < seed."""
     sections = {s: dict(v) for s, v in study.base.items()}
     for f in study.factors:
@@ -360,13 +364,13 @@ def resolve(study: Study, levels: dict[str, str], seed: int) -> dict[str, dict[s
             raise StudyError(_blame(study, levels, section, err)) from None
         except ValueError as err:
             raise StudyError(f"{_where(study)}variant {variant_name(study, levels)}: {err}") from None
-    config = {s: dataclasses.asdict(obj) for s, obj in built.items()}
-    if evaluation:  # a run without one keeps the id it had before eval sections existed
-        config["eval"] = _evaluation(study, levels, evaluation, built["model"], built["data"])
-    return config
+    # a run without an eval section keeps the id it had before eval sections existed
+    protocol = _evaluation(study, levels, evaluation, built["model"], built["data"]) if evaluation else None
+    return RunConfig(built["model"], built["data"], built["train"], protocol)
 
 
-def _evaluation(study: Study, levels: dict[str, str], values: dict, model: VGGConfig, data: DataConfig) -> dict:
+def _evaluation(study: Study, levels: dict[str, str], values: dict, model: VGGConfig, data: DataConfig
+                ) -> Protocol:
     """The eval section of one run, checked against the net it scores (scales it can take, an in-memory set)."""
     values = {"scales_for": PAPER_CROP, **values}
     try:
@@ -377,8 +381,7 @@ def _evaluation(study: Study, levels: dict[str, str], values: dict, model: VGGCo
     if data.dataset not in IN_MEMORY:
         raise StudyError(f"{_where(study)}variant {variant_name(study, levels)}: an eval section scores in-memory "
                          f"datasets only ({', '.join(IN_MEMORY)}), not {data.dataset}")
-    out = dataclasses.asdict(protocol)
-    return {**out, "scales": list(out["scales"]) if isinstance(out["scales"], tuple) else out["scales"]}
+    return protocol
 
 
 def _where(study: Study) -> str:
@@ -399,29 +402,13 @@ def _blame(study: Study, levels: dict[str, str], section: str, err: ConfigError)
     return f"{_where(study)}{base_text or f'[base.{section}]'}: {err}"
 
 
-def run_id(config: dict) -> str:
-    # Fields added to the configs since runs were first recorded are left out at the values that reproduce those
-    # runs, so a folder recorded before they existed keeps its ids and resumes.
-    kept = {section: {key: value for key, value in fields.items()
-                      if (section, key) not in LATER_FIELDS or LATER_FIELDS[(section, key)] != value}
-            if isinstance(fields, dict) else fields for section, fields in config.items()}
-    blob = json.dumps(kept, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(blob).hexdigest()[:12]
-
-
-def training_id(config: dict) -> str:
-    """The id of a run's training: `run_id` of its training sections alone."""
-    return run_id({k: v for k, v in config.items() if k in TRAINING})
-
-
 def expand(study: Study) -> list[RunSpec]:
     runs, seen = [], set()
     for levels in variants(study):
         for seed in study.seeds:
-            config = resolve(study, levels, seed)
-            rid = run_id(config)
-            if rid in seen:  # two level combinations that resolve to the same run
+            run = RunSpec.of(study, levels, seed)
+            if run.run_id in seen:  # two level combinations that resolve to the same run
                 continue
-            seen.add(rid)
-            runs.append(RunSpec(rid, study.name, variant_name(study, levels), levels, seed, config))
+            seen.add(run.run_id)
+            runs.append(run)
     return runs

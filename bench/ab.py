@@ -12,8 +12,8 @@ from __future__ import annotations
 import dataclasses
 
 from vggcore.config import HEADS
-from vggcore.measure import DTYPES
-from vggcore.step import SGD_CHOICES
+from vggcore.device import DTYPES
+from vggcore.train.sgd import SGD_CHOICES
 
 from .cases import IMPLEMENTATIONS, BenchCase, OptionError
 

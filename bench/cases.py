@@ -5,11 +5,11 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from vggcore.archs import ARCHS, TORCHVISION_NAMES, resolve_arch
+from vggcore.model.archs import ARCHS, TORCHVISION_NAMES, resolve_arch
 from vggcore.config import HEADS, VGGConfig
 from vggcore.errors import UserError
-from vggcore.measure import DEVICES, DTYPES, device_available, dtype_unsupported_reason
-from vggcore.step import SGD_CHOICES, default_sgd
+from vggcore.device import DEVICES, DTYPE_NAMES, device_available, dtype_unsupported_reason
+from vggcore.train.sgd import SGD_CHOICES, default_sgd
 from vggcore.validation import ConfigError, check_field
 
 MODES = ("forward", "forward_backward", "train_step")
@@ -36,8 +36,8 @@ class BenchCase:
     compiled: bool          # torch.compile'd model
     implementation: str     # vggcore or torchvision
     head: str = "paper"     # vggcore's head; torchvision's own is always its AdaptiveAvgPool2d((7, 7))
-    optimizer: str = ""     # train_step: the SGD implementation (vggcore.step.SGD_CHOICES; "" = the device's
-                            # default, vggcore.step.DEFAULT_SGD); "" for the modes that take no SGD step
+    optimizer: str = ""     # train_step: the SGD implementation (vggcore.train.sgd.SGD_CHOICES; "" = the device's
+                            # default, vggcore.train.sgd.DEFAULT_SGD); "" for the modes that take no SGD step
 
     def __post_init__(self) -> None:
         if self.mode == "train_step" and not self.optimizer:   # record the implementation that runs, by name
@@ -154,7 +154,7 @@ def expand(options: dict[str, str | None], *, compiled: list[bool] = (False,),
     modes = [m for m in modes if m != TTA_MODE]
     dtypes_raw = split("--vgg-dtypes", options.get("dtypes"))
     if dtypes_raw is not None:
-        choose("--vgg-dtypes", dtypes_raw, tuple(DTYPES))
+        choose("--vgg-dtypes", dtypes_raw, DTYPE_NAMES)
     sizes_raw = split("--vgg-batch-sizes", options.get("batch_sizes"))
     batch_sizes = positive_ints("--vgg-batch-sizes", sizes_raw) if sizes_raw else None
     image_size = positive_ints("--vgg-image-size", [options.get("image_size") or "224"])[0]
@@ -176,7 +176,7 @@ def expand(options: dict[str, str | None], *, compiled: list[bool] = (False,),
     cases = []
     impls = IMPLEMENTATIONS if reference else IMPLEMENTATIONS[:1]
     for device in devices:
-        dtypes = dtypes_raw or (list(DTYPES) if grid["dtypes"] == "all" else ["fp32"])
+        dtypes = dtypes_raw or (list(DTYPE_NAMES) if grid["dtypes"] == "all" else ["fp32"])
         for arch, mode, dtype, cl, comp, bs, impl in itertools.product(
                 archs, modes, dtypes, channels_last, compiled, batch_sizes or grid["batch_sizes"][device], impls):
             for sgd in sgds if mode == "train_step" else [""]:

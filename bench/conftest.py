@@ -16,8 +16,8 @@ from __future__ import annotations
 import pytest
 
 from vggcore.errors import UsageError, UserError
-from vggcore.measure import peak_flops as measure_peak_flops
-from vggcore.step import DEFAULT_SGD, SGD_CHOICES
+from vggcore.peaks import peak_flops as measure_peak_flops
+from vggcore.train.sgd import DEFAULT_SGD, SGD_CHOICES
 
 from . import profiling, session
 from .ab import DEFAULT_AGAINST, describe, parse_against
@@ -51,7 +51,7 @@ OPTIONS = {
                 "always run",
     "optimizer": f"SGD implementations of the train_step cases, comma-separated ({', '.join(SGD_CHOICES)}); "
                  "default per device: " + " / ".join(f"{d} {v}" for d, v in DEFAULT_SGD.items())
-                 + " (the fastest of those that give the for-loop's parameters bit for bit, vggcore.step)",
+                 + " (the fastest of those that give the for-loop's parameters bit for bit, vggcore.train.step)",
     "precision": f"stop timing a case once its median's 95%% interval is within +-this (default "
                  f"{_RULE.precision * 100:g}%%)",
     # the time-to-accuracy benchmark (--vgg-modes time_to_accuracy)
@@ -162,7 +162,7 @@ def pytest_ignore_collect(collection_path, config):
 
 @pytest.fixture(scope="session")
 def peak_flops():
-    """The device's measured peak per dtype (`vggcore.measure.peak_flops`), once per session, in this run."""
+    """The device's measured peak per dtype (`vggcore.peaks.peak_flops`), once per session, in this run."""
     cache: dict[tuple[str, str], dict[str, float]] = {}
 
     def get(device: str, dtype: str) -> dict[str, float]:

@@ -25,10 +25,11 @@ import torch
 from torch import nn
 
 from vggcore import build
-from vggcore.distributed import World
-from vggcore.measure import synchronize
-from vggcore.step import micro_batches, sgd, train_step
-from vggcore.train import Batches
+from vggcore.world import World
+from vggcore.device import synchronize
+from vggcore.train.step import micro_batches, train_step
+from vggcore.train.sgd import sgd
+from vggcore.data.batches import Batches
 
 STEPS = 8
 

@@ -2,7 +2,7 @@
 
 A case that does not fit is not an error to catch afterwards: on a CPU the kernel's OOM killer ends the whole
 pytest session (no JSON is written), and long before that the machine swaps. So each case's peak is predicted
-from the analytic summary (`vggcore.summary`, no forward pass) and compared with what the device has free now:
+from the analytic summary (`vggcore.model.summary`, no forward pass) and compared with what the device has free now:
 
     resident   parameters (fp32) + the input batch + SGD momentum (train_step): held across steps
     step       forward:          the largest input+output pair of one layer (inference keeps nothing else)
@@ -25,7 +25,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from vggcore import summary
+from vggcore.model.summary import summary
 
 from .cases import BenchCase, OptionError
 from .runner import NUM_CLASSES, model_config

@@ -1,4 +1,4 @@
-"""--vgg-profile: every benchmarked case also gets its per-layer profile (`vggcore.profile.profile_step`), recorded
+"""--vgg-profile: every benchmarked case also gets its per-layer profile (`vggcore.profile.profiler.profile_step`), recorded
 in the case's extra_info beside its timing, so one JSON file holds both and `reports` draws the roofline from it.
 
     pytest bench --benchmark-only --vgg-profile --vgg-archs A --vgg-batch-sizes 8 --vgg-modes train_step \
@@ -13,12 +13,12 @@ What a case records (extra_info["profile"], format PROFILE_FORMAT):
               (step_s, attributed_s, unattributed_s, attributed_gap, overhead, reconciles, perturbs, reasons), the
               roofs (peak_flops, bandwidth and how each was measured) and benchmark_median_s, the case's own
               benchmark median (the profile's unprofiled rounds are timed separately, after the benchmark's)
-    rows      `Profile.records(case=id)`: one tidy row per layer, pass and part (vggcore.profile_rows.ProfileRow)
+    rows      `Profile.records(case=id)`: one tidy row per layer, pass and part (vggcore.profile.rows.ProfileRow)
     kernels   `Profile.kernel_records()`: every op by its own time per step, most first (op, seconds, share, rows)
 
 The profile runs after the case's timed rounds and memory probe, on the same model, inputs and optimizer. The
 roofs are measured once per device and dtype in the session: the peak is the session's own (`peak_flops`
-fixture), the bandwidth a STREAM triad (`vggcore.roofs`). A case that cannot be profiled per layer (torchvision's
+fixture), the bandwidth a STREAM triad (`vggcore.profile.roofs`). A case that cannot be profiled per layer (torchvision's
 model, a torch.compile'd one, a layer filter that names nothing in it) keeps its benchmark and records
 `profile_skipped` with the reason, which the terminal summary lists.
 """
@@ -33,10 +33,10 @@ import pytest
 from vggcore.config import VGGConfig
 from vggcore.errors import UsageError
 from vggcore.intervals import MIN_ROUNDS_95
-from vggcore.profile import profile_step, unprofilable_reason
-from vggcore.profile_rows import ProfileError
-from vggcore.roofs import Roofs, measure_roofs
-from vggcore.summary import summary
+from vggcore.profile.profiler import profile_step, unprofilable_reason
+from vggcore.profile.rows import ProfileError
+from vggcore.profile.roofs import Roofs, measure_roofs
+from vggcore.model.summary import summary
 
 from . import session
 from .cases import BenchCase, OptionError, split
@@ -94,7 +94,7 @@ def options_from(config: pytest.Config, cases: list[BenchCase]) -> ProfileOption
 
 
 def available_rows(cases: list[BenchCase]) -> tuple[list[str], list[str]]:
-    """(layer names, kinds) the profiles of `cases` can have, from vggcore.summary's tables (no model is built)."""
+    """(layer names, kinds) the profiles of `cases` can have, from vggcore.model.summary's tables (no model is built)."""
     layers, kinds = {}, {}
     for case in cases:
         if case.implementation != "vggcore":

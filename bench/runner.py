@@ -10,11 +10,14 @@ import pytest
 import torch
 from torch import nn
 
-from vggcore import VGGConfig, build, summary, totals
-from vggcore.measure import (autocast, device_name, is_out_of_memory, measure_peak_memory, saved_activation_bytes,
-                             synchronize, threads)
-from vggcore.step import forward_loss, sgd, train_step
-from vggcore.train import TrainConfig
+from vggcore import VGGConfig, build, totals
+from vggcore.model.summary import summary
+from vggcore.device import autocast, device_name, synchronize
+from vggcore.memory import is_out_of_memory, measure_peak_memory, saved_activation_bytes
+from vggcore.threads import threads
+from vggcore.train.step import forward_loss, train_step
+from vggcore.train.sgd import sgd
+from vggcore.config import TrainConfig
 
 from .cases import BenchCase
 from .sampling import Sample
@@ -46,7 +49,7 @@ def make_model(case: BenchCase) -> nn.Module:
 class Step:
     """One benchmarked step of a case: inputs made and seeded up front, `__call__` is what gets timed.
 
-    forward_backward and train_step run training's own step (`vggcore.step.train_step`, the paper's SGD from
+    forward_backward and train_step run training's own step (`vggcore.train.step.train_step`, the paper's SGD from
     `TrainConfig()` in the case's implementation; the learning rate does not change the cost of a step), without
     or with the update."""
 

@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from vggcore.measure import DTYPES, cpu_count, device_available, dtype_unsupported_reason
+from vggcore.device import DTYPES, device_available, dtype_unsupported_reason
+from vggcore.threads import cpu_count
 
 from .cases import OptionError, positive_ints, split
 
@@ -157,40 +158,43 @@ class Group:
 
 
 def _rank_main(case_dict: dict, rank: int, port: int, conn) -> None:
-    """One rank: join the group as training does (`vggcore.distributed.setup`), build the DDP model, warm up, then
-    take training's own step (`vggcore.step.train_step`) on request."""
+    """One rank: join the group as training does (`vggcore.train.distributed.setup`), build the DDP model, warm up, then
+    take training's own step (`vggcore.train.step.train_step`) on request."""
     try:
         from vggcore import VGGConfig, build
-        from vggcore.distributed import setup, teardown, wrap_model
-        from vggcore.measure import synchronize
-        from vggcore.step import sgd, train_step
-        from vggcore.train import TrainConfig
+        from vggcore.train.distributed import setup, teardown, wrap_model
+        from vggcore.device import synchronize
+        from vggcore.train.sgd import sgd
+        from vggcore.train.step import train_step
+        from vggcore.config import TrainConfig
+        from vggcore.threads import torch_threads
 
         case = ScalingCase(**case_dict)
         # On CPU the ranks split the cores between them, as training's ranks on one machine do.
         world = setup(case.device, rank=rank, world_size=case.world_size, address=f"127.0.0.1:{port}")
-        torch.manual_seed(0)
-        model = build(VGGConfig(arch=case.arch, image_size=case.image_size, width=case.width, num_classes=1000,
-                                head=case.head)).to(world.device)
-        ddp = wrap_model(model, world, sync_bn=False)
-        optimizer = sgd(model.parameters(), TrainConfig())
-        gen = torch.Generator().manual_seed(rank)
-        x = torch.randn(case.batch_size, 3, case.image_size, case.image_size, generator=gen).to(world.device)
-        y = torch.randint(0, 1000, (case.batch_size,), generator=gen).to(world.device)
+        with torch_threads(world.threads):   # this rank's share of the cores, as training's ranks
+            torch.manual_seed(0)
+            model = build(VGGConfig(arch=case.arch, image_size=case.image_size, width=case.width, num_classes=1000,
+                                    head=case.head)).to(world.device)
+            ddp = wrap_model(model, world, sync_bn=False)
+            optimizer = sgd(model.parameters(), TrainConfig())
+            gen = torch.Generator().manual_seed(rank)
+            x = torch.randn(case.batch_size, 3, case.image_size, case.image_size, generator=gen).to(world.device)
+            y = torch.randint(0, 1000, (case.batch_size,), generator=gen).to(world.device)
 
-        def step() -> None:
-            train_step(ddp, optimizer, [(x, y)], world_size=world.world_size, dtype=case.dtype)
-            synchronize(world.device)
+            def step() -> None:
+                train_step(ddp, optimizer, [(x, y)], world_size=world.world_size, dtype=case.dtype)
+                synchronize(world.device)
 
-        for _ in range(2):  # allocate gradients, optimizer state and DDP's buckets
-            step()
-        conn.send(("ready", {"threads": torch.get_num_threads(), "backend": world.backend}))
-        while True:
-            message = conn.recv()
-            if message != "step":
-                break
-            step()
-            conn.send(("done", None))
+            for _ in range(2):  # allocate gradients, optimizer state and DDP's buckets
+                step()
+            conn.send(("ready", {"threads": torch.get_num_threads(), "backend": world.backend}))
+            while True:
+                message = conn.recv()
+                if message != "step":
+                    break
+                step()
+                conn.send(("done", None))
         teardown(world)
     except Exception as err:  # the parent turns it into the case's failure
         try:

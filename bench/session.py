@@ -23,7 +23,7 @@ TTA = pytest.StashKey[list]()                        # --vgg-modes time_to_accur
 TTA_DONE = pytest.StashKey[list[tuple[str, dict]]]()  # (test id, bench.tta_stats.summarize figures) per case run
 AB_DONE = pytest.StashKey[list[tuple[str, dict]]]()   # (test id, bench/test_ab.py's extra_info) per A/B case run
 PROFILE = pytest.StashKey["bench.profiling.ProfileOptions"]()  # --vgg-profile and its companions, parsed
-ROOFS = pytest.StashKey[dict]()                      # (device, dtype) -> vggcore.roofs.Roofs measured this session
+ROOFS = pytest.StashKey[dict]()                      # (device, dtype) -> vggcore.profile.roofs.Roofs measured this session
 UNPROFILED = pytest.StashKey[list[tuple[str, str]]]()  # (case id, reason) of every case left without a profile
 
 

@@ -15,7 +15,7 @@ from dataclasses import asdict
 import pytest
 import torch
 
-from vggcore.measure import device_name
+from vggcore.device import device_name
 
 from .runner import warm_up
 from .sampling import SamplingRule, record_rounds, sample

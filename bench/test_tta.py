@@ -13,7 +13,8 @@ import torch
 
 from vggcore.errors import UserError
 from vggcore.intervals import median_interval
-from vggcore.measure import device_name, dtype_unsupported_reason, threads
+from vggcore.device import device_name, dtype_unsupported_reason
+from vggcore.threads import threads
 
 from .loop_cost import StepPartsUnavailable, epoch_parts, step_parts
 from .progress import CaseBar

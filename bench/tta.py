@@ -16,8 +16,8 @@ The rules, as `timed_run` follows them (docs/time-to-accuracy.md says why each o
   - A run has at most `max_epochs` epochs, which is also the length of its learning-rate schedule: a run is
     `vggcore train --epochs max_epochs` stopped at the target. A run that ends its epochs (or diverges) without
     reaching the target is counted as not converged; more than one such run makes the case invalid.
-A run trains as `vggcore.train.train` does, through its `train_epoch` and `validate_epoch`: same seeds, same
-data order, same steps (tests/test_time_to_accuracy.py checks the history against `train`'s).
+A run trains as `vggcore.train.loop.train` does, through the same `Trainer`: same seeds, same data order, same
+steps (tests/test_time_to_accuracy.py checks the history against `train`'s).
 """
 
 from __future__ import annotations
@@ -29,15 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
-import torch
 
-from vggcore import VGGConfig, build
-from vggcore.data import DataConfig
-from vggcore.distributed import World
-from vggcore.measure import DEVICES, device_available
-from vggcore.step import sgd
-from vggcore.train import Batches, Diverged, TrainConfig, make_schedule, score_split, train_epoch, validate_epoch
-from vggcore.transforms import PRESETS
+from vggcore import VGGConfig
+from vggcore.config import DataConfig
+from vggcore.world import World
+from vggcore.device import DEVICES, device_available
+from vggcore.train.epoch import Diverged
+from vggcore.train.trainer import Trainer
+from vggcore.config import TrainConfig
+from vggcore.data.presets import PRESETS
 from vggcore.validation import ConfigError
 
 from .cases import TTA_MODE, OptionError, canonical_arch, positive_ints, split
@@ -59,9 +59,9 @@ class Recipe:
     width). Each dataset has one (`RECIPES`), tuned for the time to its target; --vgg-tta-recipe overrides fields."""
     epochs: int              # the cap on epochs, and the length of the learning-rate schedule
     lr: float                # SGD learning rate (the paper's momentum 0.9 and weight decay 5e-4 unless set)
-    schedule: str            # vggcore.schedules: plateau, step, cosine, constant
+    schedule: str            # vggcore.train.schedules: plateau, step, cosine, constant
     warmup_epochs: int       # linear lr warm-up epochs
-    augment: str             # vggcore.transforms preset
+    augment: str             # vggcore.data.transforms preset
     batch_size: int          # images per SGD step (--vgg-batch-sizes overrides)
     width: float             # channel and FC-width multiplier (--vgg-width overrides)
     dropout: float = 0.5     # FC dropout
@@ -147,34 +147,25 @@ class Trial(Protocol):
 
 
 class Run:
-    """A `Trial` of a case on this process's device: `train`'s data (`Batches`), model, SGD and schedule. Making
-    one loads the dataset: the data's first touch, so the clock starts before."""
+    """A `Trial` of a case on this process's device: `train`'s own parts (`vggcore.train.trainer.Trainer`: data,
+    model, SGD, schedule). Making one loads the dataset: the data's first touch, so the clock starts before."""
 
     def __init__(self, case: TTACase, seed: int) -> None:
-        model_config, data_config, self.config = case.configs(seed)
-        self.world = World(device=case.device)
-        self.batches = Batches(data_config, model_config, self.config, self.world)   # loads the dataset
-        torch.manual_seed(seed)   # as `train` seeds its model's initialisation
-        model = build(dataclasses.replace(model_config, num_classes=self.batches.num_classes)).to(case.device)
-        self.model = model.to(memory_format=torch.channels_last) if case.channels_last else model
-        self.optimizer = sgd(self.model.parameters(), self.config)
-        self.schedule = make_schedule(self.config)
-        self.autocast = torch.bfloat16 if self.config.bf16 else None
-        self.val_images = 0
+        self.trainer = Trainer(*case.configs(seed), World(device=case.device))   # loads the dataset
 
     def epoch(self, epoch: int) -> dict:
-        trained = train_epoch(self.model, self.optimizer, self.schedule, self.batches, self.config, epoch,
-                              self.world)
+        trained = self.trainer.train_epoch(epoch)
         start = time.perf_counter()
-        row = validate_epoch(self.model, self.schedule, self.batches, self.config, epoch, self.world, trained)
+        row = self.trainer.validate(epoch, trained)
         row["eval_seconds"] = time.perf_counter() - start
         row["val_accuracy"] = 1 - row["val_top1_error"]
         row["train_images"] = round(row["images_per_s"] * row["epoch_seconds"])   # the epoch's images, exactly
-        row["eval_images"] = len(self.batches.data.val) if self.batches.data is not None else 0
+        data = self.trainer.batches.data
+        row["eval_images"] = len(data.val) if data is not None else 0
         return row
 
     def test_accuracy(self) -> float:
-        return 1 - score_split(self.model, self.batches, "test", self.world, self.autocast)["top1_error"]
+        return 1 - self.trainer.test()["top1_error"]
 
 
 # What a curve point keeps of an epoch's row (the training curves behind each time).

@@ -110,7 +110,8 @@ def speed_ratios(bench: pd.DataFrame) -> pd.DataFrame:
 
 def paper_table2() -> pd.DataFrame:
     """The paper's parameter counts beside vggcore's exact analytic counts and GMACs at 224x224."""
-    from vggcore import VGGConfig, summary, totals
+    from vggcore import VGGConfig, totals
+    from vggcore.model.summary import summary
 
     rows = []
     for arch, paper in PAPER_PARAMS_M.items():

@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vggcore.cli import Parser
+from vggcore.cli.parser import Parser
 from vggcore.errors import UsageError, run_command
 from vggcore.validation import MIN_EFFECT, option_value
 
-BETWEEN_RUN = 0.03  # reports.compare.BETWEEN_RUN, repeated so --help does not import pandas
+from .noise import BETWEEN_RUN
+
 MOVED = {"demo": "python -m vggbench demo (./dev demo)"}   # subcommands that moved, and where to
 
 
@@ -56,7 +57,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m reports", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+    add_commands(p.add_subparsers(dest="command", required=True))
+    return p
+
+
+def add_commands(sub) -> None:
+    """build and compare, on `sub` (this command line's subcommands, or `vggbench report`'s)."""
     b = sub.add_parser("build", help="tables, figures, report.md and index.html")
     b.add_argument("--bench", nargs="+", action="extend", metavar="FILE_OR_DIR",
                    help="pytest-benchmark JSON files or folders (repeatable)")
@@ -93,7 +99,6 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--fail-on-inconclusive", action="store_true",
                    help="exit 1 also when the noise cannot rule out a slowdown beyond the threshold")
     c.set_defaults(func=_cmd_compare)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:

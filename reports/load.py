@@ -11,15 +11,11 @@
     (train_step's SGD implementation), profile (--vgg-profile's record, a dict: `reports.profiles`)
 
 `load_ablations(paths)` -> AblationData with
-    runs:    one row per run: study, run_id, variant, seed, status, error, diverged_epoch, epochs, seconds,
-             executor, git_commit, torch, level.<factor> for each factor, and the final metrics
-             (test_top1_error, test_top5_error, test_loss, val_top1_error, train_seconds), the inputs of
-             the rule for seeds that did not train (first_train_loss, final_train_loss, rule_error, num_classes:
-             ablations.stats.failures.rule_inputs), and the test protocol they come from: train_id, eval.source,
-             eval.protocol, eval.scales, eval.flip, eval.crops, eval.views, eval.train_scale
-             (`ablations.records.protocol_columns`)
-    history: one row per run and epoch: study, run_id, variant, seed, epoch, lr, train_loss, train_accuracy,
-             val_loss, val_top1_error, val_top5_error, epoch_seconds, images_per_s, data_fraction
+    runs:    one row per run: `ablations.runs.runs_table`'s columns (study, run_id, variant, seed, status, ...,
+             level.<factor>, the final metrics, the rule's inputs, the test protocol), and file
+    history: one row per run and epoch (`ablations.runs.history_table`): study, run_id, variant, seed, epoch, lr,
+             train_loss, train_accuracy, val_loss, val_top1_error, val_top5_error, epoch_seconds, images_per_s,
+             data_fraction
     studies: one row per study: study, metric, maximize, source, min_effect (None when not set), looks and alpha
              (planned looks and the last look's level of `run --until-decided`, from adaptive.json; else 1, 0.05),
              statistic (the decision statistic) and plan (adaptive.json's `ablations.store.Plan`, None for fixed
@@ -35,8 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ablations.records import protocol_columns
-from ablations.stats.failures import rule_inputs
+from ablations.runs import history_table, runs_table
 from ablations.store import Store
 from vggcore.errors import UserError
 
@@ -45,7 +40,6 @@ BENCH_EXTRA_KEYS = ("arch", "mode", "batch_size", "image_size", "width", "device
                     "achieved_flops", "peak_flops", "mfu", "peak_memory_bytes", "activation_bytes", "param_bytes",
                     "torch_version", "threads")
 STAT_KEYS = ("min", "max", "mean", "stddev", "median", "iqr", "rounds", "ops")
-FINAL_KEYS = ("test_top1_error", "test_top5_error", "test_loss", "val_top1_error", "train_seconds")
 NAN = float("nan")
 # extra_info fields that some files lack, and the value that reads such a file as it was measured. Before
 # adaptive sampling (bench/sampling.py, commit 1664250) no case was judged unstable and neither the median's
@@ -164,24 +158,13 @@ def load_ablations(paths) -> AblationData:
             skipped.append(f"{path}: {len(bad)} unreadable line(s) skipped ({', '.join(map(str, bad[:5]))})")
         analysis = store.analysis()  # study.json, and adaptive.json's looks when seeds were added
         for r in records.values():
-            studies.setdefault(r["study"], {"study": r["study"], "metric": analysis.metric,
-                                            "maximize": analysis.maximize, "source": analysis.source,
-                                            "min_effect": analysis.min_effect, "looks": analysis.looks,
-                                            "alpha": analysis.alpha, "statistic": analysis.statistic,
-                                            "plan": analysis.plan})
-            final = r.get("final") or {}
-            prov = r.get("provenance") or {}
-            row = {"study": r["study"], "run_id": r["run_id"], "variant": r.get("variant"), "seed": r.get("seed"),
-                   "status": r.get("status"), "error": r.get("error"), "diverged_epoch": r.get("diverged_epoch"),
-                   "epochs": len(r.get("history") or []), "seconds": (r.get("timing") or {}).get("seconds"),
-                   "executor": r.get("executor"), "git_commit": prov.get("git_commit"),
-                   "torch": (prov.get("versions") or {}).get("torch"), "file": str(path)}
-            row.update({f"level.{k}": v for k, v in (r.get("levels") or {}).items()})
-            row.update(protocol_columns(r))  # train_id and eval.*: the test protocol of the final metrics
-            row.update({k: final.get(k) for k in FINAL_KEYS})
-            row.update(rule_inputs(r))   # what the rule for seeds that did not train reads
-            runs.append(row)
-            for h in r.get("history") or []:
-                history.append({"study": r["study"], "run_id": r["run_id"], "variant": r.get("variant"),
-                                "seed": r.get("seed"), **h})
-    return AblationData(pd.DataFrame(runs), pd.DataFrame(history), pd.DataFrame(list(studies.values())), skipped)
+            studies.setdefault(r.study, {"study": r.study, "metric": analysis.metric,
+                                         "maximize": analysis.maximize, "source": analysis.source,
+                                         "min_effect": analysis.min_effect, "looks": analysis.looks,
+                                         "alpha": analysis.alpha, "statistic": analysis.statistic,
+                                         "plan": analysis.plan})
+        runs.append(runs_table(records.values(), file=str(path)))
+        history.append(history_table(records.values()))
+    return AblationData(pd.concat(runs, ignore_index=True) if runs else pd.DataFrame(),
+                        pd.concat(history, ignore_index=True) if history else pd.DataFrame(),
+                        pd.DataFrame(list(studies.values())), skipped)

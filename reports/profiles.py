@@ -8,7 +8,7 @@ case's record (bench/profiling.py: {"format", "case", "totals", "rows"}) and is 
     where_time_goes(rows[rows["name"] == name])          # the rows losing most time to the roofs, ranked
     for setting, a, b in pairs(cases): side_by_side(rows_of(a), rows_of(b))
 
-Row columns (vggcore.profile_rows.ProfileRow): order, layer_index, layer, kind, pass, time_s, time_low_s,
+Row columns (vggcore.profile.rows.ProfileRow): order, layer_index, layer, kind, pass, time_s, time_low_s,
 time_high_s, round_times_s, flops, bytes, intensity, achieved_flops, achieved_bytes, bound_flops, bound_time_s,
 share_of_bound, above_bound_s, limit, dtype, top_op, top_op_share (the op with the most own time in the row and
 its share; absent from profiles recorded before it was).

@@ -91,7 +91,7 @@ HEADERS = {
     "source": "scored by", "train_scale": "training scale S", "scales": "test scales Q", "views": "views per image",
     "top1_error": "top-1 error", "top5_error": "top-5 error", "n_pairs": "seeds paired",
     "n_seeds": "seeds with a run", "reference_mean": "reference mean", "paired_diff": "difference vs reference",
-    # per-layer profiles (reports.profiles: the rows of vggcore.profile_rows, the totals, ops, side by side)
+    # per-layer profiles (reports.profiles: the rows of vggcore.profile.rows, the totals, ops, side by side)
     "time_s": "time", "time_interval": "interval over the rounds", "flops": "FLOPs", "bytes": "bytes moved",
     "intensity": "FLOP per byte", "achieved_bytes": "achieved bytes/s", "bound_flops": "attainable",
     "bound_time_s": "least time the roofs allow", "share_of_bound": "share of the bound",

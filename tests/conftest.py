@@ -3,7 +3,7 @@ import os
 import pytest
 import torch
 
-from vggcore import summary
+from vggcore.model.summary import summary
 
 # Building on the meta device lazily imports torch._dynamo and friends. Do it once up front: pytester restores
 # sys.modules after each test, and a torch module imported again re-registers its operator library and fails.

@@ -1,6 +1,6 @@
 """The --until-decided procedure as the code before issue 16 ran it (ablations/adaptive.py at commit bb88bf6,
 `simulate`, copied verbatim but for its imports): the reference a folder started under the even split must still
-be analysed by. `ablations.stats.sequential.simulate` with rule "even", statistic "welch", freeze=False and no
+be analysed by. `ablations.calibration.simulate.simulate` with rule "even", statistic "welch", freeze=False and no
 bounds must reproduce it exactly (tests/test_robust_stats.py)."""
 
 import numpy as np

@@ -14,8 +14,9 @@ from ablations.runner import RunOptions, run_study
 from ablations.store import Store, read_results
 from ablations.study import parse_study
 from vggcore.errors import MissingPackage
-from vggcore.measure import cpu_count
+from vggcore.threads import cpu_count
 from tiny_study import BROKEN, tiny_study
+from json_records import json_records
 
 STUDIES = Path(__file__).resolve().parent.parent / "ablations" / "studies"
 
@@ -109,7 +110,7 @@ def test_tiny_study_end_to_end_with_a_failing_level(tmp_path):
     counts = run_study(study, store, RunOptions(progress=False), report=lambda line: None)
     wall = time.perf_counter() - start
     assert {k: counts[k] for k in ("total", "skipped", "ran")} == {"total": 6, "skipped": 0, "ran": 6}
-    records = read_results(store.results_path).records
+    records = json_records(store.results_path)
     # the runs ran one after another inside the timed span, which ran inside this test's
     assert sum(r["timing"]["seconds"] for r in records.values()) <= counts["seconds"] <= wall
     statuses = {r["variant"]: r["status"] for r in records.values()}
@@ -147,7 +148,7 @@ def test_corrupt_line_is_reported_and_skipped_never_deleted(tmp_path, capsys):
     assert "skipped 2 corrupt line(s)" in capsys.readouterr().err
     run_study(study, Store(out), RunOptions(progress=False))  # reruns the torn run, appends on a fresh line
     lines = results.read_text().splitlines()
-    assert lines[:2] == [good[0], "{not json"] and len(read_results(results).records) == 2
+    assert lines[:2] == [good[0], "{not json"] and len(json_records(results)) == 2
 
 
 def runner_cmd(*args):
@@ -170,7 +171,7 @@ def test_killed_runner_resumes_with_one_record_per_run(tmp_path):
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    before = len(read_results(results).records)
+    before = len(json_records(results))
     assert before == 1
     done = subprocess.run(runner_cmd("run", str(path), "--out", str(out), "--quiet"), capture_output=True,
                           text=True, timeout=300)
@@ -250,7 +251,7 @@ def test_ray_executor_gives_the_same_records_as_local(tmp_path):
     local, remote = Store(tmp_path / "local"), Store(tmp_path / "ray")
     run_study(study, local, RunOptions(progress=False))
     run_study(study, remote, RunOptions(executor="ray", progress=False))
-    a, b = read_results(local.results_path).records, read_results(remote.results_path).records
+    a, b = json_records(local.results_path), json_records(remote.results_path)
     assert set(a) == set(b)
     for rid in a:
         assert a[rid]["status"] == b[rid]["status"] and b[rid]["executor"] == "ray"
@@ -263,7 +264,7 @@ def test_process_workers_give_the_same_records(tmp_path):
     one, two = Store(tmp_path / "one"), Store(tmp_path / "two")
     run_study(study, one, RunOptions(progress=False))
     run_study(study, two, RunOptions(workers=2, progress=False))
-    a, b = read_results(one.results_path).records, read_results(two.results_path).records
+    a, b = json_records(one.results_path), json_records(two.results_path)
     share = max(1, cpu_count() // 2)  # each of the two workers gets its half of the cores (1 on 2 cores)
     assert set(a) == set(b) and all(b[r]["timing"]["threads"] == share for r in b)
 
@@ -319,7 +320,7 @@ def test_retry_failed_reruns_the_failed_run_only(tmp_path):
     study = load_study(write(tmp_path, seeds="[0]", extra=extra))
     store = Store(tmp_path / "out")
     run_study(study, store, RunOptions(progress=False))
-    first = read_results(store.results_path).records
+    first = json_records(store.results_path)
     failed = [rid for rid, r in first.items() if r["status"] == "failed"]
     assert len(first) == 3 and len(failed) == 1
     assert run_study(study, store, RunOptions(progress=False))["ran"] == 0  # a plain rerun keeps the failure
@@ -328,7 +329,7 @@ def test_retry_failed_reruns_the_failed_run_only(tmp_path):
     assert (counts["skipped"], counts["ran"]) == (2, 1)
     lines = [json.loads(line) for line in store.results_path.read_text().splitlines()]
     assert len(lines) == 4 and lines[-1]["run_id"] == failed[0] and lines[-1]["status"] == "ok"
-    records = read_results(store.results_path).records
+    records = json_records(store.results_path)
     assert {rid: r["status"] for rid, r in records.items()} == {rid: "ok" for rid in first}
     for rid in first:  # the runs that had finished were not touched
         if rid not in failed:

@@ -12,8 +12,8 @@ import pytest
 
 from ablations.adaptive import PLAN, make_plan
 from ablations.cli import main
-from ablations.store import read_results
 from ablations.study import StudyError, parse_study
+from json_records import json_records
 
 # Three arms, cheap and deterministic: untrained nets (paper init, lr 1e-9) on a small synthetic set, so the test
 # loss sits at ln(classes). `classes=c100` (ln 100 against ln 10) is a large effect; `eval=b250` changes only the
@@ -154,12 +154,12 @@ def test_until_decided_on_a_tiny_study_killed_and_rerun(tmp_path, capsys):
     # kill inside round 1: the 9 initial runs and the round's first run recorded, its second run started
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None:
-        if results.exists() and len(read_results(results, warn=False).records) >= 10:
+        if results.exists() and len(json_records(results, warn=False)) >= 10:
             break
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    before = read_results(results, warn=False).records
+    before = json_records(results, warn=False)
     assert len(before) == 10, "the kill was meant to land inside round 1"
 
     done = subprocess.run(_cmd(*argv), capture_output=True, text=True, timeout=600)

@@ -190,3 +190,83 @@ def test_an_import_for_type_checkers_closes_no_cycle_but_keeps_the_direction(pla
     assert cycles(edges) == []
     assert forbidden(edges) == ["vggcore.step (line 4) imports reports: vggcore may import none of the other "
                                 "folders"]
+
+
+# ------------------------------------------------------------------------------------------- vggcore's rooms
+ROOMS = {  # room -> the other rooms its modules may import (top-level infrastructure modules: any room may)
+    "model": set(),
+    "data": {"model"},
+    "evaluate": {"model", "data", "train"},     # scoring a run folder reads its checkpoint (train.checkpoint)
+    "train": {"model", "data", "evaluate"},     # every epoch scores the validation split
+    "profile": {"model", "data", "train", "evaluate"},
+    "cli": {"model", "data", "train", "evaluate", "profile"},
+}
+INFRA = {"config", "errors", "validation", "provenance", "lock", "device", "memory", "threads", "files", "intervals",
+         "seeds", "world", "peaks", "results", "__main__"}
+HEAVY_INFRA = {"memory", "peaks", "__main__"}   # infrastructure that measures with torch
+# The room modules the infrastructure may import: tables and plain data, no torch, so `vggcore.config` (and every
+# light command reading a study or a record through it) imports no torch.
+LIGHT = {"vggcore.model.archs", "vggcore.data.presets", "vggcore.evaluate.protocols", "vggcore.train.schedules",
+         "vggcore.world", "vggcore.train.sgd"}
+MAX_LINES = 450
+
+
+def core_modules() -> dict[str, Path]:
+    return {name: path for name, path in modules().items() if name.split(".")[0] == "vggcore"}
+
+
+def test_every_core_module_lives_in_a_room_or_is_infrastructure():
+    strays = []
+    for name in core_modules():
+        parts = name.split(".")
+        if len(parts) == 1 or parts[1] in ("__main__",):
+            continue
+        if len(parts) == 2 and parts[1] not in INFRA and parts[1] not in ROOMS:
+            strays.append(name)
+    assert strays == []
+    for room in ROOMS:
+        doc = ast.get_docstring(ast.parse((ROOT / "vggcore" / room / "__init__.py").read_text()))
+        assert doc, f"vggcore/{room}/__init__.py says what lives there and what it may import"
+
+
+def room_of(name: str) -> str | None:
+    parts = name.split(".")
+    return parts[1] if len(parts) > 2 and parts[1] in ROOMS else None
+
+
+def test_the_rooms_import_in_their_directions():
+    wrong = []
+    for importer, target, _, line, _ in project_edges(core_modules()):
+        if target.split(".")[0] != "vggcore":
+            continue
+        a, b = room_of(importer), room_of(target)
+        if a is None and b is not None and importer.count(".") == 1 and target not in LIGHT \
+                and importer != "vggcore.__main__":
+            wrong.append(f"{importer} (line {line}) imports {target}: the infrastructure imports only "
+                         f"{', '.join(sorted(LIGHT))} of the rooms")
+        elif a is not None and b is not None and a != b and b not in ROOMS[a]:
+            wrong.append(f"{importer} (line {line}) imports {target}: {a} may import {sorted(ROOMS[a]) or 'no room'}")
+    assert wrong == []
+
+
+def test_the_light_modules_import_no_torch():
+    heavy = [f"{name} (line {line}) imports {target}" for name in sorted(LIGHT | {f"vggcore.{m}" for m in INFRA - HEAVY_INFRA})
+             for target, _, line, _ in _module_level_imports(name) if target.split(".")[0] in ("torch", "torchvision")]
+    assert heavy == []
+
+
+def _module_level_imports(name: str) -> list[tuple[str, str | None, int, bool]]:
+    path = core_modules()[name]
+    tree = ast.parse(path.read_text())
+    out = []
+    for node in tree.body:   # function bodies import lazily, which is the point
+        if isinstance(node, ast.Import):
+            out.extend((a.name, None, node.lineno, False) for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            out.extend((node.module, a.name, node.lineno, False) for a in node.names)
+    return out
+
+
+def test_no_core_module_is_over_the_line_limit():
+    long = {name: len(path.read_text().splitlines()) for name, path in core_modules().items()}
+    assert {name: n for name, n in long.items() if n > MAX_LINES} == {}

@@ -14,7 +14,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench import conftest as plugin
 from bench.cases import OptionError, expand
-from vggcore import VGGConfig, build, summary, totals
+from vggcore import VGGConfig, build, totals
+from vggcore.model.summary import summary
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 TINY = ["--benchmark-only", "-p", "no:cacheprovider", "--vgg-width=0.125", "--vgg-image-size=32",

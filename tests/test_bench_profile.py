@@ -9,9 +9,10 @@ import pytest
 from bench.ab import describe, parse_against, twin
 from bench.cases import BenchCase, OptionError, expand
 from bench.profiling import PROFILE_FORMAT, ProfileOptions, available_rows, options_from
-from vggcore import VGGConfig, summary
+from vggcore import VGGConfig
+from vggcore.model.summary import summary
 from vggcore.errors import UserError
-from vggcore.step import default_sgd
+from vggcore.train.sgd import default_sgd
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 TINY = ["--benchmark-only", "-p", "no:cacheprovider", "--vgg-width=0.125", "--vgg-image-size=32",

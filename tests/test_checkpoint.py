@@ -11,16 +11,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from vggcore import VGGConfig, checkpoint
-from vggcore.checkpoint import load_checkpoint, save_checkpoint, save_json
-from vggcore.data import DataConfig
+from vggcore import VGGConfig
+from vggcore.train import checkpoint
+from vggcore.train.checkpoint import load_checkpoint, save_checkpoint
+from vggcore.files import save_json
+from vggcore.config import DataConfig
 from vggcore.errors import UserError
-from vggcore.train import TrainConfig, train
+from vggcore.config import TrainConfig
+from vggcore.train.loop import train
 
 FULL = r"no space left on device writing .*{name} \({what} needs {needed} MB, \d+\.\d MB free\)"
 # torch.save's words for a failed write on a full disk (seen on a 3 MB tmpfs)
 TORCH_FULL = "[enforce fail at inline_container.cc:672] . unexpected pos 2526976 vs 2526864"
-# the parts every checkpoint vggcore.train writes has (load_checkpoint refuses a file without them)
+# the parts every checkpoint vggcore.train.loop writes has (load_checkpoint refuses a file without them)
 WHOLE = {"format": 1, "config": {}, "epoch": 3, "model": {}, "optimizer": {}, "schedule": {}, "history": []}
 
 

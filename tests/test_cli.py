@@ -13,11 +13,12 @@ import pytest
 import ablations.cli
 import reports.cli
 import vggbench.cli
-import vggcore.cli
+import vggcore.cli.main
+import vggcore.cli.parser
 from bench.sampling import MIN_ROUNDS
 
 ROOT = Path(__file__).resolve().parents[1]
-PARSERS = {"vggcore": vggcore.cli.parser, "ablations": ablations.cli.parser, "reports": reports.cli.parser,
+PARSERS = {"vggcore": vggcore.cli.main.parser, "ablations": ablations.cli.parser, "reports": reports.cli.parser,
            "vggbench": vggbench.cli.parser}
 
 
@@ -58,7 +59,7 @@ def test_help_shows_every_default(label):
 
 def test_train_help_shows_the_training_defaults(capsys):
     with pytest.raises(SystemExit):
-        vggcore.cli.main(["train", "--help"])
+        vggcore.cli.main.main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split()).split(" options: ", 1)[1]
     for option, default in (("--batch-size", "64"), ("--width", "0.25"), ("--augment", "crop_flip"),
                             ("--epochs", "10"), ("--lr", "0.01"), ("--arch", "A"), ("--image-size", "32")):
@@ -69,7 +70,7 @@ def test_train_help_shows_the_training_defaults(capsys):
 @pytest.mark.parametrize("main,argv,short", [
     (ablations.cli.main, ["run", "S.toml", "--out", "o", "--worker", "2"], "--worker"),
     (ablations.cli.main, ["run", "S.toml", "--out", "o", "--until", "--quiet"], "--until"),
-    (vggcore.cli.main, ["train", "--epoch", "1"], "--epoch"),
+    (vggcore.cli.main.main, ["train", "--epoch", "1"], "--epoch"),
     (reports.cli.main, ["compare", "a.json", "b.json", "--thresh", "5%"], "--thresh"),
     (vggbench.cli.main, ["gpu-check", "--dry", "--out", "o"], "--dry"),
 ])
@@ -94,14 +95,14 @@ def test_train_refused_on_a_missing_device_leaves_no_folder(tmp_path, capsys):
     """The refusal comes from train() itself, after the folder's lock was taken (it used to stay, holding
     only `.lock`); the parents the command created go too."""
     out = tmp_path / "new" / "run"
-    assert vggcore.cli.main([*TRAIN, "--device", "mps", "--out", str(out)]) == 2
+    assert vggcore.cli.main.main([*TRAIN, "--device", "mps", "--out", str(out)]) == 2
     assert "device 'mps' is not available on this machine" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
 
 
 def test_train_on_a_missing_data_root_leaves_no_folder(tmp_path, capsys):
     out = tmp_path / "run"
-    assert vggcore.cli.main([*TRAIN, "--dataset", "cifar10", "--data-root", str(tmp_path / "none"),
+    assert vggcore.cli.main.main([*TRAIN, "--dataset", "cifar10", "--data-root", str(tmp_path / "none"),
                              "--out", str(out)]) != 0
     assert "is not a directory" in capsys.readouterr().err
     assert not out.exists()
@@ -109,7 +110,7 @@ def test_train_on_a_missing_data_root_leaves_no_folder(tmp_path, capsys):
 
 def test_an_existing_folder_is_kept_even_when_empty(tmp_path, capsys):
     (tmp_path / "run").mkdir()
-    assert vggcore.cli.main([*TRAIN, "--device", "mps", "--out", str(tmp_path / "run")]) == 2
+    assert vggcore.cli.main.main([*TRAIN, "--device", "mps", "--out", str(tmp_path / "run")]) == 2
     assert (tmp_path / "run").is_dir()
 
 

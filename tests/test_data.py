@@ -5,17 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from vggcore.data import DataConfig, DataRootError, Split, _digits, load, read_cifar_file
-from vggcore.transforms import (
-    PCA_EIGVAL,
-    PCA_EIGVEC,
-    PRESETS,
-    Augment,
-    augment_batch,
-    color_shift,
-    preset,
-    sample_geometry,
-)
+from vggcore.config import DataConfig
+from vggcore.data.datasets import DataRootError, Split, _digits, load, read_cifar_file
+from vggcore.data.transforms import PCA_EIGVAL, PCA_EIGVEC, augment_batch, color_shift, sample_geometry
+from vggcore.data.presets import PRESETS, Augment, preset
 
 
 def gen(seed=0):
@@ -163,7 +156,7 @@ def test_scale_below_crop_is_refused():
 def test_imagefolder_loader(tmp_path):
     from PIL import Image
 
-    from vggcore.folder import loaders
+    from vggcore.data.folder import loaders
 
     rng = np.random.default_rng(0)
     for split in ("train", "val"):

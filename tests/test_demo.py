@@ -12,8 +12,8 @@ import time
 import pytest
 
 from ablations import expand, load_study
-from ablations.store import read_results
 from tiny_study import tiny_study
+from json_records import json_records
 
 STUDY = tiny_study(name="tinydemo", epochs=3)
 # The quick grid cut to one tiny case (the demo adds --vgg-reference; torchvision skips width 0.125).
@@ -51,7 +51,7 @@ def test_demo_killed_in_its_study_resumes_to_a_full_report(tmp_path):
     assert [c["extra_info"]["arch"] for c in cases] == ["A"] and cases[0]["extra_info"]["width"] == 0.125
     assert not list(out.glob("*.partial"))
     bench_stamp = bench.stat().st_mtime_ns
-    assert 1 <= len(read_results(results).records) < 2 and not (out / "report").exists()
+    assert 1 <= len(json_records(results)) < 2 and not (out / "report").exists()
 
     done = subprocess.run(demo_cmd(out, study), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

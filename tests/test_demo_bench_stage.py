@@ -132,28 +132,26 @@ def test_the_study_stage_caps_from_the_listed_runs_and_runs_until_decided(tmp_pa
     assert ran["options"] == [2, 2] and ran["plan"].max_seeds == 8
 
 
-def test_the_study_trains_channels_last_only_where_it_measured_faster_and_a_rerun_keeps_the_choice(tmp_path,
-                                                                                                   capsys):
+def test_the_study_trains_channels_last_only_where_it_measured_faster_and_a_rerun_keeps_the_choice(
+        tmp_path, capsys, monkeypatch):
+    import vggcore.train.fastest as fastest
     from ablations.study import expand, load_study
-    from vggbench.demo_plan import choose_layout
 
-    assert choose_layout({"contiguous": 0.05, "channels_last": 0.034}).channels_last
-    slow = choose_layout({"contiguous": 0.05, "channels_last": 0.049})   # 1.02x: within noise, kept contiguous
+    assert fastest.pick_layout({"contiguous": 0.05, "channels_last": 0.034}).channels_last
+    slow = fastest.pick_layout({"contiguous": 0.05, "channels_last": 0.049})   # 1.02x: within noise, contiguous
     assert not slow.channels_last and "must be 1.05x faster" in slow.reason
     study = load_study(demo.DEMO_STUDY)
     calls = []
 
-    def measure(model, train, threads=None):
-        calls.append((model["width"], train["batch_size"], threads))
-        return {"contiguous": 0.05, "channels_last": 0.03}
+    def measure(model, batch_size, device="cpu"):
+        import torch
 
-    import vggbench.demo_plan as plan
-    original, plan.measure_layouts = plan.measure_layouts, measure
-    try:
-        chosen = demo.study_layout(study, tmp_path, threads=1)
-        again = demo.study_layout(study, tmp_path, threads=1)   # a rerun reads the folder's choice, measures nothing
-    finally:
-        plan.measure_layouts = original
+        calls.append((model.width, batch_size, torch.get_num_threads()))
+        return fastest.pick_layout({"contiguous": 0.05, "channels_last": 0.03})
+
+    monkeypatch.setattr(fastest, "layout", measure)
+    chosen = demo.study_layout(study, tmp_path, threads=1)
+    again = demo.study_layout(study, tmp_path, threads=1)   # a rerun reads the folder's choice, measures nothing
     assert calls == [(0.25, 64, 1)]   # the study's own base model and batch size, on the runs' threads
     assert chosen.base["train"]["channels_last"] and again == chosen
     assert all(r.config["train"]["channels_last"] for r in expand(chosen))
@@ -163,12 +161,13 @@ def test_the_study_trains_channels_last_only_where_it_measured_faster_and_a_reru
 def test_the_layouts_are_timed_on_the_studys_model():
     import torch
 
-    from vggbench.demo_plan import measure_layouts
+    from vggcore.config import VGGConfig
+    from vggcore.threads import torch_threads
+    from vggcore.train.fastest import layout
 
     before = torch.get_num_threads()
-
-    times = measure_layouts({"arch": "A", "batch_norm": True, "width": 0.0625, "image_size": 32, "num_classes": 10},
-                            {"batch_size": 2, "lr": 0.05}, steps=1, threads=1)
-    assert set(times) == {"contiguous", "channels_last"} and all(t > 0 for t in times.values())
-    import torch
+    with torch_threads(1):
+        chosen = layout(VGGConfig("A", batch_norm=True, width=0.0625, image_size=32, num_classes=10), 2, steps=1)
+    assert set(chosen.step_seconds) == {"contiguous", "channels_last"}
+    assert all(t > 0 for t in chosen.step_seconds.values())
     assert torch.get_num_threads() == before   # the process's own thread count is back

@@ -14,13 +14,17 @@ import pytest
 import torch
 
 from vggcore import VGGConfig, build
-from vggcore.checkpoint import CheckpointError, load_checkpoint
-from vggcore.cli import main, parser
-from vggcore.data import DataConfig
-from vggcore.distributed import DistributedError, World, choose_backend, guarded, per_rank, setup, shard, teardown
+from vggcore.files import CheckpointError
+from vggcore.train.checkpoint import load_checkpoint
+from vggcore.cli.main import main, parser
+from vggcore.config import DataConfig
+from vggcore.world import DistributedError, World, per_rank, shard
+from vggcore.train.distributed import choose_backend, guarded, setup, teardown
 from vggcore.errors import UserError
-from vggcore.train import TrainConfig, train
-from vggcore.train_cli import configs_from_args
+from vggcore.config import TrainConfig
+from vggcore.train.loop import train
+from vggcore.cli.train import configs_from_args
+from json_records import json_records
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
             "-m", "vggcore", "train"]
@@ -283,7 +287,7 @@ def test_killed_writer_ends_the_group_and_the_rerun_resumes(tmp_path, uninterrup
 @pytest.mark.slow
 def test_study_with_nproc_2_runs_through_the_local_executor(tmp_path):
     from ablations.runner import RunOptions, run_study
-    from ablations.store import Store, read_results
+    from ablations.store import Store
     from ablations.study import load_study
 
     path = tmp_path / "ddp.toml"
@@ -308,7 +312,7 @@ levels.two = { "train.nproc" = 2 }
     store = Store(tmp_path / "out")
     counts = run_study(load_study(path), store, RunOptions(progress=False))
     assert counts["ran"] == 2
-    records = read_results(store.results_path).records
+    records = json_records(store.results_path)
     assert len(records) == 2
     by_variant = {r["variant"]: r for r in records.values()}
     assert by_variant["baseline"]["world_size"] == 1
@@ -322,7 +326,7 @@ def test_folder_data_is_split_between_ranks(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from vggcore.folder import loaders
+    from vggcore.data.folder import loaders
 
     rng = np.random.default_rng(0)
     for split in ("train", "val"):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -37,8 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").glob("*.md"))]
 SHELL_BLOCKS = {"bash", "sh", "shell", "console"}
 # The programs a line of a text or unlabelled block may start with to be a command (other lines are output).
-PROGRAMS = {"python", "python3", "pytest", "./dev", "torchrun", "tox", "pip", "ray", "mlflow", "tensorboard",
-            "chromium"}
+PROGRAMS = {"vggbench", "python", "python3", "pytest", "./dev", "torchrun", "tox", "pip", "ray", "mlflow",
+            "tensorboard", "chromium"}
 LINKED = ["ablations", "bench", "vggcore", "reports", "tests", "dev", "pyproject.toml", "tox.ini"]
 COPIED = ["vggbench"]   # copied, not linked: `./dev gpu-check --dry-run` writes runs/ beside the package's own folder
 TIMEOUT = 600   # seconds per command: a hung command fails its page instead of the whole step
@@ -120,7 +121,7 @@ DEMO = "the main job (minutes): tests/test_demo.py runs it end to end"
 SUITE = "runs the test suite or a part of it: the suite step of ./dev test runs every test"
 RAY_LOOPBACK = ("starts Ray nodes in the background (10-20 s each) and `ray stop` stops every Ray on the machine, "
                 "other suites' too; tests/test_ray_cluster.py walks the same steps: a cluster on 127.0.0.1 joined "
-                "by `python -m ablations run --executor ray --ray-address`")
+                "by `vggbench study run --executor ray --ray-address`")
 SHRUNK = "the study file at seeds [0], 1 epoch, width 0.125 (tests/test_doc_commands.py shrunk()): the written one "
 
 COMMANDS: dict[str, Plan] = {
@@ -131,23 +132,23 @@ COMMANDS: dict[str, Plan] = {
                                                               why="a free port: 5000 may be in use"),
     "tensorboard --logdir tb": Plan(server=True, append="--port {port}", why="a free port: 6006 may be in use"),
     # docs/ablations.md
-    "python -m ablations list ablations/studies/dropout.toml": Plan(),
-    "python -m ablations run ablations/studies/demo.toml --out runs/ab": Plan(
+    "vggbench study list ablations/studies/dropout.toml": Plan(),
+    "vggbench study run ablations/studies/demo.toml --out runs/ab": Plan(
         subst=(("ablations/studies/demo.toml", "demo.toml"),), why=SHRUNK + "trains 15 runs for minutes"),
-    "python -m ablations run STUDY.toml --out DIR --workers 2": Plan(),
-    "python -m ablations run STUDY.toml --out DIR --executor ray --ray-address ADDR": Plan(skip=RAY_LOOPBACK),
-    "python -m ablations status runs/ab": Plan(),
-    "python -m ablations list STUDY.toml --out DIR": Plan(),
-    "python -m ablations run STUDY.toml --out DIR --until-decided --max-seeds 10 --min-effect 0.03": Plan(
+    "vggbench study run STUDY.toml --out DIR --workers 2": Plan(),
+    "vggbench study run STUDY.toml --out DIR --executor ray --ray-address ADDR": Plan(skip=RAY_LOOPBACK),
+    "vggbench study status runs/ab": Plan(),
+    "vggbench study list STUDY.toml --out DIR": Plan(),
+    "vggbench study run STUDY.toml --out DIR --until-decided --max-seeds 10 --min-effect 0.03": Plan(
         append="--max-seeds 3", why="a cap of 10 seeds trains up to 18 more runs; 3 adds two seeds"),
-    "python -m ablations run STUDY.toml --out DIR --track mlflow:sqlite:///mlflow.db": Plan(),
-    "python -m ablations export DIR --mlflow sqlite:///mlflow.db --tensorboard tb": Plan(),
-    "python -m vggbench demo --out runs/demo": Plan(skip=DEMO),
-    "python -m vggbench demo --out runs/demo --max-seeds 6": Plan(skip=DEMO),
-    "python -m ablations.stats.calibrate --part min_effect --studies 4000 --max-seeds 8": Plan(
+    "vggbench study run STUDY.toml --out DIR --track mlflow:sqlite:///mlflow.db": Plan(),
+    "vggbench study export DIR --mlflow sqlite:///mlflow.db --tensorboard tb": Plan(),
+    "vggbench demo --out runs/demo": Plan(skip=DEMO),
+    "vggbench demo --out runs/demo --max-seeds 6": Plan(skip=DEMO),
+    "python -m ablations.calibration --part min_effect --studies 4000 --max-seeds 8": Plan(
         append="--studies 200", why="4000 simulated studies take minutes; 200"),
     "pytest tests/test_stats_calibration.py -s": Plan(skip=SUITE),
-    "python -m ablations.stats.calibrate --studies 20000 --part adaptive": Plan(
+    "python -m ablations.calibration --studies 20000 --part adaptive": Plan(
         append="--studies 200", why="20000 simulated studies take minutes; 200"),
     # docs/benchmarks.md
     "pytest bench --benchmark-only": Plan(append=SMALL_BENCH + " --vgg-batch-sizes 1", why=SMALL_WHY),
@@ -164,16 +165,16 @@ COMMANDS: dict[str, Plan] = {
         append=SMALL_BENCH + " --vgg-archs A --vgg-batch-sizes 1", why=SMALL_WHY),
     "pytest bench --benchmark-only --vgg-profile --vgg-archs A --benchmark-json p.json": Plan(
         append=SMALL_BENCH + " --vgg-batch-sizes 1", why=SMALL_WHY),
-    'python -c "from vggcore.measure import matmul_peak_flops as m; print(m(\'cpu\', \'fp32\', n=1024) / 1e9, '
+    'python -c "from vggcore.device import matmul_peak_flops as m; print(m(\'cpu\', \'fp32\', n=1024) / 1e9, '
     'm(\'cpu\', \'bf16\', n=1024) / 1e9)"': Plan(),
     "pytest bench --benchmark-only --vgg-archs A,D_bn --vgg-width 0.5 --vgg-image-size 64 --vgg-batch-sizes 32 "
     "--vgg-max-time 0.2 --vgg-devices cpu --vgg-dtypes fp32,bf16": Plan(
         append="--vgg-width 0.125 --vgg-image-size 32 --vgg-batch-sizes 4 --vgg-max-time 0.05",
         why="D_bn at width 0.5, 64 px, batch 32: about a minute; width 0.125, 32 px, batch 4"),
-    "python -m reports compare OLD.json NEW.json": Plan(),
-    "python -m reports compare --old a1.json a2.json a3.json --new b1.json b2.json b3.json --fail-on-inconclusive":
+    "vggbench report compare OLD.json NEW.json": Plan(),
+    "vggbench report compare --old a1.json a2.json a3.json --new b1.json b2.json b3.json --fail-on-inconclusive":
         Plan(code=1, why="the stored figures, three runs a side, are inconclusive, which this option makes exit 1"),
-    "python -m reports compare OLD.json NEW.json --threshold 5%": Plan(),
+    "vggbench report compare OLD.json NEW.json --threshold 5%": Plan(),
     # docs/development.md
     "./dev test tests/test_reports.py -x": Plan(skip=SUITE),
     './dev test -m "not slow"': Plan(skip=SUITE),
@@ -183,19 +184,19 @@ COMMANDS: dict[str, Plan] = {
     "tox -e bench": Plan(skip="tox builds its own virtual environment from PyPI (minutes, network); the benchmark "
                               "grid it runs is walked as `pytest bench --benchmark-only` (docs/benchmarks.md)"),
     # docs/evaluation.md
-    "python -m vggcore train --arch A --batch-norm --width 0.25 --dataset digits --out runs/a --eval dense "
+    "vggbench train --arch A --batch-norm --width 0.25 --dataset digits --out runs/a --eval dense "
     "--eval multicrop": Plan(append="--epochs 1", why="10 epochs; 1"),
-    "python -m vggcore evaluate runs/a --protocol dense --scales multi": Plan(),
-    "python -m vggcore evaluate runs/a --protocol multicrop --crops 3 --no-flip": Plan(),
-    "python -m ablations run ablations/studies/protocols.toml --out runs/protocols": Plan(
+    "vggbench evaluate runs/a --protocol dense --scales multi": Plan(),
+    "vggbench evaluate runs/a --protocol multicrop --crops 3 --no-flip": Plan(),
+    "vggbench study run ablations/studies/protocols.toml --out runs/protocols": Plan(
         subst=(("ablations/studies/protocols.toml", "protocols.toml"),),
         why=SHRUNK + "trains five runs of 8 epochs at 64 px"),
-    "python -m reports build --ablations runs/protocols --out report": Plan(),
-    "python -m vggcore evaluate RUN_DIR --protocol dense [--scales single|multi|Q1,Q2,...] [--flip] [--crops G] "
+    "vggbench report build --ablations runs/protocols --out report": Plan(),
+    "vggbench evaluate RUN_DIR --protocol dense [--scales single|multi|Q1,Q2,...] [--flip] [--crops G] "
     "[--device cuda]": Plan(skip="a synopsis, not a command: each of its options is walked in the lines above"),
-    "python -m vggcore train --dataset digits --batch-norm --width 0.25 --out runs/a --eval dense --eval "
+    "vggbench train --dataset digits --batch-norm --width 0.25 --out runs/a --eval dense --eval "
     "centre:multi --eval multicrop:37:noflip:crops=3": Plan(append="--epochs 1", why="10 epochs; 1"),
-    "python -m reports build --ablations runs/protocols --out runs/protocols-report": Plan(),
+    "vggbench report build --ablations runs/protocols --out runs/protocols-report": Plan(),
     # docs/gpu.md
     "./dev gpu-check": Plan(skip=NO_GPU),
     "./dev gpu-check --budget 420 --max-time 0.3 --batch-sizes 16,64,256": Plan(skip=NO_GPU),
@@ -204,24 +205,24 @@ COMMANDS: dict[str, Plan] = {
     "OUT=docs/gpu/gpu-check ./dev gpu-check": Plan(skip=NO_GPU),
     # docs/model.md
     "python: import torchvision": Plan(),   # docs/model.md's example
-    "python -m vggcore list": Plan(),
-    "python -m vggcore summary D --format markdown": Plan(),
-    "python -m vggcore summary vgg16_bn --image-size 32 --width 0.25": Plan(),
+    "vggbench list": Plan(),
+    "vggbench summary D --format markdown": Plan(),
+    "vggbench summary vgg16_bn --image-size 32 --width 0.25": Plan(),
     # docs/profile.md
-    "python -m vggcore profile A --batch-size 8": Plan(
+    "vggbench profile A --batch-size 8": Plan(
         append="--image-size 32 --width 0.125 --rounds 2", why="224 px at width 1, 6 rounds: about 50 s"),
-    "python -m vggcore profile D --batch-size 8 --dtype bf16 --channels-last": Plan(
+    "vggbench profile D --batch-size 8 --dtype bf16 --channels-last": Plan(
         append="--image-size 32 --width 0.125 --rounds 2", why="224 px at width 1, 6 rounds: minutes"),
-    "python -m vggcore profile A --mode forward --layers conv3x3 --format csv": Plan(
+    "vggbench profile A --mode forward --layers conv3x3 --format csv": Plan(
         append="--image-size 32 --width 0.125 --rounds 2", why="224 px at width 1, 6 rounds: about 20 s"),
-    "python -m vggcore profile A --image-size 32 --width 0.25 --optimizer fused --format json": Plan(),
+    "vggbench profile A --image-size 32 --width 0.25 --optimizer fused --format json": Plan(),
     "pytest bench --benchmark-only --vgg-profile --vgg-archs A --vgg-batch-sizes 8 --vgg-modes train_step "
     "--vgg-dtypes fp32,bf16 --vgg-channels-last off,on --benchmark-json profile.json": Plan(
         append=SMALL_BENCH, why=SMALL_WHY),
     "pytest bench --benchmark-only --vgg-profile-layers conv3x3,optimizer --vgg-archs A --benchmark-json "
     "profile.json": Plan(append=SMALL_BENCH + " --vgg-batch-sizes 1", why=SMALL_WHY),
-    "python -m reports build --bench profile.json --out report": Plan(),
-    "python -m vggcore profile A --image-size 32 --width 0.125 --batch-size 2 --dtype bf16 --rounds 2": Plan(),
+    "vggbench report build --bench profile.json --out report": Plan(),
+    "vggbench profile A --image-size 32 --width 0.125 --batch-size 2 --dtype bf16 --rounds 2": Plan(),
     "pytest bench --benchmark-only --vgg-archs A --vgg-batch-sizes 8 --vgg-modes train_step --vgg-optimizer "
     "for-loop --vgg-ab-against optimizer=foreach --vgg-max-time 20": Plan(
         append=SMALL_BENCH, why="20 s per side at 224 px; " + SMALL_WHY),
@@ -232,24 +233,28 @@ COMMANDS: dict[str, Plan] = {
     "--vgg-dtypes fp32 --vgg-channels-last off,on --vgg-max-time 8 --benchmark-json profile.json": Plan(
         append=SMALL_BENCH, why="8 s per case at 224 px; " + SMALL_WHY),
     # docs/ray.md
-    "python -m ablations run STUDY.toml --out runs/demo --executor ray": Plan(),
-    "python -m ablations run STUDY.toml --out /shared/runs/demo --executor ray --ray-address HEAD:6379": Plan(
+    "vggbench study run STUDY.toml --out runs/demo --executor ray": Plan(),
+    "vggbench study run STUDY.toml --out /shared/runs/demo --executor ray --ray-address HEAD:6379": Plan(
         skip="needs a cluster of several machines and a shared filesystem; " + RAY_LOOPBACK),
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 ray start --head --port 6379 --num-cpus 2 --include-dashboard false":
         Plan(skip=RAY_LOOPBACK),
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 RAY_AUTH_MODE=token python -m ablations run STUDY.toml --out runs/demo "
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 RAY_AUTH_MODE=token vggbench study run STUDY.toml --out runs/demo "
     "--executor ray --ray-address 127.0.0.1:6379": Plan(skip=RAY_LOOPBACK),
     "ray stop": Plan(skip=RAY_LOOPBACK),
     # docs/reports.md
-    "python -m reports build --bench runs/demo/bench.json .benchmarks --ablations runs/demo/ablations --out report":
+    "vggbench report build --bench runs/demo/bench.json .benchmarks --ablations runs/demo/ablations --out report":
         Plan(skip="reads ./dev demo's folder: " + DEMO + " and builds this report"),
-    "python -m reports build --ablations runs/ab --out report --min-effect 0.01 --correction bh": Plan(
-        before="python -m ablations run tiny.toml --out runs/ab --quiet", why="runs/ab: the tiny study, run first"),
-    "python -m vggbench demo --bench-args --vgg-width 0.125": Plan(skip=DEMO),
-    "python -m vggbench demo --rerun-bench": Plan(skip=DEMO),
+    "vggbench report build --ablations runs/ab --out report --min-effect 0.01 --correction bh": Plan(
+        before="vggbench study run tiny.toml --out runs/ab --quiet", why="runs/ab: the tiny study, run first"),
+    "vggbench demo --bench-args --vgg-width 0.125": Plan(skip=DEMO),
+    "vggbench demo --rerun-bench": Plan(skip=DEMO),
     # docs/statistics.md
-    "python -m ablations.stats.calibrate --studies 20000": Plan(
+    "python -m ablations.calibration --studies 20000": Plan(
         append="--studies 100", why="20000 simulated studies of every part take many minutes; 100"),
+    "python -m ablations.calibration --part paired --studies 4000": Plan(
+        append="--studies 100", why="4000 simulated studies per cell take about 6 minutes; 100"),
+    'python -c "from reports.load import load_ablations; from ablations.paired import seed_pairs; '
+    "print(seed_pairs(load_ablations(['DIR']).runs, 'test_top1_error'))\"": Plan(),
     # docs/time-to-accuracy.md
     "pytest bench --benchmark-only --vgg-modes time_to_accuracy --benchmark-json tta.json": Plan(
         append=SMALL_TTA, why=TTA_WHY),
@@ -266,17 +271,17 @@ COMMANDS: dict[str, Plan] = {
         append=SMALL_TTA, why=TTA_WHY),
     "pytest bench --benchmark-only --vgg-modes time_to_accuracy,train_step --vgg-archs A_bn": Plan(
         append=SMALL_TTA + " " + SMALL_BENCH + " --vgg-batch-sizes 1", why=TTA_WHY + "; " + SMALL_WHY),
-    "python -m reports build --bench tta.json --out report": Plan(),
+    "vggbench report build --bench tta.json --out report": Plan(),
     # docs/tracking.md
     "pip install 'vggbench[mlflow]'": Plan(skip="installs from PyPI (network); ./dev setup installs the extras"),
     "pip install 'vggbench[tensorboard]'": Plan(skip="installs from PyPI (network); ./dev setup installs the extras"),
-    "python -m ablations export runs/demo/ablations --mlflow sqlite:///mlflow.db --tensorboard tb": Plan(
-        before="python -m ablations run tiny.toml --out runs/demo/ablations --quiet",
+    "vggbench study export runs/demo/ablations --mlflow sqlite:///mlflow.db --tensorboard tb": Plan(
+        before="vggbench study run tiny.toml --out runs/demo/ablations --quiet",
         why="./dev demo's study folder: the tiny study in its place"),
-    "python -m ablations run STUDY.toml --out runs/study --track mlflow:sqlite:///mlflow.db --track tensorboard:tb":
+    "vggbench study run STUDY.toml --out runs/study --track mlflow:sqlite:///mlflow.db --track tensorboard:tb":
         Plan(),
-    "python -m ablations run study.toml --out runs/tracked": Plan(),   # the page's study file above it
-    "python -m ablations run study.toml --out /tmp/shots/runs --quiet --track mlflow:sqlite:////tmp/shots/mlflow.db "
+    "vggbench study run study.toml --out runs/tracked": Plan(),   # the page's study file above it
+    "vggbench study run study.toml --out /tmp/shots/runs --quiet --track mlflow:sqlite:////tmp/shots/mlflow.db "
     "--track tensorboard:/tmp/shots/tb": Plan(skip="the recipe of the page's screenshots (a maintainer's, with "
                                                    "chromium): its store commands are walked above"),
     "mlflow server --backend-store-uri sqlite:////tmp/shots/mlflow.db --host 127.0.0.1 --port 5987 --workers 1 &":
@@ -290,12 +295,13 @@ COMMANDS: dict[str, Plan] = {
     '--screenshot=docs/tensorboard-hparams.png "http://127.0.0.1:6123/#hparams"': Plan(
         skip="rewrites docs/tensorboard-hparams.png; needs chromium and the servers above"),
     # docs/training.md
-    "python -m vggcore train --arch A --batch-norm --width 0.25 --augment crop --lr 0.05 --epochs 20": Plan(
+    "vggbench train --arch A --batch-norm --width 0.25 --augment crop --lr 0.05 --epochs 20": Plan(
         append="--epochs 1", why="20 epochs; 1"),
-    "python -m vggcore train --arch D --dataset cifar10 --data-root ~/data --image-size 32 --augment paper --out "
-    "runs/d": Plan(again=True, append="--width 0.125 --epochs 1", why="VGG-D at width 0.25 for 10 epochs; width 0.125, 1 epoch "
-                                                          "(again: the second line resumes or says it is complete)"),
-    "python -m vggcore train --arch A --batch-norm --width 0.25 --augment crop --epochs 6 --fast --out runs/fast": Plan(
+    "vggbench train --arch D --dataset cifar10 --data-root ~/data --image-size 32 --augment paper --out "
+    "runs/d": Plan(again=True, append="--width 0.125 --epochs 1",
+                   why="VGG-D at width 0.25 for 10 epochs; width 0.125, 1 epoch (again: the second line resumes or "
+                       "says it is complete)"),
+    "vggbench train --arch A --batch-norm --width 0.25 --augment crop --epochs 6 --fast --out runs/fast": Plan(
         append="--epochs 1", why="6 epochs; 1"),
     "torchrun --standalone --nproc_per_node=4 -m vggcore train --arch D --dataset imagefolder --data-root "
     "~/imagenet --image-size 224 --width 1 --batch-size 256 --lr 0.01 --epochs 74 --augment paper --device cuda "
@@ -383,6 +389,7 @@ def checkout(folder: Path) -> None:
             (folder / name).symlink_to(ROOT / name)
     for name in COPIED:
         shutil.copytree(ROOT / name, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
+    write_shim(folder)
     (folder / "tiny.toml").write_text(tiny_study())
     write_cifar(folder / "cifar")
     shrunk(ROOT / "ablations/studies/demo.toml", folder / "demo.toml")
@@ -392,13 +399,33 @@ def checkout(folder: Path) -> None:
         (folder / name).write_text(fixture)
 
 
-def environment() -> dict[str, str]:
-    """The user's shell: the project's environment first on PATH, this checkout importable, no pytest-xdist
-    variables leaking into a `pytest bench` the walk starts."""
+# Environment variables the walk sets, with the reason: each makes one measurement smaller in a way its output says.
+WALK_ENV = {
+    "VGGBENCH_TRIAD_BYTES": ("64M", "every `vggbench profile` and `pytest bench --vgg-profile` measures the memory "
+                                    "roof by a STREAM triad of 3 arrays of 4x the last-level cache: 3 x 1.9 GiB and "
+                                    "about 25 s per triad where sysfs reports a 480 MiB L3; 64 MiB arrays, named as "
+                                    "such in the figures (vggcore.profile.roofs)"),
+}
+SHIM = "bin"   # the walk's own folder of the `vggbench` command, first on PATH
+
+
+def write_shim(folder: Path) -> None:
+    """`vggbench` as the project's console script runs it (vggbench.cli:main), from this checkout: the venv's own
+    script (when an install made one) imports the checkout the venv was installed from, which may be another."""
+    script = folder / SHIM / "vggbench"
+    script.parent.mkdir()
+    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m vggbench "$@"\n')
+    script.chmod(0o755)
+
+
+def environment(folder: Path) -> dict[str, str]:
+    """The user's shell: the walk's `vggbench` (write_shim) and the project's environment first on PATH, this
+    checkout importable, no pytest-xdist variables leaking into a `pytest bench` the walk starts."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_"))}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PATH"] = os.pathsep.join([str(folder / SHIM), str(Path(sys.executable).parent), env.get("PATH", "")])
     env["PYTHONPATH"] = str(ROOT)
     env["PYTHONUNBUFFERED"] = "1"
+    env.update({name: value for name, (value, _why) in WALK_ENV.items()})
     return env
 
 
@@ -447,17 +474,21 @@ def run_server(line: str, folder: Path, env: dict, port: int) -> str:
     return f"{problem}\n{output[-3000:]}" if problem else ""
 
 
-def walk(page: str, folder: Path) -> tuple[list[str], list[str]]:
-    """Run the page's commands in order in `folder`: (failures, one timing line per command)."""
-    env, failures, timings, study, walked = environment(), [], [], "", set()
-    for item in PAGES[page]:
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of the processes this one has waited for: a command's own cost, which a busy
+    machine's wall time hides."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def walk(items: list[Shown], folder: Path) -> tuple[list[str], list[str]]:
+    """Run these commands in order in `folder`: (failures, one line per command: wall and CPU seconds)."""
+    env, failures, timings, study = environment(folder), [], [], ""
+    for item in items:
         if item.text == "toml":
             study = item.code
             continue
         plan = COMMANDS[item.text]
-        if plan.skip or (item.text in walked and not plan.again):   # a repeated line: the same check again
-            continue
-        walked.add(item.text)
         where = f"{item.doc}:{item.line}"
         if plan.before:
             done = subprocess.run(["bash", "-c", plan.before], cwd=folder, env=env, capture_output=True, text=True)
@@ -465,7 +496,7 @@ def walk(page: str, folder: Path) -> tuple[list[str], list[str]]:
         if "study.toml" in item.text:
             (folder / "study.toml").write_text(study)   # the study file the page shows above the command
         port = _free_port()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _children_cpu()
         if item.text.startswith("python: "):
             (folder / "example.py").write_text(item.code)
             line = "python example.py"
@@ -488,20 +519,105 @@ def walk(page: str, folder: Path) -> tuple[list[str], list[str]]:
                 problem = "printed a traceback"
             if problem:
                 problem += "\n" + output[-4000:]
-        seconds = time.perf_counter() - start
-        timings.append(f"{seconds:6.1f} s  {where}  {line}")
+        seconds, cpu = time.perf_counter() - start, _children_cpu() - cpu
+        timings.append(f"{seconds:6.1f} s {cpu:6.1f} s cpu  {where}  {line}")
         if problem:
             failures.append(f"{where}: `{line}`: {problem}")
     return failures, timings
 
 
-WALKED = [page for page, items in PAGES.items()
-          if any(s.text != "toml" and s.text in COMMANDS and not COMMANDS[s.text].skip for s in items)]
+def to_walk(page: str) -> list[Shown]:
+    """The page's items the walk runs, in order: its toml blocks and its commands less the skipped ones and the
+    lines it repeats (the same check again, unless the table says `again`)."""
+    kept, walked = [], set()
+    for item in PAGES[page]:
+        if item.text != "toml":
+            plan = COMMANDS.get(item.text, Plan(skip="not in COMMANDS: test_every_documented_command_is_in_the_table"))
+            if plan.skip or (item.text in walked and not plan.again):
+                continue
+            walked.add(item.text)
+        kept.append(item)
+    return kept
 
 
-@pytest.mark.parametrize("page", WALKED)
-def test_the_page_walks(page, tmp_path):
+# Pages cut into parts that run as tests of their own, so that the two test processes of `./dev test` share the
+# long pages: a part starts at each command named here, which reads nothing that the commands above it make (its
+# inputs are the folder's own: the placeholders' files, the shrunk study files, the stored benchmark JSON). Every
+# part gets a fresh folder and the last toml block above it.
+SPLITS: dict[str, tuple[str, ...]] = {
+    "docs/benchmarks.md": (   # out.json and p.json are read by no later command; compare reads the stored JSON
+        "pytest bench --benchmark-only --vgg-ab --vgg-archs A --vgg-batch-sizes 8",
+        "pytest bench --benchmark-only --benchmark-json out.json",
+        "pytest bench --benchmark-only --vgg-archs A,D_bn --vgg-width 0.5 --vgg-image-size 64 --vgg-batch-sizes 32 "
+        "--vgg-max-time 0.2 --vgg-devices cpu --vgg-dtypes fp32,bf16"),
+    "docs/time-to-accuracy.md": (   # the report reads tta.json of the line after the first: both stay together
+        "pytest bench --benchmark-only --vgg-modes time_to_accuracy --vgg-channels-last off,on --benchmark-json "
+        "tta.json",),
+    "docs/profile.md": (   # the report reads profile.json of the line above it, so those two stay together
+        "vggbench profile A --mode forward --layers conv3x3 --format csv",
+        "pytest bench --benchmark-only --vgg-profile --vgg-archs A --vgg-batch-sizes 8 --vgg-modes train_step "
+        "--vgg-dtypes fp32,bf16 --vgg-channels-last off,on --benchmark-json profile.json",
+        "vggbench profile A --image-size 32 --width 0.125 --batch-size 2 --dtype bf16 --rounds 2",
+        "pytest bench --benchmark-only --vgg-profile --vgg-archs A --vgg-batch-sizes 8 --vgg-modes forward,train_step "
+        "--vgg-dtypes fp32 --vgg-channels-last off,on --vgg-max-time 8 --benchmark-json profile.json"),
+    "docs/ablations.md": (   # the calibrations simulate; the study commands above them share runs/ab and DIR
+        "python -m ablations.calibration --part min_effect --studies 4000 --max-seeds 8",),
+    "docs/statistics.md": (   # three simulations, then a study whose folder the python line reads
+        "python -m ablations.calibration --part min_effect --studies 4000 --max-seeds 8",
+        "python -m ablations.calibration --part paired --studies 4000",
+        "vggbench study run STUDY.toml --out DIR --workers 2"),
+    "docs/training.md": (   # runs/d's two lines (train, then resume) stay together; the other runs are their own
+        "vggbench train --arch D --dataset cifar10 --data-root ~/data --image-size 32 --augment paper --out runs/d",
+        "vggbench train --arch A --batch-norm --width 0.25 --augment crop --epochs 6 --fast --out runs/fast",
+        "torchrun --standalone --nproc_per_node=2 -m vggcore train --arch A --batch-norm --out runs/a2"),
+    "docs/tracking.md": (   # the servers read the stores the export above them wrote; each study its own
+        "vggbench study run STUDY.toml --out runs/study --track mlflow:sqlite:///mlflow.db --track tensorboard:tb",
+        "vggbench study run study.toml --out runs/tracked"),
+}
+
+
+def parts(page: str) -> list[list[Shown]]:
+    """The page's walk (to_walk) cut at its SPLITS, each part led by the toml block in force where it starts."""
+    cuts, found, study = set(SPLITS.get(page, ())), [[]], None
+    for item in to_walk(page):
+        if item.text in cuts and any(i.text != "toml" for i in found[-1]):
+            cuts.discard(item.text)   # a part starts at a line's first walk (runs/d's resume stays with its run)
+            found.append([study] if study else [])
+        if item.text == "toml":
+            study = item
+        found[-1].append(item)
+    return found
+
+
+def cost(items: list[Shown]) -> int:
+    """A rough weight of a part, for the order the parts start in (the heaviest first, so the two test processes
+    end together): a benchmark session or a training or study process counts most, a server next."""
+    heavy = re.compile(r"^(?:\S+=\S+ )*(?:pytest bench|torchrun|vggbench (?:train|study run|profile|evaluate|demo)"
+                       r"|python -m ablations\.stats\.calibrate)")
+    return sum(8 if heavy.match(i.text) else 4 if COMMANDS[i.text].server else 1
+               for i in items if i.text != "toml")
+
+
+def _missing_split(page: str, text: str) -> str:
+    return f"{page}: SPLITS names {text!r}, which the page does not walk"
+
+
+WALKED = sorted(((f"{page}#{n}" if len(cut) > 1 else page, items)
+                 for page, cut in ((page, parts(page)) for page in PAGES)
+                 for n, items in enumerate(cut, 1) if any(i.text != "toml" for i in items)),
+                key=lambda part: -cost(part[1]))
+
+
+def test_every_split_names_a_walked_command():
+    texts = {page: {i.text for i in to_walk(page)} for page in PAGES}
+    assert [_missing_split(page, t) for page, cuts in SPLITS.items() for t in cuts
+            if t not in texts.get(page, ())] == []
+
+
+@pytest.mark.parametrize("part", [items for _, items in WALKED], ids=[name for name, _ in WALKED])
+def test_the_page_walks(part, tmp_path):
     checkout(tmp_path)
-    failures, timings = walk(page, tmp_path)
-    print(f"\n{page}:\n" + "\n".join(timings))
-    assert not failures, f"{len(failures)} documented command(s) of {page} failed:\n\n" + "\n\n".join(failures)
+    failures, timings = walk(part, tmp_path)
+    name = part[-1].doc
+    print(f"\n{name}:\n" + "\n".join(timings))
+    assert not failures, f"{len(failures)} documented command(s) of {name} failed:\n\n" + "\n\n".join(failures)

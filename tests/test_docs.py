@@ -29,7 +29,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").rglob("*.md") if "_drafts" not in p.parts)]
 OURS = {"vggcore", "ablations", "reports", "vggbench", "bench"}   # packages whose `python -m` the docs may show
-PREFIXES = ("python -m ", "python3 -m ", "pytest ", "./dev ", "tox ", "torchrun ")
+PREFIXES = ("python -m ", "python3 -m ", "vggbench ", "pytest ", "./dev ", "tox ", "torchrun ")
+# `vggbench SUB ...` runs the same parsers as `python -m MODULE SUB ...` (vggbench.cli): the module whose --help
+# knows SUB's options, and how many leading words name the subcommand there
+CONSOLE = {"study": ("ablations", 1), "report": ("reports", 1), "demo": ("vggbench", 0),
+           "gpu-check": ("vggbench", 0), **{sub: ("vggcore", 0) for sub in ("list", "summary", "train", "evaluate",
+                                                                              "profile")}}
 SHELL_BLOCKS = {"bash", "sh", "shell", "console"}
 PASS_THROUGH = {("vggbench", "demo"): "--bench-args"}   # options after it go to `pytest bench`
 PLACEHOLDER = "..."   # `python -m ...`, `./dev ...`: the prose names the command
@@ -142,6 +147,17 @@ def parse(shown: Shown) -> Check:
         check.problem = "empty command"
         return check
     head = tokens[0]
+    if head == "vggbench":
+        sub = tokens[1] if len(tokens) > 1 else ""
+        if sub == PLACEHOLDER:   # `vggbench ...`: any command, named in the prose
+            check.kind = "other"
+            return check
+        if sub not in CONSOLE:
+            check.problem = f"vggbench {sub}: not a subcommand of vggbench ({', '.join(sorted(CONSOLE))})"
+            return check
+        module, skip = CONSOLE[sub]
+        tokens = ["python", "-m", module, *tokens[1 + skip:]]
+        head = "python"
     if head in ("python", "python3") and tokens[1:2] == ["-c"]:
         check.kind = "code"
         try:

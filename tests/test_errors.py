@@ -11,7 +11,8 @@ import pytest
 import ablations.cli
 import reports.cli
 import vggbench.cli
-import vggcore.cli
+import vggcore.cli.main
+import vggcore.cli.parser
 from vggcore.errors import BUG_LINE, EXIT_BUG, UserError, run_command
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -26,7 +27,7 @@ def plant(exc):
 
 # (CLI main, argv, what to break, where the command reaches it)
 CLIS = {
-    "vggcore": (vggcore.cli.main, ["list"], ("vggcore.summary", "totals")),
+    "vggcore": (vggcore.cli.main.main, ["list"], ("vggcore.model.summary", "totals")),
     "ablations": (ablations.cli.main, ["list", str(STUDY_FILE)], ("ablations.cli", "load_study")),
     "reports": (reports.cli.main, ["build", "--bench", str(FIXTURES / "bench_188a3a4.json"), "--out", "{tmp}"],
                 ("reports.render", "build")),
@@ -38,7 +39,7 @@ CLIS = {
 def break_(monkeypatch, target, exc):
     module, attr = target
     importlib.import_module(module)
-    owner = sys.modules[module]  # not getattr: `vggcore.summary` is also the name of a function
+    owner = sys.modules[module]  # not getattr: `vggcore.model.summary` is also the name of a function
     *path, name = attr.split(".")
     for part in path:
         owner = getattr(owner, part)
@@ -111,7 +112,7 @@ def test_user_mistakes_are_user_errors(case, tmp_path, monkeypatch, capsys):
         code = ablations.cli.main(["run", str(study), "--out", str(tmp_path / "o"), "--executor", "ray", "--quiet"])
         want = "the Ray executor needs Ray: pip install 'vggbench[ray]'"
     elif case == "out is a file":
-        code = vggcore.cli.main(["train", "--out", str(blocker), "--quiet"])
+        code = vggcore.cli.main.main(["train", "--out", str(blocker), "--quiet"])
         want = "is a file, not a folder"
     elif case == "status of no folder":
         code = ablations.cli.main(["status", str(tmp_path / "nothing")])

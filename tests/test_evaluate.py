@@ -10,14 +10,22 @@ import torch
 import torch.nn.functional as F
 
 from vggcore import build, fully_convolutional
-from vggcore.data import DataConfig, load
+from vggcore.config import DataConfig
+from vggcore.data.datasets import load
 from vggcore.errors import UserError
-from vggcore.evaluate import (EmptySplitError, evaluate, grid_offsets, protocol_probabilities, score,
-                              score_protocol, topk_errors)
-from vggcore.protocols import Protocol, ProtocolError, resolve
-from vggcore.transforms import centre_crop, rescale
+from vggcore.evaluate.score import (
+    EmptySplitError,
+    evaluate,
+    grid_offsets,
+    protocol_probabilities,
+    score,
+    score_protocol,
+    topk_errors,
+)
+from vggcore.evaluate.protocols import Protocol, ProtocolError, resolve
+from vggcore.data.transforms import centre_crop, rescale
 
-SIZE, S = 32, 37   # the training crop and vggcore.data's default S = round(32 * 256 / 224)
+SIZE, S = 32, 37   # the training crop and vggcore.data.datasets's default S = round(32 * 256 / 224)
 IMAGES = 40        # test images: the comparisons are per image, so a few dozen show a disagreement
 
 

@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from vggcore.cli import main
-from vggcore.evaluations import EVALUATIONS, entry_key, record_evaluations
+from vggcore.cli.main import main
+from vggcore.evaluate.runs import EVALUATIONS, entry_key, record_evaluations
 
 # The synthetic set (512 random images: 358 to train on, 77 to test): these tests are about the command and the
 # record, and one epoch of it costs a third of the digits'.

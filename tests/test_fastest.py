@@ -1,4 +1,4 @@
-"""`vggcore train --fast` (vggcore/fastest.py): the setting chosen by measurement on the device at hand, bf16 only
+"""`vggcore train --fast` (vggcore/train/fastest.py): the setting chosen by measurement on the device at hand, bf16 only
 where its measured peak beats fp32's, and the choice recorded and kept by a resumed run."""
 
 import json
@@ -6,10 +6,10 @@ import json
 import pytest
 import torch
 
-import vggcore.fastest
+import vggcore.train.fastest
 from vggcore import VGGConfig
-from vggcore.cli import main
-from vggcore.fastest import GIVE_UP, Choice, choose, step_timer
+from vggcore.cli.main import main
+from vggcore.train.fastest import GIVE_UP, Choice, choose, step_timer
 
 MODEL = VGGConfig("A", batch_norm=True, width=0.125, image_size=32, num_classes=10)
 
@@ -82,7 +82,7 @@ def test_cli_records_the_choice_and_a_resumed_run_keeps_it(tmp_path, monkeypatch
                       peaks={"fp32": 1e11, "bf16": 1e9}, skipped={"bf16": "slow"}, device=device,
                       batch_size=batch_size, threads=torch.get_num_threads())
 
-    monkeypatch.setattr(vggcore.fastest, "choose", fake_choose)
+    monkeypatch.setattr(vggcore.train.fastest, "choose", fake_choose)
     out = tmp_path / "run"
     args = ["train", "--arch", "A", "--batch-norm", "--width", "0.0625", "--dataset", "synthetic", "--epochs", "1",
             "--batch-size", "128", "--fast", "--quiet", "--out", str(out)]   # 512 synthetic images, not digits

@@ -43,7 +43,7 @@ def test_the_fixture_folder_reads_through_the_store():
     assert len(manifest.run_ids) == 6
     assert (plan.max_seeds, plan.initial_seeds, plan.looks, plan.alpha_per_look) == (3, 2, 2, 0.025)
     records = store.read().records
-    assert Counter(r["status"] for r in records.values()) == {"ok": 3, "diverged": 3, "failed": 3}
+    assert Counter(r.status for r in records.values()) == {"ok": 3, "diverged": 3, "failed": 3}
     analysis = store.analysis()
     assert (analysis.min_effect, analysis.looks, analysis.alpha) == (0.5, 2, 0.025)
 
@@ -99,7 +99,7 @@ def test_a_changed_plan_is_refused_and_the_file_kept(folder):
 
 # ------------------------------------------------------------------------------------------- run records
 def fixture_records():
-    return list(Store(STUDY).read().records.values())
+    return [r.to_json() for r in Store(STUDY).read().records.values()]   # as the old code wrote them
 
 
 def spec_of(record: dict):
@@ -229,7 +229,7 @@ def test_a_run_that_finds_the_disk_full_stops_the_study_unrecorded(tmp_path, mon
         calls.append(1)
         raise OSError(errno.ENOSPC, "No space left on device: checkpoint.pt")
 
-    monkeypatch.setattr("vggcore.train.train", full)
+    monkeypatch.setattr("vggcore.train.loop.train", full)
     path = tmp_path / "s.toml"
     path.write_text('[study]\nname = "s"\nseeds = [0]\n[factors.d]\nlevels.on = { "model.dropout" = 0.5 }\n'
                     'levels.off = { "model.dropout" = 0.0 }\n')

@@ -5,8 +5,10 @@ import types
 import pytest
 import torch
 
-from vggcore import build, measure, summary, totals
-from vggcore.measure import conv_peak_flops, matmul_peak_flops, measure_peak_memory, saved_activation_bytes
+from vggcore import build, device, memory, peaks, totals
+from vggcore.model.summary import summary
+from vggcore.peaks import conv_peak_flops, matmul_peak_flops
+from vggcore.memory import measure_peak_memory, saved_activation_bytes
 
 MB = 2 ** 20
 
@@ -57,7 +59,7 @@ def _hold(megabytes: int) -> None:
 def test_cpu_peak_memory_where_clear_refs_is_not_writable_needs_no_psutil(monkeypatch):
     # Containers often forbid /proc/self/clear_refs; psutil is not installed everywhere: the fallback must work
     # from /proc alone.
-    monkeypatch.setattr(measure, "_can_reset_hwm", lambda: False)
+    monkeypatch.setattr(memory, "_can_reset_hwm", lambda: False)
     monkeypatch.setitem(sys.modules, "psutil", None)  # `import psutil` raises ImportError
     with measure_peak_memory("cpu") as peak:
         _hold(200)
@@ -73,8 +75,8 @@ def test_cpu_peak_memory_without_proc_samples_psutil(monkeypatch):
         def memory_info(self):
             return types.SimpleNamespace(rss=next(readings))
 
-    monkeypatch.setattr(measure, "_can_reset_hwm", lambda: False)
-    monkeypatch.setattr(measure, "PROC_STATM", "/nonexistent/statm")
+    monkeypatch.setattr(memory, "_can_reset_hwm", lambda: False)
+    monkeypatch.setattr(memory, "PROC_STATM", "/nonexistent/statm")
     monkeypatch.setitem(sys.modules, "psutil", types.SimpleNamespace(Process=Process))
     with measure_peak_memory("cpu") as peak:
         time.sleep(0.05)
@@ -85,9 +87,9 @@ def test_synchronize_waits_for_an_indexed_cuda_device(monkeypatch):
     """Under torchrun a rank's device is cuda:LOCAL_RANK: synchronize must wait for it, not skip it."""
     waited = []
     monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: waited.append(device))
-    measure.synchronize("cuda:1")
-    measure.synchronize("cuda")
-    measure.synchronize("cpu")
+    device.synchronize("cuda:1")
+    device.synchronize("cuda")
+    device.synchronize("cpu")
     assert waited == ["cuda:1", "cuda"]
 
 
@@ -105,12 +107,12 @@ def test_peak_kernels_stay_small_where_a_dtype_is_slow(monkeypatch):
         fn.size = size
         return fn
 
-    monkeypatch.setattr(measure, "_best_seconds", fake_best)
-    rate = measure._grown_rate([256, 512, 1024, 2048], lambda s: 2 * s ** 3, fake_make, "cpu", 5)
+    monkeypatch.setattr(peaks, "_best_seconds", fake_best)
+    rate = peaks._grown_rate([256, 512, 1024, 2048], lambda s: 2 * s ** 3, fake_make, "cpu", 5)
     assert rate == pytest.approx(slow)
     # 512^3 at 1 GFLOP/s is 0.27 s, 1024^3 would be 2.1 s: growth stops at 512
     assert max(sizes) == 512 and sizes.count(512) == 2
     sizes.clear()
     slow = 1e12  # 1 TFLOP/s: every size fits the budget, the full size is reached
-    measure._grown_rate([256, 512, 1024, 2048], lambda s: 2 * s ** 3, fake_make, "cpu", 5)
+    peaks._grown_rate([256, 512, 1024, 2048], lambda s: 2 * s ** 3, fake_make, "cpu", 5)
     assert max(sizes) == 2048

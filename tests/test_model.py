@@ -2,7 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from vggcore import ARCHS, VGGConfig, build, init_from, param_count, summary, totals
+from vggcore import ARCHS, VGGConfig, build, init_from, param_count, totals
+from vggcore.model.summary import summary
 
 # Table 2 of the paper and torchvision's models, at 224x224 and 1000 classes (../shared/PAPER.md).
 PARAMS = {"A": 132_863_336, "A-LRN": 132_863_336, "B": 133_047_848, "C": 133_638_952, "D": 138_357_544,

@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from ablations.stats.calibrate import paired_figures
+from ablations.calibration.calibrate import paired_figures
 from ablations.stats.frames import effects
 from ablations.stats.robust import compare
-from ablations.stats.sequential import look_levels, look_step, new_state, paired_levels, simulate
+from ablations.calibration.simulate import simulate
+from ablations.stats.sequential import look_levels, look_step, new_state, paired_levels
 from ablations.store import Plan
 
 STUDIES = 2000

@@ -1,4 +1,4 @@
-"""Precise BatchNorm before every evaluation (`TrainConfig.bn_recalibrate`, `vggcore.train.recalibrate_bn`): the
+"""Precise BatchNorm before every evaluation (`TrainConfig.bn_recalibrate`, `vggcore.evaluate.batchnorm.recalibrate_bn`): the
 statistics evaluation uses are recomputed, and nothing of the training trajectory changes."""
 
 import dataclasses
@@ -8,9 +8,12 @@ import torch
 from torch import nn
 
 from vggcore import VGGConfig
-from vggcore.cli import main
-from vggcore.data import DataConfig
-from vggcore.train import Batches, TrainConfig, recalibrate_bn, train
+from vggcore.cli.main import main
+from vggcore.config import DataConfig
+from vggcore.data.batches import Batches
+from vggcore.config import TrainConfig
+from vggcore.evaluate.batchnorm import recalibrate_bn
+from vggcore.train.loop import train
 from vggcore.validation import ConfigError
 
 MODEL = VGGConfig(arch="A", batch_norm=True, width=0.125, image_size=32, init="xavier", dropout=0.5)

@@ -9,12 +9,13 @@ import pytest
 import torch
 from torch.autograd import DeviceType
 
-from vggcore import build, summary
+from vggcore import build
+from vggcore.model.summary import summary
 from vggcore.errors import UserError
-from vggcore.profile import MODES, Session, no_mark, op_events, profile_step, unprofilable_reason
-from vggcore.profile_events import EVALUATE, OpEvent, attribute
-from vggcore.profile_rows import ProfileError
-from vggcore.roofs import Roofs
+from vggcore.profile.profiler import MODES, Session, no_mark, op_events, profile_step, unprofilable_reason
+from vggcore.profile.events import EVALUATE, OpEvent, attribute
+from vggcore.profile.rows import ProfileError
+from vggcore.profile.roofs import Roofs
 
 ROOFS = Roofs(device="cpu", dtype="fp32", peak_flops=1e11, bandwidth=1e10)   # made up: no timing in these tests
 MAIN = 1
@@ -93,7 +94,7 @@ def test_each_rows_ops_by_own_time_sum_to_the_row_and_name_the_kernel():
 
 
 def test_top_op_is_the_op_with_most_time_over_the_rounds():
-    from vggcore.profile_rows import top_op
+    from vggcore.profile.rows import top_op
 
     assert top_op([{"a": 3.0, "b": 1.0}, {"b": 4.0}]) == ("b", pytest.approx(5 / 8))
     assert top_op([{}, {}]) == ("", None) and top_op([]) == ("", None)

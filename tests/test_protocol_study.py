@@ -5,14 +5,20 @@ import re
 
 import pytest
 
-import vggcore.train
+import vggcore.config
+import vggcore.data.batches
+import vggcore.evaluate.batchnorm
+import vggcore.evaluate.score
+import vggcore.train.epoch
+import vggcore.train.loop
 from ablations import StudyError, expand, load_study
 from ablations.records import RunRecord
 from ablations.runner import RunOptions, by_training, phased, run_study
-from ablations.store import Store, read_results
+from ablations.store import Store
 from ablations.study import parse_study
 from reports.cli import main as reports_main
 from tiny_study import BROKEN, tiny_study
+from json_records import json_records
 
 # The trained level on a small synthetic set (90 training images: one step of one epoch) rather than the digits:
 # these tests are about which runs train and what their records hold, not about the errors.
@@ -40,7 +46,7 @@ def study_text(extra=""):
 def counted():
     """Count the epochs trained (Batches.train: one call per epoch) and the calls of train()."""
     calls = {"epochs": 0, "train": 0}
-    real_epochs, real_train = vggcore.train.Batches.train, vggcore.train.train
+    real_epochs, real_train = vggcore.data.batches.Batches.train, vggcore.train.loop.train
 
     def epochs(self, *args, **kwargs):
         calls["epochs"] += 1
@@ -50,9 +56,9 @@ def counted():
         calls["train"] += 1
         return real_train(*args, **kwargs)
 
-    vggcore.train.Batches.train, vggcore.train.train = epochs, train
+    vggcore.data.batches.Batches.train, vggcore.train.loop.train = epochs, train
     yield calls
-    vggcore.train.Batches.train, vggcore.train.train = real_epochs, real_train
+    vggcore.data.batches.Batches.train, vggcore.train.loop.train = real_epochs, real_train
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +78,7 @@ def test_a_protocol_factor_trains_each_variant_and_seed_once(folder, counted):
     assert counted["train"] == 4           # baseline, the failing CIFAR run, and the baseline's two protocols (which
     #                                        find their training finished); the CIFAR protocols are not tried again
     assert [p.name for p in (store.root / "runs").iterdir()] and len(list((store.root / "runs").iterdir())) <= 2
-    records = {r["variant"]: r for r in read_results(store.results_path).records.values()}
+    records = {r["variant"]: r for r in json_records(store.results_path).values()}
     base, dense, crops = records["baseline"], records["test=dense"], records["test=crops"]
     assert "evaluation" not in base and "train_id" not in base and "eval" not in base["config"]
     for r in (dense, crops):
@@ -96,7 +102,7 @@ def test_a_new_protocol_level_scores_the_finished_weights_only(folder, counted):
     path.write_text(study_text(MULTI))
     counts = run_study(load_study(path), store, RunOptions(progress=False), report=lambda line: None)
     assert counts["ran"] == 2 and counted["epochs"] == before["epochs"]   # baseline scored, CIFAR tried (and fails)
-    records = {r["variant"]: r for r in read_results(store.results_path).records.values()}
+    records = {r["variant"]: r for r in json_records(store.results_path).values()}
     assert records["test=multiscale"]["evaluation"]["scales"] == [32, 37, 41]   # [224, 256, 288] at 32 px
 
 

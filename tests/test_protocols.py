@@ -1,9 +1,9 @@
-"""The paper's test protocols as data (vggcore.protocols): its defaults at 224, their scaled forms, and the refusals."""
+"""The paper's test protocols as data (vggcore.evaluate.protocols): its defaults at 224, their scaled forms, and the refusals."""
 
 import pytest
 
 from vggcore.errors import UserError
-from vggcore.protocols import Protocol, ProtocolError, dense_minimum, own_protocol, paper_scales, resolve
+from vggcore.evaluate.protocols import Protocol, ProtocolError, dense_minimum, own_protocol, paper_scales, resolve
 
 
 def at(size, s_min, s_max, pool=None, **asked):

@@ -22,9 +22,9 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 from ablations import expand, load_study  # noqa: E402
-from ablations.ray_executor import PROBE, check_folder  # noqa: E402
-from ablations.store import read_results  # noqa: E402
+from ablations.integrations.ray_executor import PROBE, check_folder  # noqa: E402
 from tiny_study import BROKEN, tiny_study  # noqa: E402
+from json_records import json_records
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'vggbench[ray]')")
 pytestmark = pytest.mark.ray
@@ -165,7 +165,7 @@ def test_a_killed_task_worker_is_retried_then_recorded_failed_when_retries_run_o
     os.kill(second[0], signal.SIGKILL)
     stdout, err = finish(proc, err_path)
     assert proc.returncode == 3, err
-    records = read_results(out / "results.jsonl").records
+    records = json_records(out / "results.jsonl")
     assert len(records) == 2 == len(lines(out))  # each run once
     lost = next(r for r in records.values() if r["variant"] == "baseline")
     assert lost["status"] == "failed" and lost["attempts"] == 2

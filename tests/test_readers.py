@@ -1,5 +1,5 @@
-"""Reading a data set runs none of its code (issue 22): CIFAR pickles through vggcore.safe_pickle, image
-folders through vggcore.folder.ImageReader."""
+"""Reading a data set runs none of its code (issue 22): CIFAR pickles through vggcore.data.safe_pickle, image
+folders through vggcore.data.folder.ImageReader."""
 
 import builtins
 import codecs
@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from vggcore import safe_pickle
-from vggcore.data import DataConfig, DataFileError, DataRootError, load, read_cifar_file, read_cifar_meta
+from vggcore.data import safe_pickle
+from vggcore.config import DataConfig
+from vggcore.data.datasets import DataFileError, DataRootError, load, read_cifar_file, read_cifar_meta
 from vggcore.errors import UserError
 
 
@@ -83,7 +84,7 @@ def write_cifar100(root, dumps, n=12):
 
 
 def old_read(path, label_key):
-    """What vggcore.data read before issue 22: pickle.load, then the same conversion."""
+    """What vggcore.data.datasets read before issue 22: pickle.load, then the same conversion."""
     with open(path, "rb") as f:
         batch = pickle.load(f, encoding="bytes")
     data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
@@ -340,7 +341,7 @@ def image_folder(root, per_class=2):
 
 
 def folder_loaders(root, workers=0):
-    from vggcore.folder import loaders
+    from vggcore.data.folder import loaders
 
     return loaders(DataConfig("imagefolder", data_root=str(root), num_workers=workers, augment="none"), 32, 4, 0)
 
@@ -375,7 +376,7 @@ def test_pixel_limit_does_not_depend_on_pils_warning_band(tmp_path, monkeypatch)
 
     from PIL import Image
 
-    from vggcore.folder import ImageReader
+    from vggcore.data.folder import ImageReader
 
     path = tmp_path / "x.png"
     path.write_bytes(png_bytes(np.random.default_rng(0), 45, 45))       # 2,025 pixels

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from ablations.cli import main as ablations_main
-from ablations.store import Store, read_results
-from vggcore.cli import main as vggcore_main
+from ablations.store import Store
+from vggcore.cli.main import main as vggcore_main
 from vggcore.lock import folder_lock
 from tiny_study import BROKEN, tiny_study
+from json_records import json_records
 
 # What these tests show is a lock, a kill, a file mode or an exit code, not learning: their runs train on random
 # images (the CLI's 512, the studies' 64: one batch an epoch), a fraction of the digits' time.
@@ -192,7 +193,7 @@ def test_sigkill_of_the_lock_holder_then_a_new_launch_proceeds(tmp_path):
                            text=True, timeout=600)
     assert again.returncode == 0, again.stderr
     lines = (out / "results.jsonl").read_text().splitlines()
-    assert len(lines) == 2 and len(read_results(out / "results.jsonl").records) == 2
+    assert len(lines) == 2 and len(json_records(out / "results.jsonl")) == 2
 
 
 def test_write_probe_does_not_collide_with_another_process(tmp_path):
@@ -205,12 +206,12 @@ def test_write_probe_does_not_collide_with_another_process(tmp_path):
 
 # ----------------------------------------------------------------------------------------- vggcore train
 def test_train_out_an_existing_file_fails_before_training(tmp_path, capsys, monkeypatch):
-    import vggcore.train_cli
+    import vggcore.cli.train
 
     def no_training(*a, **k):
         raise AssertionError("training started")
 
-    monkeypatch.setattr(vggcore.train_cli, "train", no_training)
+    monkeypatch.setattr(vggcore.cli.train, "train", no_training)
     target = tmp_path / "file"
     target.write_text("keep me")
     assert vggcore_main([*TRAIN, "--epochs", "1", "--out", str(target)]) == 2
@@ -328,7 +329,7 @@ def test_estimate_comes_from_recorded_runs(recorded_study, tmp_path, capsys):
     _, out, code, err = recorded_study
     # above the threshold with no terminal: --yes started it
     assert code == 0 and "no estimate yet" in err, err
-    seconds = [r["timing"]["seconds"] for r in read_results(out / "results.jsonl").records.values()]
+    seconds = [r["timing"]["seconds"] for r in json_records(out / "results.jsonl").values()]
     mean = sum(seconds) / len(seconds)
     bigger = write(tmp_path, seeds="[0, 1, 2]")
     assert ablations_main(["list", str(bigger), "--out", str(out)]) == 0
@@ -351,7 +352,7 @@ def test_a_killed_worker_fails_its_run_and_the_study_goes_on(tmp_path):
     stdout, err = proc.communicate(timeout=600)
     assert proc.returncode == 3, err
     assert "Traceback" not in err and "BrokenProcessPool" not in err
-    records = read_results(out / "results.jsonl").records
+    records = json_records(out / "results.jsonl")
     lines = (out / "results.jsonl").read_text().splitlines()
     assert len(records) == 4 and len(lines) == 4
     failed = [r for r in records.values() if r["status"] == "failed"]
@@ -360,7 +361,7 @@ def test_a_killed_worker_fails_its_run_and_the_study_goes_on(tmp_path):
     again = subprocess.run(ablations("run", str(path), "--out", str(out), "--quiet", "--retry-failed"),
                            capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
-    records = read_results(out / "results.jsonl").records
+    records = json_records(out / "results.jsonl")
     assert sorted(r["status"] for r in records.values()) == ["ok"] * 4
 
 

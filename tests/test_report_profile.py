@@ -13,7 +13,8 @@ from reports.load import ReportInputError, load_bench
 from reports.profiles import (pairs, part, profile_cases, profile_kernels, profile_rows, side_by_side, time_by_part,
                               where_time_goes)
 from reports.render import build
-from vggcore import VGGConfig, summary
+from vggcore import VGGConfig
+from vggcore.model.summary import summary
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PROFILED = FIXTURES / "bench_profile_9601c1b.json"
@@ -83,7 +84,7 @@ def test_every_profile_column_reads_as_words_and_none_alike():
     from reports.load import BENCH_DEFAULTS, BENCH_EXTRA_KEYS
     from reports.readable import HEADERS, readable
     from reports.sections.studies import EFFECTS_COLUMNS
-    from vggcore.profile_rows import ProfileRow, ProfileTotals
+    from vggcore.profile.rows import ProfileRow, ProfileTotals
 
     profile = ([f.name for f in fields(ProfileRow)] + [f.name for f in fields(ProfileTotals)]
                + ["time_interval", "share_of_step", "own_time_s", "time_a_s", "time_b_s", "delta_s",

@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from vggcore import VGGConfig
-from vggcore.data import DataConfig
-from vggcore.train import TrainConfig, train
+from vggcore.config import DataConfig
+from vggcore.config import TrainConfig
+from vggcore.train.loop import train
 
 TIMING = ("epoch_seconds", "images_per_s", "data_seconds", "data_fraction")
 
@@ -54,7 +55,7 @@ def stop_after(epoch):
 def test_folder_batches_depend_on_seed_epoch_and_index_only(tmp_path):
     """Epoch 1 from persistent workers that already served epoch 0 equals epoch 1 from a fresh loader without
     workers: no draw depends on a worker's RNG state or on which worker serves an image."""
-    from vggcore.folder import loaders
+    from vggcore.data.folder import loaders
 
     root = write_image_folder(tmp_path, per_class=(4, 1))
 

@@ -8,12 +8,13 @@ import pytest
 from scipy import stats as sps
 
 from ablations.stats.bounded import diff_interval, mean_interval, metric_bounds, t_interval
-from ablations.stats.calibrate import analyse, beta, draw
+from ablations.calibration.calibrate import analyse, beta, draw
 from ablations.stats.failures import did_not_train, failure_line, rate_interval, record_inputs
 from ablations.stats.planning import plan_variants, seeds_needed
 from ablations.stats.primitives import decide, holm
 from ablations.stats.robust import RANK_FROM, compare, hodges_lehmann, u_null_cdf, yuen
-from ablations.stats.sequential import boundaries, look_levels, simulate, spent
+from ablations.calibration.simulate import simulate
+from ablations.stats.sequential import boundaries, look_levels, spent
 from ablations.stats.errors import StatsInputError, check_min_effect
 from vggcore.errors import UserError
 
@@ -108,10 +109,10 @@ def test_did_not_train_rule():
     assert did_not_train(first, final, error, 10).tolist() == [False, True, False, True, True, False]
     assert did_not_train(2.0, 0.1, 0.30, 2).tolist() is True      # chance 0.5 for two classes: 0.30 >= 0.25
     rec = {"history": [{"train_loss": 2.1}, {"train_loss": 0.04}], "final": {"test_top1_error": 0.031}}
-    assert record_inputs(rec) == (2.1, 0.04, 0.031)
-    assert np.isnan(record_inputs({"history": [], "final": None})).all()
+    assert record_inputs(rec["history"], rec["final"]) == (2.1, 0.04, 0.031)
+    assert np.isnan(record_inputs([], None)).all()
     one_epoch = {"history": [{"train_loss": 0.9}], "final": {"test_top1_error": 0.2}}
-    assert not did_not_train(*record_inputs(one_epoch), 10)       # one epoch: no loss trend to read
+    assert not did_not_train(*record_inputs(one_epoch["history"], one_epoch["final"]), 10)       # one epoch: no loss trend to read
     with pytest.raises(StatsInputError, match="num_classes"):
         did_not_train(1.0, 1.0, 0.5, 1)
 
@@ -331,7 +332,7 @@ def test_a_study_without_failures_decides_bit_for_bit_as_before(cap, monkeypatch
     """No seed that did not train: the variant's p is the comparison's, so codes, seeds, p and intervals are those
     of the old look (compare + Holm + decide), at every look of the obf rule; with one effect and one of each
     direction so every decision occurs."""
-    import ablations.stats.sequential as sequential
+    import ablations.calibration.simulate as sequential   # the look the simulation takes
 
     values, _ = draw(np.random.default_rng([51, cap]), 2000, cap, shifts=(0.02, -0.02, 0.0, 0.005))
     levels = look_levels(3, cap)
@@ -376,7 +377,7 @@ def test_a_variant_that_fails_to_train_is_decided_worse(cap, base_fail, monkeypa
     "worse" by its failure rate in most studies at rate 1.0 (the old look left it undecided: it has no trained
     seeds), never better or equivalent where the failure test rejects, and the other three keep their false
     decisions at 5% or less."""
-    import ablations.stats.sequential as sequential
+    import ablations.calibration.simulate as sequential   # the look the simulation takes
 
     found = {}
     for rate in (1.0, 0.5):
@@ -429,7 +430,7 @@ def test_failure_decision_needs_the_failure_test_to_reject_at_its_own_step():
 def test_the_min_effect_table_is_computed_at_the_baseline_it_is_given():
     """A study file quotes min_effect figures at its own baseline (--base, --sd): a tighter baseline spread must
     make no-effect variants end equivalent more often, so the options reach the draws."""
-    from ablations.stats.calibrate import main, min_effect_table
+    from ablations.calibration.calibrate import main, min_effect_table
 
     def equivalent_share(**k):
         row = min_effect_table(400, min_effects=(0.02,), max_seeds=5, **k).splitlines()[-1]
@@ -444,7 +445,7 @@ def test_the_min_effect_table_is_computed_at_the_baseline_it_is_given():
                                          (["--sd", "0.5"], "--sd"), (["--max-seeds", "2"], "max_seeds"),
                                          (["--studies", "0"], "--studies")])
 def test_calibrate_refuses_a_baseline_it_cannot_draw_on_one_line(args, named, capsys):
-    from ablations.stats.calibrate import main
+    from ablations.calibration.calibrate import main
 
     assert main(["--part", "min_effect", "--studies", "10", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -13,10 +13,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from vggcore import build
 from vggcore.intervals import median_interval, median_rank_interval
-from vggcore.profile import install
-from vggcore.profile_plan import Seen, optimizer_traffic, plan_rows
-from vggcore.roofline import LayerShape, bound, cast_bytes, flops, layer_bytes, optimizer_bytes
-from vggcore.roofs import default_numel, last_level_cache_bytes, stream_triad
+from vggcore.profile.profiler import install
+from vggcore.profile.plan import Seen, optimizer_traffic, plan_rows
+from vggcore.profile.roofline import LayerShape, bound, cast_bytes, flops, layer_bytes, optimizer_bytes
+from vggcore.profile.roofs import default_numel, last_level_cache_bytes, stream_triad
 
 FORWARD_OPS = {"aten.convolution", "aten.addmm"}
 BACKWARD_OPS = {"aten.convolution_backward", "aten.mm"}

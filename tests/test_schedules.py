@@ -1,6 +1,6 @@
 import pytest
 
-from vggcore.schedules import Schedule
+from vggcore.train.schedules import Schedule
 
 
 def lrs(schedule, epochs, accuracies=None):

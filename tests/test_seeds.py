@@ -10,11 +10,13 @@ import pytest
 import torch
 
 from vggcore import VGGConfig
-from vggcore.checkpoint import CheckpointError, load_checkpoint
-from vggcore.data import DataConfig
-from vggcore.folder import mix
+from vggcore.files import CheckpointError
+from vggcore.train.checkpoint import load_checkpoint
+from vggcore.config import DataConfig
+from vggcore.data.folder import mix
 from vggcore.seeds import LEGACY, SCHEME, STREAMS, derive, legacy_seed, stream_seed
-from vggcore.train import TrainConfig, train
+from vggcore.config import TrainConfig
+from vggcore.train.loop import train
 
 FIXTURE = Path(__file__).parent / "fixtures" / "legacy_seed_run"
 TIMING = ("epoch_seconds", "images_per_s", "data_seconds", "data_fraction")
@@ -63,7 +65,7 @@ def test_legacy_scheme_is_the_old_formula_and_folder_seeds_are_unchanged():
     assert [stream_seed(LEGACY, 3, 2, s, r) for s, r in [("order", 0), ("dropout", 0), ("dropout", 4),
                                                         ("augment", 4)]] == [
         legacy_seed(3, 2, 1), legacy_seed(3, 2, 0), legacy_seed(3, 2, 1004), legacy_seed(3, 2, 20)]
-    # vggcore.folder's per-image seeds are what its own hash gave before (values computed with the old mix())
+    # vggcore.data.folder's per-image seeds are what its own hash gave before (values computed with the old mix())
     assert mix is derive and derive(0, 1, 2) == 4529435921577843265 and derive(5, 0, 17) == 7527473615839967030
     # a name never equals a number, so the trainer's streams cannot meet the folder's per-image ones
     assert {derive(0, 1, s, 0) for s in STREAMS}.isdisjoint({derive(0, 1, i) for i in range(10_000)})

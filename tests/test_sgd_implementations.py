@@ -1,4 +1,4 @@
-"""Which SGD implementations are correct, decided by test: `vggcore.step.BITWISE_SGD` lists, per device, those
+"""Which SGD implementations are correct, decided by test: `vggcore.train.sgd.BITWISE_SGD` lists, per device, those
 that give bit for bit the parameters of PyTorch's for-loop SGD (momentum and weight decay included), and the
 default (`DEFAULT_SGD`) must be one of them, so choosing it changes no training result and needs no config field.
 
@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from vggcore import build
-from vggcore.step import BITWISE_SGD, DEFAULT_SGD, SGD_CHOICES, default_sgd, sgd, train_step
-from vggcore.train import TrainConfig
+from vggcore.train.sgd import BITWISE_SGD, DEFAULT_SGD, SGD_CHOICES, default_sgd, sgd
+from vggcore.train.step import train_step
+from vggcore.config import TrainConfig
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 # Sizes with a tail past every vector width a kernel may use (8, 16, 32 lanes) and one that fills them exactly.

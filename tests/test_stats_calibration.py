@@ -10,7 +10,7 @@ import pytest
 
 from ablations.stats import adjust, bootstrap_means, decide, t_interval, welch
 from ablations.stats.sequential import look_levels
-from ablations.stats.sequential import simulate as sequential
+from ablations.calibration.simulate import simulate as sequential
 
 
 def simulate(values, n0, max_seeds, min_effect=None, alpha=0.05):

@@ -1,5 +1,5 @@
 """One training step and one SGD: the trainer, the benchmark's forward_backward/train_step and the scaling
-benchmark all run `vggcore.step.train_step` with the SGD `vggcore.step.sgd` builds."""
+benchmark all run `vggcore.train.step.train_step` with the SGD `vggcore.train.sgd.sgd` builds."""
 
 import copy
 import dataclasses
@@ -9,13 +9,20 @@ import torch
 
 import bench.runner
 import bench.scaling
-import vggcore.train
+import vggcore.config
+import vggcore.data.batches
+import vggcore.evaluate.batchnorm
+import vggcore.evaluate.score
+import vggcore.train.epoch
+import vggcore.train.loop
 from bench.cases import BenchCase
 from vggcore import VGGConfig, build
-from vggcore.data import DataConfig
-from vggcore.distributed import World
-from vggcore.step import SGD_IMPLEMENTATIONS, forward_loss, micro_batches, sgd, train_step
-from vggcore.train import TrainConfig, train
+from vggcore.config import DataConfig
+from vggcore.world import World
+from vggcore.train.sgd import SGD_IMPLEMENTATIONS, sgd
+from vggcore.train.step import forward_loss, micro_batches, train_step
+from vggcore.config import TrainConfig
+from vggcore.train.loop import train
 
 MODEL = VGGConfig(arch="A", width=0.125, image_size=32, num_classes=10, dropout=0.0)
 
@@ -73,7 +80,7 @@ def test_the_benchmark_times_the_training_step(monkeypatch, mode):
 
 
 def test_the_trainer_steps_through_train_step(monkeypatch):
-    calls = spy(monkeypatch, vggcore.train)
+    calls = spy(monkeypatch, vggcore.train.epoch)
     cfg = TrainConfig(epochs=1, batch_size=16, micro_batch=8, threads=1)
     result = train(VGGConfig("A", width=0.125, image_size=32), DataConfig("synthetic", synthetic_samples=64), cfg,
                    progress=False)
@@ -81,20 +88,20 @@ def test_the_trainer_steps_through_train_step(monkeypatch):
     for optimizer, kw in calls:
         group = optimizer.param_groups[0]
         assert (group["lr"], group["momentum"], group["weight_decay"]) == (cfg.lr, cfg.momentum, cfg.weight_decay)
-        assert group["foreach"] is True   # vggcore.step.DEFAULT_SGD["cpu"]
+        assert group["foreach"] is True   # vggcore.train.sgd.DEFAULT_SGD["cpu"]
         assert kw["dtype"] == "fp32" and kw["world_size"] == 1 and kw["check"] is not None
 
 
 def test_the_scaling_benchmark_steps_through_train_step(monkeypatch):
     """One rank of a world of one, run in this process: it joins through training's set-up and takes
     training's step with training's SGD."""
-    import vggcore.distributed
-    import vggcore.step
+    import vggcore.train.distributed
+    import vggcore.train.step
 
-    calls = spy(monkeypatch, vggcore.step)
+    calls = spy(monkeypatch, vggcore.train.step)
     joined = []
-    real_setup = vggcore.distributed.setup
-    monkeypatch.setattr(vggcore.distributed, "setup", lambda *a, **kw: joined.append(kw) or real_setup(*a, **kw))
+    real_setup = vggcore.train.distributed.setup
+    monkeypatch.setattr(vggcore.train.distributed, "setup", lambda *a, **kw: joined.append(kw) or real_setup(*a, **kw))
 
     class Conn:  # the parent's end of the pipe: one step, then stop
         def __init__(self):

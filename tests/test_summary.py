@@ -2,9 +2,10 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from vggcore import ARCHS, build, summary, totals
-from vggcore.cli import main
-from vggcore.measure import saved_activation_bytes
+from vggcore import ARCHS, build, totals
+from vggcore.model.summary import summary
+from vggcore.cli.main import main
+from vggcore.memory import saved_activation_bytes
 
 
 @pytest.mark.parametrize("arch", ARCHS)

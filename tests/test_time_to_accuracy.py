@@ -1,6 +1,6 @@
 """The time-to-accuracy benchmark (bench/tta.py, bench/tta_stats.py, bench/loop_cost.py): the clock's rules on
 scripted runs and a stub clock, the statistics on known inputs and by simulation, the options' errors, and that a
-run trains exactly as `vggcore.train.train` does."""
+run trains exactly as `vggcore.train.loop.train` does."""
 
 import math
 
@@ -12,7 +12,8 @@ from bench import tta, tta_stats
 from bench.cases import OptionError
 from bench.loop_cost import epoch_parts, step_parts
 from vggcore.intervals import median_rank_interval
-from vggcore.train import Diverged, train
+from vggcore.train.epoch import Diverged
+from vggcore.train.loop import train
 
 
 class Clock:

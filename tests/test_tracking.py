@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from ablations.cli import main
-from ablations.export import export
+from ablations.integrations.export import export
 from ablations.runner import RunOptions, run_study
 from ablations.store import Store
-from ablations.tracking import Target, TrackingError, parse_target
+from ablations.integrations.tracking import Target, TrackingError, parse_target
 from ablations import StudyError, expand, load_study
 from vggcore.errors import MissingPackage
 from tracked_study import (expected_metrics, expected_params, fresh_db, make_folder, mlflow_runs, pristine_mlflow_db,
@@ -263,7 +263,7 @@ def killed_driver(toml: Path, out: Path, targets: tuple[str, ...], hold: str, ru
     """A driver (forked: no interpreter to start, no training) that holds at one run and waits to be killed:
     `hold` = "execute", while that run trains; "track", after its record is in results.jsonl and before it is
     tracked (the narrowest window a kill can hit)."""
-    import ablations.export
+    import ablations.integrations.export
     import ablations.runner
 
     def execute(spec, run_dir, threads=None):
@@ -272,7 +272,7 @@ def killed_driver(toml: Path, out: Path, targets: tuple[str, ...], hold: str, ru
             time.sleep(600)
         return fake_execute(spec, run_dir, threads)
 
-    log = ablations.export.LiveTracking.log
+    log = ablations.integrations.export.LiveTracking.log
 
     def track(self, record):
         if hold == "track" and record["run_id"] == run_id:
@@ -281,7 +281,7 @@ def killed_driver(toml: Path, out: Path, targets: tuple[str, ...], hold: str, ru
         log(self, record)
 
     ablations.runner.execute_run = execute
-    ablations.export.LiveTracking.log = track
+    ablations.integrations.export.LiveTracking.log = track
     try:
         run_study(load_study(toml), Store(out), RunOptions(progress=False, track=targets), report=lambda line: None)
     except BaseException:

@@ -7,11 +7,19 @@ import sys
 import pytest
 import torch
 
-import vggcore.train
+import vggcore.config
+import vggcore.data.batches
+import vggcore.evaluate.batchnorm
+import vggcore.evaluate.score
+import vggcore.train.epoch
+import vggcore.train.loop
+import vggcore.train.trainer
 from vggcore import VGGConfig
-from vggcore.checkpoint import CheckpointError, load_checkpoint
-from vggcore.data import DataConfig
-from vggcore.train import TrainConfig, train
+from vggcore.files import CheckpointError
+from vggcore.train.checkpoint import load_checkpoint
+from vggcore.config import DataConfig
+from vggcore.config import TrainConfig
+from vggcore.train.loop import train
 
 MODEL = VGGConfig(arch="A", batch_norm=True, width=0.125, image_size=32)
 # Reproducibility, resumption, schedules and refusals are not about learning: 256 random images (three batches
@@ -150,7 +158,7 @@ def spy_on_first_conv(monkeypatch):
     """Record, for every forward through the model `train` builds, the first conv's output dtype and whether
     its input and weight are channels_last."""
     seen = []
-    real_build = vggcore.train.build
+    real_build = vggcore.train.trainer.build
 
     def build(*args, **kwargs):
         model = real_build(*args, **kwargs)
@@ -159,7 +167,7 @@ def spy_on_first_conv(monkeypatch):
             (out.dtype, inp[0].is_contiguous(memory_format=cl), mod.weight.is_contiguous(memory_format=cl))))
         return model
 
-    monkeypatch.setattr(vggcore.train, "build", build)
+    monkeypatch.setattr(vggcore.train.trainer, "build", build)
     return seen
 
 
@@ -184,7 +192,7 @@ def test_bf16_and_channels_last_train(monkeypatch):
 
 def test_init_from_a_pretrains_and_copies_the_trained_a(tmp_path, monkeypatch):
     copies = []
-    real_init_from = vggcore.train.init_from
+    real_init_from = vggcore.train.loop.init_from
 
     def spy(deeper, trained_a):
         fresh = {k: v.clone() for k, v in deeper.state_dict().items()}
@@ -192,7 +200,7 @@ def test_init_from_a_pretrains_and_copies_the_trained_a(tmp_path, monkeypatch):
         copies.append((fresh, copy.deepcopy(deeper.state_dict()), copy.deepcopy(trained_a.state_dict())))
         return deeper
 
-    monkeypatch.setattr(vggcore.train, "init_from", spy)
+    monkeypatch.setattr(vggcore.train.loop, "init_from", spy)
     model = VGGConfig(arch="B", batch_norm=True, width=0.125, image_size=32)
     result = fit(tmp_path, model=model, cfg=TrainConfig(epochs=1, batch_size=64, init_from_a_epochs=1))
     assert result["status"] == "ok" and result["pretrain"]["epochs"] == 1
@@ -202,7 +210,7 @@ def test_init_from_a_pretrains_and_copies_the_trained_a(tmp_path, monkeypatch):
     pretrained = load_checkpoint(tmp_path / "pretrain-A" / "checkpoint.pt")["model"]
     assert all(torch.equal(a[k], pretrained[k]) for k in pretrained)
     torch.manual_seed(TrainConfig().seed)
-    a_init = vggcore.train.build(dataclasses.replace(model, arch="A", num_classes=10)).state_dict()
+    a_init = vggcore.train.loop.build(dataclasses.replace(model, arch="A", num_classes=10)).state_dict()
     assert not torch.equal(a["features.0.weight"], a_init["features.0.weight"])
     # B's conv1_1, conv2_1, conv3_1, conv3_2 (+ their BN) and fc6-fc8 now hold A's values; conv1_2 kept B's init
     pairs = {"features.0": "features.0", "features.1": "features.1", "features.7": "features.4",

@@ -11,10 +11,10 @@ import pytest
 from ablations import StudyError, expand, load_study
 from ablations.cli import main as ablations_main
 from ablations.execute import execute
-from vggcore.cli import main as vggcore_main
+from vggcore.cli.main import main as vggcore_main
 from vggcore.config import VGGConfig
-from vggcore.data import DataConfig
-from vggcore.train import TrainConfig
+from vggcore.config import DataConfig
+from vggcore.config import TrainConfig
 from vggcore.validation import MIN_EFFECT, ConfigError, integer, number, option_value
 
 INF, NAN = math.inf, math.nan

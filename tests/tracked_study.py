@@ -11,9 +11,10 @@ from pathlib import Path
 
 from ablations import expand, load_study
 from ablations.records import RunRecord
-from ablations.store import Store, read_results
+from ablations.store import Store
 from vggcore.provenance import provenance
 from tiny_study import BROKEN, tiny_study
+from json_records import json_records
 
 EPOCHS = 3
 
@@ -65,7 +66,7 @@ def make_folder(tmp_path: Path, seeds: str = "[0]") -> Store:
 
 
 def records(store: Store) -> dict[str, dict]:
-    return read_results(store.results_path).records
+    return json_records(store.results_path)
 
 
 def pristine_mlflow_db(folder: Path) -> Path:

@@ -143,7 +143,7 @@ LAYOUT_FILE = "study-layout.json"
 def study_workers(study):
     """How the adaptive study's runs share this machine's cores (`demo_plan.workers_for`), said in one line."""
     from ablations.study import variants
-    from vggcore.measure import cpu_count
+    from vggcore.threads import cpu_count
 
     from .demo_plan import workers_for
 
@@ -154,15 +154,15 @@ def study_workers(study):
 
 def study_layout(study, out: Path, threads: int | None = None):
     """The study with train.channels_last set where this machine trains its base model faster so
-    (`demo_plan.choose_layout` on `demo_plan.measure_layouts`, on the runs' `threads`), the choice kept in
+    (`vggcore.train.fastest.layout`, on the runs' `threads`), the choice kept in
     `out/study-layout.json` so a rerun trains the same runs. A study that sets train.channels_last itself keeps
     it."""
     import dataclasses
     import json
 
     from ablations.study import resolve, variants
-
-    from .demo_plan import choose_layout, measure_layouts
+    from vggcore.threads import torch_threads
+    from vggcore.train.fastest import layout
 
     train = study.base.get("train", {})
     if "channels_last" in train:
@@ -172,9 +172,10 @@ def study_layout(study, out: Path, threads: int | None = None):
         kept = json.loads(path.read_text())
         on, reason = bool(kept["channels_last"]), f"{kept['reason']} (kept from {path})"
     except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
-        config = resolve(study, variants(study)[0], study.seeds[0])
-        layout = choose_layout(measure_layouts(config["model"], config["train"], threads=threads))
-        on, reason = layout.channels_last, layout.reason
+        run = resolve(study, variants(study)[0], study.seeds[0])
+        with torch_threads(threads):   # the runs' own thread count
+            chosen = layout(run.model, run.train.batch_size, run.train.device)
+        on, reason = chosen.channels_last, f"the study's {chosen.reason}"
         path.write_text(json.dumps({"channels_last": on, "reason": reason}) + "\n")
     print(f"[2/3] {reason}", flush=True)
     if not on:
@@ -212,8 +213,8 @@ def run_study_stage(study, folder: Path, budget_s: float, started: float, max_se
         run_study(study, store, options)   # the listed seeds: their times size the cap
         if max_seeds is None:
             records = store.read(warn=False).records.values()
-            times = [r["timing"]["seconds"] for r in records if r.get("study") == study.name
-                     and r.get("status") in ("ok", "diverged") and (r.get("timing") or {}).get("seconds")]
+            times = [r.seconds for r in records if r.study == study.name and r.status in ("ok", "diverged")
+                     and r.seconds]
             cap = seed_cap(budget_s, time.perf_counter() - started, sum(times) / len(times) if times else 0.0,
                            len(variants(study)), len(study.seeds), make_plan(study).max_seeds,
                            workers=options.workers)

@@ -3,7 +3,6 @@
     dtypes, skipped = settings_dtypes({"fp32": 155e9, "bf16": 0.9e9})   # what the settings stage times
     workers = workers_for(arms=5, cores=2)                # Workers(processes=2, threads=1): how runs share cores
     cap = seed_cap(budget_s=480, spent_s=260, per_run_s=20, arms=5, initial_seeds=3, upper=10, workers=2)
-    layout = choose_layout({"contiguous": 0.050, "channels_last": 0.034})     # the study's memory format
 
 Settings stage. bf16 autocast is the fastest setting on a CPU with bf16 arithmetic (AMX: a 2048^3 matmul at
 2,176 GFLOP/s against fp32's 329) and by far the slowest on one without (AVX2 only: 0.9 against 155 GFLOP/s for a
@@ -23,11 +22,12 @@ cores (`workers_for`): on 2 cores two runs of one thread each, which finished 1.
 on two threads here. A run's result depends on its thread count, which its record keeps.
 
 Memory format. channels_last changes how a tensor is laid out, not what the network computes, so it is free to
-choose. Which is faster depends on the CPU (fp32 channels_last ran a VGG conv at 153 GFLOP/s against 84 on this
+choose. Which is faster depends on the CPU (fp32 channels_last ran a VGG conv at 153 GFLOP/s against 84 on an
 AVX2-only one, and the BatchNorm and pooling layers count too), so the demo times the study's own training step
-(its base model, batch size and image size, on the runs' thread count) both ways, a few steps each after a warm-up, and trains the study
-in channels_last only when it was at least MIN_GAIN faster. The choice is kept in the demo's folder
-(`study-layout.json`) so a rerun trains the same runs (the run ids hash the resolved configuration).
+(its base model, batch size and image size, on the runs' thread count) both ways with `vggcore.train.fastest.layout`
+(the timer `vggcore train --fast` uses) and trains the study in channels_last only when it was at least
+fastest.MIN_GAIN faster. The choice is kept in the demo's folder (`study-layout.json`) so a rerun trains the same
+runs (the run ids hash the resolved configuration).
 """
 
 from __future__ import annotations
@@ -36,16 +36,14 @@ import math
 from dataclasses import dataclass
 
 SLOW_SHARE = 0.5          # a dtype whose peak is below this share of fp32's is not timed by the settings stage
-MIN_GAIN = 1.05          # channels_last must be at least this much faster (median step time) to be chosen
-LAYOUT_STEPS = 5         # timed steps per memory format, after one warm-up step
 REPORT_RESERVE_S = 20.0   # the report and the last look: 3 s measured in the demo on this 2-core VM, plus margin
 DEFAULT_BUDGET_S = 480.0  # the whole demo on a 2-core machine: 8 minutes (issue 16)
 
 
 def measure_peaks(dtypes, device: str = "cpu") -> dict[str, float]:
-    """This machine's measured peak FLOP/s per dtype (`vggcore.measure.peak_flops`: its kernels grow only while
+    """This machine's measured peak FLOP/s per dtype (`vggcore.peaks.peak_flops`: its kernels grow only while
     a call stays under half a second, so a slow dtype costs seconds here, not minutes)."""
-    from vggcore.measure import peak_flops
+    from vggcore.peaks import peak_flops
 
     return {d: peak_flops(device, d)["peak_flops"] for d in dtypes}
 
@@ -109,68 +107,3 @@ def workers_for(arms: int, cores: int) -> Workers:
     run of two threads (small convolutions do not keep two threads busy)."""
     processes = max(1, min(arms, cores))
     return Workers(processes, max(1, cores // processes))
-
-
-@dataclass(frozen=True)
-class Layout:
-    channels_last: bool   # train the study's runs in channels_last
-    reason: str           # the measured step times behind it
-
-
-def choose_layout(step_s: dict[str, float], min_gain: float = MIN_GAIN) -> Layout:
-    """channels_last or not from the median step times (seconds) of both memory formats on this machine."""
-    plain, nhwc = step_s["contiguous"], step_s["channels_last"]
-    gain = plain / nhwc if nhwc > 0 else float("nan")
-    on = bool(gain >= min_gain)
-    return Layout(on, f"the study's training step took {plain * 1e3:.1f} ms contiguous and {nhwc * 1e3:.1f} ms "
-                      f"channels_last on this machine ({gain:.2f}x): "
-                      + ("training in channels_last" if on else f"contiguous kept (channels_last must be "
-                                                                 f"{min_gain:.2f}x faster)"))
-
-
-def measure_layouts(model: dict, train: dict, steps: int = LAYOUT_STEPS, threads: int | None = None
-                    ) -> dict[str, float]:
-    """Median seconds of one training step of the study's base model (resolved `model` and `train` fields) on
-    random images, contiguous and channels_last, each after one warm-up step, on `threads` torch threads (the
-    study's runs' own; None: this process's)."""
-    import torch
-
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        return _step_times(model, train, steps)
-    finally:
-        torch.set_num_threads(before)
-
-
-def _step_times(model: dict, train: dict, steps: int) -> dict[str, float]:
-    import statistics
-    import time
-
-    import torch
-
-    from vggcore.config import VGGConfig
-    from vggcore.model import build
-    from vggcore.step import micro_batches, sgd, train_step
-    from vggcore.train import TrainConfig
-
-    config = VGGConfig(**model)
-    tc = TrainConfig(**{k: v for k, v in train.items() if k in TrainConfig.__dataclass_fields__})
-    gen = torch.Generator().manual_seed(0)
-    x = torch.rand(tc.batch_size, config.in_channels, config.image_size, config.image_size, generator=gen)
-    y = torch.randint(0, config.num_classes, (tc.batch_size,), generator=gen)
-    out = {}
-    for name, fmt in (("contiguous", torch.contiguous_format), ("channels_last", torch.channels_last)):
-        torch.manual_seed(0)
-        net = build(config).to(memory_format=fmt)
-        optimizer = sgd(net.parameters(), tc)
-        xs = x.contiguous(memory_format=fmt)
-        times = []
-        for i in range(steps + 1):
-            t0 = time.perf_counter()
-            train_step(net, optimizer, micro_batches(xs, y, tc.batch_size))
-            if i:
-                times.append(time.perf_counter() - t0)
-        out[name] = statistics.median(times)
-    return out

@@ -1,3 +1,3 @@
-from .cli import main
+from vggcore.cli.main import main
 
 raise SystemExit(main())

@@ -38,7 +38,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from .errors import UserError
+from vggcore.errors import UserError
 
 LOCK_FILE = ".lock"
 

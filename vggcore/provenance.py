@@ -45,7 +45,7 @@ def versions() -> dict[str, str | None]:
 def provenance(device: str = "cpu") -> dict:
     import torch
 
-    from .measure import device_name
+    from vggcore.device import device_name
 
     return {
         "versions": versions(),

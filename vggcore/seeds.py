@@ -5,7 +5,7 @@
     >>> derive(0, 3, 17)                                                # the folder data's image 17 in epoch 4
 
 A run draws from several streams per epoch: the batch order (shared by every rank), each rank's augmentation and
-each rank's dropout; `vggcore.folder` adds one per image. Each stream's seed is a hash of what names it (seed,
+each rank's dropout; `vggcore.data.folder` adds one per image. Each stream's seed is a hash of what names it (seed,
 epoch, the stream's name, the rank), so no two streams of a run share a seed however many ranks and epochs it
 has. The first trainer derived seeds linearly, `seed * 1_000_003 + epoch * 101 + stream`, where rank 11's
 dropout stream in epoch e (stream 1000 + 11) was the batch order's in epoch e + 10 (1 + 10 * 101). That scheme is

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Iterable
 
-from .errors import UserError
+from vggcore.errors import UserError
 
 SEED_MAX = 2 ** 63 - 1   # torch.Generator.manual_seed and vggcore.seeds stay within a signed 64-bit integer
 

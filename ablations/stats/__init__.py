@@ -9,18 +9,28 @@ at each look, `status` prints the seeds needed). Pure functions, seeded where th
     planning    seeds needed per variant from its own spread and failure rate
     sequential  the looks of `run --until-decided`: per-look levels (even split, O'Brien-Fleming-like), one step
     samples     one sample at a time: Student-t or percentile-bootstrap interval and test (`--interval bootstrap`)
-    calibrate   the seeded simulations behind every default (`python -m ablations.stats.calibrate`)
     errors      StatsInputError, the one error bad input raises here
 
-The figures behind the defaults: docs/statistics.md. The names below are those `ablations.stats` always had.
+The figures behind the defaults: docs/statistics.md, made by the simulations of `ablations.calibration`
+(`python -m ablations.calibration`), which live apart from a study's path. The names below are those `ablations.stats` always had.
 """
 
-from .frames import COLUMNS, effects, power, summarize
-from .planning import POWER
-from .planning import two_arm_seeds_needed as seeds_needed
-from .primitives import ALPHA, CORRECTIONS, DECISIONS, adjust, benjamini_hochberg, decide, holm, t_interval, welch
-from .samples import METHODS, RESAMPLES, bootstrap_means, diff_test, mean_interval
+import importlib
 
-__all__ = ["ALPHA", "COLUMNS", "CORRECTIONS", "DECISIONS", "METHODS", "POWER", "RESAMPLES", "adjust",
-           "benjamini_hochberg", "bootstrap_means", "decide", "diff_test", "effects", "holm", "mean_interval",
-           "power", "seeds_needed", "summarize", "t_interval", "welch"]
+# public name -> the module that owns it; imported on first use, so `ablations.stats.levels` (and every light
+# command that reads it) imports no numpy
+PUBLIC = {
+    "COLUMNS": "frames", "effects": "frames", "power": "frames", "summarize": "frames", "POWER": "planning",
+    "seeds_needed": ("planning", "two_arm_seeds_needed"), "ALPHA": "levels", "CORRECTIONS": "primitives",
+    "DECISIONS": "primitives", "adjust": "primitives", "benjamini_hochberg": "primitives", "decide": "primitives",
+    "holm": "primitives", "t_interval": "primitives", "welch": "primitives", "METHODS": "samples",
+    "RESAMPLES": "samples", "bootstrap_means": "samples", "diff_test": "samples", "mean_interval": "samples",
+}
+__all__ = sorted(PUBLIC)
+
+
+def __getattr__(name: str):
+    if name not in PUBLIC:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, attr = PUBLIC[name] if isinstance(PUBLIC[name], tuple) else (PUBLIC[name], name)
+    return getattr(importlib.import_module(f"{__name__}.{module}"), attr)

@@ -32,10 +32,10 @@ from scipy import special
 
 from .errors import StatsInputError, check_alpha, check_bounds
 from .primitives import nan_moments, t_interval, welch
+from .levels import ALPHA
 
-ALPHA = 0.05
 UNIT_BOUNDS = (0.0, 1.0)
-# Names whose values are fractions in [0, 1] in every record the project writes (vggcore.train `final`).
+# Names whose values are fractions in [0, 1] in every record the project writes (vggcore.train.loop `final`).
 BOUNDED_METRICS = {"test_top1_error": UNIT_BOUNDS, "test_top5_error": UNIT_BOUNDS, "val_top1_error": UNIT_BOUNDS,
                    "val_top5_error": UNIT_BOUNDS, "train_top1_error": UNIT_BOUNDS}
 # A metric named like these is a fraction too, even if it is not listed above.

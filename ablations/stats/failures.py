@@ -30,10 +30,10 @@ import numpy as np
 from scipy import stats as sps
 
 from .errors import StatsInputError, check_alpha, check_count
+from .levels import ALPHA
 
 LOSS_RATIO = 0.5     # final / first epoch's training loss at or above this: the loss did not clearly fall
 CHANCE_SHARE = 0.5   # test error at or above this share of chance (1 - 1/classes): nearer chance than a perfect score
-ALPHA = 0.05
 RATE_METHODS = ("clopper-pearson", "wilson")
 
 
@@ -56,21 +56,21 @@ def did_not_train(first_loss, final_loss, test_error, num_classes: int, loss_rat
     return stuck | near_chance
 
 
-def record_inputs(record: dict, metric: str = "test_top1_error") -> tuple[float, float, float]:
-    """(first_loss, final_loss, test_error) of one run record (vggcore.train's dict: `history` rows with
-    `train_loss`, `final` with the metric); NaN for what the record lacks, and both losses NaN for a history of
-    fewer than 2 epochs (no trend to judge)."""
-    history = record.get("history") or []
-    losses = [h.get("train_loss") for h in history]
+def record_inputs(history: list[dict] | None, final: dict | None, metric: str = "test_top1_error"
+                  ) -> tuple[float, float, float]:
+    """(first_loss, final_loss, test_error) of one run: its `history` rows (with `train_loss`) and its `final`
+    metrics, as vggcore.train.loop records them; NaN for what the run lacks, and both losses NaN for a history of
+    fewer than 2 epochs (no trend to judge). `ablations.runs.rule_inputs` reads them off a record."""
+    losses = [h.get("train_loss") for h in history or []]
     # one epoch has no trend: its first loss is its last, which criterion (a) would read as "did not fall"
     usable = len(losses) >= 2 and losses[0] is not None and losses[-1] is not None
-    first = float(losses[0]) if usable else float("nan")
-    final = float(losses[-1]) if usable else float("nan")
-    err = (record.get("final") or {}).get(metric)
-    return first, final, float("nan") if err is None else float(err)
+    first_loss = float(losses[0]) if usable else float("nan")
+    last_loss = float(losses[-1]) if usable else float("nan")
+    err = (final or {}).get(metric)
+    return first_loss, last_loss, float("nan") if err is None else float(err)
 
 
-RULE_COLUMNS = ("first_train_loss", "final_train_loss", "rule_error", "num_classes")   # see rule_inputs
+RULE_COLUMNS = ("first_train_loss", "final_train_loss", "rule_error", "num_classes")   # ablations.runs.rule_inputs
 RULE = ("a seed did not train when its last epoch's mean training loss is at least {ratio:g} x its first epoch's "
         "(judged from 2 epochs on), or its test top-1 error is at least {share:g} x chance (1 - 1/classes: "
         "0.45 for 10 classes); a criterion whose input the record lacks is no evidence. Such seeds are counted, "
@@ -83,18 +83,6 @@ RULE = ("a seed did not train when its last epoch's mean training loss is at lea
 def rule_text(loss_ratio: float = LOSS_RATIO, chance_share: float = CHANCE_SHARE) -> str:
     """The rule of `did_not_train` in words, for the report (stated once per report)."""
     return RULE.format(ratio=loss_ratio, share=chance_share)
-
-
-def rule_inputs(record: dict) -> dict:
-    """The inputs of the rule from one run record, as the columns RULE_COLUMNS of a runs frame: the first and
-    last epoch's training loss (NaN for fewer than 2 epochs), the final test top-1 error (the rule's criterion
-    (b) reads it whatever metric the study ranks by) and the number of classes (the record's resolved
-    model.num_classes, which training sets from the dataset; NaN when absent)."""
-    first, final, err = record_inputs(record, "test_top1_error")
-    classes = ((record.get("config") or {}).get("model") or {}).get("num_classes")
-    ok = isinstance(classes, int) and not isinstance(classes, bool) and classes >= 2
-    return {"first_train_loss": first, "final_train_loss": final, "rule_error": err,
-            "num_classes": float(classes) if ok else float("nan")}
 
 
 def did_not_train_rows(first_loss, final_loss, test_error, num_classes) -> np.ndarray:

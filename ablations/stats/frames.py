@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from vggcore.results import METRICS
 from vggcore.validation import MIN_EFFECT, optional
 
 from .bounded import interval_label, mean_interval, metric_bounds
@@ -42,7 +43,6 @@ from .samples import bootstrap_label, diff_test, mean_interval as sample_interva
 from .sequential import Schedule, look_step, new_state
 
 METHODS = ("t", "bootstrap")
-KNOWN_METRICS = ("test_top1_error", "test_top5_error", "test_loss", "val_top1_error", "train_seconds")
 
 COLUMNS = {
     "study": "the study's name",
@@ -139,7 +139,7 @@ def check_metric(runs: pd.DataFrame, metric: str) -> None:
         finished = group[group["status"] == "ok"]
         if finished.empty or (metric in finished and finished[metric].notna().any()):
             continue
-        held = [m for m in KNOWN_METRICS if m in finished and finished[m].notna().any()]
+        held = [m for m in METRICS if m in finished and finished[m].notna().any()]
         raise MetricMissing(f"study {study}: metric {metric!r} is in none of its {len(finished)} finished "
                             f"records; they hold {', '.join(held) or 'no known metric'}: set [study] metric to one "
                             "of those")

@@ -21,8 +21,8 @@ from scipy import stats as sps
 
 from .primitives import nan_moments
 from .errors import StatsInputError, check_alpha, check_bounds, check_count, check_min_effect, check_rate
+from .levels import ALPHA
 
-ALPHA = 0.05
 POWER = 0.8
 LIMIT = 10_000
 

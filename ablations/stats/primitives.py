@@ -18,8 +18,8 @@ import numpy as np
 from scipy import stats as sps
 
 from .errors import StatsInputError, check_alpha, check_min_effect
+from .levels import ALPHA
 
-ALPHA = 0.05
 DECISIONS = ("undecided", "better", "worse", "equivalent")   # codes 0, 1, 2, 3
 CORRECTIONS = ("holm", "bh")
 CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg"}

@@ -51,8 +51,8 @@ from scipy import stats as sps
 from .bounded import diff_interval
 from .errors import StatsInputError, check_alpha, check_bounds
 from .primitives import nan_moments, paired_t, satterthwaite, welch
+from .levels import ALPHA
 
-ALPHA = 0.05
 TRIM = 0.2
 
 

@@ -16,8 +16,8 @@ KERNELS_SHOWN = 8     # ops listed per case (the CSV holds all)
 ABOUT = ("Each profiled case's step (pytest bench --vgg-profile), one row per layer and pass (forward, backward), "
          "the autocast casts each layer causes, the loss, zero_grad and the optimizer step, timed under "
          "torch.profiler (CPU: host op times; CUDA: kernel device times) in rounds interleaved with unprofiled "
-         "steps. FLOPs are vggcore.summary's analytic counts (matmul and convolution only); bytes follow the "
-         "compulsory-traffic model of vggcore.roofline (every tensor a pass must read or write crosses memory "
+         "steps. FLOPs are vggcore.model.summary's analytic counts (matmul and convolution only); bytes follow the "
+         "compulsory-traffic model of vggcore.profile.roofline (every tensor a pass must read or write crosses memory "
          "once). The bound is the least time the two roofs measured in the same run allow (the dtype's compute "
          "peak, a STREAM triad's bandwidth); 'above bound' is the time a row loses to them. What no row holds "
          "(Python between ops, the autograd engine between nodes) is the unattributed row, never hidden.")

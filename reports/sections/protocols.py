@@ -37,7 +37,7 @@ def add(r: Report, inp: Inputs) -> None:
     if not len(scored):
         return
     r.add("h2", "Test protocols")
-    r.add("text", "Each variant's test errors under the protocol it was scored with (vggcore.protocols; docs/"
+    r.add("text", "Each variant's test errors under the protocol it was scored with (vggcore.evaluate.protocols; docs/"
                   "evaluation.md): test scales Q and training scale S in pixels, views per image = forward passes "
                   "per test image; scored by 'training' is the training's own centre crop at Q = S, 'protocol' an "
                   "eval section. Errors: the mean over seeds [its 95% Student-t interval], in percent. Runs that "
