@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from vggcore import VGGConfig
+from vggcore import files
 from vggcore.train import checkpoint
 from vggcore.train.checkpoint import load_checkpoint, save_checkpoint
 from vggcore.files import save_json
@@ -55,7 +56,7 @@ def test_checkpoint_too_large_for_a_real_tiny_disk(tiny_disk):
     with pytest.raises(UserError, match=FULL.format(name="checkpoint.pt", what="the checkpoint", needed="4.0")) as err:
         save_checkpoint(tiny_disk / "checkpoint.pt", state(4))
     assert isinstance(err.value, OSError) and err.value.errno == errno.ENOSPC
-    assert isinstance(err.value, checkpoint.DiskFullError)
+    assert isinstance(err.value, files.DiskFullError)
     assert leftovers(tiny_disk) == []
     assert load_checkpoint(tiny_disk / "checkpoint.pt")["weights"].numel() == 250_000  # the old one, whole
 
@@ -99,7 +100,7 @@ def test_torch_write_failure_with_no_room_is_disk_full(tmp_path, monkeypatch):
         f.write(b"x" * 2_500_000)
 
     monkeypatch.setattr(checkpoint.torch, "save", failing_save)
-    monkeypatch.setattr(checkpoint.os, "statvfs", fake_statvfs(1_000_000))
+    monkeypatch.setattr(files.os, "statvfs", fake_statvfs(1_000_000))
     with pytest.raises(UserError, match=FULL.format(name="checkpoint.pt", what="the checkpoint", needed="2.5")):
         save_checkpoint(tmp_path / "checkpoint.pt", state(0.001))
     assert leftovers(tmp_path) == [] and not (tmp_path / "checkpoint.pt").exists()
@@ -112,7 +113,7 @@ def test_torch_write_failure_with_room_to_spare_is_not_called_disk_full(tmp_path
         f.write(b"x" * 100)
 
     monkeypatch.setattr(checkpoint.torch, "save", failing_save)
-    monkeypatch.setattr(checkpoint.os, "statvfs", fake_statvfs(10 ** 12))
+    monkeypatch.setattr(files.os, "statvfs", fake_statvfs(10 ** 12))
     with pytest.raises(RuntimeError, match="enforce fail") as err:
         save_checkpoint(tmp_path / "checkpoint.pt", state(0.001))
     assert not isinstance(err.value, UserError) and leftovers(tmp_path) == []
@@ -124,10 +125,10 @@ def test_enospc_from_the_write_itself(tmp_path, monkeypatch):
     def fsync(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(checkpoint.os, "fsync", fsync)
+    monkeypatch.setattr(files.os, "fsync", fsync)
     with pytest.raises(UserError, match=FULL.format(name="metrics.json", what="the file", needed="0.0")):
         save_json(tmp_path / "metrics.json", {"a": 1})
-    monkeypatch.setattr(checkpoint.os, "fsync", real_fsync)
+    monkeypatch.setattr(files.os, "fsync", real_fsync)
     assert leftovers(tmp_path) == [] and not (tmp_path / "metrics.json").exists()
     save_json(tmp_path / "metrics.json", {"a": 1})
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"a": 1}
@@ -137,7 +138,7 @@ def test_other_write_errors_pass_unchanged(tmp_path, monkeypatch):
     def fsync(fd):
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(checkpoint.os, "fsync", fsync)
+    monkeypatch.setattr(files.os, "fsync", fsync)
     with pytest.raises(OSError, match="Input/output error") as err:
         save_json(tmp_path / "metrics.json", {"a": 1})
     assert not isinstance(err.value, UserError) and leftovers(tmp_path) == []
@@ -173,7 +174,7 @@ def test_a_checkpoint_lacking_its_parts_or_a_record_that_is_not_an_object_is_ref
         load_checkpoint(tmp_path / "part.pt")
     (tmp_path / "metrics.json").write_text("[]")
     with pytest.raises(checkpoint.CheckpointError, match="holds a JSON list, not a run's record"):
-        checkpoint.load_json(tmp_path / "metrics.json")
+        files.load_json(tmp_path / "metrics.json")
 
 
 def test_a_state_that_does_not_fit_the_network_names_the_file(tmp_path):

@@ -251,8 +251,13 @@ COMMANDS: dict[str, Plan] = {
     # docs/statistics.md
     "python -m ablations.calibration --studies 20000": Plan(
         append="--studies 100", why="20000 simulated studies of every part take many minutes; 100"),
-    "python -m ablations.calibration --part paired --studies 4000": Plan(
-        append="--studies 100", why="4000 simulated studies per cell take about 6 minutes; 100"),
+    "python -m ablations.calibration --part paired --studies 20000": Plan(
+        append="--studies 100", why="20000 simulated studies per cell take about 25 minutes; 100"),
+    'python -c "from ablations.calibration.calibrate import paired_levels_table; '
+    'print(paired_levels_table(200_000))"': Plan(
+        skip="200,000 simulated studies a row (about a minute), in code that takes no size option; the same "
+             "function runs at 100 studies in `--part paired` above, and tests/test_paired_decisions.py checks "
+             "the paired levels' crossing rate at 40,000"),
     'python -c "from reports.load import load_ablations; from ablations.paired import seed_pairs; '
     "print(seed_pairs(load_ablations(['DIR']).runs, 'test_top1_error'))\"": Plan(),
     # docs/time-to-accuracy.md
@@ -564,7 +569,7 @@ SPLITS: dict[str, tuple[str, ...]] = {
         "python -m ablations.calibration --part min_effect --studies 4000 --max-seeds 8",),
     "docs/statistics.md": (   # three simulations, then a study whose folder the python line reads
         "python -m ablations.calibration --part min_effect --studies 4000 --max-seeds 8",
-        "python -m ablations.calibration --part paired --studies 4000",
+        "python -m ablations.calibration --part paired --studies 20000",
         "vggbench study run STUDY.toml --out DIR --workers 2"),
     "docs/training.md": (   # runs/d's two lines (train, then resume) stay together; the other runs are their own
         "vggbench train --arch D --dataset cifar10 --data-root ~/data --image-size 32 --augment paper --out runs/d",

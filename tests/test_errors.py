@@ -119,7 +119,7 @@ def test_user_mistakes_are_user_errors(case, tmp_path, monkeypatch, capsys):
         want = "is not a study folder: no such folder"
     elif case == "status of no study":
         code = ablations.cli.main(["status", str(tmp_path / "empty")])
-        want = "holds no study (study.json is missing)"
+        want = "is not a study folder (it has no study.json)"
     elif case == "unwritable out":
         code = ablations.cli.main(["run", str(study), "--out", str(blocker / "sub"), "--quiet"])
         want = "cannot create study folder"

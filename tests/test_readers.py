@@ -235,7 +235,7 @@ def test_deeply_nested_dict_key_is_refused_not_a_crash(tmp_path):
     plain pickle.load dies of SIGSEGV. In a subprocess, so a crash fails this test instead of the session."""
     path = tmp_path / "data_batch_1"
     path.write_bytes(b"\x80\x02}N" + T1 * 1_000_000 + b"Ns.")
-    code = ("import sys; from vggcore import safe_pickle\n"
+    code = ("import sys; from vggcore.data import safe_pickle\n"
             "try: safe_pickle.load(sys.argv[1])\n"
             "except safe_pickle.RefusedPickleError as err: print(err)")
     result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)

@@ -275,7 +275,7 @@ def killed_driver(toml: Path, out: Path, targets: tuple[str, ...], hold: str, ru
     log = ablations.integrations.export.LiveTracking.log
 
     def track(self, record):
-        if hold == "track" and record["run_id"] == run_id:
+        if hold == "track" and record.run_id == run_id:
             mark.write_text("held")
             time.sleep(600)
         log(self, record)
