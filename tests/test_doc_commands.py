@@ -114,6 +114,9 @@ PLACEHOLDERS = {
 # Small benchmark cases: the written grids run 224 px VGGs at width 1 for about 2 s per case.
 SMALL_BENCH = "--vgg-width 0.125 --vgg-image-size 32 --vgg-max-time 0.05"
 SMALL_WHY = "224 px, width 1 and 2 s per case take minutes; 32 px, width 0.125, 0.05 s per case"
+# A profiled case: its 6 profiled rounds (each beside an unprofiled one) are 2, still a median and its spread.
+SMALL_PROFILE = SMALL_BENCH + " --vgg-profile-rounds 2"
+PROFILE_WHY = SMALL_WHY + "; 2 profiled rounds per case, not 6"
 TTA_WHY = "5 seeds of A_bn at width 0.5 to 97% take 40-90 s; 1 timed seed at width 0.125 to 50% in at most 1 epoch"
 SMALL_TTA = "--vgg-tta-seeds 1 --vgg-tta-epochs 1 --vgg-target 50% --vgg-width 0.125"
 NO_GPU = "needs a CUDA GPU (tests/test_gpu_check.py runs its CPU-only parts; `./dev gpu-check --dry-run` is walked)"
@@ -164,7 +167,7 @@ COMMANDS: dict[str, Plan] = {
     "pytest bench --benchmark-only --benchmark-json out.json": Plan(
         append=SMALL_BENCH + " --vgg-archs A --vgg-batch-sizes 1", why=SMALL_WHY),
     "pytest bench --benchmark-only --vgg-profile --vgg-archs A --benchmark-json p.json": Plan(
-        append=SMALL_BENCH + " --vgg-batch-sizes 1", why=SMALL_WHY),
+        append=SMALL_PROFILE + " --vgg-batch-sizes 1", why=PROFILE_WHY),
     'python -c "from vggcore.device import matmul_peak_flops as m; print(m(\'cpu\', \'fp32\', n=1024) / 1e9, '
     'm(\'cpu\', \'bf16\', n=1024) / 1e9)"': Plan(),
     "pytest bench --benchmark-only --vgg-archs A,D_bn --vgg-width 0.5 --vgg-image-size 64 --vgg-batch-sizes 32 "
@@ -185,7 +188,8 @@ COMMANDS: dict[str, Plan] = {
                               "grid it runs is walked as `pytest bench --benchmark-only` (docs/benchmarks.md)"),
     # docs/evaluation.md
     "vggbench train --arch A --batch-norm --width 0.25 --dataset digits --out runs/a --eval dense "
-    "--eval multicrop": Plan(append="--epochs 1", why="10 epochs; 1"),
+    "--eval multicrop": Plan(append="--width 0.125 --epochs 1",
+        why="10 epochs at width 0.25, then the test split scored view by view; width 0.125, 1 epoch"),
     "vggbench evaluate runs/a --protocol dense --scales multi": Plan(),
     "vggbench evaluate runs/a --protocol multicrop --crops 3 --no-flip": Plan(),
     "vggbench study run ablations/studies/protocols.toml --out runs/protocols": Plan(
@@ -195,7 +199,8 @@ COMMANDS: dict[str, Plan] = {
     "vggbench evaluate RUN_DIR --protocol dense [--scales single|multi|Q1,Q2,...] [--flip] [--crops G] "
     "[--device cuda]": Plan(skip="a synopsis, not a command: each of its options is walked in the lines above"),
     "vggbench train --dataset digits --batch-norm --width 0.25 --out runs/a --eval dense --eval "
-    "centre:multi --eval multicrop:37:noflip:crops=3": Plan(append="--epochs 1", why="10 epochs; 1"),
+    "centre:multi --eval multicrop:37:noflip:crops=3": Plan(append="--width 0.125 --epochs 1",
+        why="10 epochs at width 0.25, then the test split scored view by view; width 0.125, 1 epoch"),
     "vggbench report build --ablations runs/protocols --out runs/protocols-report": Plan(),
     # docs/gpu.md
     "./dev gpu-check": Plan(skip=NO_GPU),
@@ -218,9 +223,9 @@ COMMANDS: dict[str, Plan] = {
     "vggbench profile A --image-size 32 --width 0.25 --optimizer fused --format json": Plan(),
     "pytest bench --benchmark-only --vgg-profile --vgg-archs A --vgg-batch-sizes 8 --vgg-modes train_step "
     "--vgg-dtypes fp32,bf16 --vgg-channels-last off,on --benchmark-json profile.json": Plan(
-        append=SMALL_BENCH, why=SMALL_WHY),
+        append=SMALL_PROFILE, why=PROFILE_WHY),
     "pytest bench --benchmark-only --vgg-profile-layers conv3x3,optimizer --vgg-archs A --benchmark-json "
-    "profile.json": Plan(append=SMALL_BENCH + " --vgg-batch-sizes 1", why=SMALL_WHY),
+    "profile.json": Plan(append=SMALL_PROFILE + " --vgg-batch-sizes 1", why=PROFILE_WHY),
     "vggbench report build --bench profile.json --out report": Plan(),
     "vggbench profile A --image-size 32 --width 0.125 --batch-size 2 --dtype bf16 --rounds 2": Plan(),
     "pytest bench --benchmark-only --vgg-archs A --vgg-batch-sizes 8 --vgg-modes train_step --vgg-optimizer "
@@ -231,7 +236,7 @@ COMMANDS: dict[str, Plan] = {
         append=SMALL_BENCH, why="20 s per side at 224 px; " + SMALL_WHY),
     "pytest bench --benchmark-only --vgg-profile --vgg-archs A --vgg-batch-sizes 8 --vgg-modes forward,train_step "
     "--vgg-dtypes fp32 --vgg-channels-last off,on --vgg-max-time 8 --benchmark-json profile.json": Plan(
-        append=SMALL_BENCH, why="8 s per case at 224 px; " + SMALL_WHY),
+        append=SMALL_PROFILE, why="8 s per case at 224 px; " + PROFILE_WHY),
     # docs/ray.md
     "vggbench study run STUDY.toml --out runs/demo --executor ray": Plan(),
     "vggbench study run STUDY.toml --out /shared/runs/demo --executor ray --ray-address HEAD:6379": Plan(
@@ -406,6 +411,17 @@ WALK_ENV = {
                                     "about 25 s per triad where sysfs reports a 480 MiB L3; 64 MiB arrays, named as "
                                     "such in the figures (vggcore.profile.roofs)"),
 }
+
+
+def walk_threads() -> int:
+    """The walk's commands' torch threads, OMP_NUM_THREADS unless the caller set it: the walk's test processes share
+    the cores as tests/conftest.py shares them between the suite's (at most 2 each). Two walkers of 2 threads each on
+    2 cores spin against each other: a time-to-accuracy session took 18.8 s of CPU on 2 threads, 7.2 s on 1."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(2, cores // workers))
+
+
 SHIM = "bin"   # the walk's own folder of the `vggbench` command, first on PATH
 
 
@@ -426,6 +442,7 @@ def environment(folder: Path) -> dict[str, str]:
     env["PYTHONPATH"] = str(ROOT)
     env["PYTHONUNBUFFERED"] = "1"
     env.update({name: value for name, (value, _why) in WALK_ENV.items()})
+    env.setdefault("OMP_NUM_THREADS", str(walk_threads()))
     return env
 
 
