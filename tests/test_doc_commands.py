@@ -413,11 +413,11 @@ WALK_ENV = {
 }
 
 
-def walk_threads() -> int:
-    """The walk's commands' torch threads, OMP_NUM_THREADS unless the caller set it: the walk's test processes share
-    the cores as tests/conftest.py shares them between the suite's (at most 2 each). Two walkers of 2 threads each on
-    2 cores spin against each other: a time-to-accuracy session took 18.8 s of CPU on 2 threads, 7.2 s on 1."""
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+def walk_threads(workers: int) -> int:
+    """The walk's commands' torch threads, OMP_NUM_THREADS unless the caller set it: the walk's `workers` test
+    processes share the cores as tests/conftest.py shares them between the suite's (at most 2 each). Two walkers of 2
+    threads each on 2 cores spin against each other: a time-to-accuracy session took 18.8 s of CPU on 2 threads,
+    7.2 s on 1."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(2, cores // workers))
 
@@ -434,7 +434,7 @@ def write_shim(folder: Path) -> None:
     script.chmod(0o755)
 
 
-def environment(folder: Path) -> dict[str, str]:
+def environment(folder: Path, workers: int = 1) -> dict[str, str]:
     """The user's shell: the walk's `vggbench` (write_shim) and the project's environment first on PATH, this
     checkout importable, no pytest-xdist variables leaking into a `pytest bench` the walk starts."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_"))}
@@ -442,7 +442,7 @@ def environment(folder: Path) -> dict[str, str]:
     env["PYTHONPATH"] = str(ROOT)
     env["PYTHONUNBUFFERED"] = "1"
     env.update({name: value for name, (value, _why) in WALK_ENV.items()})
-    env.setdefault("OMP_NUM_THREADS", str(walk_threads()))
+    env.setdefault("OMP_NUM_THREADS", str(walk_threads(workers)))
     return env
 
 
@@ -498,9 +498,10 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def walk(items: list[Shown], folder: Path) -> tuple[list[str], list[str]]:
-    """Run these commands in order in `folder`: (failures, one line per command: wall and CPU seconds)."""
-    env, failures, timings, study = environment(folder), [], [], ""
+def walk(items: list[Shown], folder: Path, workers: int = 1) -> tuple[list[str], list[str]]:
+    """Run these commands in order in `folder` (`workers`: the walk's test processes): (failures, one line per
+    command: wall and CPU seconds)."""
+    env, failures, timings, study = environment(folder, workers), [], [], ""
     for item in items:
         if item.text == "toml":
             study = item.code
@@ -632,9 +633,11 @@ def test_every_split_names_a_walked_command():
 
 
 @pytest.mark.parametrize("part", [items for _, items in WALKED], ids=[name for name, _ in WALKED])
-def test_the_page_walks(part, tmp_path):
+def test_the_page_walks(part, tmp_path, request):
     checkout(tmp_path)
-    failures, timings = walk(part, tmp_path)
+    # xdist's worker count (tests/conftest.py removes PYTEST_XDIST_WORKER_COUNT from the environment)
+    workers = getattr(request.config, "workerinput", {}).get("workercount", 1)
+    failures, timings = walk(part, tmp_path, workers)
     name = part[-1].doc
-    print(f"\n{name}:\n" + "\n".join(timings))
+    print(f"\n{name} (OMP_NUM_THREADS={environment(tmp_path, workers)['OMP_NUM_THREADS']}):\n" + "\n".join(timings))
     assert not failures, f"{len(failures)} documented command(s) of {name} failed:\n\n" + "\n\n".join(failures)
