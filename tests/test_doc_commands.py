@@ -6,9 +6,12 @@ The commands are read from the pages when the tests run, so a command added to a
 below does not list it, fails `test_every_documented_command_is_in_the_table` with the line to add. COMMANDS is the
 one table of what the walk changes: options appended (only where the written form takes more than a few seconds,
 and always after the written options, so the written ones are still parsed), placeholders and paths substituted,
-or "not run" with the reason. One test per page: the page's commands run in order in one fresh folder that looks
-like a checkout (the repository's top-level entries linked in), so a command that reads an earlier command's
-output (train then resume, run then status and export) finds it. A command fails its page on a non-zero exit
+or "not run" with the reason; WALK_ENV the environment variables the walk sets, with theirs. One test per page, or
+per part of a long page (SPLITS, where a part reads nothing the lines above it make; the heaviest parts start first
+so that `./dev test`'s two processes end together): the commands run in order in one fresh folder that looks like
+a checkout (the repository's top-level entries linked in), so a command that reads an earlier command's output
+(train then resume, run then status and export) finds it. `vggbench` is this checkout's (a shim running
+`python -m vggbench`), and each command's wall and CPU seconds are printed (`-rA` or `-s` shows them). A command fails its page on a non-zero exit
 (unless the table expects another code), on a traceback in its output, or on a usage error (a renamed option).
 Servers (mlflow ui, tensorboard) are started on a free loopback port, probed over HTTP and stopped.
 
