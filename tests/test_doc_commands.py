@@ -6,9 +6,12 @@ The commands are read from the pages when the tests run, so a command added to a
 below does not list it, fails `test_every_documented_command_is_in_the_table` with the line to add. COMMANDS is the
 one table of what the walk changes: options appended (only where the written form takes more than a few seconds,
 and always after the written options, so the written ones are still parsed), placeholders and paths substituted,
-or "not run" with the reason. One test per page: the page's commands run in order in one fresh folder that looks
-like a checkout (the repository's top-level entries linked in), so a command that reads an earlier command's
-output (train then resume, run then status and export) finds it. A command fails its page on a non-zero exit
+or "not run" with the reason; WALK_ENV the environment variables the walk sets, with theirs. One test per page, or
+per part of a long page (SPLITS, where a part reads nothing the lines above it make; the heaviest parts start first
+so that `./dev test`'s two processes end together): the commands run in order in one fresh folder that looks like
+a checkout (the repository's top-level entries linked in), so a command that reads an earlier command's output
+(train then resume, run then status and export) finds it. `vggbench` is this checkout's (a shim running
+`python -m vggbench`), and each command's wall and CPU seconds are printed (`-rA` or `-s` shows them). A command fails its page on a non-zero exit
 (unless the table expects another code), on a traceback in its output, or on a usage error (a renamed option).
 Servers (mlflow ui, tensorboard) are started on a free loopback port, probed over HTTP and stopped.
 
@@ -114,6 +117,9 @@ PLACEHOLDERS = {
 # Small benchmark cases: the written grids run 224 px VGGs at width 1 for about 2 s per case.
 SMALL_BENCH = "--vgg-width 0.125 --vgg-image-size 32 --vgg-max-time 0.05"
 SMALL_WHY = "224 px, width 1 and 2 s per case take minutes; 32 px, width 0.125, 0.05 s per case"
+# A profiled case: its 6 profiled rounds (each beside an unprofiled one) are 2, still a median and its spread.
+SMALL_PROFILE = SMALL_BENCH + " --vgg-profile-rounds 2"
+PROFILE_WHY = SMALL_WHY + "; 2 profiled rounds per case, not 6"
 TTA_WHY = "5 seeds of A_bn at width 0.5 to 97% take 40-90 s; 1 timed seed at width 0.125 to 50% in at most 1 epoch"
 SMALL_TTA = "--vgg-tta-seeds 1 --vgg-tta-epochs 1 --vgg-target 50% --vgg-width 0.125"
 NO_GPU = "needs a CUDA GPU (tests/test_gpu_check.py runs its CPU-only parts; `./dev gpu-check --dry-run` is walked)"
@@ -164,7 +170,7 @@ COMMANDS: dict[str, Plan] = {
     "pytest bench --benchmark-only --benchmark-json out.json": Plan(
         append=SMALL_BENCH + " --vgg-archs A --vgg-batch-sizes 1", why=SMALL_WHY),
     "pytest bench --benchmark-only --vgg-profile --vgg-archs A --benchmark-json p.json": Plan(
-        append=SMALL_BENCH + " --vgg-batch-sizes 1", why=SMALL_WHY),
+        append=SMALL_PROFILE + " --vgg-batch-sizes 1", why=PROFILE_WHY),
     'python -c "from vggcore.device import matmul_peak_flops as m; print(m(\'cpu\', \'fp32\', n=1024) / 1e9, '
     'm(\'cpu\', \'bf16\', n=1024) / 1e9)"': Plan(),
     "pytest bench --benchmark-only --vgg-archs A,D_bn --vgg-width 0.5 --vgg-image-size 64 --vgg-batch-sizes 32 "
@@ -185,7 +191,8 @@ COMMANDS: dict[str, Plan] = {
                               "grid it runs is walked as `pytest bench --benchmark-only` (docs/benchmarks.md)"),
     # docs/evaluation.md
     "vggbench train --arch A --batch-norm --width 0.25 --dataset digits --out runs/a --eval dense "
-    "--eval multicrop": Plan(append="--epochs 1", why="10 epochs; 1"),
+    "--eval multicrop": Plan(append="--width 0.125 --epochs 1",
+        why="10 epochs at width 0.25, then the test split scored view by view; width 0.125, 1 epoch"),
     "vggbench evaluate runs/a --protocol dense --scales multi": Plan(),
     "vggbench evaluate runs/a --protocol multicrop --crops 3 --no-flip": Plan(),
     "vggbench study run ablations/studies/protocols.toml --out runs/protocols": Plan(
@@ -195,7 +202,8 @@ COMMANDS: dict[str, Plan] = {
     "vggbench evaluate RUN_DIR --protocol dense [--scales single|multi|Q1,Q2,...] [--flip] [--crops G] "
     "[--device cuda]": Plan(skip="a synopsis, not a command: each of its options is walked in the lines above"),
     "vggbench train --dataset digits --batch-norm --width 0.25 --out runs/a --eval dense --eval "
-    "centre:multi --eval multicrop:37:noflip:crops=3": Plan(append="--epochs 1", why="10 epochs; 1"),
+    "centre:multi --eval multicrop:37:noflip:crops=3": Plan(append="--width 0.125 --epochs 1",
+        why="10 epochs at width 0.25, then the test split scored view by view; width 0.125, 1 epoch"),
     "vggbench report build --ablations runs/protocols --out runs/protocols-report": Plan(),
     # docs/gpu.md
     "./dev gpu-check": Plan(skip=NO_GPU),
@@ -218,9 +226,9 @@ COMMANDS: dict[str, Plan] = {
     "vggbench profile A --image-size 32 --width 0.25 --optimizer fused --format json": Plan(),
     "pytest bench --benchmark-only --vgg-profile --vgg-archs A --vgg-batch-sizes 8 --vgg-modes train_step "
     "--vgg-dtypes fp32,bf16 --vgg-channels-last off,on --benchmark-json profile.json": Plan(
-        append=SMALL_BENCH, why=SMALL_WHY),
+        append=SMALL_PROFILE, why=PROFILE_WHY),
     "pytest bench --benchmark-only --vgg-profile-layers conv3x3,optimizer --vgg-archs A --benchmark-json "
-    "profile.json": Plan(append=SMALL_BENCH + " --vgg-batch-sizes 1", why=SMALL_WHY),
+    "profile.json": Plan(append=SMALL_PROFILE + " --vgg-batch-sizes 1", why=PROFILE_WHY),
     "vggbench report build --bench profile.json --out report": Plan(),
     "vggbench profile A --image-size 32 --width 0.125 --batch-size 2 --dtype bf16 --rounds 2": Plan(),
     "pytest bench --benchmark-only --vgg-archs A --vgg-batch-sizes 8 --vgg-modes train_step --vgg-optimizer "
@@ -231,7 +239,7 @@ COMMANDS: dict[str, Plan] = {
         append=SMALL_BENCH, why="20 s per side at 224 px; " + SMALL_WHY),
     "pytest bench --benchmark-only --vgg-profile --vgg-archs A --vgg-batch-sizes 8 --vgg-modes forward,train_step "
     "--vgg-dtypes fp32 --vgg-channels-last off,on --vgg-max-time 8 --benchmark-json profile.json": Plan(
-        append=SMALL_BENCH, why="8 s per case at 224 px; " + SMALL_WHY),
+        append=SMALL_PROFILE, why="8 s per case at 224 px; " + PROFILE_WHY),
     # docs/ray.md
     "vggbench study run STUDY.toml --out runs/demo --executor ray": Plan(),
     "vggbench study run STUDY.toml --out /shared/runs/demo --executor ray --ray-address HEAD:6379": Plan(
@@ -411,6 +419,17 @@ WALK_ENV = {
                                     "about 25 s per triad where sysfs reports a 480 MiB L3; 64 MiB arrays, named as "
                                     "such in the figures (vggcore.profile.roofs)"),
 }
+
+
+def walk_threads(workers: int) -> int:
+    """The walk's commands' torch threads, OMP_NUM_THREADS unless the caller set it: the walk's `workers` test
+    processes share the cores as tests/conftest.py shares them between the suite's (at most 2 each). Two walkers of 2
+    threads each on 2 cores spin against each other: a time-to-accuracy session took 18.8 s of CPU on 2 threads,
+    7.2 s on 1."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(2, cores // workers))
+
+
 SHIM = "bin"   # the walk's own folder of the `vggbench` command, first on PATH
 
 
@@ -423,7 +442,7 @@ def write_shim(folder: Path) -> None:
     script.chmod(0o755)
 
 
-def environment(folder: Path) -> dict[str, str]:
+def environment(folder: Path, workers: int = 1) -> dict[str, str]:
     """The user's shell: the walk's `vggbench` (write_shim) and the project's environment first on PATH, this
     checkout importable, no pytest-xdist variables leaking into a `pytest bench` the walk starts."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "COV_"))}
@@ -431,6 +450,7 @@ def environment(folder: Path) -> dict[str, str]:
     env["PYTHONPATH"] = str(ROOT)
     env["PYTHONUNBUFFERED"] = "1"
     env.update({name: value for name, (value, _why) in WALK_ENV.items()})
+    env.setdefault("OMP_NUM_THREADS", str(walk_threads(workers)))
     return env
 
 
@@ -486,9 +506,10 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def walk(items: list[Shown], folder: Path) -> tuple[list[str], list[str]]:
-    """Run these commands in order in `folder`: (failures, one line per command: wall and CPU seconds)."""
-    env, failures, timings, study = environment(folder), [], [], ""
+def walk(items: list[Shown], folder: Path, workers: int = 1) -> tuple[list[str], list[str]]:
+    """Run these commands in order in `folder` (`workers`: the walk's test processes): (failures, one line per
+    command: wall and CPU seconds)."""
+    env, failures, timings, study = environment(folder, workers), [], [], ""
     for item in items:
         if item.text == "toml":
             study = item.code
@@ -620,9 +641,11 @@ def test_every_split_names_a_walked_command():
 
 
 @pytest.mark.parametrize("part", [items for _, items in WALKED], ids=[name for name, _ in WALKED])
-def test_the_page_walks(part, tmp_path):
+def test_the_page_walks(part, tmp_path, request):
     checkout(tmp_path)
-    failures, timings = walk(part, tmp_path)
+    # xdist's worker count (tests/conftest.py removes PYTEST_XDIST_WORKER_COUNT from the environment)
+    workers = getattr(request.config, "workerinput", {}).get("workercount", 1)
+    failures, timings = walk(part, tmp_path, workers)
     name = part[-1].doc
-    print(f"\n{name}:\n" + "\n".join(timings))
+    print(f"\n{name} (OMP_NUM_THREADS={environment(tmp_path, workers)['OMP_NUM_THREADS']}):\n" + "\n".join(timings))
     assert not failures, f"{len(failures)} documented command(s) of {name} failed:\n\n" + "\n\n".join(failures)
