@@ -171,7 +171,7 @@ COMMANDS: dict[str, Plan] = {
         append=SMALL_BENCH + " --vgg-archs A --vgg-batch-sizes 1", why=SMALL_WHY),
     "pytest bench --benchmark-only --vgg-profile --vgg-archs A --benchmark-json p.json": Plan(
         append=SMALL_PROFILE + " --vgg-batch-sizes 1", why=PROFILE_WHY),
-    'python -c "from vggcore.device import matmul_peak_flops as m; print(m(\'cpu\', \'fp32\', n=1024) / 1e9, '
+    'python -c "from vggcore.peaks import matmul_peak_flops as m; print(m(\'cpu\', \'fp32\', n=1024) / 1e9, '
     'm(\'cpu\', \'bf16\', n=1024) / 1e9)"': Plan(),
     "pytest bench --benchmark-only --vgg-archs A,D_bn --vgg-width 0.5 --vgg-image-size 64 --vgg-batch-sizes 32 "
     "--vgg-max-time 0.2 --vgg-devices cpu --vgg-dtypes fp32,bf16": Plan(
