@@ -150,7 +150,10 @@ def _connect(address: str | None) -> bool:
     if ray.is_initialized():
         return False
     if not address:
-        ray.init(num_cpus=cpu_count(), include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+        # address="local": a Ray of this process's own, even where `ray start` left a cluster on this machine
+        # (ray.init would join that one and refuse num_cpus with a ValueError traceback)
+        ray.init(address="local", num_cpus=cpu_count(), include_dashboard=False, logging_level="ERROR",
+                 log_to_driver=False)
         return True
     fix = ("start a cluster there (ray start --head), or give the address `ray start --head` printed; a cluster "
            f"on 127.0.0.1 needs {LOOPBACK}=0 in this environment too")
