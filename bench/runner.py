@@ -135,7 +135,7 @@ def measure(case: BenchCase, step: Step, timed: Callable[[], Sample | None], pea
         images_per_s = case.batch_size / sample.median
         achieved = step_flops * images_per_s
         timing = {"timed": True, "images_per_s": round(images_per_s, 3), "achieved_flops": achieved,
-                  "mfu": round(achieved / peaks["peak_flops"], 4), "rounds": len(sample.times),
+                  "mfu": achieved / peaks["peak_flops"], "rounds": len(sample.times),
                   **sample.extra_info()}
     return {
         **asdict(case),

@@ -79,5 +79,9 @@ def ratio_interval_h(value, low, high) -> str:
 
 
 def percent_h(value) -> str:
-    """0.0215 -> '2.2%'."""
-    return DASH if _missing(value) else f"{100 * float(value):.1f}%"
+    """0.0215 -> '2.2%'; below 0.1%, two significant figures (a bf16 case on a CPU without bf16 units: 2.26e-05
+    -> '0.0023%', not '0.0%')."""
+    if _missing(value):
+        return DASH
+    percent = 100 * float(value)
+    return f"{_sig(percent, 2)}%" if 0 < abs(percent) < 0.1 else f"{percent:.1f}%"

@@ -438,3 +438,21 @@ def test_predicted_peak_is_within_a_factor_of_two_of_the_measured_one(suite):
         assert info["memory_method"] == "linux_vmhwm" or pytest.skip("needs Linux's VmHWM for a sharp peak")
         ratio = info["peak_memory_bytes"] / info["predicted_peak_bytes"]
         assert 0.5 <= ratio <= 2.0, (info["mode"], ratio)
+
+
+def test_a_slow_case_on_a_fast_machine_keeps_a_nonzero_mfu():
+    """A bf16 case on a CPU without bf16 units can run at a ten-thousandth of the fp32 matmul peak: the recorded
+    MFU is that fraction, not rounded to 0 (a fixed 4-decimal rounding once recorded 0.0 for 46 MFLOP/s)."""
+    from bench.cases import BenchCase
+    from bench.runner import Step, flops_per_image, make_model, measure
+    from bench.sampling import Sample
+
+    case = BenchCase(arch="A", mode="forward", batch_size=2, image_size=32, width=0.125, device="cpu", dtype="fp32",
+                     channels_last=False, compiled=False, implementation="vggcore", head="gap")
+    step = Step(case, make_model(case))
+    slow = Sample(times=[0.3] * 6, median=0.3, low=0.29, high=0.31, rel_half_width=0.033, stop="precision",
+                  unstable=False)
+    info = measure(case, step, lambda: slow, {"peak_flops": 2e12})
+    achieved = flops_per_image(case)[1] * case.batch_size / 0.3
+    assert info["achieved_flops"] == pytest.approx(achieved)
+    assert info["mfu"] == pytest.approx(achieved / 2e12, rel=1e-3) and info["mfu"] > 0
