@@ -7,6 +7,7 @@ import torch
 
 from vggcore import build, device, memory, peaks, totals
 from vggcore.model.summary import summary
+from vggcore.errors import UserError
 from vggcore.peaks import conv_peak_flops, matmul_peak_flops
 from vggcore.memory import measure_peak_memory, saved_activation_bytes
 
@@ -108,11 +109,34 @@ def test_peak_kernels_stay_small_where_a_dtype_is_slow(monkeypatch):
         return fn
 
     monkeypatch.setattr(peaks, "_best_seconds", fake_best)
-    rate = peaks._grown_rate([256, 512, 1024, 2048], lambda s: 2 * s ** 3, fake_make, "cpu", 5)
-    assert rate == pytest.approx(slow)
+    rate, chosen = peaks._grown_rate([256, 512, 1024, 2048], lambda s: 2 * s ** 3, fake_make, "cpu", 5)
+    assert rate == pytest.approx(slow) and chosen == 512
     # 512^3 at 1 GFLOP/s is 0.27 s, 1024^3 would be 2.1 s: growth stops at 512
     assert max(sizes) == 512 and sizes.count(512) == 2
     sizes.clear()
     slow = 1e12  # 1 TFLOP/s: every size fits the budget, the full size is reached
-    peaks._grown_rate([256, 512, 1024, 2048], lambda s: 2 * s ** 3, fake_make, "cpu", 5)
+    assert peaks._grown_rate([256, 512, 1024, 2048], lambda s: 2 * s ** 3, fake_make, "cpu", 5)[1] == 2048
     assert max(sizes) == 2048
+    sizes.clear()
+    # a budget of 0.05 s per call (VGGBENCH_PEAK_CALL_S): at 10 GFLOP/s 512^3 takes 27 ms, 1024^3 215 ms
+    slow = 1e10
+    assert peaks._grown_rate([256, 512, 1024, 2048], lambda s: 2 * s ** 3, fake_make, "cpu", 5, 0.05)[1] == 512
+
+
+def test_the_peak_call_budget_comes_from_the_environment_and_the_figures_say_it(monkeypatch):
+    """VGGBENCH_PEAK_CALL_S sizes the peak kernels of quick runs; the peak's record names the budget and kernels."""
+    monkeypatch.setenv(peaks.PEAK_CALL_ENV, "0.001")
+    figures = peaks.peak_flops("cpu", "fp32")
+    assert figures["peak_call_budget_s"] == 0.001
+    # no 512^3 matmul (0.27 GFLOP) takes under 1 ms on a CPU: growth stops at 256 or 512; the conv stays at batch 1
+    assert figures["peak_matmul_n"] in (256, 512) and figures["peak_conv_batch"] == 1
+    assert figures["peak_flops"] == max(figures["peak_flops_matmul"], figures["peak_flops_conv"]) > 1e8
+    monkeypatch.delenv(peaks.PEAK_CALL_ENV)
+    assert peaks.call_budget() == peaks.PEAK_CALL_BUDGET_S
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "soon", "inf", "nan"])
+def test_a_bad_peak_call_budget_is_a_user_error_naming_the_variable(monkeypatch, raw):
+    monkeypatch.setenv(peaks.PEAK_CALL_ENV, raw)
+    with pytest.raises(UserError, match=peaks.PEAK_CALL_ENV):
+        peaks.call_budget()
