@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from doc_blocks import block_lines, fenced_blocks
 
 pytestmark = pytest.mark.commands
 
@@ -58,12 +59,6 @@ class Shown:
     code: str = ""   # the body of a fenced python block
 
 
-def fenced_blocks(text: str):
-    """(language, first line number of the body, body) of every fenced code block."""
-    for m in re.finditer(r"^```([\w-]*)[^\n]*\n(.*?)^```", text, re.S | re.M):
-        yield m.group(1), text[:m.start(2)].count("\n") + 1, m.group(2)
-
-
 def _program(line: str) -> str:
     return re.sub(r"^(?:[A-Z_][A-Z0-9_]*=\S*\s+)+", "", line).split(" ", 1)[0]
 
@@ -77,13 +72,7 @@ def shown(doc: Path) -> list[Shown]:
             continue
         if lang not in SHELL_BLOCKS | {"text", ""}:
             continue
-        lines, i = body.splitlines(), 0
-        while i < len(lines):
-            number, line = first + i, lines[i]
-            while line.endswith("\\") and i + 1 < len(lines):   # continuation lines are one command
-                i += 1
-                line = line[:-1] + " " + lines[i].strip()
-            i += 1
+        for number, line in block_lines(first, body):
             line = re.sub(r"\s+#.*$", "", line).strip()          # a trailing comment (a URL's /#/ stays)
             if not line or line.startswith("#"):
                 continue
