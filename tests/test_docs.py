@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from doc_blocks import block_lines, fenced_blocks
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").rglob("*.md") if "_drafts" not in p.parts)]
@@ -68,12 +69,6 @@ class Shown:
     text: str    # the command as written
 
 
-def fenced_blocks(text: str):
-    """(language, first line number of the body, body) of every fenced code block."""
-    for m in re.finditer(r"^```([\w-]*)[^\n]*\n(.*?)^```", text, re.S | re.M):
-        yield m.group(1), text[:m.start(2)].count("\n") + 1, m.group(2)
-
-
 def shown_commands(doc: str, text: str) -> list[Shown]:
     """Every command line of the fenced shell blocks, the command-like lines of other blocks, and inline code
     spans that start like a command."""
@@ -81,14 +76,7 @@ def shown_commands(doc: str, text: str) -> list[Shown]:
     for lang, first, body in fenced_blocks(text):
         if lang in ("python", "toml"):
             continue
-        lines = body.splitlines()
-        i = 0
-        while i < len(lines):
-            number, line = first + i, lines[i]
-            while line.endswith("\\") and i + 1 < len(lines):   # continuation lines are one command
-                i += 1
-                line = line[:-1] + " " + lines[i].strip()
-            i += 1
+        for number, line in block_lines(first, body):
             stripped = line.strip()
             if not stripped or stripped.startswith("#"):
                 continue
