@@ -62,3 +62,22 @@ def test_cli_errors_are_one_line(argv, match, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert match in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_summary_builds_the_structure_without_initialising_it(monkeypatch):
+    """A summary (and a report's paper table of six of them) needs shapes only: initialising meta tensors does no
+    arithmetic but runs torch's Python decompositions, whose first call imports torch._dynamo (about 1.3 s a
+    process). Neither the summary nor from_torchvision's layout match initialises a network it only measures."""
+    import torchvision
+
+    from vggcore.model import network
+    from vggcore.model.convert import from_torchvision
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("initialised a network built for its structure only")
+
+    monkeypatch.setattr(network, "init_weights", refuse)
+    assert totals(summary("D"))["params"] == 138_357_544
+    theirs = torchvision.models.vgg11(weights=None)   # initialised by torchvision itself, not by init_weights
+    ours = from_torchvision(theirs)
+    assert torch.equal(ours.features[0].weight, theirs.features[0].weight)

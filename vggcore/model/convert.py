@@ -7,7 +7,7 @@ from torch import nn
 
 from vggcore.model.archs import TORCHVISION_NAMES
 from vggcore.config import VGGConfig
-from vggcore.model.network import VGG
+from vggcore.model.network import VGG, structure
 
 
 class DenseVGG(nn.Module):
@@ -68,8 +68,7 @@ def _torchvision_config(state: dict[str, torch.Tensor], **overrides) -> VGGConfi
         for bn in (False, True):
             config = VGGConfig(arch=arch, batch_norm=bn, num_classes=num_classes, in_channels=in_channels,
                                head="torchvision", **overrides)
-            with torch.device("meta"):
-                candidate = VGG(config)
+            candidate = structure(config)
             if _arch_signature(candidate.state_dict()) == signature:
                 return config
     raise ValueError("state dict matches none of torchvision's vgg11/13/16/19 (with or without _bn) layouts")
@@ -86,9 +85,7 @@ def from_torchvision(module_or_state_dict: nn.Module | dict, **overrides) -> VGG
     if not isinstance(state, dict):
         raise ValueError(f"expected a torchvision VGG module or its state dict, got {type(module_or_state_dict)}")
     config = _torchvision_config(state, **overrides)
-    with torch.device("meta"):   # skip a random init that the weights overwrite anyway
-        model = VGG(config)
-    model = model.to_empty(device=state["classifier.6.weight"].device)
+    model = structure(config).to_empty(device=state["classifier.6.weight"].device)
     model.load_state_dict(state)
     if isinstance(module_or_state_dict, nn.Module):
         model.train(module_or_state_dict.training)

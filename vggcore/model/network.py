@@ -69,14 +69,15 @@ def make_classifier(config: VGGConfig, in_features: int) -> nn.Sequential:
 class VGG(nn.Module):
     """features -> pool (head) -> flatten -> classifier. `config` says what it is."""
 
-    def __init__(self, config: VGGConfig) -> None:
+    def __init__(self, config: VGGConfig, initialise: bool = True) -> None:
         super().__init__()
         self.config = config
         self.features = make_features(config)
         self.pool = make_pool(config)
         last_channels = config.channels(512)
         self.classifier = make_classifier(config, last_channels * config.pool_size ** 2)
-        init_weights(self, config.init)
+        if initialise:
+            init_weights(self, config.init)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -111,6 +112,13 @@ def build(arch_or_config: str | VGGConfig = "D", **overrides) -> VGG:
                              f"allowed: {', '.join(f.name for f in dataclasses.fields(VGGConfig))}")
         config = VGGConfig(arch=arch_or_config, **overrides)
     return VGG(config)
+
+
+def structure(config: VGGConfig) -> VGG:
+    """The network's modules on the meta device, uninitialised: shapes and parameter counts, no memory and no
+    initialisation (on meta tensors that does no arithmetic, but its first call imports torch._dynamo, about 1.3 s)."""
+    with torch.device("meta"):
+        return VGG(config, initialise=False)
 
 
 def init_weights(model: nn.Module, scheme: str) -> None:

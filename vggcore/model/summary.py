@@ -22,7 +22,7 @@ import pandas as pd
 from torch import nn
 
 from vggcore.config import VGGConfig
-from vggcore.model.network import VGG, build
+from vggcore.model.network import VGG, structure
 
 FP32 = 4
 INT64 = 8
@@ -49,10 +49,7 @@ def summary(model_or_config: str | VGGConfig | VGG, image_size: int | None = Non
     if isinstance(model_or_config, VGG) and config == model_or_config.config:
         model = model_or_config
     else:
-        import torch
-
-        with torch.device("meta"):   # structure only: no memory for 138M parameters
-            model = build(config)
+        model = structure(config)   # no memory for 138M parameters, no initialisation
     return pd.DataFrame(_walk(model, batch_size))
 
 
