@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from vggcore.model.summary import summary
+from vggcore.threads import torch_threads
 
 # Building on the meta device lazily imports torch._dynamo and friends. Do it once up front: pytester restores
 # sys.modules after each test, and a torch module imported again re-registers its operator library and fails.
@@ -35,10 +36,8 @@ def tick_clock():
 @pytest.fixture
 def one_thread():
     """Torch on one thread for the test: one summation order, and no contention for tiny ops on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 def pytest_configure(config):

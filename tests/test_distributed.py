@@ -25,6 +25,7 @@ from vggcore.config import TrainConfig
 from vggcore.train.loop import train
 from vggcore.cli.train import configs_from_args
 from json_records import json_records
+from vggcore.threads import torch_threads
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
             "-m", "vggcore", "train"]
@@ -95,15 +96,14 @@ def test_setup_starts_a_group_of_spawned_ranks_without_torchrun(monkeypatch):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    threads = torch.get_num_threads()
-    world = setup("cpu", threads=1, rank=0, world_size=1, address=f"127.0.0.1:{port}")
-    try:
-        assert (world.rank, world.world_size, world.local_world_size, world.backend, world.owns_group) == (
-            0, 1, 1, "gloo", True)
-        assert torch.distributed.is_initialized() and torch.distributed.get_world_size() == 1
-    finally:
-        teardown(world)
-        torch.set_num_threads(threads)
+    with torch_threads(None):   # setup sets the count; the block puts this process's back
+        world = setup("cpu", threads=1, rank=0, world_size=1, address=f"127.0.0.1:{port}")
+        try:
+            assert (world.rank, world.world_size, world.local_world_size, world.backend, world.owns_group) == (
+                0, 1, 1, "gloo", True)
+            assert torch.distributed.is_initialized() and torch.distributed.get_world_size() == 1
+        finally:
+            teardown(world)
     assert not torch.distributed.is_initialized()
     with pytest.raises(ValueError, match="give rank, world_size and address together"):
         setup("cpu", rank=0)

@@ -118,7 +118,8 @@ SUITE = "runs the test suite or a part of it: the suite step of ./dev test runs 
 RAY_LOOPBACK = ("starts Ray nodes in the background (10-20 s each) and `ray stop` stops every Ray on the machine, "
                 "other suites' too; tests/test_ray_cluster.py walks the same steps: a cluster on 127.0.0.1 joined "
                 "by `vggbench study run --executor ray --ray-address`")
-SHRUNK = "the study file at seeds [0], 1 epoch, width 0.125 (tests/test_doc_commands.py shrunk()): the written one "
+SHRUNK = ("the study file at seeds [0], 1 epoch, width 0.125, 32 px (tests/test_doc_commands.py shrunk()): the "
+          "written one ")
 
 COMMANDS: dict[str, Plan] = {
     # README.md
@@ -356,12 +357,13 @@ def _free_port() -> int:
 
 
 def shrunk(src: Path, dest: Path) -> None:
-    """A study file at seeds [0], 1 epoch and width 0.125: the same factors and levels, seconds to train."""
+    """A study file at seeds [0], 1 epoch, width 0.125 and 32 px: the same factors and levels, seconds to train (a
+    multi-crop evaluation costs the square of the image size: protocols.toml's 64 px took 52 s here, 32 px 20 s)."""
     from ablations import load_study
 
     text, n = src.read_text(), 0
     for pattern, repl in ((r"^seeds = \[[^\]]*\]", "seeds = [0]"), (r"^epochs = \d+", "epochs = 1"),
-                          (r"^width = [\d.]+", "width = 0.125")):
+                          (r"^width = [\d.]+", "width = 0.125"), (r"^image_size = \d+", "image_size = 32")):
         text, k = re.subn(pattern, repl, text, flags=re.M)
         n += k
     dest.write_text(text)
@@ -594,6 +596,8 @@ SPLITS: dict[str, tuple[str, ...]] = {
         "python -m ablations.calibration --part min_effect --studies 4000 --max-seeds 8",
         "python -m ablations.calibration --part paired --studies 20000",
         "vggbench study run STUDY.toml --out DIR --workers 2"),
+    "docs/evaluation.md": (   # the protocols study makes its own runs/protocols; the later runs/a trains anew
+        "vggbench study run ablations/studies/protocols.toml --out runs/protocols",),
     "docs/training.md": (   # runs/d's two lines (train, then resume) stay together; the other runs are their own
         "vggbench train --arch D --dataset cifar10 --data-root ~/data --image-size 32 --augment paper --out runs/d",
         "vggbench train --arch A --batch-norm --width 0.25 --augment crop --epochs 6 --fast --out runs/fast",
@@ -617,12 +621,19 @@ def parts(page: str) -> list[list[Shown]]:
     return found
 
 
+# Rough seconds of a command on one thread of a 2-core AVX2 VM (the walk's printed timings), for the order the parts
+# start in: the first pattern that matches, else DEFAULT_SECONDS.
+SECONDS = ((r"--executor ray|\./dev gpu-check|^mlflow ", 20), (r"calibration .*--part (?:min_effect|adaptive)", 3),
+           (r"^python: |python -m ablations\.calibration", 15),
+           (r"vggbench study run", 12), (r"vggbench train|^torchrun", 10), (r"^pytest bench|^python -c", 9),
+           (r"vggbench (?:profile|evaluate)", 8), (r"vggbench report build", 5))
+DEFAULT_SECONDS = 2
+
+
 def cost(items: list[Shown]) -> int:
-    """A rough weight of a part, for the order the parts start in (the heaviest first, so the two test processes
-    end together): a benchmark session or a training or study process counts most, a server next."""
-    heavy = re.compile(r"^(?:\S+=\S+ )*(?:pytest bench|torchrun|vggbench (?:train|study run|profile|evaluate|demo)"
-                       r"|python -m ablations\.stats\.calibrate)")
-    return sum(8 if heavy.match(i.text) else 4 if COMMANDS[i.text].server else 1
+    """A part's rough seconds (SECONDS), for the order the parts start in: the heaviest first, so that the two
+    test processes end together."""
+    return sum(next((s for pattern, s in SECONDS if re.search(pattern, i.text)), DEFAULT_SECONDS)
                for i in items if i.text != "toml")
 
 

@@ -24,6 +24,7 @@ from vggcore.evaluate.score import (
 )
 from vggcore.evaluate.protocols import Protocol, ProtocolError, resolve
 from vggcore.data.transforms import centre_crop, rescale
+from vggcore.threads import torch_threads
 
 SIZE, S = 32, 37   # the training crop and vggcore.data.datasets's default S = round(32 * 256 / 224)
 IMAGES = 40        # test images: the comparisons are per image, so a few dozen show a disagreement
@@ -39,10 +40,8 @@ def test_topk_errors():
 def one_thread():
     """These ops are tiny (40 images, width 0.125): a second thread only adds contention (3-4x slower on a shared
     2-core machine), and one thread fixes the results' summation order."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")

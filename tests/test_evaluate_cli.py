@@ -7,6 +7,7 @@ import pytest
 
 from vggcore.cli.main import main
 from vggcore.evaluate.runs import EVALUATIONS, entry_key, record_evaluations
+from vggcore.threads import torch_threads
 
 # The synthetic set (512 random images: 358 to train on, 77 to test): these tests are about the command and the
 # record, and one epoch of it costs a third of the digits'.
@@ -18,12 +19,8 @@ TEST_IMAGES = 77
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
     """A width-0.125 net on 77 images: a second thread only adds contention on a shared 2-core machine."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from vggcore.train.sgd import SGD_IMPLEMENTATIONS, sgd
 from vggcore.train.step import forward_loss, micro_batches, train_step
 from vggcore.config import TrainConfig
 from vggcore.train.loop import train
+from vggcore.threads import torch_threads
 
 MODEL = VGGConfig(arch="A", width=0.125, image_size=32, num_classes=10, dropout=0.0)
 
@@ -114,11 +115,9 @@ def test_the_scaling_benchmark_steps_through_train_step(monkeypatch):
             return self.inbox.pop(0)
 
     case = bench.scaling.ScalingCase("A", 2, 32, 0.125, "cpu", "fp32", 1)
-    conn, threads = Conn(), torch.get_num_threads()
-    try:
+    conn = Conn()
+    with torch_threads(None):   # a rank sets its own count; the block puts this process's back
         bench.scaling._rank_main(dataclasses.asdict(case), 0, bench.scaling.free_port(), conn)
-    finally:
-        torch.set_num_threads(threads)
     assert [kind for kind, _ in conn.sent] == ["ready", "done"], conn.sent
     assert conn.sent[0][1]["backend"] == "gloo" and not torch.distributed.is_initialized()
     assert joined and joined[0]["rank"] == 0 and joined[0]["world_size"] == 1

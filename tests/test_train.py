@@ -20,6 +20,7 @@ from vggcore.train.checkpoint import load_checkpoint
 from vggcore.config import DataConfig
 from vggcore.config import TrainConfig
 from vggcore.train.loop import train
+from vggcore.threads import torch_threads
 
 MODEL = VGGConfig(arch="A", batch_norm=True, width=0.125, image_size=32)
 # Reproducibility, resumption, schedules and refusals are not about learning: 256 random images (three batches
@@ -97,17 +98,13 @@ def test_a_resumed_run_keeps_the_thread_count_it_started_with(tmp_path, capsys):
         if row["epoch"] == 1:
             raise Stop
 
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
+    with torch_threads(1):
         full = fit(tmp_path / "full")
         with pytest.raises(Stop):
             fit(tmp_path / "cut", on_epoch=interrupt)
-        torch.set_num_threads(2)
+    with torch_threads(2):
         resumed = fit(tmp_path / "cut")
         assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(before)
     assert resumed["resumed_from_epoch"] == 1 and resumed["rank_threads"] == [1]
     assert [h["val_loss"] for h in resumed["history"]] == [h["val_loss"] for h in full["history"]]
     assert "resumed on 1 torch thread(s), as the run started" in capsys.readouterr().err
