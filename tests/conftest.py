@@ -1,14 +1,31 @@
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
+import torch._dynamo  # noqa: F401  (see below)
 
 from vggcore.model.summary import summary
+from vggcore.peaks import PEAK_CALL_ENV
 from vggcore.threads import torch_threads
 
-# Building on the meta device lazily imports torch._dynamo and friends. Do it once up front: pytester restores
-# sys.modules after each test, and a torch module imported again re-registers its operator library and fails.
+# torch imports torch._dynamo and friends lazily (an optimizer's first step, an initialisation on the meta device).
+# Import them once up front: pytester restores sys.modules after each in-process run, and a torch module imported
+# again re-registers its operator library and fails.
 summary("A", image_size=32, width=0.125)
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+@pytest.fixture
+def suite(pytester, monkeypatch):
+    """A folder with a copy of bench/ for `pytest bench` sessions in a subprocess (pytester.runpytest_subprocess).
+    Their machine peak is measured by small kernels (VGGBENCH_PEAK_CALL_S=0.05, vggcore.peaks): about 1 s a session
+    instead of 7 on one thread of an AVX2 CPU; these tests check the harness, and the peak has tests of its own."""
+    shutil.copytree(BENCH, pytester.path / "bench", ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setenv(PEAK_CALL_ENV, "0.05")
+    return pytester
 
 
 @pytest.fixture(autouse=True)

@@ -25,12 +25,6 @@ KEYS = {"arch", "mode", "batch_size", "image_size", "width", "device", "device_n
         "peak_memory_bytes", "activation_bytes", "param_bytes", "torch_version", "threads"}
 
 
-@pytest.fixture
-def suite(pytester):
-    shutil.copytree(BENCH, pytester.path / "bench", ignore=shutil.ignore_patterns("__pycache__"))
-    return pytester
-
-
 class ParsedOptions:
     """What pytest_configure reads of a pytest.Config: the plugin's options at their declared defaults (read from
     its own pytest_addoption) with some overridden, and a stash."""

@@ -5,19 +5,12 @@ import ast
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
-
-
-@pytest.fixture
-def suite(pytester):
-    shutil.copytree(BENCH, pytester.path / "bench", ignore=shutil.ignore_patterns("__pycache__"))
-    return pytester
 
 
 def option_help(text: str) -> dict[str, str]:

@@ -1,8 +1,6 @@
 """--vgg-profile and --vgg-optimizer, driven through pytester on tiny cases (width 0.125, 32x32, batch 2)."""
 
 import json
-import shutil
-from pathlib import Path
 
 import pytest
 
@@ -14,16 +12,9 @@ from vggcore.model.summary import summary
 from vggcore.errors import UserError
 from vggcore.train.sgd import default_sgd
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
 TINY = ["--benchmark-only", "-p", "no:cacheprovider", "--vgg-width=0.125", "--vgg-image-size=32",
         "--vgg-max-time=0.02", "--vgg-devices=cpu", "--vgg-batch-sizes=2", "--benchmark-json=out.json"]
 ROUNDS = "--vgg-profile-rounds=2"
-
-
-@pytest.fixture
-def suite(pytester):
-    shutil.copytree(BENCH, pytester.path / "bench", ignore=shutil.ignore_patterns("__pycache__"))
-    return pytester
 
 
 def run(suite, *args):
