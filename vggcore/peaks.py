@@ -10,12 +10,11 @@ which budget (`peak_call_budget_s`).
 from __future__ import annotations
 
 import math
-import os
 import time
 from typing import Callable
 import torch
 from vggcore.device import DTYPES, synchronize
-from vggcore.errors import UserError
+from vggcore.validation import env_value
 
 
 # ------------------------------------------------------------------------------------------- machine peak
@@ -41,17 +40,9 @@ PEAK_CALL_ENV = "VGGBENCH_PEAK_CALL_S"   # seconds one peak kernel call may take
 def call_budget() -> float:
     """Seconds one peak kernel call may take: VGGBENCH_PEAK_CALL_S when set (a finite number > 0), else
     PEAK_CALL_BUDGET_S."""
-    raw = os.environ.get(PEAK_CALL_ENV, "").strip()
-    if not raw:
-        return PEAK_CALL_BUDGET_S
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise UserError(f"{PEAK_CALL_ENV}={raw!r}: expected a number of seconds > 0, like 0.05 (unset: "
-                        f"{PEAK_CALL_BUDGET_S})")
-    return value
+    value = env_value(PEAK_CALL_ENV, float, lambda v: math.isfinite(v) and v > 0,
+                      f"a number of seconds > 0, like 0.05 (unset: {PEAK_CALL_BUDGET_S})")
+    return PEAK_CALL_BUDGET_S if value is None else value
 
 
 def _grown_rate(sizes: list[int], flops: Callable[[int], float], make: Callable[[int], Callable[[], object]],

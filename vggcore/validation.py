@@ -19,6 +19,7 @@ value is one line naming the option, what it takes and what was typed.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Callable, Iterable
 
 from vggcore.errors import UserError
@@ -143,4 +144,20 @@ def option_value(option: str, text: str | None, check: Check, *, integer: bool =
         if err.allowed is None:
             raise
         raise ConfigError(f"{option} must be {err.allowed}, got {text!r}", (option,), text, err.allowed) from None
+    return value
+
+
+def env_value(name: str, parse: Callable[[str], Any], ok: Callable[[Any], bool], expected: str) -> Any:
+    """The value of environment variable `name` as `parse` reads it, None when the variable is unset or empty; a
+    UserError naming the variable, what was set and what it takes (`expected`) when `parse` raises ValueError or
+    `ok` refuses the value."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = parse(raw)
+    except ValueError:
+        value = None
+    if value is None or not ok(value):
+        raise UserError(f"{name}={raw!r}: expected {expected}")
     return value

@@ -21,7 +21,6 @@ documented-commands walk, tests/test_doc_commands.py): STREAM's arrays are 3 x 1
 from __future__ import annotations
 
 import glob
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -29,7 +28,7 @@ from typing import Callable
 import torch
 
 from vggcore.device import DTYPES, synchronize
-from vggcore.errors import UserError
+from vggcore.validation import env_value
 from vggcore.peaks import peak_flops
 
 ARRAYS = 3                      # b and c read, a written
@@ -95,17 +94,9 @@ def last_level_cache_bytes(device: str) -> int | None:
 
 def triad_bytes_setting() -> int | None:
     """Bytes per array from VGGBENCH_TRIAD_BYTES (a positive whole number, K/M/G suffixes), None when unset."""
-    raw = os.environ.get(TRIAD_BYTES_ENV, "").strip()
-    if not raw:
-        return None
-    try:
-        value = _size(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise UserError(f"{TRIAD_BYTES_ENV}={raw!r}: expected a positive whole number of bytes per array, like "
-                        "64M (unset: STREAM's rule, each array at least 4x the last-level cache)")
-    return value
+    return env_value(TRIAD_BYTES_ENV, _size, lambda v: v >= 1,
+                     "a positive whole number of bytes per array, like 64M (unset: STREAM's rule, each array at "
+                     "least 4x the last-level cache)")
 
 
 def default_numel(device: str, dtype: str) -> tuple[int, int | None]:
