@@ -170,3 +170,21 @@ def test_imagefolder_loader(tmp_path):
     assert x.shape == (4, 3, 32, 32) and x.dtype == torch.uint8 and classes == 2 and mean.shape == (3,)
     with pytest.raises(DataRootError, match="imagefolder expects"):
         loaders(DataConfig("imagefolder", data_root=str(tmp_path / "train")), 32, 4, 0)
+
+
+def test_digits_are_read_without_importing_sklearn_datasets_and_equal_load_digits():
+    """Every training process loads digits: `sklearn.datasets` costs about 1.2 s to import, for a 1797-line CSV
+    inside scikit-learn's own package. The images and labels are load_digits' exactly."""
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    code = ("import sys; from vggcore.data.datasets import _digits; x, y = _digits(8); "
+            "print(tuple(x.shape), 'sklearn.datasets' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[-1] == "False", out
+    x, y = _digits(8)
+    digits = load_digits()
+    expected = (torch.from_numpy(digits.images).float()[:, None] / 16.0 * 255).round().to(torch.uint8)
+    assert torch.equal(x[:, :1], expected) and torch.equal(y, torch.from_numpy(digits.target).long())
