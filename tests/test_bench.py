@@ -320,6 +320,15 @@ def test_a_bad_option_ends_pytest_with_one_line(suite, option, line):
     assert "Traceback" not in result.stderr.str()
 
 
+@pytest.mark.parametrize("variable,value", [("VGGBENCH_PEAK_CALL_S", "soon"), ("VGGBENCH_TRIAD_BYTES", "lots")])
+def test_a_bad_measurement_setting_is_a_usage_error_before_any_case(monkeypatch, variable, value):
+    """The environment settings of the peak and the bandwidth roof are read when the session starts: a bad value
+    is the plugin's one line, not a traceback in a fixture after cases have run."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(pytest.UsageError, match=f"{variable}='{value}': expected"):
+        plugin.pytest_configure(ParsedOptions({}))
+
+
 @pytest.mark.parametrize("mode", ["forward", "forward_backward"])
 def test_reference_cost_is_of_the_model_timed(mode):
     """At 32 px with vggcore's gap head, torchvision's cost is still its own (AdaptiveAvgPool2d((7, 7)) feeding a
