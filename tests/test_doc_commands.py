@@ -11,8 +11,9 @@ per part of a long page (SPLITS, where a part reads nothing the lines above it m
 so that `./dev test`'s two processes end together): the commands run in order in one fresh folder that looks like
 a checkout (the repository's top-level entries linked in), so a command that reads an earlier command's output
 (train then resume, run then status and export) finds it. `vggbench` is this checkout's (a shim running
-`python -m vggbench`), and each command's wall and CPU seconds are printed (`-rA` or `-s` shows them). A command fails its page on a non-zero exit
-(unless the table expects another code), on a traceback in its output, or on a usage error (a renamed option).
+`python -m vggbench`), and each command's wall and CPU seconds are printed (`-rA` or `-s` shows them). A command
+fails its page on a non-zero exit (unless the table expects another code), on a traceback in its output, or on a
+usage error (a renamed option).
 Servers (mlflow ui, tensorboard) are started on a free loopback port, probed over HTTP and stopped, on one page
 each (SERVER_PAGE).
 

@@ -273,6 +273,3 @@ def config_id(config: dict) -> str:
             if isinstance(fields, dict) else fields for section, fields in config.items()}
     blob = json.dumps(kept, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
-
-
-

@@ -47,6 +47,3 @@ def simulate(values, ok, n0: int, max_seeds: int, levels, min_effect: float | No
     return {"codes": state["codes"], "ever_rejected": state["ever"], "n": n, "look": state["look"],
             **{name: state[name] for name in ("diff", "low", "high", "p", "used", "by_failures", "p_effect",
                                             "p_fail")}}
-
-
-

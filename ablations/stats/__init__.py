@@ -12,7 +12,8 @@ at each look, `status` prints the seeds needed). Pure functions, seeded where th
     errors      StatsInputError, the one error bad input raises here
 
 The figures behind the defaults: docs/statistics.md, made by the simulations of `ablations.calibration`
-(`python -m ablations.calibration`), which live apart from a study's path. The names below are those `ablations.stats` always had.
+(`python -m ablations.calibration`), which live apart from a study's path. The names below are those
+`ablations.stats` always had.
 """
 
 import importlib

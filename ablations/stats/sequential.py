@@ -207,7 +207,8 @@ KEPT = ("diff", "low", "high", "p", "p_adjusted", "level", "n_variant", "n_basel
 def new_state(studies: int, variants: int) -> dict:
     """The state of the procedure before its first look: every variant undecided. Every entry an array of
     shape (studies, variants): codes (`DECISIONS`), done (frozen), look (the look that decided it, -1 none),
-    at (the look whose seeds the kept analysis below saw: the deciding look once frozen, -1 before any look), ever (a better/worse at any look), by_failures (decided worse by its failure rate), and per variant its
+    at (the look whose seeds the kept analysis below saw: the deciding look once frozen, -1 before any look),
+    ever (a better/worse at any look), by_failures (decided worse by its failure rate), and per variant its
     analysis: diff, low, high (the comparison of trained seeds), p (the variant's p: the comparison's p, or its
     Bonferroni combination with p_fail, see `look_step`), p_adjusted (p over the family), level (the look's
     level), n_variant / n_baseline (finished seeds of each arm it saw), k_variant / k_baseline (of those, seeds

@@ -28,6 +28,3 @@ def preset(name: str) -> Augment:
     if name not in PRESETS:
         raise ValueError(f"unknown augmentation {name!r}; choose one of {', '.join(PRESETS)}")
     return PRESETS[name]
-
-
-
