@@ -16,8 +16,8 @@ from __future__ import annotations
 import pytest
 
 from vggcore.errors import UsageError, UserError
-from vggcore.peaks import call_budget, peak_flops as measure_peak_flops
-from vggcore.profile.roofs import triad_bytes_setting
+from vggcore.peaks import peak_flops as measure_peak_flops
+from vggcore.profile.roofs import check_settings
 from vggcore.train.sgd import DEFAULT_SGD, SGD_CHOICES
 
 from . import profiling, session
@@ -114,7 +114,7 @@ def pytest_configure(config: pytest.Config) -> None:
         stash[session.MEMORY_LIMIT] = parse_limit(config.getoption("--vgg-memory-limit"))
         stash[session.TTA] = tta_cases(config)
         stash[session.PROFILE] = profiling.options_from(config, stash[session.CASES])
-        call_budget(), triad_bytes_setting()   # the peak's and the roof's settings, judged before any case runs
+        check_settings()   # the peak's and the roof's environment settings, judged before any case runs
     except UserError as err:  # a bad --vgg-* value (OptionError) or setting; anything else keeps its traceback
         raise pytest.UsageError(str(err)) from None
 

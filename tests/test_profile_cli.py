@@ -114,3 +114,16 @@ def test_unknown_architecture_is_one_line(capsys):
 def test_unavailable_cuda_is_one_line(capsys):
     code, _, err = run(capsys, "profile", *TINY, "--device", "cuda")
     assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("variable,value", [("VGGBENCH_PEAK_CALL_S", "soon"), ("VGGBENCH_TRIAD_BYTES", "0")])
+def test_a_bad_measurement_setting_is_one_line_before_any_round(capsys, monkeypatch, variable, value):
+    """The roofs come last, after every profiled round: their environment settings are judged first, so a typo
+    costs no profiling (at 224 px the rounds take a minute)."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("profiled before judging the settings")
+
+    monkeypatch.setenv(variable, value)
+    monkeypatch.setattr(vggcore.profile.profiler, "profile_step", refuse)
+    code, out, err = run(capsys, "profile", *TINY)
+    assert code == 2 and f"{variable}='{value}': expected" in err and "Traceback" not in err

@@ -68,6 +68,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     from vggcore.config import VGGConfig
     from vggcore.model.network import build
     from vggcore.profile.profiler import check, check_layers, profile_step
+    from vggcore.profile.roofs import check_settings
     from vggcore.train.sgd import default_sgd, sgd
     from vggcore.config import TrainConfig
     from vggcore.threads import torch_threads
@@ -92,6 +93,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         _choice("--optimizer", args.optimizer, SGD_CHOICES)
         if mode != "train_step":
             raise UsageError(f"--optimizer applies to --mode train_step only, not {mode}")
+    check_settings()   # the roofs are measured last: their environment settings are judged before any round
     config = VGGConfig(arch=args.arch, batch_norm=args.batch_norm, image_size=image_size, width=width,
                        head=args.head, num_classes=num_classes)
     with torch_threads(threads):   # --threads for the profile, this process's count after it

@@ -29,7 +29,7 @@ import torch
 
 from vggcore.device import DTYPES, synchronize
 from vggcore.validation import env_value
-from vggcore.peaks import peak_flops
+from vggcore.peaks import call_budget, peak_flops
 
 ARRAYS = 3                      # b and c read, a written
 CACHE_MULTIPLE = 4              # STREAM: each array at least 4x the last-level cache
@@ -97,6 +97,13 @@ def triad_bytes_setting() -> int | None:
     return env_value(TRIAD_BYTES_ENV, _size, lambda v: v >= 1,
                      "a positive whole number of bytes per array, like 64M (unset: STREAM's rule, each array at "
                      "least 4x the last-level cache)")
+
+
+def check_settings() -> None:
+    """Judge the roofs' environment settings (VGGBENCH_PEAK_CALL_S of the peak, VGGBENCH_TRIAD_BYTES of the
+    triad) now: a bad value is one UserError naming it before any measurement, not after the profiled rounds."""
+    call_budget()
+    triad_bytes_setting()
 
 
 def default_numel(device: str, dtype: str) -> tuple[int, int | None]:
