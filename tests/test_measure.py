@@ -24,12 +24,18 @@ def test_cpu_peak_memory_sees_a_known_allocation(megabytes):
 
 
 def test_cpu_peak_memory_after_warm_up_still_counts():
-    # A freed block kept by the allocator would hide a second allocation of the same size without malloc_trim.
-    for _ in range(2):
+    """A freed block kept by the allocator would hide a second allocation of the same size without malloc_trim:
+    every window after the warm-up must see the whole 16 MiB. The high-water mark is the process's, so a window can
+    also see what another thread touched meanwhile (once 1.9 MiB more, in a full suite run of CI): the least of the
+    windows is the allocation's own figure."""
+    readings = []
+    for _ in range(4):   # the first is the warm-up
         with measure_peak_memory("cpu") as peak:
             t = torch.ones(16 * MB // 4)
             del t
-    assert peak.bytes == pytest.approx(16 * MB, rel=0.10)
+        readings.append(peak.bytes)
+    assert all(r >= 0.9 * 16 * MB for r in readings[1:]), readings
+    assert min(readings[1:]) == pytest.approx(16 * MB, rel=0.10), readings
 
 
 def test_saved_activation_bytes_matches_summary():
